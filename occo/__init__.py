@@ -1,0 +1,1 @@
+"""OCCO infrared-visible image fusion."""

@@ -1,0 +1,194 @@
+"""Image and file I/O for the data layer: decoding, dtype/colour conversion, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+# MATLAB rgb2gray weights: the first row of inv([1 0.956 0.621; 1 -0.272 -0.647; 1 -1.106 1.703]).
+MATLAB_GRAY_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+
+_UINT16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+class DataError(ValueError):
+    """Bad input data; the message is one line and names the offending file or folder."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _pil_to_array(im: Image.Image, path: Path) -> np.ndarray:
+    mode = im.mode
+    if mode in ("L", "RGB"):
+        return np.array(im)
+    if mode == "1":
+        return np.array(im.convert("L"))
+    if mode in _UINT16_MODES:
+        return np.asarray(im).astype(np.uint16)
+    if mode == "I":
+        arr = np.asarray(im)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise DataError(
+                f"cannot read image {path}: 32-bit values span {arr.min()}..{arr.max()}, outside 0..65535"
+            )
+        return arr.astype(np.uint16)
+    if mode in ("P", "PA", "LA", "La", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+        return np.array(im.convert("RGB"))
+    raise DataError(f"cannot read image {path}: unsupported image mode {mode}")
+
+
+def load_array(path: str | Path) -> np.ndarray:
+    """Decode an image file to (H,W) grey or (H,W,3) RGB, dtype uint8 or uint16.
+
+    16-bit grey stays uint16, 1-bit becomes 0/255 uint8, palette/alpha/CMYK images become RGB
+    (alpha dropped). Unreadable, corrupt or truncated files raise DataError naming the file.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return _pil_to_array(im, path)
+    except DataError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot read image {path}: {_one_line(exc)}") from exc
+
+
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Map uint16 to uint8 by round(x/257); uint8 is returned unchanged."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.uint16:
+        return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    raise DataError(f"to_uint8 expects uint8 or uint16 pixels, got {arr.dtype}")
+
+
+def to_float(arr: np.ndarray) -> torch.Tensor:
+    """Convert a (H,W) or (H,W,3) uint8/uint16 image to a float32 (C,H,W) tensor in [0,1]."""
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(arr.dtype)
+    if scale is None:
+        raise DataError(f"to_float expects uint8 or uint16 pixels, got {arr.dtype}")
+    if arr.ndim == 2:
+        chw = arr[None]
+    elif arr.ndim == 3 and arr.shape[2] == 3:
+        chw = arr.transpose(2, 0, 1)
+    else:
+        raise DataError(f"to_float expects a (H,W) or (H,W,3) image, got shape {arr.shape}")
+    return torch.from_numpy(np.ascontiguousarray(chw, dtype=np.float32) / np.float32(scale))
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """Read an image file as a float32 (C,H,W) tensor in [0,1]."""
+    return to_float(load_array(path))
+
+
+def rgb_to_gray_matlab(arr: np.ndarray) -> np.ndarray:
+    """MATLAB ``rgb2gray`` on uint8: float64 weighted sum, rounded half away from zero.
+
+    Grey (H,W) input is returned unchanged.
+    """
+    if arr.ndim == 2:
+        return arr
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise DataError(f"rgb_to_gray_matlab expects uint8 (H,W,3), got {arr.dtype} {arr.shape}")
+    grey = arr.astype(np.float64) @ np.asarray(MATLAB_GRAY_WEIGHTS, dtype=np.float64)
+    return np.clip(np.floor(grey + 0.5), 0, 255).astype(np.uint8)
+
+
+def rgb_to_gray_opencv(arr: np.ndarray) -> np.ndarray:
+    """``np.round(cv2.cvtColor(img.astype(float32), COLOR_RGB2GRAY))`` as float64.
+
+    Grey (H,W) input is returned as float64.
+    """
+    if arr.ndim == 2:
+        return arr.astype(np.float64)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise DataError(f"rgb_to_gray_opencv expects (H,W,3), got shape {arr.shape}")
+    grey = cv2.cvtColor(np.ascontiguousarray(arr, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+    return np.round(grey).astype(np.float64)
+
+
+def _sibling(path: Path, tag: str) -> Path:
+    """A fresh hidden name in ``path``'s folder (created with the caller's umask, unlike mkstemp)."""
+    return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:12]}")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary file path beside ``path``; on success it replaces ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _sibling(path, "tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it takes the place of ``path``.
+
+    An interrupted build leaves the previous ``path`` untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _sibling(path, "tmp")
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = _sibling(path, "old") if path.exists() else None
+        if old is not None:
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write UTF-8 text to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _as_uint8_image(img: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(img, torch.Tensor):
+        if not img.is_floating_point():
+            raise DataError(f"save_png expects a float tensor in [0,1], got {img.dtype}")
+        t = img.detach().to("cpu", torch.float32)
+        if t.ndim == 3:
+            t = t[0] if t.shape[0] == 1 else t.permute(1, 2, 0)
+        img = torch.round(t * 255.0).clamp_(0, 255).to(torch.uint8).numpy()
+    if img.dtype != np.uint8:
+        raise DataError(f"save_png expects uint8 pixels or a float tensor, got {img.dtype}")
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+        raise DataError(f"save_png expects a (H,W) or (H,W,3) image, got shape {img.shape}")
+    return np.ascontiguousarray(img)
+
+
+def save_png(path: str | Path, img: np.ndarray | torch.Tensor) -> None:
+    """Write a PNG atomically (parent folders created).
+
+    ``img`` is a uint8 (H,W)/(H,W,3) array or a float (C,H,W)/(H,W) tensor in [0,1]
+    (stored as round(x*255) clamped to 0..255).
+    """
+    arr = _as_uint8_image(img)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")

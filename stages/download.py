@@ -1,0 +1,86 @@
+"""DVC stage `download`: make the synthetic set and import the datasets listed in params.yaml.
+
+Reads the `download` section of params.yaml:
+
+    download:
+      synthetic: {n_train: 8, n_test: 4, height: 240, width: 320, seed: 0}
+      datasets:
+        <name>: {source: <folder | archive | registry>, split: <split | null>, limit: <int | null>,
+                 optional: <bool>}
+
+Writes data/raw/<name>/..., published fused results to data/external/<Method>/<name>/...,
+and data/raw/INDEX.json ({dataset: {split: n_pairs}}). Relative sources are relative to --root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import yaml
+
+from occo.data import DataError, find_pairs, import_dataset, make_synthetic, write_text_atomic
+from occo.data.importer import REGISTRY_SOURCE
+
+log = logging.getLogger("stages.download")
+
+_DATASET_KEYS = {"source", "split", "limit", "optional"}
+
+
+def run(params: dict, root: Path) -> dict[str, dict[str, int]]:
+    """Carry out the `download` params section under ``root``; returns the index it writes."""
+    raw, external = root / "data" / "raw", root / "data" / "external"
+    external.mkdir(parents=True, exist_ok=True)  # a stage output even when no source has fused results
+    index: dict[str, dict[str, int]] = {}
+    synthetic = params.get("synthetic")
+    if synthetic is not None:
+        make_synthetic(raw / "synthetic", **synthetic)
+        index["synthetic"] = {
+            d.name: len(find_pairs(d / "ir", d / "vi")) for d in sorted((raw / "synthetic").iterdir()) if d.is_dir()
+        }
+    for name, cfg in (params.get("datasets") or {}).items():
+        if not isinstance(cfg, dict) or "source" not in cfg or set(cfg) - _DATASET_KEYS:
+            raise DataError(
+                f"download.datasets.{name} must map 'source' (and optionally split, limit, optional), got {cfg!r}"
+            )
+        source = cfg["source"]
+        if source != REGISTRY_SOURCE:
+            source = (root / source).resolve()
+            if not source.exists() and cfg.get("optional", False):
+                log.warning("skipping optional dataset %s: source %s not found", name, source)
+                continue
+        index[name] = import_dataset(
+            name,
+            source,
+            raw,
+            split=cfg.get("split"),
+            limit=cfg.get("limit"),
+            external_root=external,
+            downloads_root=root / "data" / "downloads",
+        )
+    write_text_atomic(raw / "INDEX.json", json.dumps(index, indent=2, sort_keys=True) + "\n")
+    log.info("wrote %s: %s", raw / "INDEX.json", index)
+    return index
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(__file__).resolve().parents[1],
+        help="repository root: outputs go to <root>/data, relative sources start here",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    params = yaml.safe_load(args.params.read_text(encoding="utf-8")) or {}
+    if "download" not in params:
+        raise SystemExit(f"{args.params} has no 'download' section")
+    run(params["download"], args.root.resolve())
+
+
+if __name__ == "__main__":
+    main()
