@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     params = yaml.safe_load(args.params.read_text(encoding="utf-8")) or {}
     if "download" not in params:
         raise SystemExit(f"{args.params} has no 'download' section")
-    run(params["download"], args.root.resolve())
+    try:
+        run(params["download"], args.root.resolve())
+    except DataError as err:  # bad input: one line naming the file, no traceback
+        raise SystemExit(f"download: {err}") from None
 
 
 if __name__ == "__main__":

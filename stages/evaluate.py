@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from occo.data import find_pairs, write_text_atomic
+from occo.data import DataError, find_pairs, write_text_atomic
 from occo.metrics.evaluate import evaluate_pairs, markdown_table, summarise
 
 log = logging.getLogger("stages.evaluate")
@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
-    run(params["evaluate"], args.root.resolve())
+    try:
+        run(params["evaluate"], args.root.resolve())
+    except DataError as err:  # bad input: one line naming the file, no traceback
+        raise SystemExit(f"evaluate: {err}") from None
 
 
 if __name__ == "__main__":
