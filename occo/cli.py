@@ -14,6 +14,8 @@ from occo.metrics.suite import VARIANTS
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    if args.out is not None and args.out.suffix != ".json":
+        raise SystemExit(f"--out must name a .json file (the per-image CSV goes beside it), got {args.out}")
     pairs = find_pairs(args.ir, args.vi)
     methods: dict[str, Path | None] = {name: None for name in args.baselines}
     for folder in args.fused:

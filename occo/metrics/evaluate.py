@@ -78,14 +78,14 @@ def _batches(items: Iterator[_Item], batch_size: int) -> Iterator[list[_Item]]:
     yield from buckets.values()
 
 
-def _score(batch: list[_Item], methods: list[str], variant: str, device: torch.device) -> list[dict]:
+def _score(batch: list[_Item], methods: dict[str, Path | None], variant: str, device: torch.device) -> list[dict]:
     def stack(arrays: list[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(np.stack(arrays)).to(device=device, dtype=torch.float64)
 
     a, b = stack([it.ir for it in batch]), stack([it.vi for it in batch])
     rows = []
-    for method in methods:
-        if method in BASELINES:
+    for method, folder in methods.items():
+        if folder is None:
             keep = list(range(len(batch)))
             f = BASELINES[method](a, b)
         else:
@@ -134,7 +134,7 @@ def evaluate_pairs(
     with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(pairs), desc=desc, unit="pair") as bar:
         items = pool.map(lambda p: _load(p, folders, variant), pairs)
         for batch in _batches(items, batch_size):
-            rows += _score(batch, list(methods), variant, dev)
+            rows += _score(batch, methods, variant, dev)
             bar.update(len(batch))
     frame = pd.DataFrame(rows, columns=["method", "id", *METRICS])
     rank = frame["method"].map({m: i for i, m in enumerate(methods)})

@@ -1,0 +1,169 @@
+"""The DVC stages `download` then `evaluate` on a temporary root (synthetic set + a local flat dataset)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from occo.data import save_png
+from occo.metrics.suite import METRICS
+
+REPO = Path(__file__).resolve().parents[2]
+H, W = 48, 56
+
+
+def _load_stage(name: str):
+    spec = importlib.util.spec_from_file_location(f"occo_test_stage_{name}", REPO / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _image(rng: np.random.Generator) -> np.ndarray:
+    y, x = np.mgrid[0:H, 0:W]
+    base = 120 + 60 * np.sin(x / rng.uniform(3, 7)) * np.cos(y / rng.uniform(3, 7))
+    return np.clip(np.round(base + rng.normal(0, 10, (H, W))), 0, 255).astype(np.uint8)
+
+
+def _flat_dataset(root: Path, ids, *, fused: str | None, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for id_ in ids:
+        ir, vi = _image(rng), _image(rng)
+        save_png(root / "ir" / f"{id_}.png", ir)
+        save_png(root / "vi" / f"{id_}.png", np.stack([vi, vi // 2 + 60, 255 - vi], axis=-1))
+        if fused is not None:
+            save_png(root / "fused" / fused / f"{id_}.png", np.maximum(ir, vi))
+
+
+@pytest.fixture(scope="module")
+def stage_run(tmp_path_factory):
+    """Run download then evaluate once; return (root, captured warning messages)."""
+    root = tmp_path_factory.mktemp("stage_root")
+    _flat_dataset(root / "local_src", ["p1", "p2", "p3"], fused="MyMethod", seed=1)
+    _flat_dataset(root / "train_src", ["q1"], fused=None, seed=2)
+    # An explicit external method for Local, outside the method roots.
+    rng = np.random.default_rng(3)
+    for id_ in ("p1", "p3"):
+        save_png(root / "elsewhere" / "Ext" / f"{id_}.png", _image(rng))
+    params = {
+        "download": {
+            "synthetic": {"n_train": 1, "n_test": 2, "height": 64, "width": 80, "seed": 0},
+            "datasets": {
+                "Local": {"source": "local_src", "split": "test", "limit": None, "optional": False},
+                "TrainOnly": {"source": "train_src", "split": "train", "limit": None},
+                "Absent": {"source": "does_not_exist", "split": "test", "optional": True},
+            },
+        },
+        "evaluate": {
+            "variant": "matlab",
+            "device": "cpu",
+            "batch_size": 2,
+            "baselines": ["visible", "infrared", "mean", "max"],
+            "splits": {"Local": "test"},
+            "method_roots": ["data/external"],
+            "external": {"Ext": {"Local": "elsewhere/Ext"}},
+        },
+    }
+    params_path = root / "params.yaml"
+    params_path.write_text(yaml.safe_dump(params), encoding="utf-8")
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    handler = Keep(level=logging.WARNING)
+    logging.getLogger().addHandler(handler)
+    try:
+        _load_stage("download").main(["--params", str(params_path), "--root", str(root)])
+        _load_stage("evaluate").main(["--params", str(params_path), "--root", str(root)])
+    finally:
+        logging.getLogger().removeHandler(handler)
+    return root, [(r.name, r.getMessage()) for r in records]
+
+
+def test_download_index(stage_run):
+    root, _ = stage_run
+    index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
+    assert index == {"Local": {"test": 3}, "TrainOnly": {"train": 1}, "synthetic": {"test": 2, "train": 1}}
+    assert sorted(p.name for p in (root / "data/external/MyMethod/Local/test").iterdir()) == [
+        "p1.png",
+        "p2.png",
+        "p3.png",
+    ]
+
+
+def _check_summary(path: Path, methods: list[str], n: dict[str, int]) -> dict:
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    assert list(summary) == methods
+    for method, s in summary.items():
+        assert set(s) == set(METRICS) | {"n"}, method
+        assert s["n"] == n[method]
+        for k in METRICS:
+            assert s[k] is None or (isinstance(s[k], float) and np.isfinite(s[k])), (method, k)
+    return summary
+
+
+def test_metrics_json_schema(stage_run):
+    root, _ = stage_run
+    baselines = ["visible", "infrared", "mean", "max"]
+    syn = _check_summary(root / "metrics/fusion/synthetic.json", baselines, dict.fromkeys(baselines, 2))
+    assert syn["visible"]["SCD"] is None and syn["mean"]["SCD"] is not None
+    local = _check_summary(
+        root / "metrics/fusion/Local.json",
+        [*baselines, "MyMethod", "Ext"],
+        dict.fromkeys(baselines, 3) | {"MyMethod": 3, "Ext": 2},
+    )
+    assert all(local["MyMethod"][k] is not None for k in METRICS)
+
+
+def test_reports_csv_and_md(stage_run):
+    root, _ = stage_run
+    for dataset, methods, n in (
+        ("synthetic", ["visible", "infrared", "mean", "max"], 2),
+        ("Local", ["visible", "infrared", "mean", "max", "MyMethod", "Ext"], 3),
+    ):
+        per_image = pd.read_csv(root / f"reports/fusion/{dataset}.csv", dtype={"id": str})
+        assert list(per_image.columns) == ["method", "id", *METRICS]
+        assert list(dict.fromkeys(per_image["method"])) == methods
+        counts = per_image.groupby("method").size()
+        assert all(counts[m] == (2 if m == "Ext" else n) for m in methods)
+        summary = json.loads((root / f"metrics/fusion/{dataset}.json").read_text(encoding="utf-8"))
+        for m in methods:
+            en = per_image.loc[per_image["method"] == m, "EN"].mean()
+            assert summary[m]["EN"] == pytest.approx(en, rel=1e-9)
+        md = (root / f"reports/fusion/{dataset}.md").read_text(encoding="utf-8")
+        assert md.startswith(f"### {dataset} test ({n} pairs, metric variant matlab)")
+        assert "| Method | n | " + " | ".join(METRICS) + " |" in md
+        for m in methods:
+            assert f"| {m} |" in md
+
+
+def test_dataset_without_evaluated_split_is_skipped_with_a_warning(stage_run):
+    root, records = stage_run
+    assert not (root / "metrics/fusion/TrainOnly.json").exists()
+    assert not (root / "reports/fusion/TrainOnly.csv").exists()
+    assert sorted(p.name for p in (root / "metrics/fusion").iterdir()) == ["Local.json", "synthetic.json"]
+    skipped = [msg for name, msg in records if name == "stages.evaluate"]
+    assert len(skipped) == 1
+    assert "TrainOnly" in skipped[0] and "'test'" in skipped[0] and "train" in skipped[0]
+    # The optional dataset whose source is absent was skipped by the download stage.
+    assert any(name == "stages.download" and "Absent" in msg for name, msg in records)
+
+
+def test_methods_for_layout(tmp_path):
+    stage = _load_stage("evaluate")
+    (tmp_path / "data/external/A/DS/test").mkdir(parents=True)
+    (tmp_path / "data/external/B/DS/train").mkdir(parents=True)
+    (tmp_path / "data/external/C/Other/test").mkdir(parents=True)
+    params = {"baselines": ["mean"], "method_roots": ["data/external", "missing_root"], "external": {"X": {"DS": "x"}}}
+    methods = stage.methods_for("DS", "test", params, tmp_path)
+    assert methods == {"mean": None, "A": tmp_path / "data/external/A/DS/test", "X": (tmp_path / "x").resolve()}

@@ -1,0 +1,158 @@
+"""The `occo` command line (occo.cli) and its installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from occo.cli import build_parser, main
+from occo.data import find_pairs, save_png
+from occo.metrics.evaluate import BASELINES, evaluate_pairs, summarise
+from occo.metrics.suite import METRICS
+
+H, W = 40, 48
+
+
+def _image(rng: np.random.Generator) -> np.ndarray:
+    y, x = np.mgrid[0:H, 0:W]
+    base = 120 + 60 * np.sin(x / rng.uniform(3, 7)) * np.cos(y / rng.uniform(3, 7))
+    return np.clip(np.round(base + rng.normal(0, 10, (H, W))), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> Path:
+    """tmp/set/{ir,vi,MyMethod}/{01,02,03}.png (the fused folder's name is the method name)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "set"
+    for id_ in ("01", "02", "03"):
+        ir, vi = _image(rng), _image(rng)
+        save_png(root / "ir" / f"{id_}.png", ir)
+        save_png(root / "vi" / f"{id_}.png", vi)
+        save_png(root / "MyMethod" / f"{id_}.png", ((ir.astype(int) + vi) // 2).astype(np.uint8))
+    return root
+
+
+def _evaluate_args(root: Path, *extra: str) -> list[str]:
+    return ["evaluate", "--ir", str(root / "ir"), "--vi", str(root / "vi"), "--device", "cpu", *extra]
+
+
+def test_evaluate_prints_table_and_writes_json_and_csv(folders, tmp_path, capsys):
+    out = tmp_path / "results" / "x.json"
+    main(_evaluate_args(folders, "--fused", str(folders / "MyMethod"), "--out", str(out)))
+    printed = capsys.readouterr().out
+    methods = [*BASELINES, "MyMethod"]
+    assert "| Method | n | " + " | ".join(METRICS) + " |" in printed
+    assert "3 pairs, matlab" in printed
+    for method in methods:
+        assert f"| {method} | 3 |" in printed
+
+    summary = json.loads(out.read_text(encoding="utf-8"))
+    assert list(summary) == methods
+    for method, s in summary.items():
+        assert set(s) == set(METRICS) | {"n"} and s["n"] == 3
+        assert all(s[k] is None or isinstance(s[k], float) for k in METRICS)
+    assert summary["visible"]["SCD"] is None
+
+    per_image = pd.read_csv(out.with_suffix(".csv"), dtype={"id": str})
+    assert list(per_image.columns) == ["method", "id", *METRICS]
+    assert list(zip(per_image["method"], per_image["id"])) == [(m, i) for m in methods for i in ("01", "02", "03")]
+    # The files hold what the library computes.
+    pairs = find_pairs(folders / "ir", folders / "vi")
+    want = summarise(evaluate_pairs(pairs, {"MyMethod": folders / "MyMethod"}, device="cpu"))["MyMethod"]
+    for k in METRICS:
+        assert summary["MyMethod"][k] == pytest.approx(want[k], rel=1e-12)
+        assert per_image.loc[per_image["method"] == "MyMethod", k].mean() == pytest.approx(want[k], rel=1e-9)
+
+
+def test_evaluate_variant_and_baseline_selection(folders, tmp_path, capsys):
+    out = tmp_path / "y.json"
+    main(_evaluate_args(folders, "--baselines", "max", "--variant", "cddfuse", "--out", str(out)))
+    assert "cddfuse" in capsys.readouterr().out
+    summary = json.loads(out.read_text(encoding="utf-8"))
+    assert list(summary) == ["max"]
+    pairs = find_pairs(folders / "ir", folders / "vi")
+    want = summarise(evaluate_pairs(pairs, {"max": None}, variant="cddfuse", device="cpu"))["max"]
+    assert summary["max"] == pytest.approx(want, rel=1e-12)
+
+
+def test_evaluate_without_out_writes_nothing(folders, tmp_path, capsys):
+    before = sorted(p for p in tmp_path.rglob("*"))
+    main(_evaluate_args(folders, "--baselines", "mean"))
+    assert "| mean | 3 |" in capsys.readouterr().out
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+def test_missing_partner_is_a_one_line_error(folders):
+    (folders / "vi" / "02.png").unlink()
+    with pytest.raises(SystemExit) as err:
+        main(_evaluate_args(folders, "--baselines", "mean"))
+    msg = str(err.value.code)
+    assert msg.startswith("error:") and "\n" not in msg
+    assert "02.png" in msg and str(folders / "ir") in msg
+
+
+def test_wrong_size_fused_image_is_a_one_line_error(folders):
+    bad = folders / "MyMethod" / "03.png"
+    save_png(bad, np.zeros((H + 1, W), np.uint8))
+    with pytest.raises(SystemExit) as err:
+        main(_evaluate_args(folders, "--fused", str(folders / "MyMethod")))
+    msg = str(err.value.code)
+    assert "\n" not in msg and str(bad) in msg
+
+
+def test_out_must_be_json(folders, tmp_path):
+    """The CSV goes beside the JSON, so an --out ending in .csv would overwrite itself."""
+    with pytest.raises(SystemExit, match=r"\.json"):
+        main(_evaluate_args(folders, "--baselines", "mean", "--out", str(tmp_path / "x.csv")))
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_two_methods_with_one_name(folders, tmp_path):
+    other = tmp_path / "elsewhere" / "MyMethod"
+    other.mkdir(parents=True)
+    with pytest.raises(SystemExit, match="MyMethod"):
+        main(_evaluate_args(folders, "--fused", str(folders / "MyMethod"), "--fused", str(other)))
+    # A folder named like a default baseline collides with it.
+    with pytest.raises(SystemExit, match="'mean'"):
+        main(_evaluate_args(folders, "--fused", str(tmp_path / "mean")))
+
+
+def test_parser_rejects_unknown_choices(capsys):
+    with pytest.raises(SystemExit) as err:
+        build_parser().parse_args(["evaluate", "--ir", "a", "--vi", "b", "--variant", "vifb"])
+    assert err.value.code == 2
+    assert "vifb" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "--ir", "a", "--vi", "b", "--baselines", "median"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([])  # a command is required
+
+
+def test_installed_console_script(folders, tmp_path):
+    script = Path(sys.executable).parent / "occo"
+    if not script.is_file():
+        pytest.skip(f"console script not installed at {script}")
+    out = tmp_path / "z.json"
+    env = {**os.environ, "PATH": f"{script.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(
+        [str(script), *_evaluate_args(folders, "--baselines", "mean", "--out", str(out))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| mean | 3 |" in proc.stdout
+    assert list(json.loads(out.read_text(encoding="utf-8"))) == ["mean"]
+
+    bad = subprocess.run([str(script), "evaluate", "--ir", str(tmp_path / "none"), "--vi", str(folders / "vi")],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode == 1
+    assert "error:" in bad.stderr and str(tmp_path / "none") in bad.stderr
