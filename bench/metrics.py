@@ -6,6 +6,7 @@ in one run; the script checks that every value agrees to ``--rtol`` and prints t
 Images are decoded and converted to grey before timing: only metric computation is timed.
 
     python bench/metrics.py                      # 24 TNO-42 triples, CPU (and CUDA when present)
+    python bench/metrics.py --batch-size 4       # batching: slower on CPU (cache), faster on CUDA
     python bench/metrics.py --triples 126 --variant cddfuse
 """
 
@@ -25,6 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.metrics_numpy import metrics_cddfuse, metrics_matlab  # noqa: E402
 from occo.data import load_array  # noqa: E402
+from occo.metrics.evaluate import resolve_batch_size  # noqa: E402
 from occo.metrics.suite import METRICS, compute_metrics, grey_levels  # noqa: E402
 
 NUMPY = {"matlab": metrics_matlab, "cddfuse": metrics_cddfuse}
@@ -88,7 +90,7 @@ def main() -> None:
     parser.add_argument("--ref", type=Path, default=REPO.parent / "shared/reference/tno42")
     parser.add_argument("--triples", type=int, default=24)
     parser.add_argument("--variant", choices=list(NUMPY), default="matlab")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", default="auto", help="'auto' (1 on CPU, 8 on CUDA) or N")
     parser.add_argument("--repeats", type=int, default=3, help="torch timing repeats (median reported)")
     parser.add_argument("--rtol", type=float, default=1e-6)
     args = parser.parse_args()
@@ -100,17 +102,18 @@ def main() -> None:
     print(f"{len(triples)} triples from {args.ref} ({', '.join(sizes)}), variant {args.variant}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     t_np, ref = run_numpy(triples, args.variant)
-    print(f"numpy per-image      : {t_np:8.2f} s  ({t_np / len(triples) * 1000:7.1f} ms/triple)")
+    print(f"numpy per-image          : {t_np:8.2f} s  ({t_np / len(triples) * 1000:7.1f} ms/triple)")
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     failed = False
     for dev in devices:
-        run_torch(triples[: args.batch_size], args.variant, dev, args.batch_size)  # warm-up
-        runs = [run_torch(triples, args.variant, dev, args.batch_size) for _ in range(args.repeats)]
+        size = resolve_batch_size(args.batch_size, dev)
+        run_torch(triples[:size], args.variant, dev, size)  # warm-up
+        runs = [run_torch(triples, args.variant, dev, size) for _ in range(args.repeats)]
         t = statistics.median(r[0] for r in runs)
         worst = worst_error(ref, runs[0][1])
         bad = {m: e for m, e in worst.items() if e > args.rtol}
         failed |= bool(bad)
-        print(f"torch batched ({dev.type:4s}): {t:8.2f} s  ({t / len(triples) * 1000:7.1f} ms/triple)  "
+        print(f"torch, batch {size:2d} ({dev.type:4s}): {t:8.2f} s  ({t / len(triples) * 1000:7.1f} ms/triple)  "
               f"speed-up x{t_np / t:.1f}  worst rel. diff {max(worst.values()):.1e}"
               + (f"  ABOVE rtol: {bad}" if bad else ""))
     if failed:

@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="pixel baselines scored beside the folders (default: all)")
     ev.add_argument("--variant", default="matlab", choices=list(VARIANTS), help="metric convention (docs/metrics.md)")
     ev.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
-    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--batch-size", default="auto", help="same-size pairs scored together: 'auto' (1 on CPU, 8 on CUDA) or N")
     ev.add_argument("--out", type=Path, help="write the means here (JSON) and per-image values beside it (CSV)")
     ev.set_defaults(func=_evaluate)
     return parser

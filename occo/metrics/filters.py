@@ -23,19 +23,44 @@ def gaussian_taps(size: int, sigma: float, *, dtype: torch.dtype, device: torch.
     return g / g.sum()
 
 
-def correlate1d_valid(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
+def correlate1d_valid(x: torch.Tensor, taps: list[float], dim: int, *, out: torch.Tensor | None = None) -> torch.Tensor:
     """'valid' 1-D correlation of ``x`` along ``dim``: ``y[i] = Σ_k taps[k] · x[i + k]``.
 
     Written as one shifted multiply-add per tap rather than ``conv2d``: PyTorch's CPU convolution
     has no fast float64 path (measured here ~10× slower than this for a 17-tap window), and the
-    metrics need float64 to reproduce the reference values to 1e-10.
+    metrics need float64 to reproduce the reference values to 1e-10. ``out``, if given, receives
+    the result (it may be a strided view).
     """
     n = x.shape[dim] - len(taps) + 1
     if n <= 0:  # the window does not fit: an empty result, as MATLAB's 'valid'
         return x.narrow(dim, 0, 0).clone()
-    out = x.narrow(dim, 0, n) * taps[0]
+    out = torch.mul(x.narrow(dim, 0, n), taps[0], out=out)
     for k, w in enumerate(taps[1:], start=1):
         out.add_(x.narrow(dim, k, n), alpha=w)
+    return out
+
+
+# Bytes of input one strip of rows may span on CPU: small enough to stay in this machine's cache
+# while both 1-D passes run over it (measured 2.5x faster than filtering a 28 MB stack at once).
+_STRIP_BYTES = 4 << 20
+
+
+def _filter_rows_cols(stack: torch.Tensor, w: list[float]) -> torch.Tensor:
+    """'valid' correlation of (B, C, H, W) with ``outer(w, w)``, in cache-sized row strips on CPU."""
+    b, c, h, width = stack.shape
+    k = len(w)
+    rows, cols = h - k + 1, width - k + 1
+    if rows <= 0 or cols <= 0:  # the window does not fit: an empty result, as MATLAB's 'valid'
+        return stack.new_empty(b, c, max(rows, 0), max(cols, 0))
+    step = rows
+    if stack.device.type == "cpu":
+        step = max(1, _STRIP_BYTES // (b * c * width * stack.element_size()) - (k - 1))
+    if step >= rows:
+        return correlate1d_valid(correlate1d_valid(stack, w, dim=-2), w, dim=-1)
+    out = stack.new_empty(b, c, rows, cols)
+    for lo in range(0, rows, step):
+        hi = min(rows, lo + step)
+        correlate1d_valid(correlate1d_valid(stack[:, :, lo : hi + k - 1], w, dim=-2), w, dim=-1, out=out[:, :, lo:hi])
     return out
 
 
@@ -50,13 +75,12 @@ def separable_filter(stack: torch.Tensor, taps: torch.Tensor, *, pad: str | None
     if pad is not None:
         r = len(w) // 2
         stack = F.pad(stack, (r, r, r, r), mode=pad)
-    return correlate1d_valid(correlate1d_valid(stack, w, dim=-2), w, dim=-1)
+    return _filter_rows_cols(stack, w)
 
 
 def box_filter_valid(stack: torch.Tensor, size: int) -> torch.Tensor:
     """Mean over every ``size × size`` window fully inside the image (B, C, H, W) → 'valid' output."""
-    w = [1.0 / size] * size
-    return correlate1d_valid(correlate1d_valid(stack, w, dim=-2), w, dim=-1)
+    return _filter_rows_cols(stack, [1.0 / size] * size)
 
 
 def sobel_conv(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

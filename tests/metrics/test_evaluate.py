@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from occo.data import DataError, find_pairs, save_png
-from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, resolve_device, summarise
+from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, resolve_batch_size, resolve_device, summarise
 from occo.metrics.suite import METRICS, compute_metrics
 
 H, W = 40, 48
@@ -261,3 +261,11 @@ def test_method_folder_named_like_a_baseline_is_scored_as_a_folder(tmp_path):
     pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
     frame = evaluate_pairs(pairs, {"max": tmp_path / "fused" / "max"}, device="cpu")
     assert_close(values(frame, "max", "01"), direct(arrays["max/01"], arrays["ir/01"], arrays["vi/01"]))
+
+
+def test_resolve_batch_size():
+    assert resolve_batch_size("auto", torch.device("cpu")) == 1
+    assert resolve_batch_size("auto", torch.device("cuda")) == 8
+    assert resolve_batch_size("3", torch.device("cpu")) == 3
+    with pytest.raises(ValueError, match="positive"):
+        resolve_batch_size(0, torch.device("cpu"))
