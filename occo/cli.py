@@ -10,6 +10,7 @@ from pathlib import Path
 from occo.data.io import DataError, write_text_atomic
 from occo.data.pairs import find_pairs
 from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, summarise
+from occo.nn.checkpoint import CheckpointError
 from occo.metrics.suite import VARIANTS
 
 
@@ -34,6 +35,12 @@ def _evaluate(args: argparse.Namespace) -> None:
         logging.getLogger("occo").info("wrote %s and %s", args.out, csv_path)
 
 
+def _convert_checkpoint(args: argparse.Namespace) -> None:
+    from occo.nn.checkpoint import convert_checkpoint  # torch model code: only for this command
+
+    print(convert_checkpoint(args.src, args.dst))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="occo", description="OCCO infrared-visible image fusion tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", default="auto", help="same-size pairs scored together: 'auto' (1 on CPU, 8 on CUDA) or N")
     ev.add_argument("--out", type=Path, help="write the means here (JSON) and per-image values beside it (CSV)")
     ev.set_defaults(func=_evaluate)
+    cv = sub.add_parser(
+        "convert-checkpoint",
+        help="convert the public OCCO checkpoint (occo.pth) to ours (arch.compat=official)",
+        description="Map every key of the authors' released checkpoint onto occo's network and write a "
+        "checkpoint that carries its architecture config, so `occo fuse --checkpoint DST` needs no flag.",
+    )
+    cv.add_argument("src", type=Path, help="public checkpoint, e.g. occo.pth (dict with key 'state_dict')")
+    cv.add_argument("dst", type=Path, help="where to write our checkpoint")
+    cv.set_defaults(func=_convert_checkpoint)
     return parser
 
 
@@ -62,5 +78,5 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except DataError as err:
+    except (DataError, CheckpointError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}") from None

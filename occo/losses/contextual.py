@@ -1,0 +1,228 @@
+"""Contextual similarity between two sets of feature vectors (Eq. 9-12) and its variants.
+
+Point sets are (B, N, C) tensors: N feature vectors x_i of the anchor (the fused image) and M
+vectors y_j of the target (a positive or a negative). Every function here runs in float32 with
+autocast disabled, whatever the caller's precision, and turns affinities into probabilities with a
+log-softmax; ε sits in every denominator.
+
+Variants (``loss.cx_variant``), each giving a per-sample loss ``-log(similarity)``:
+
+* ``bounded`` (default): the public code's mixing of a cosine-based and an L2-based contextual
+  similarity with ω3, bandwidth 1, with its L2 matrix oriented like the cosine one (the code
+  transposes it). Both parts are probabilities, so the similarity stays in [0, 1].
+* ``literal``: the paper's Eq. 12 read literally, ``-log(s + ω3·e)`` with e an unbounded Euclidean
+  distance. e rewards moving *away* from the target, so it is clamped to [0, e_max] (warned).
+* ``mechrez``: the original contextual loss of Mechrez et al. (ECCV 2018): cosine only,
+  ``CX = mean_j max_i CX_ij``, bandwidth 0.5.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+EPS = 1e-5
+MAX_POINTS = 65 * 65
+"""Point cap per feature map (Mechrez et al. sample 65×65 positions): above it, a random subset is used."""
+
+
+def _fp32(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """Run ``fn`` with autocast off and its tensor arguments cast to float32."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        device = next(a for a in args if isinstance(a, torch.Tensor)).device.type
+        with torch.autocast(device_type=device, enabled=False):
+            args = [a.float() if isinstance(a, torch.Tensor) else a for a in args]
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def feature_points(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) feature map → (B, H·W, C) point set."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def cosine_distance(x: torch.Tensor, y: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Eq. 9: ``d_ij = 1 - <x_i - μ_y, y_j - μ_y> / (|x_i - μ_y| |y_j - μ_y|)``, μ_y the mean target vector.
+
+    x (B, N, C), y (B, M, C) → (B, N, M). Norms below ε are replaced by ε. μ_y is taken per sample
+    (the public code averages over the whole batch, which would make a sample's loss depend on
+    the others in its call).
+    """
+    mu = y.mean(dim=1, keepdim=True)
+    xn = F.normalize(x - mu, dim=-1, eps=eps)
+    yn = F.normalize(y - mu, dim=-1, eps=eps)
+    return 1.0 - xn @ yn.transpose(1, 2)
+
+
+def squared_l2_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Eq. 11: ``d_ij = |x_i - y_j|²`` as (B, N, M), rows over the anchor like ``cosine_distance``.
+
+    (The public code returns the transpose, rows over the target, and mixes it with the cosine
+    matrix element by element.)
+    """
+    d = (x * x).sum(-1, keepdim=True) + (y * y).sum(-1).unsqueeze(1) - 2.0 * (x @ y.transpose(1, 2))
+    return d.clamp_min(0.0)
+
+
+def relative_distance(d: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Eq. 10 (first part): ``d̃_ij = d_ij / (min_k d_ik + ε)``."""
+    return d / (d.amin(dim=-1, keepdim=True) + eps)
+
+
+def log_contextual_affinity(d: torch.Tensor, band_width: float, eps: float = EPS) -> torch.Tensor:
+    """Eq. 10: ``log CX_ij = log softmax_j((1 - d̃_ij) / h)``: each anchor point's affinities sum to 1."""
+    return torch.log_softmax((1.0 - relative_distance(d, eps)) / band_width, dim=-1)
+
+
+def _log_mean_max(log_cx: torch.Tensor, max_dim: int) -> torch.Tensor:
+    """``log(mean_other max_{max_dim} CX)`` per sample, from log CX (B, N, M)."""
+    best = log_cx.amax(dim=max_dim)
+    return torch.logsumexp(best, dim=-1) - math.log(best.shape[-1])
+
+
+def _neg_log(log_s: torch.Tensor, eps: float) -> torch.Tensor:
+    """``-log(s + ε)`` from ``log s``, without leaving the log domain."""
+    return -torch.logaddexp(log_s, torch.full_like(log_s, math.log(eps)))
+
+
+@_fp32
+def bounded_contextual_loss(
+    x: torch.Tensor, y: torch.Tensor, *, omega3: float, band_width: float = 1.0, eps: float = EPS
+) -> torch.Tensor:
+    """Eq. 12 (bounded): ``-log(mean_i max_j [(1-ω3) CX^cos_ij + ω3 CX^L2_ij] + ε)`` per sample (B,).
+
+    CX^cos and CX^L2 are Eq. 10 applied to Eq. 9 and Eq. 11. ω3 = 0 is cosine only (Model-5).
+    Identical point sets give the minimum, ``-log(1 + ε) ≈ 0``.
+    """
+    if not 0.0 <= omega3 <= 1.0:
+        raise ValueError(f"omega3 must lie in [0, 1], got {omega3}")
+    parts = []
+    if omega3 < 1.0:
+        parts.append(log_contextual_affinity(cosine_distance(x, y, eps), band_width, eps) + math.log1p(-omega3))
+    if omega3 > 0.0:
+        parts.append(log_contextual_affinity(squared_l2_distance(x, y), band_width, eps) + math.log(omega3))
+    log_cx = parts[0] if len(parts) == 1 else torch.logaddexp(parts[0], parts[1])
+    return _neg_log(_log_mean_max(log_cx, max_dim=2), eps)
+
+
+@_fp32
+def literal_contextual_loss(
+    x: torch.Tensor, y: torch.Tensor, *, omega3: float, band_width: float = 1.0, e_max: float = 1.0, eps: float = EPS
+) -> torch.Tensor:
+    """Eq. 11-12 read literally: ``-log(s + ω3·min(e, e_max) + ε)`` per sample (B,).
+
+    s = ``mean_i max_j CX^cos_ij`` (Eq. 9-10) and e = ``mean_p |x_p - y_p|``, the Euclidean
+    distance between aligned feature vectors (x and y must have the same points). Unclamped, e grows
+    without bound as the anchor moves away from the target and drives the loss below zero; the clamp
+    caps that reward at ``-log(1 + ω3·e_max)``. Identical sets give ``-log(1 + ε) ≈ 0``.
+    """
+    if x.shape != y.shape:
+        raise ValueError(f"the literal variant compares aligned points; got {tuple(x.shape)} and {tuple(y.shape)}")
+    log_s = _log_mean_max(log_contextual_affinity(cosine_distance(x, y, eps), band_width, eps), max_dim=2)
+    e = (x - y).norm(dim=-1).mean(dim=-1).clamp(0.0, e_max)
+    return -torch.log(log_s.exp() + omega3 * e + eps)
+
+
+@_fp32
+def mechrez_contextual_loss(
+    x: torch.Tensor, y: torch.Tensor, *, band_width: float = 0.5, eps: float = EPS
+) -> torch.Tensor:
+    """Mechrez et al. 2018, Eq. 1-5: ``-log(mean_j max_i CX^cos_ij + ε)`` per sample (B,).
+
+    CX_ij normalised over the target points j for each anchor point i; the maximum runs over the
+    anchor points and the mean over the target points.
+    """
+    log_cx = log_contextual_affinity(cosine_distance(x, y, eps), band_width, eps)
+    return _neg_log(_log_mean_max(log_cx, max_dim=1), eps)
+
+
+@dataclass(frozen=True)
+class CXVariant:
+    """A contextual-similarity variant: its loss function, bandwidth, and whether it mixes with ω3."""
+
+    fn: Callable[..., torch.Tensor]
+    band_width: float
+    uses_omega3: bool
+
+
+CX_VARIANTS: dict[str, CXVariant] = {
+    "bounded": CXVariant(bounded_contextual_loss, 1.0, True),
+    "literal": CXVariant(literal_contextual_loss, 1.0, True),
+    "mechrez": CXVariant(mechrez_contextual_loss, 0.5, False),
+}
+
+
+def sample_points(x: torch.Tensor, y: torch.Tensor, max_points: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Point sets of two same-size feature maps, the same random subset of positions when H·W > max_points."""
+    if x.shape[2:] != y.shape[2:]:
+        raise ValueError(f"feature maps differ in size: {tuple(x.shape)} vs {tuple(y.shape)}")
+    xp, yp = feature_points(x), feature_points(y)
+    n = xp.shape[1]
+    if max_points is not None and n > max_points:
+        idx = torch.randperm(n, device=x.device)[:max_points]
+        xp, yp = xp[:, idx], yp[:, idx]
+    return xp, yp
+
+
+class ContextualLoss(nn.Module):
+    """Per-sample contextual loss ``-log CX(x, y)`` between feature maps, variant chosen by name.
+
+    Args:
+        variant: ``bounded`` | ``literal`` | ``mechrez`` (param ``loss.cx_variant``).
+        omega3: cosine/L2 mixing weight (ignored by ``mechrez``, which has no L2 part).
+        max_points: random subset of positions above this many per map (None: all).
+        use_checkpoint: recompute the similarity matrices in backward instead of storing them.
+        e_max: clamp of the Euclidean term of ``literal``.
+
+    ``forward(x, y)``: (B, C, H, W) anchor and target features → (B,) float32 losses.
+    """
+
+    def __init__(
+        self,
+        variant: str = "bounded",
+        *,
+        omega3: float = 0.5,
+        max_points: int | None = MAX_POINTS,
+        use_checkpoint: bool = True,
+        e_max: float = 1.0,
+        eps: float = EPS,
+    ) -> None:
+        super().__init__()
+        if variant not in CX_VARIANTS:
+            raise ValueError(f"unknown loss.cx_variant {variant!r}; choose from {', '.join(CX_VARIANTS)}")
+        spec = CX_VARIANTS[variant]
+        kwargs: dict[str, float] = {"band_width": spec.band_width, "eps": eps}
+        if spec.uses_omega3:
+            kwargs["omega3"] = omega3
+        if variant == "literal":
+            kwargs["e_max"] = e_max
+            warnings.warn(
+                "loss.cx_variant=literal: -log(s + omega3*e) with e an unbounded Euclidean distance rewards "
+                f"moving away from the positive; e is clamped to [0, {e_max}]",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.variant = variant
+        self.max_points = max_points
+        self.use_checkpoint = use_checkpoint
+        self._fn = functools.partial(spec.fn, **kwargs)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        xp, yp = sample_points(x, y, self.max_points)
+        if self.use_checkpoint and torch.is_grad_enabled() and (xp.requires_grad or yp.requires_grad):
+            return checkpoint(self._fn, xp, yp, use_reentrant=False)
+        return self._fn(xp, yp)
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant}, max_points={self.max_points}"

@@ -1,0 +1,310 @@
+"""Object-aware contextual contrastive loss (Eq. 5-8, 13-14), its feature-space ablations and Eq. 21.
+
+Batch layout (the public code's): B = G·n images in G contiguous groups of n (default 12 = 4 × 3).
+For a region R with mask M, the anchors are the fused images of group 1 masked by their M, the
+positives the same images' positive modality masked likewise, and the negatives, for every group k
+(group 1 included), the other modality of group k masked by group k's own M, paired with anchor a
+by position a inside the group. Per feature layer l with weight λ_l and distance D_l:
+
+    L_R = Σ_l λ_l · mean_a [ D_l(A_a, P_a) / (Σ_k D_l(A_a, N_ka) + ε) ]
+
+Regions and positives: infrared-unique (positive infrared, negatives visible), visible-unique
+(visible / infrared), shared in both directions, and background (visible / infrared, MSE on relu1_1
+of the 1-channel VGG, λ = 1/16). Anchors whose region is empty are left out; a term with no
+anchor left is skipped (logged once per loss module) and contributes 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from occo.losses.contextual import EPS, MAX_POINTS, ContextualLoss
+from occo.losses.vgg import VGG19Features
+
+log = logging.getLogger(__name__)
+
+DEEP_LAYERS: dict[str, float] = {"relu4_4": 0.25, "relu5_4": 1.0}
+"""The public code's contextual layers and weights."""
+ALL_LAYERS: dict[str, float] = {"relu1_2": 1 / 32, "relu2_2": 1 / 16, "relu3_4": 1 / 8, "relu4_4": 0.25, "relu5_4": 1.0}
+"""Every VGG19 block (Model-2/3), with the public code's perceptual-loss weights."""
+BACKGROUND_LAYERS: dict[str, float] = {"relu1_1": 1 / 16}
+"""The background term: relu1_1 of the 1-channel VGG, weight 1/16."""
+
+
+@dataclass(frozen=True)
+class RegionTerm:
+    """A contrastive term: its mask region and the modalities of its positives and negatives."""
+
+    region: str
+    positive: str
+    negative: str
+
+
+OBJECT_TERMS: dict[str, RegionTerm] = {
+    "unique_ir": RegionTerm("ir_unique", "ir", "vi"),
+    "unique_vi": RegionTerm("vi_unique", "vi", "ir"),
+    "shared_ir": RegionTerm("shared", "ir", "vi"),
+    "shared_vi": RegionTerm("shared", "vi", "ir"),
+}
+BACKGROUND_TERM = RegionTerm("background", "vi", "ir")
+TERMS: tuple[str, ...] = (*OBJECT_TERMS, "background")
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """Where the object terms compare anchors with samples (§4.4.1, Table 8).
+
+    ``distance``: ``contextual`` (Eq. 9-12) or ``euclidean`` (per-sample MSE of the features);
+    ``omega3``: overrides the param when set; ``contrastive``: False replaces the whole contrastive
+    loss by the masked intensity loss of Eq. 21 (Model-4).
+    """
+
+    layers: Mapping[str, float] = field(default_factory=lambda: dict(DEEP_LAYERS))
+    distance: str = "contextual"
+    omega3: float | None = None
+    contrastive: bool = True
+
+
+FEATURE_SPACES: dict[str, FeatureSpace] = {
+    "occo": FeatureSpace(),
+    "model1": FeatureSpace(distance="euclidean"),
+    "model2": FeatureSpace(layers=dict(ALL_LAYERS)),
+    "model3": FeatureSpace(layers=dict(ALL_LAYERS), distance="euclidean"),
+    "model4": FeatureSpace(contrastive=False),
+    "model5": FeatureSpace(omega3=0.0),
+}
+
+
+def get_feature_space(name: str) -> FeatureSpace:
+    """The feature space of ``ablation.feature_space``."""
+    if name not in FEATURE_SPACES:
+        raise ValueError(f"unknown ablation.feature_space {name!r}; choose from {', '.join(FEATURE_SPACES)}")
+    return FEATURE_SPACES[name]
+
+
+def decompose_masks(ir_mask: torch.Tensor, vi_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """§3.2: ``shared = ir ∧ vi``, ``ir_unique = ir - shared``, ``vi_unique = vi - shared``, background the rest.
+
+    Masks are binarised at 0.5; the four float masks (same shape and float dtype as the inputs, or
+    float32) partition every pixel.
+    """
+    if ir_mask.shape != vi_mask.shape:
+        raise ValueError(f"mask shapes differ: {tuple(ir_mask.shape)} vs {tuple(vi_mask.shape)}")
+    dtype = ir_mask.dtype if ir_mask.is_floating_point() else torch.float32
+    ir, vi = ir_mask > 0.5, vi_mask > 0.5
+    shared = ir & vi
+    parts = {"ir_unique": ir & ~shared, "vi_unique": vi & ~shared, "shared": shared, "background": ~(ir | vi)}
+    return {name: m.to(dtype) for name, m in parts.items()}
+
+
+def euclidean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean squared difference of two feature maps (B, ...) → (B,), in float32.
+
+    The distance of the background term and of the Euclidean ablations (Model-1, Model-3).
+    """
+    return (a.float() - b.float()).pow(2).flatten(1).mean(dim=1)
+
+
+def contrastive_ratio(
+    d_pos: torch.Tensor, d_neg: torch.Tensor, neg_valid: torch.Tensor, eps: float = EPS
+) -> torch.Tensor:
+    """Eq. 5-8 (per anchor and layer): ``D(A, P) / (Σ_k D(A, N_k) + ε)``.
+
+    d_pos (n,), d_neg (G, n), neg_valid (G, n) bool → (n,). Distances are clamped at 0: a contextual
+    distance can reach -log(1 + ε), and the ``literal`` variant goes down to -log(1 + ω3·e_max), which
+    would flip signs in the ratio. Invalid negatives (empty region) are left out of the sum.
+    """
+    den = torch.where(neg_valid, d_neg.clamp_min(0.0), torch.zeros_like(d_neg)).sum(dim=0)
+    return d_pos.clamp_min(0.0) / (den + eps)
+
+
+def contextual_contrastive_loss(terms: Mapping[str, torch.Tensor], omega1: float, omega2: float) -> torch.Tensor:
+    """Eq. 13-14: ``ω1 (L_ir^u + L_vi^u) + ω2 (L_sh^ir + L_sh^vi) + L_bg``."""
+    return (
+        omega1 * (terms["unique_ir"] + terms["unique_vi"])
+        + omega2 * (terms["shared_ir"] + terms["shared_vi"])
+        + terms["background"]
+    )
+
+
+def masked_intensity_loss(
+    fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
+) -> torch.Tensor:
+    """Eq. 21 (Model-4): ``mean |M_ir ⊙ (F - I_ir)| + mean |M_vi ⊙ (F - I_vi)|`` with binary object masks."""
+    f, vi, ir = fused.float(), vi.float(), ir.float()
+    m_ir, m_vi = (ir_mask > 0.5).float(), (vi_mask > 0.5).float()
+    return (m_ir * (f - ir)).abs().mean() + (m_vi * (f - vi)).abs().mean()
+
+
+def _check_batch(fused: torch.Tensor, groups: int, *others: torch.Tensor) -> int:
+    if fused.dim() != 4 or fused.shape[1] != 1:
+        raise ValueError(f"expected (B, 1, H, W) grey images, got {tuple(fused.shape)}")
+    for t in others:
+        if t.shape != fused.shape:
+            raise ValueError(f"all inputs must be {tuple(fused.shape)}, got {tuple(t.shape)}")
+    b = fused.shape[0]
+    if b % groups:
+        raise ValueError(
+            f"batch of {b} is not {groups} groups of equal size (train.batch_size must divide by {groups})"
+        )
+    return b // groups
+
+
+class _SkipLog:
+    """Logs a skipped term at WARNING the first time per loss module, then at DEBUG."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, term: str) -> None:
+        level = logging.DEBUG if term in self.seen else logging.WARNING
+        self.seen.add(term)
+        log.log(level, "contrastive term %s skipped: its region is empty in every anchor of the batch", term)
+
+
+class ContextualContrastiveLoss(nn.Module):
+    """L_ccl (Eq. 14) over a batch of G groups; ``forward`` returns each term and ``contrast``.
+
+    Args:
+        omega1, omega2, omega3: unique-term, shared-term and cosine/L2 mixing weights.
+        cx_variant: contextual similarity (``bounded`` | ``literal`` | ``mechrez``).
+        feature_space: ``occo`` | ``model1`` | ``model2`` | ``model3`` | ``model5`` (Model-4 is
+            ``MaskedIntensityLoss``).
+        groups: G; the batch must hold G·n images.
+        vgg_weights, vgg_random_init: see ``VGG19Features``.
+        max_points: position cap per contextual comparison (matters for Model-2's shallow layers).
+
+    ``forward(fused, vi, ir, ir_mask, vi_mask)``: all (B, 1, H, W), images in [0, 1], binary masks.
+    """
+
+    def __init__(
+        self,
+        *,
+        omega1: float,
+        omega2: float,
+        omega3: float,
+        cx_variant: str = "bounded",
+        feature_space: str = "occo",
+        groups: int = 4,
+        vgg_weights: str | Path | None = None,
+        vgg_random_init: bool = False,
+        max_points: int | None = MAX_POINTS,
+        eps: float = EPS,
+    ) -> None:
+        super().__init__()
+        space = get_feature_space(feature_space)
+        if not space.contrastive:
+            raise ValueError(f"feature space {feature_space!r} has no contrastive loss; use MaskedIntensityLoss")
+        self.feature_space = space
+        self.omega1, self.omega2, self.groups, self.eps = omega1, omega2, groups, eps
+        self.layer_weights = dict(space.layers)
+        self.bg_weights = dict(BACKGROUND_LAYERS)
+        self.vgg = VGG19Features(vgg_weights, random_init=vgg_random_init, in_channels=3, layers=self.layer_weights)
+        self.vgg_bg = VGG19Features(vgg_weights, random_init=vgg_random_init, in_channels=1, layers=self.bg_weights)
+        self.contextual = (
+            ContextualLoss(
+                cx_variant,
+                omega3=omega3 if space.omega3 is None else space.omega3,
+                max_points=max_points,
+                eps=eps,
+            )
+            if space.distance == "contextual"
+            else None
+        )
+        self._skip_log = _SkipLog()
+
+    def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return euclidean_distance(a, b) if self.contextual is None else self.contextual(a, b)
+
+    def _term(
+        self,
+        anchors: dict[str, torch.Tensor],
+        sources: dict[str, torch.Tensor],
+        distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        weights: Mapping[str, float],
+        valid: torch.Tensor,
+    ) -> torch.Tensor:
+        """Σ_l λ_l · mean over valid anchors of Eq. 5-8.
+
+        anchors (n, ...) per layer; sources (n + G·n, ...) per layer, the positives then the
+        negatives group by group; valid (G, n) bool on the host, row 0 = the anchors' own regions.
+        """
+        n = valid.shape[1]
+        count = int(valid[0].sum())
+        valid = valid.to(next(iter(anchors.values())).device, non_blocking=True)
+        total = 0.0
+        for layer, weight in weights.items():
+            d = distance(anchors[layer].repeat(self.groups + 1, 1, 1, 1), sources[layer])
+            ratio = contrastive_ratio(d[:n], d[n:].view(self.groups, n), valid, self.eps)
+            total = total + weight * torch.where(valid[0], ratio, torch.zeros_like(ratio)).sum() / count
+        return total
+
+    def forward(
+        self, fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        n = _check_batch(fused, self.groups, vi, ir, ir_mask, vi_mask)
+        masks = decompose_masks(ir_mask, vi_mask)
+        regions = list(masks)
+        present = torch.stack([masks[r].flatten(1).amax(dim=1) > 0 for r in regions])  # (R, B)
+        present_cpu = present.view(len(regions), self.groups, n).cpu()  # the one host sync of this loss
+        valid = {r: present_cpu[i] & present_cpu[i, 0] for i, r in enumerate(regions)}  # (G, n) per region
+        specs = {**OBJECT_TERMS, "background": BACKGROUND_TERM}
+        active = [t for t in TERMS if bool(valid[specs[t].region][0].any())]
+        for t in TERMS:
+            if t not in active:
+                self._skip_log(t)
+        out = {t: fused.new_zeros((), dtype=torch.float32) for t in TERMS}
+        images = {"vi": vi, "ir": ir}
+        f1 = fused[:n]
+
+        obj = [t for t in active if t in OBJECT_TERMS]
+        if obj:
+            obj_regions = list(dict.fromkeys(OBJECT_TERMS[t].region for t in obj))
+            anchors = self.vgg(torch.cat([f1 * masks[r][:n] for r in obj_regions]))
+            # Source images: a (modality, region) pair used as negative is needed for the whole batch,
+            # one used only as positive for group 1; each is sent through VGG once, in one call.
+            sizes: dict[tuple[str, str], int] = {}
+            for t in obj:
+                spec = OBJECT_TERMS[t]
+                sizes.setdefault((spec.positive, spec.region), n)
+                sizes[(spec.negative, spec.region)] = fused.shape[0]
+            starts = dict(zip(sizes, [0, *itertools.accumulate(sizes.values())][:-1]))
+            with torch.no_grad():
+                sources = self.vgg(torch.cat([images[m][:k] * masks[r][:k] for (m, r), k in sizes.items()]))
+            for t in obj:
+                spec = OBJECT_TERMS[t]
+                ia = obj_regions.index(spec.region) * n
+                ip, ineg = starts[(spec.positive, spec.region)], starts[(spec.negative, spec.region)]
+                a = {layer: v[ia : ia + n] for layer, v in anchors.items()}
+                s = {
+                    layer: torch.cat([v[ip : ip + n], v[ineg : ineg + self.groups * n]])
+                    for layer, v in sources.items()
+                }
+                out[t] = self._term(a, s, self._distance, self.layer_weights, valid[spec.region])
+
+        if "background" in active:
+            m = masks["background"]
+            anchors = self.vgg_bg(f1 * m[:n])
+            with torch.no_grad():
+                sources = self.vgg_bg(torch.cat([vi[:n] * m[:n], ir * m]))
+            out["background"] = self._term(anchors, sources, euclidean_distance, self.bg_weights, valid["background"])
+
+        out["contrast"] = contextual_contrastive_loss(out, self.omega1, self.omega2)
+        return out
+
+
+class MaskedIntensityLoss(nn.Module):
+    """Model-4 (§4.4.1): Eq. 21 in place of the contrastive loss; returns ``masked_intensity`` and ``contrast``."""
+
+    def forward(
+        self, fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        value = masked_intensity_loss(fused, vi, ir, ir_mask, vi_mask)
+        return {"masked_intensity": value, "contrast": value}

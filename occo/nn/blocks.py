@@ -1,0 +1,165 @@
+"""Attention and enhancement modules of the Feature Interaction Fusion Block (FIFB, paper §3.2).
+
+One module per equation: Eq. 1 ``CrossChannelWeights`` and ``SpatialEnhancement`` (the channel and
+the spatial term), Eq. 2 ``CrossAttention``, Eq. 3 ``ResidualMerge``, Eq. 4 ``ChannelEmbed``.
+Feature maps are (B,C,H,W); Eq. 2-3 work token-wise on (B,H,W,C), which is a free view of a
+channels_last map (``x.permute(0, 2, 3, 1)``). Every reshape is ``reshape``, never ``view``, so
+either memory format works.
+
+Variants are looked up by name in the read-only registries at the bottom (``GATES``,
+``TOKEN_NORMS``, ``SPATIAL_ENHANCEMENTS``); ``occo.nn.config.ArchConfig`` names them.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def spatial_softmax(logits: Tensor) -> Tensor:
+    """Softmax of a (B,1,H,W) map over its H*W positions (the paper's spatial gate, our reading)."""
+    return logits.flatten(1).softmax(-1).reshape(logits.shape)
+
+
+class TokenBatchNorm(nn.BatchNorm2d):
+    """BatchNorm over the channels of (B,H,W,C) tokens (the paper's Eq. 3 norm)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class CrossChannelWeights(nn.Module):
+    """Eq. 1, channel term: C_m = w_m * F_m with (w_vi, w_ir) = sigmoid(MLP([avg F, max F])).
+
+    Average and max pooling of the concatenated features [F_vi, F_ir] give a 4C vector per image;
+    a two-layer MLP turns it into one weight per channel and modality, so each modality's channels
+    are re-weighted with knowledge of the other's.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(4 * dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, 2 * dim)
+
+    def forward(self, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
+        x = torch.cat((vi, ir), 1)
+        stats = torch.cat((x.mean((2, 3)), x.amax((2, 3))), 1)  # B,4C: avg_vi avg_ir max_vi max_ir
+        w = torch.sigmoid(self.fc2(F.relu(self.fc1(stats)))).unflatten(1, (2, vi.shape[1]))
+        return vi * w[:, 0, :, None, None], ir * w[:, 1, :, None, None]
+
+
+class SpatialWeights(nn.Module):
+    """Eq. 1, spatial term for one modality: S = gate(conv1x1(relu(conv1x1(F)))) * F."""
+
+    def __init__(self, dim: int, gate: str) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(dim, dim, 1)
+        self.conv2 = nn.Conv2d(dim, 1, 1)
+        self.gate = GATES[gate]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gate(self.conv2(F.relu(self.conv1(x))))
+
+
+class SpatialEnhancement(nn.Module):
+    """Eq. 1, spatial term for both modalities, each with its own weight map (compat="fixed")."""
+
+    def __init__(self, dim: int, gate: str) -> None:
+        super().__init__()
+        self.vi = SpatialWeights(dim, gate)
+        self.ir = SpatialWeights(dim, gate)
+
+    def forward(self, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
+        return self.vi(vi), self.ir(ir)
+
+
+class SharedSpatialEnhancement(SpatialEnhancement):
+    """Eq. 1 spatial term as the public code runs it (compat="official").
+
+    The public code builds one spatial module per modality but applies the visible one to both.
+    The infrared module still exists (its weights are in the released checkpoint) and is frozen,
+    as it never receives a gradient there either.
+    """
+
+    def __init__(self, dim: int, gate: str) -> None:
+        super().__init__(dim, gate)
+        self.ir.requires_grad_(False)
+
+    def forward(self, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
+        return self.vi(vi), self.vi(ir)
+
+
+class CrossAttention(nn.Module):
+    """Eq. 2: each modality's channel-enhanced tokens query the other modality's context.
+
+    Tokens are projected (Linear + ReLU); per head, the context of a modality is the d x d matrix
+    softmax_rows(K^T V / sqrt(d)) (softmax over the key-feature axis), and the output for the
+    other modality is Q @ context with Q its own projected tokens (no query projection). This is a
+    linear ("efficient") attention: its cost grows with H*W, not (H*W)^2.
+    """
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+        self.proj_vi = nn.Linear(dim, dim)
+        self.proj_ir = nn.Linear(dim, dim)
+        self.kv_vi = nn.Linear(dim, 2 * dim, bias=False)
+        self.kv_ir = nn.Linear(dim, 2 * dim, bias=False)
+
+    def _split(self, x: Tensor) -> Tensor:
+        """(B,H,W,C) -> (B,heads,H*W,d)."""
+        b, h, w, c = x.shape
+        return x.reshape(b, h * w, self.heads, c // self.heads).transpose(1, 2)
+
+    def _context(self, x: Tensor, kv: nn.Linear) -> Tensor:
+        k, v = kv(x).chunk(2, dim=-1)
+        return (self._split(k).transpose(-2, -1) @ self._split(v) * self.scale).softmax(dim=-2)
+
+    def _attend(self, q: Tensor, context: Tensor) -> Tensor:
+        return (self._split(q) @ context).transpose(1, 2).reshape(q.shape)
+
+    def forward(self, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
+        vi, ir = F.relu(self.proj_vi(vi)), F.relu(self.proj_ir(ir))
+        return self._attend(vi, self._context(ir, self.kv_ir)), self._attend(ir, self._context(vi, self.kv_vi))
+
+
+class ResidualMerge(nn.Module):
+    """Eq. 3 for one modality, token-wise: F' = Norm(F + W [S, C'])."""
+
+    def __init__(self, dim: int, norm: str) -> None:
+        super().__init__()
+        self.proj = nn.Linear(2 * dim, dim)
+        self.norm = TOKEN_NORMS[norm](dim)
+
+    def forward(self, x: Tensor, spatial: Tensor, channel: Tensor) -> Tensor:
+        return self.norm(x + self.proj(torch.cat((spatial, channel), -1)))
+
+
+class ChannelEmbed(nn.Module):
+    """Eq. 4: the fused feature of one scale from [F'_vi, F'_ir] (2C -> C channels).
+
+    BN(W_skip X + BN(conv1x1(relu(dwconv3x3(conv1x1(X)))))) with X = [F'_vi, F'_ir].
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.skip = nn.Conv2d(2 * dim, dim, 1, bias=False)
+        self.conv_in = nn.Conv2d(2 * dim, dim, 1)
+        self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.conv_out = nn.Conv2d(dim, dim, 1)
+        self.bn_out = nn.BatchNorm2d(dim)
+        self.norm = nn.BatchNorm2d(dim)
+
+    def forward(self, vi: Tensor, ir: Tensor) -> Tensor:
+        x = torch.cat((vi, ir), 1)
+        y = self.bn_out(self.conv_out(F.relu(self.dwconv(self.conv_in(x)))))
+        return self.norm(self.skip(x) + y)
+
+
+GATES = MappingProxyType({"sigmoid": torch.sigmoid, "softmax": spatial_softmax})
+TOKEN_NORMS = MappingProxyType({"layer": nn.LayerNorm, "batch": TokenBatchNorm})
+SPATIAL_ENHANCEMENTS = MappingProxyType({"fixed": SpatialEnhancement, "official": SharedSpatialEnhancement})

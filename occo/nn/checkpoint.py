@@ -1,0 +1,174 @@
+"""Our checkpoints (network config embedded) and the converter for the public OCCO checkpoint.
+
+Our format: ``{"arch": asdict(ArchConfig), "state_dict": {name: tensor}, **extra}`` holding only
+tensors and plain containers, so ``torch.load(path, weights_only=True)`` reads it.
+
+The public ``occo.pth`` is ``{"state_dict": ..., "meta": ..., "optimizer": ...}`` with the
+attribute names of the public ``models/net.py``; ``official_key`` maps each of its keys to ours:
+
+    v{k}.Conv_BN_ReLU_2.{0,1,3,4}.*        -> encoder_vi.{k-1}.{conv1,bn1,conv2,bn2}.*
+    i{k}.Conv_BN_ReLU_2.{0,1,3,4}.*        -> encoder_ir.{k-1}.{conv1,bn1,conv2,bn2}.*
+    fusion{k}.<part>.*                      -> fuse.{k-1}.<FUSION_PARTS[part]>.*
+    up_concat{k}.{conv1,conv2}.*            -> decoder.{3-k}.{conv1,conv2}.*
+    final.*                                 -> head.*
+
+("v" is the visible encoder and "i" the infrared one: the public forward is ``net(vi_y, ir_y)``.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from occo.nn.config import ArchConfig, build_model
+
+ENCODER_LAYERS = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2"}
+FUSION_PARTS = {
+    "channel_weight.mlp.0": "channel.fc1",
+    "channel_weight.mlp.2": "channel.fc2",
+    "space_weight1.mlp.0": "spatial.vi.conv1",
+    "space_weight1.mlp.2": "spatial.vi.conv2",
+    "space_weight2.mlp.0": "spatial.ir.conv1",
+    "space_weight2.mlp.2": "spatial.ir.conv2",
+    "cross.channel_proj3": "cross.proj_vi",
+    "cross.channel_proj4": "cross.proj_ir",
+    "cross.cross_attn.kv1": "cross.kv_vi",
+    "cross.cross_attn.kv2": "cross.kv_ir",
+    "cross.end_proj1": "merge_vi.proj",
+    "cross.end_proj2": "merge_ir.proj",
+    "cross.norm1": "merge_vi.norm",
+    "cross.norm2": "merge_ir.norm",
+    "channel_emb.residual": "embed.skip",
+    "channel_emb.channel_embed.0": "embed.conv_in",
+    "channel_emb.channel_embed.1": "embed.dwconv",
+    "channel_emb.channel_embed.3": "embed.conv_out",
+    "channel_emb.channel_embed.4": "embed.bn_out",
+    "channel_emb.norm": "embed.norm",
+}
+_ENCODER = re.compile(r"([vi])(\d+)\.Conv_BN_ReLU_2\.(\d)\.(\w+)")
+_FUSION = re.compile(r"fusion(\d+)\.(.+)\.(\w+)")
+_DECODER = re.compile(r"up_concat(\d+)\.(conv[12])\.(\w+)")
+_HEAD = re.compile(r"final\.(\w+)")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read, converted or loaded; the message names the file."""
+
+
+def official_key(key: str) -> str | None:
+    """Our state_dict name for a key of the public checkpoint (``module.`` already stripped); None if unknown."""
+    if m := _ENCODER.fullmatch(key):
+        branch, stage, layer, param = m.groups()
+        if layer in ENCODER_LAYERS:
+            return f"encoder_{'vi' if branch == 'v' else 'ir'}.{int(stage) - 1}.{ENCODER_LAYERS[layer]}.{param}"
+    elif m := _FUSION.fullmatch(key):
+        scale, part, param = m.groups()
+        if part in FUSION_PARTS:
+            return f"fuse.{int(scale) - 1}.{FUSION_PARTS[part]}.{param}"
+    elif m := _DECODER.fullmatch(key):
+        level, conv, param = m.groups()
+        return f"decoder.{3 - int(level)}.{conv}.{param}"
+    elif m := _HEAD.fullmatch(key):
+        return f"head.{m.group(1)}"
+    return None
+
+
+def _read(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # refused by weights_only, corrupt or truncated: all mean "unreadable"
+        raise CheckpointError(f"cannot read checkpoint {path}: {' '.join(str(err).split())[:300]}") from err
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise CheckpointError(f"{path} is not a checkpoint: expected a dict with a 'state_dict' entry")
+    return ckpt
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Only tensors and plain containers may go into a checkpoint (weights_only loading)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"checkpoint entry {where}: key {k!r} is not a str or int")
+            _check_plain(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+    elif not isinstance(value, (Tensor, str, int, float, bool, type(None))):
+        kind = type(value).__name__
+        raise TypeError(f"checkpoint entry {where} is a {kind}; use tensors, numbers, strings, lists, dicts")
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, cfg: ArchConfig, **extra: Any) -> Path:
+    """Write ``{"arch": asdict(cfg), "state_dict": ..., **extra}`` atomically (temp file + rename)."""
+    net = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    if getattr(net, "cfg", cfg) != cfg:
+        raise ValueError(f"model was built from {net.cfg}, not {cfg}")
+    if {"arch", "state_dict"} & extra.keys():
+        raise ValueError("'arch' and 'state_dict' are reserved checkpoint entries")
+    _check_plain(extra, "extra")
+    payload = {"arch": asdict(cfg), "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, **extra}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ArchConfig]:
+    """Rebuild the network from a checkpoint of ours (config embedded); returned in eval mode on ``device``."""
+    ckpt = _read(path)
+    if not isinstance(ckpt.get("arch"), dict):
+        raise CheckpointError(
+            f"{path} has no 'arch' entry: not an occo checkpoint (convert the public one with convert_checkpoint)"
+        )
+    try:
+        cfg = ArchConfig.from_dict(ckpt["arch"])
+        model = build_model(cfg)
+        model.load_state_dict(ckpt["state_dict"])
+    except (ValueError, RuntimeError) as err:
+        raise CheckpointError(f"cannot load {path}: {err}") from err
+    return model.to(device).eval(), cfg
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Convert the public ``occo.pth`` to our format with ``compat="official"``; every key must map."""
+    src = Path(src)
+    state = {k.removeprefix("module."): v for k, v in _read(src)["state_dict"].items()}
+    cfg = ArchConfig(compat="official")
+    model = build_model(cfg)
+    expected = model.state_dict()
+    names = {k: official_key(k) for k in state}
+    unmapped = sorted(k for k, name in names.items() if name is None)
+    mapped = {name: state[k] for k, name in names.items() if name is not None}
+    missing = sorted(expected.keys() - mapped.keys())
+    wrong = sorted(
+        f"{k} {tuple(v.shape)} (want {tuple(expected[k].shape)})"
+        for k, v in mapped.items()
+        if k in expected and v.shape != expected[k].shape
+    )
+    found = (("unmapped public keys", unmapped), ("missing keys", missing), ("wrong shapes", wrong))
+    problems = [f"{label}: {', '.join(keys)}" for label, keys in found if keys]
+    if problems:
+        raise CheckpointError(f"cannot convert {src}: " + "; ".join(problems))
+    model.load_state_dict(mapped)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    return save_checkpoint(dst, model, cfg, source={"file": src.name, "sha256": digest})

@@ -1,0 +1,93 @@
+"""Total loss (Eq. 20): named terms, the omega combination, NaN/inf detection, construction from params."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from occo.losses.contextual import ContextualLoss
+from occo.losses.contrastive import ContextualContrastiveLoss, MaskedIntensityLoss
+from occo.losses.total import NonFiniteLossError, OCCOLoss, total_loss
+
+REPO = Path(__file__).resolve().parents[2]
+B, H = 12, 32
+OMEGAS = {"omega1": 0.3, "omega2": 0.7, "omega3": 0.4, "omega4": 6.0, "omega5": 2.0, "omega6": 5.0}
+
+
+@pytest.fixture(scope="module")
+def loss() -> OCCOLoss:
+    torch.manual_seed(0)
+    return OCCOLoss(**OMEGAS, vgg_random_init=True)
+
+
+def batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    vi, ir = torch.rand(B, 1, H, H, generator=g), torch.rand(B, 1, H, H, generator=g)
+    ir_mask = torch.zeros(B, 1, H, H)
+    vi_mask = torch.zeros(B, 1, H, H)
+    ir_mask[:, :, 4:20, 4:20] = 1
+    vi_mask[:, :, 12:28, 10:30] = 1
+    fused = (0.6 * ir + 0.4 * vi).requires_grad_()
+    return {"fused": fused, "vi": vi, "ir": ir, "ir_mask": ir_mask, "vi_mask": vi_mask}
+
+
+def test_named_terms_and_eq20_combination(loss):
+    inputs = batch()
+    out = loss(**inputs)
+    assert list(out) == [
+        "ssim", "intensity", "texture", "pixel",
+        "unique_ir", "unique_vi", "shared_ir", "shared_vi", "background", "contrast", "total",
+    ]  # fmt: skip
+    o = OMEGAS
+    pixel = out["ssim"] + o["omega4"] * out["intensity"] + o["omega5"] * out["texture"]
+    contrast = (
+        o["omega1"] * (out["unique_ir"] + out["unique_vi"])
+        + o["omega2"] * (out["shared_ir"] + out["shared_vi"])
+        + out["background"]
+    )
+    torch.testing.assert_close(out["pixel"], pixel)
+    torch.testing.assert_close(out["contrast"], contrast)
+    torch.testing.assert_close(out["total"], pixel + o["omega6"] * contrast)
+    torch.testing.assert_close(total_loss(out["pixel"], out["contrast"], 5.0), out["total"])
+    assert loss.contrast.contextual._fn.keywords["omega3"] == o["omega3"]
+    out["total"].backward()
+    grad = inputs["fused"].grad
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name,value", [("fused", float("nan")), ("vi", float("inf")), ("ir_mask", float("nan"))])
+def test_non_finite_inputs_raise_naming_them(loss, name, value):
+    inputs = batch()
+    inputs[name] = inputs[name].detach().clone()
+    inputs[name][0, 0, 0, 0] = value
+    with pytest.raises(NonFiniteLossError, match=f"inputs: {name}$"):
+        loss(**inputs)
+
+
+def test_non_finite_term_is_reported_by_name(monkeypatch):
+    torch.manual_seed(0)
+    model = OCCOLoss(**OMEGAS, feature_space="model4")
+    monkeypatch.setattr(model.pixel, "omega5", float("inf"))  # a term overflowing to inf
+    with pytest.raises(NonFiniteLossError, match="non-finite loss terms: pixel, total"):
+        model(**batch())
+
+
+def test_from_params_reads_names_and_weights():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = copy.deepcopy(params)
+    params.setdefault("train", {})["vgg_random_init"] = True
+    params["loss"]["cx_variant"] = "mechrez"
+    built = OCCOLoss.from_params(params)
+    assert isinstance(built.contrast, ContextualContrastiveLoss)
+    assert isinstance(built.contrast.contextual, ContextualLoss) and built.contrast.contextual.variant == "mechrez"
+    assert built.omega6 == params["omega6"] and built.pixel.omega4 == params["omega4"]
+    params["ablation"]["feature_space"] = "model4"
+    model4 = OCCOLoss.from_params(params)
+    assert isinstance(model4.contrast, MaskedIntensityLoss)
+    out = model4(**batch())
+    assert set(out) == {"ssim", "intensity", "texture", "pixel", "masked_intensity", "contrast", "total"}
+    torch.testing.assert_close(out["total"], out["pixel"] + params["omega6"] * out["masked_intensity"])
