@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.metrics_numpy import metrics_cddfuse, metrics_matlab  # noqa: E402
 from occo.data import load_array  # noqa: E402
-from occo.metrics.evaluate import resolve_batch_size  # noqa: E402
+from occo.device import resolve_batch_size  # noqa: E402
 from occo.metrics.suite import METRICS, compute_metrics, grey_levels  # noqa: E402
 
 NUMPY = {"matlab": metrics_matlab, "cddfuse": metrics_cddfuse}

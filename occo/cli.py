@@ -41,6 +41,26 @@ def _convert_checkpoint(args: argparse.Namespace) -> None:
     print(convert_checkpoint(args.src, args.dst))
 
 
+def _fuse(args: argparse.Namespace) -> None:
+    from occo.data.pairs import Pair
+    from occo.fuse import fuse_folder  # torch model code: only for this command
+    from occo.device import resolve_batch_size, resolve_device
+    from occo.nn import load_model
+
+    if args.ir.is_file() != args.vi.is_file():
+        raise SystemExit("--ir and --vi must both be folders or both be image files")
+    if args.ir.is_file():  # one pair: --out is the output file, or a folder to hold <infrared stem>.png
+        out = args.out if args.out.suffix.lower() == ".png" else args.out / f"{args.ir.stem}.png"
+        pairs, out_dir = [Pair(id=out.stem, ir=args.ir, vi=args.vi)], out.parent
+    else:
+        pairs, out_dir = find_pairs(args.ir, args.vi), args.out
+    device = resolve_device(args.device)
+    model, _ = load_model(args.checkpoint, device)
+    batch_size = resolve_batch_size(args.batch_size, device)
+    for path in fuse_folder(model, pairs, out_dir, device=device, batch_size=batch_size, overwrite=args.overwrite):
+        print(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="occo", description="OCCO infrared-visible image fusion tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("src", type=Path, help="public checkpoint, e.g. occo.pth (dict with key 'state_dict')")
     cv.add_argument("dst", type=Path, help="where to write our checkpoint")
     cv.set_defaults(func=_convert_checkpoint)
+    fu = sub.add_parser(
+        "fuse",
+        help="fuse infrared/visible pairs (two folders, or two files) with a trained checkpoint",
+        description="Fuse the luminance with the network of --checkpoint and restore colour from the visible "
+        "image; writes 8-bit PNGs named by pair id and skips outputs that exist (unless --overwrite).",
+    )
+    fu.add_argument("--ir", type=Path, required=True, help="infrared folder or image file")
+    fu.add_argument("--vi", type=Path, required=True, help="visible folder or image file")
+    fu.add_argument("--out", type=Path, required=True, help="output folder (or .png file for a single pair)")
+    fu.add_argument("--checkpoint", type=Path, required=True, help="occo checkpoint (models/occo.pt or converted)")
+    fu.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    fu.add_argument("--batch-size", default="auto", help="same-size pairs fused together: 'auto' (1 on CPU, 8 on CUDA) or N")
+    fu.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    fu.set_defaults(func=_fuse)
     return parser
 
 

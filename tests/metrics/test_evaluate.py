@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from occo.data import DataError, find_pairs, save_png
-from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, resolve_batch_size, resolve_device, summarise
+from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, summarise
 from occo.metrics.suite import METRICS, compute_metrics
 
 H, W = 40, 48
@@ -251,21 +251,8 @@ def test_colour_visible_uses_matlab_rgb2gray(tmp_path):
     assert not frames["rgb"][list(METRICS)].equals(frames["cv"][list(METRICS)])
 
 
-def test_resolve_device():
-    assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def test_method_folder_named_like_a_baseline_is_scored_as_a_folder(tmp_path):
     arrays = make_set(tmp_path, ["01"], fused_methods=("max",))
     pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
     frame = evaluate_pairs(pairs, {"max": tmp_path / "fused" / "max"}, device="cpu")
     assert_close(values(frame, "max", "01"), direct(arrays["max/01"], arrays["ir/01"], arrays["vi/01"]))
-
-
-def test_resolve_batch_size():
-    assert resolve_batch_size("auto", torch.device("cpu")) == 1
-    assert resolve_batch_size("auto", torch.device("cuda")) == 8
-    assert resolve_batch_size("3", torch.device("cpu")) == 3
-    with pytest.raises(ValueError, match="positive"):
-        resolve_batch_size(0, torch.device("cpu"))

@@ -1,0 +1,188 @@
+"""The OCCO training loop (params ``train``; model ``arch``; loss ``omega1..6``, ``loss``, ``ablation``).
+
+One run = ``train.epochs`` passes over the training pairs (or ``train.max_steps`` batches). Every
+``train.checkpoint_every`` steps and at the end, ``models/checkpoints/last.pt`` holds the model,
+the optimiser, the step and the RNG state; re-running resumes from it and ends with the same weights
+as an uninterrupted run. The final weights go to ``models/occo.pt`` (``occo.nn.load_model`` reads it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from dvclive import Live
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from occo.losses import NonFiniteLossError, OCCOLoss
+from occo.device import resolve_device
+from occo.nn import ArchConfig, build_model, normalise_output, save_checkpoint
+from occo.train.data import BatchPlan, CropDataset, StepSampler, check_batch_layout, collate_crops, find_training_pairs
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = Path("models/checkpoints/last.pt")
+FINAL = Path("models/occo.pt")
+LIVE_DIR = Path("dvclive/train")
+RESUME_INDEPENDENT = {"epochs", "max_steps", "checkpoint_every", "log_every", "num_workers", "compile"}
+"""train.* params that may change between a run and its resumption."""
+
+
+def run_fingerprint(params: Mapping[str, Any]) -> str:
+    """Hash of every param that shapes the optimisation; a checkpoint resumes only under the same one."""
+    keys = [f"omega{i}" for i in range(1, 7)]
+    relevant = {k: params.get(k) for k in (*keys, "arch", "loss", "ablation")}
+    relevant["train"] = {k: v for k, v in params["train"].items() if k not in RESUME_INDEPENDENT}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """The global RNG streams the step may draw from (the contextual loss samples positions)."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def load_resume(path: Path, fingerprint: str, plan: BatchPlan) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` when it belongs to this run, else None (with a warning)."""
+    if not path.is_file():
+        return None
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("fingerprint") != fingerprint or ckpt.get("batches_per_epoch") != plan.batches_per_epoch:
+        log.warning("ignoring %s: written under other params or data; training from scratch", path)
+        return None
+    log.info("resuming from %s at step %d", path, ckpt["step"])
+    return ckpt
+
+
+def train(params: Mapping[str, Any], root: str | Path, *, max_steps: int | None = None, device: str = "auto") -> Path:
+    """Train on ``train.dataset``/``train.split`` under ``root``; returns the path of the final weights.
+
+    ``max_steps`` (else ``train.max_steps``, else all epochs) caps the total number of batches.
+    """
+    cfg, root = params["train"], Path(root)
+    dev = resolve_device(device)
+    seed = int(cfg["seed"])
+    arch = ArchConfig.from_dict(params["arch"])
+    per_image = arch.compat == "fixed"  # docs/fidelity.md row 9: official normalises over the batch
+    crops_per_image = int(cfg.get("crops_per_image", 2))
+    images_per_batch = check_batch_layout(int(cfg["batch_size"]), crops_per_image)
+
+    pairs = find_training_pairs(root, cfg["dataset"], cfg["split"])
+    dataset = CropDataset(
+        pairs, crop=int(cfg["crop"]), crops_per_image=crops_per_image, flip=bool(cfg.get("flip", True)), seed=seed
+    )
+    plan = BatchPlan(len(pairs), images_per_batch, seed)
+    if plan.repeats > 1:
+        log.warning("%d pairs < %d images per batch: images repeat inside a batch", len(pairs), images_per_batch)
+    cap = max_steps if max_steps is not None else cfg.get("max_steps")
+    total = int(cfg["epochs"]) * plan.batches_per_epoch
+    total = total if cap is None else min(total, int(cap))
+
+    model = build_model(arch, seed).to(dev)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # random VGG (smoke runs) from the run's seed
+        loss_fn = OCCOLoss.from_params(params).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if cfg.get("compile", False) else model
+    amp = cfg.get("amp", "bf16")
+    if amp not in ("bf16", "none"):
+        raise ValueError(f"train.amp={amp!r}: expected 'bf16' (bf16 autocast on CUDA) or 'none'")
+    use_bf16 = dev.type == "cuda" and amp == "bf16"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+
+    ckpt_path, final_path = root / CHECKPOINT, root / FINAL
+    fingerprint = run_fingerprint(params)
+    resume = load_resume(ckpt_path, fingerprint, plan)
+    step = 0
+    if resume is not None:
+        model.load_state_dict(resume["state_dict"])
+        optimizer.load_state_dict(resume["optimizer"])
+        step = int(resume["step"])
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            ckpt_path, model, arch, optimizer=optimizer.state_dict(), step=step, rng=rng_state(dev),
+            fingerprint=fingerprint, batches_per_epoch=plan.batches_per_epoch,
+        )
+
+    loader = DataLoader(
+        dataset,
+        batch_sampler=StepSampler(plan, step, total),
+        collate_fn=collate_crops,
+        num_workers=int(cfg.get("num_workers", 4)),
+        pin_memory=dev.type == "cuda",
+        generator=torch.Generator().manual_seed(seed),  # the loader draws its base seed from here, not the global RNG
+    )
+    checkpoint_every, log_every = int(cfg.get("checkpoint_every", 500)), int(cfg.get("log_every", 10))
+    max_bad = int(cfg.get("max_nonfinite", 20))
+    log.info(
+        "training %s/%s: %d pairs, %d batches/epoch, steps %d..%d on %s; checkpoint %s, weights %s, logs %s",
+        cfg["dataset"], cfg["split"], len(pairs), plan.batches_per_epoch, step, total, dev, ckpt_path, final_path,
+        root / LIVE_DIR,
+    )
+    model.train()
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), Live(
+        dir=str(root / LIVE_DIR), resume=resume is not None, save_dvc_exp=False, dvcyaml=False
+    ) as live:
+        torch.manual_seed(seed)
+        if resume is not None:
+            set_rng_state(resume["rng"], dev)
+        sums: dict[str, torch.Tensor] = {}
+        logged, bad = 0, 0
+        bar = tqdm(loader, total=total, initial=step, desc="train", unit="step", dynamic_ncols=True)
+        for batch in bar:
+            batch = batch.to(dev, non_blocking=True)
+            if dev.type == "cuda":
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            ir, vi, ir_mask, vi_mask = batch.split(1, dim=1)
+            try:
+                with autocast():  # VGG in bf16; the losses compute their similarities in float32
+                    fused = normalise_output(forward(ir, vi).float(), per_image=per_image)
+                    terms = loss_fn(fused, vi, ir, ir_mask, vi_mask)
+            except NonFiniteLossError as err:
+                bad += 1
+                log.warning("step %d skipped (%d in a row): %s", step, bad, err)
+                if bad >= max_bad:
+                    raise RuntimeError(f"{bad} consecutive non-finite losses (train.max_nonfinite); stopping") from err
+                terms = None
+            if terms is not None:
+                bad = 0
+                optimizer.zero_grad(set_to_none=True)
+                terms["total"].backward()
+                optimizer.step()
+                for name, value in terms.items():
+                    sums[name] = sums.get(name, 0) + value.detach().float()
+                logged += 1
+            step += 1
+            if logged and (step % log_every == 0 or step == total):
+                means = dict(zip(sums, (torch.stack(list(sums.values())) / logged).tolist()))
+                live.step = step
+                for name, value in means.items():
+                    live.log_metric(f"train/{name}", value)
+                live.log_metric("train/lr", optimizer.param_groups[0]["lr"])
+                live.next_step()
+                bar.set_postfix({k: f"{means[k]:.4g}" for k in ("total", "pixel", "contrast") if k in means})
+                sums, logged = {}, 0
+            if step % checkpoint_every == 0:
+                checkpoint()
+        checkpoint()
+    save_checkpoint(final_path, model, arch, step=step, fingerprint=fingerprint)
+    log.info("wrote %s (step %d) and %s; metrics in %s", final_path, step, ckpt_path, root / LIVE_DIR)
+    return final_path
