@@ -190,16 +190,23 @@ class BatchPlan:
 
 
 class StepSampler(Sampler[list[tuple[int, int]]]):
-    """Batch sampler for global steps ``start .. stop-1`` of a ``BatchPlan`` (resumes mid-epoch)."""
+    """Batch sampler for global steps ``start .. stop-1`` of a ``BatchPlan`` (resumes mid-epoch).
 
-    def __init__(self, plan: BatchPlan, start: int, stop: int) -> None:
-        self.plan, self.start, self.stop = plan, start, stop
+    Under data parallelism (``world_size`` > 1) optimisation step ``s`` of rank ``r`` takes plan batch
+    ``s * world_size + r``: the ranks share one stream of batches, each batch used by exactly one rank,
+    so no two ranks ever see the same crops. ``world_size=1`` is the single-process stream.
+    """
+
+    def __init__(self, plan: BatchPlan, start: int, stop: int, *, world_size: int = 1, rank: int = 0) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.plan, self.start, self.stop, self.world_size, self.rank = plan, start, stop, world_size, rank
 
     def __len__(self) -> int:
         return max(self.stop - self.start, 0)
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        return (self.plan.batch(step) for step in range(self.start, self.stop))
+        return (self.plan.batch(step * self.world_size + self.rank) for step in range(self.start, self.stop))
 
 
 def check_batch_layout(batch_size: int, crops_per_image: int) -> int:

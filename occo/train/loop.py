@@ -4,6 +4,31 @@ One run = ``train.epochs`` passes over the training pairs (or ``train.max_steps`
 ``train.checkpoint_every`` steps and at the end, ``models/checkpoints/last.pt`` holds the model,
 the optimiser, the step and the RNG state; re-running resumes from it and ends with the same weights
 as an uninterrupted run. The final weights go to ``models/occo.pt`` (``occo.nn.load_model`` reads it).
+
+Data parallel: launched by ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1 in the environment),
+each process joins a process group (NCCL on CUDA, gloo on CPU), trains on ``cuda:LOCAL_RANK`` (or the
+CPU) and wraps the network in ``DistributedDataParallel``. The contrastive loss needs 4 whole groups
+per call, so a batch is not split across ranks; the rule is:
+
+* every rank computes the loss on its own batch of ``train.batch_size`` crops (4 groups, as in a
+  single-process run), so one optimisation step sees ``N × train.batch_size`` crops and DDP averages
+  the N gradients (the mean of the N per-batch losses); ``train.lr`` is used as configured;
+* the ranks share the single-process stream of batches: step ``s`` of rank ``r`` takes batch
+  ``s·N + r`` (``StepSampler``), so no two ranks see the same crops and ``train.epochs`` still
+  means passes over the data: a run has ``epochs × batches_per_epoch // N`` steps (``train.max_steps``
+  and ``checkpoint_every`` count optimisation steps);
+* BatchNorm normalises each rank's batch with that batch's statistics (as a single-process batch
+  would be); the running statistics are rank 0's (DDP broadcasts rank 0's buffers before every
+  forward, and once more at the end, so every replica ends equal to the saved weights);
+* each rank draws its own global RNG stream (seed + rank; the contextual loss samples positions);
+  a checkpoint holds every rank's RNG state and the world size, and resumes only under the same N;
+* only rank 0 writes the checkpoint, the final weights, dvclive (its own batch's loss terms) and
+  the progress bar; every rank resumes from the same checkpoint;
+* a rank whose loss is non-finite contributes a zero gradient to that step's average (the other
+  ranks' gradients are still applied; a skip cannot be agreed on without one more collective), and
+  ``train.max_nonfinite`` consecutive failures on any rank stop the run (torchrun ends the others).
+
+``WORLD_SIZE`` unset or 1 is the single-process run, unchanged.
 """
 
 from __future__ import annotations
@@ -12,12 +37,15 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from dvclive import Live
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -33,6 +61,30 @@ FINAL = Path("models/occo.pt")
 LIVE_DIR = Path("dvclive/train")
 RESUME_INDEPENDENT = {"epochs", "max_steps", "checkpoint_every", "log_every", "num_workers", "compile"}
 """train.* params that may change between a run and its resumption."""
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in a torchrun launch (``WORLD_SIZE``/``RANK``/``LOCAL_RANK``); 1/0/0 alone."""
+
+    size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> World:
+        env = os.environ
+        if int(env.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        return cls(int(env["WORLD_SIZE"]), int(env["RANK"]), int(env.get("LOCAL_RANK", env["RANK"])))
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
 
 
 def run_fingerprint(params: Mapping[str, Any]) -> str:
@@ -57,13 +109,19 @@ def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def load_resume(path: Path, fingerprint: str, plan: BatchPlan) -> dict[str, Any] | None:
+def load_resume(path: Path, fingerprint: str, plan: BatchPlan, world_size: int = 1) -> dict[str, Any] | None:
     """The checkpoint at ``path`` when it belongs to this run, else None (with a warning)."""
     if not path.is_file():
         return None
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if ckpt.get("fingerprint") != fingerprint or ckpt.get("batches_per_epoch") != plan.batches_per_epoch:
         log.warning("ignoring %s: written under other params or data; training from scratch", path)
+        return None
+    if ckpt.get("world_size", 1) != world_size:
+        log.warning(
+            "ignoring %s: written under other params (%d processes, now %d); training from scratch",
+            path, ckpt.get("world_size", 1), world_size,
+        )
         return None
     log.info("resuming from %s at step %d", path, ckpt["step"])
     return ckpt
@@ -72,10 +130,28 @@ def load_resume(path: Path, fingerprint: str, plan: BatchPlan) -> dict[str, Any]
 def train(params: Mapping[str, Any], root: str | Path, *, max_steps: int | None = None, device: str = "auto") -> Path:
     """Train on ``train.dataset``/``train.split`` under ``root``; returns the path of the final weights.
 
-    ``max_steps`` (else ``train.max_steps``, else all epochs) caps the total number of batches.
+    ``max_steps`` (else ``train.max_steps``, else all epochs) caps the total number of batches
+    (optimisation steps under torchrun; see the module docstring for the data-parallel rule).
     """
-    cfg, root = params["train"], Path(root)
+    world = World.from_env()
+    if not world.distributed:
+        return _train(params, Path(root), max_steps, resolve_device(device), world)
     dev = resolve_device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(dev)
+    owns_group = not torch.distributed.is_initialized()
+    if owns_group:
+        torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    try:
+        return _train(params, Path(root), max_steps, dev, world)
+    finally:
+        if owns_group:
+            torch.distributed.destroy_process_group()
+
+
+def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: torch.device, world: World) -> Path:
+    cfg = params["train"]
     seed = int(cfg["seed"])
     arch = ArchConfig.from_dict(params["arch"])
     per_image = arch.compat == "fixed"  # docs/fidelity.md row 9: official normalises over the batch
@@ -90,7 +166,7 @@ def train(params: Mapping[str, Any], root: str | Path, *, max_steps: int | None 
     if plan.repeats > 1:
         log.warning("%d pairs < %d images per batch: images repeat inside a batch", len(pairs), images_per_batch)
     cap = max_steps if max_steps is not None else cfg.get("max_steps")
-    total = int(cfg["epochs"]) * plan.batches_per_epoch
+    total = int(cfg["epochs"]) * plan.batches_per_epoch // world.size
     total = total if cap is None else min(total, int(cap))
 
     model = build_model(arch, seed).to(dev)
@@ -100,7 +176,6 @@ def train(params: Mapping[str, Any], root: str | Path, *, max_steps: int | None 
     optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if cfg.get("compile", False) else model
     amp = cfg.get("amp", "bf16")
     if amp not in ("bf16", "none"):
         raise ValueError(f"train.amp={amp!r}: expected 'bf16' (bf16 autocast on CUDA) or 'none'")
@@ -109,22 +184,32 @@ def train(params: Mapping[str, Any], root: str | Path, *, max_steps: int | None 
 
     ckpt_path, final_path = root / CHECKPOINT, root / FINAL
     fingerprint = run_fingerprint(params)
-    resume = load_resume(ckpt_path, fingerprint, plan)
+    resume = load_resume(ckpt_path, fingerprint, plan, world.size)
     step = 0
     if resume is not None:
         model.load_state_dict(resume["state_dict"])
         optimizer.load_state_dict(resume["optimizer"])
         step = int(resume["step"])
+    net: torch.nn.Module = model
+    if world.distributed:  # after resuming: every rank holds the same weights (DDP broadcasts rank 0's anyway)
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    forward = torch.compile(net) if cfg.get("compile", False) else net
 
     def checkpoint() -> None:
-        save_checkpoint(
-            ckpt_path, model, arch, optimizer=optimizer.state_dict(), step=step, rng=rng_state(dev),
-            fingerprint=fingerprint, batches_per_epoch=plan.batches_per_epoch,
-        )
+        rng, extra = rng_state(dev), {}
+        if world.distributed:  # collective: every rank's RNG state, so each resumes its own stream
+            states: list[Any] = [None] * world.size
+            torch.distributed.all_gather_object(states, rng)
+            extra = {"world_size": world.size, "rng_ranks": states}
+        if world.main:
+            save_checkpoint(
+                ckpt_path, model, arch, optimizer=optimizer.state_dict(), step=step, rng=rng,
+                fingerprint=fingerprint, batches_per_epoch=plan.batches_per_epoch, **extra,
+            )
 
     loader = DataLoader(
         dataset,
-        batch_sampler=StepSampler(plan, step, total),
+        batch_sampler=StepSampler(plan, step, total, world_size=world.size, rank=world.rank),
         collate_fn=collate_crops,
         num_workers=int(cfg.get("num_workers", 4)),
         pin_memory=dev.type == "cuda",
@@ -132,21 +217,28 @@ def train(params: Mapping[str, Any], root: str | Path, *, max_steps: int | None 
     )
     checkpoint_every, log_every = int(cfg.get("checkpoint_every", 500)), int(cfg.get("log_every", 10))
     max_bad = int(cfg.get("max_nonfinite", 20))
+    if world.distributed:
+        log.info(
+            "rank %d of %d: %d crops per rank and step (%d per step in all), batches %d·s+%d",
+            world.rank, world.size, int(cfg["batch_size"]), world.size * int(cfg["batch_size"]), world.size, world.rank,
+        )
     log.info(
         "training %s/%s: %d pairs, %d batches/epoch, steps %d..%d on %s; checkpoint %s, weights %s, logs %s",
         cfg["dataset"], cfg["split"], len(pairs), plan.batches_per_epoch, step, total, dev, ckpt_path, final_path,
         root / LIVE_DIR,
     )
     model.train()
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), Live(
-        dir=str(root / LIVE_DIR), resume=resume is not None, save_dvc_exp=False, dvcyaml=False
-    ) as live:
-        torch.manual_seed(seed)
+    live_ctx = (
+        Live(dir=str(root / LIVE_DIR), resume=resume is not None, save_dvc_exp=False, dvcyaml=False)
+        if world.main else contextlib.nullcontext()
+    )
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), live_ctx as live:
+        torch.manual_seed(seed + world.rank)
         if resume is not None:
-            set_rng_state(resume["rng"], dev)
+            set_rng_state(resume["rng_ranks"][world.rank] if world.distributed else resume["rng"], dev)
         sums: dict[str, torch.Tensor] = {}
         logged, bad = 0, 0
-        bar = tqdm(loader, total=total, initial=step, desc="train", unit="step", dynamic_ncols=True)
+        bar = tqdm(loader, total=total, initial=step, desc="train", unit="step", dynamic_ncols=True, disable=not world.main)
         for batch in bar:
             batch = batch.to(dev, non_blocking=True)
             if dev.type == "cuda":
@@ -162,6 +254,10 @@ def train(params: Mapping[str, Any], root: str | Path, *, max_steps: int | None 
                 if bad >= max_bad:
                     raise RuntimeError(f"{bad} consecutive non-finite losses (train.max_nonfinite); stopping") from err
                 terms = None
+                if world.distributed:  # the other ranks wait in the all-reduce: join it with a zero gradient
+                    optimizer.zero_grad(set_to_none=True)
+                    (torch.stack([p.sum() for p in model.parameters()]).sum() * 0).backward()
+                    optimizer.step()
             if terms is not None:
                 bad = 0
                 optimizer.zero_grad(set_to_none=True)
@@ -171,7 +267,7 @@ def train(params: Mapping[str, Any], root: str | Path, *, max_steps: int | None 
                     sums[name] = sums.get(name, 0) + value.detach().float()
                 logged += 1
             step += 1
-            if logged and (step % log_every == 0 or step == total):
+            if world.main and logged and (step % log_every == 0 or step == total):
                 means = dict(zip(sums, (torch.stack(list(sums.values())) / logged).tolist()))
                 live.step = step
                 for name, value in means.items():
@@ -182,7 +278,13 @@ def train(params: Mapping[str, Any], root: str | Path, *, max_steps: int | None 
                 sums, logged = {}, 0
             if step % checkpoint_every == 0:
                 checkpoint()
+        if world.distributed:  # DDP keeps parameters equal; BatchNorm running stats are rank 0's (see above)
+            for buffer in model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
         checkpoint()
-    save_checkpoint(final_path, model, arch, step=step, fingerprint=fingerprint)
-    log.info("wrote %s (step %d) and %s; metrics in %s", final_path, step, ckpt_path, root / LIVE_DIR)
+    if world.main:
+        save_checkpoint(final_path, model, arch, step=step, fingerprint=fingerprint)
+        log.info("wrote %s (step %d) and %s; metrics in %s", final_path, step, ckpt_path, root / LIVE_DIR)
+    if world.distributed:
+        torch.distributed.barrier()  # the final weights exist when train() returns on any rank
     return final_path
