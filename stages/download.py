@@ -14,15 +14,14 @@ and data/raw/INDEX.json ({dataset: {split: n_pairs}}). Relative sources are rela
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
 
-import yaml
 
 from occo.data import DataError, find_pairs, import_dataset, make_synthetic, write_text_atomic
 from occo.data.importer import REGISTRY_SOURCE
+from occo.stage import run_stage
 
 log = logging.getLogger("stages.download")
 
@@ -66,23 +65,7 @@ def run(params: dict, root: Path) -> dict[str, dict[str, int]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=Path(__file__).resolve().parents[1],
-        help="repository root: outputs go to <root>/data, relative sources start here",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    params = yaml.safe_load(args.params.read_text(encoding="utf-8")) or {}
-    if "download" not in params:
-        raise SystemExit(f"{args.params} has no 'download' section")
-    try:
-        run(params["download"], args.root.resolve())
-    except DataError as err:  # bad input: one line naming the file, no traceback
-        raise SystemExit(f"download: {err}") from None
+    run_stage(__doc__, __file__, argv, lambda params, root, _: run(params, root), section="download")
 
 
 if __name__ == "__main__":

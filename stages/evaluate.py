@@ -10,15 +10,14 @@ it scores the pixel baselines plus every method folder found under the `evaluate
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
 
-import yaml
 
-from occo.data import DataError, find_pairs, write_text_atomic
+from occo.data import find_pairs, write_text_atomic
 from occo.metrics.evaluate import evaluate_pairs, markdown_table, summarise
+from occo.stage import run_stage
 
 log = logging.getLogger("stages.evaluate")
 
@@ -64,16 +63,7 @@ def run(params: dict, root: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
-    try:
-        run(params["evaluate"], args.root.resolve())
-    except DataError as err:  # bad input: one line naming the file, no traceback
-        raise SystemExit(f"evaluate: {err}") from None
+    run_stage(__doc__, __file__, argv, lambda params, root, _: run(params, root), section="evaluate")
 
 
 if __name__ == "__main__":

@@ -7,17 +7,16 @@ from the visible image); datasets or splits absent from the index are skipped wi
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
 
-import yaml
 
 from occo.data import DataError, find_pairs
 from occo.fuse import fuse_folder
 from occo.device import resolve_batch_size, resolve_device
 from occo.nn import CheckpointError, load_model
+from occo.stage import run_stage
 
 log = logging.getLogger("stages.fuse")
 
@@ -47,16 +46,10 @@ def run(params: dict, root: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
-    try:
-        run(params["fuse"], args.root.resolve())
-    except (DataError, CheckpointError, FileNotFoundError) as err:  # one line naming the file
-        raise SystemExit(f"fuse: {err}") from None
+    run_stage(
+        __doc__, __file__, argv, lambda params, root, _: run(params, root), section="fuse",
+        errors=(DataError, CheckpointError, FileNotFoundError),
+    )
 
 
 if __name__ == "__main__":

@@ -9,28 +9,15 @@ masks from data/masks/<dataset>/<split> (or the split's own masks/ folder). Writ
 
 from __future__ import annotations
 
-import argparse
-import logging
-from pathlib import Path
-
-import yaml
-
-from occo.data import DataError
+from occo.stage import run_stage
 from occo.train import train
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
-    parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
-    try:
-        train(params, args.root.resolve(), device=args.device)
-    except DataError as err:  # bad input or missing VGG weights: one line naming the file
-        raise SystemExit(f"train: {err}") from None
+    run_stage(  # DataError: bad input or missing VGG weights
+        __doc__, __file__, argv, lambda params, root, args: train(params, root, device=args.device),
+        add_arguments=lambda p: p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ..."),
+    )
 
 
 if __name__ == "__main__":

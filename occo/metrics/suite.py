@@ -16,7 +16,7 @@ import torch
 from occo.data.io import rgb_to_gray_matlab, rgb_to_gray_opencv, to_uint8
 from occo.metrics.gradient import average_gradient, qabf, spatial_frequency
 from occo.metrics.information import entropy, mutual_information
-from occo.metrics.statistics import correlation_coefficient, mse, psnr, scd, standard_deviation
+from occo.metrics.statistics import correlation_coefficient, psnr, scd, standard_deviation
 from occo.metrics.structural import ssim_sum, vif
 
 # Column order of the paper's Tables 1–2 (EN, SF, AG, CC) followed by the wider set.
