@@ -31,9 +31,7 @@ def correlate1d_valid(x: torch.Tensor, taps: list[float], dim: int, *, out: torc
     metrics need float64 to reproduce the reference values to 1e-10. ``out``, if given, receives
     the result (it may be a strided view).
     """
-    n = x.shape[dim] - len(taps) + 1
-    if n <= 0:  # the window does not fit: an empty result, as MATLAB's 'valid'
-        return x.narrow(dim, 0, 0).clone()
+    n = x.shape[dim] - len(taps) + 1  # callers ensure n >= 1 (see _filter_rows_cols)
     out = torch.mul(x.narrow(dim, 0, n), taps[0], out=out)
     for k, w in enumerate(taps[1:], start=1):
         out.add_(x.narrow(dim, k, n), alpha=w)
