@@ -100,12 +100,14 @@ def fetch(
     sha256: str | None = None,
     sha256_prefix: str | None = None,
     timeout: float = 60,
+    hint: str = LOCAL_SOURCE_HINT,
 ) -> Path:
     """Download ``url`` to ``dest`` (resumable via ``dest.part``) and verify its sha256.
 
     An existing ``dest`` with a matching hash is kept. A hash mismatch deletes the download and
     raises DataError with the expected and actual hashes; with no hash given, the computed one is
-    logged so it can be pinned. Network failures raise DataError naming the URL.
+    logged so it can be pinned. Network failures raise DataError naming the URL, then ``hint`` (how to
+    provide the file by hand).
     """
     dest = Path(dest)
     expected = sha256 or (f"{sha256_prefix}..." if sha256_prefix else None)
@@ -123,7 +125,7 @@ def fetch(
         _download(url, part, timeout)
     except (OSError, http.client.HTTPException) as exc:
         reason = " ".join(str(getattr(exc, "reason", None) or exc).split()) or type(exc).__name__
-        raise DataError(f"cannot download {url}: {reason}; {LOCAL_SOURCE_HINT}") from exc
+        raise DataError(f"cannot download {url}: {reason}; {hint}") from exc
     actual = sha256_file(part)
     if not _matches(actual, sha256, sha256_prefix):
         part.unlink()

@@ -91,7 +91,9 @@ def load_registry(path: str | Path | None = None) -> dict[str, dict[str, dict]]:
 
     Returns ``{"datasets": {name: entry}, "weights": {name: entry}}``. Each dataset has
     ``homepage``, ``archives`` (``url``, ``filename``, ``sha256``), and ``splits`` mapping a split
-    name to folders ``ir``, ``vi`` and optional ``labels``/``pattern``/``id_width``.
+    name to folders ``ir``, ``vi`` and optional ``labels``/``pattern``/``id_width``. Each weight is
+    one file (``url``, ``filename``, ``sha256``) or a folder of ``files`` (each ``url``, ``filename``,
+    ``sha256``).
     """
     path = Path(path) if path is not None else REGISTRY_PATH
     check = _Checker(path)
@@ -115,5 +117,12 @@ def load_registry(path: str | Path | None = None) -> dict[str, dict[str, dict]]:
             check.split(spec, f"{name} split {split}")
     weights = check.items(doc, "weights")
     for name, entry in weights.items():
-        check.download(entry, name)
+        if "files" in entry:  # a model folder (e.g. a Hugging Face repo): fetched into models/pretrained/<name>/
+            files = entry["files"]
+            if not isinstance(files, list) or not files or "url" in entry:
+                check.fail(name, "'files' must be a non-empty list (and replaces 'url'/'filename')")
+            for i, item in enumerate(files):
+                check.download(check.mapping(item, f"{name} files[{i}]"), f"{name} files[{i}]")
+        else:
+            check.download(entry, name)
     return {"datasets": datasets, "weights": weights}

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from occo.data.io import DataError
 from occo.data.registry import load_registry
+from occo.weights import WeightsUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,6 @@ MODULE_NAMES: tuple[str, ...] = tuple(_module_names(cfgs["E"]))
 """The 37 modules of torchvision's ``vgg19().features`` (index = position in the Sequential)."""
 RELU_LAYERS: tuple[str, ...] = tuple(n for n in MODULE_NAMES if n.startswith("relu"))
 """Tappable layers, relu1_1 ... relu5_4 (the network never goes past relu5_4)."""
-
-
-class WeightsUnavailableError(DataError):
-    """The pretrained VGG19 weights could not be loaded; the message says how to provide them."""
 
 
 def _weights_entry() -> dict:
