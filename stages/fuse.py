@@ -1,8 +1,11 @@
-"""DVC stage `fuse`: fuse every dataset/split of `fuse.datasets` with the trained network.
+"""DVC stage `fuse`: fuse every dataset/split of `fuse.datasets` with the trained network (and extra checkpoints).
 
-Reads params `fuse` (datasets as "<dataset>/<split>" entries, checkpoint, device, batch_size: auto = 1 on CPU,
-8 on CUDA), data/raw/INDEX.json and the weights (default models/occo.pt). Writes data/fused/occo/<dataset>/<split>/<id>.png (colour
-from the visible image); datasets or splits absent from the index are skipped with a warning.
+Reads params `fuse` (datasets as "<dataset>/<split>" entries, checkpoint, extra_checkpoints, device, batch_size:
+auto = 1 on CPU, 8 on CUDA), data/raw/INDEX.json and the weights (default models/occo.pt). Writes
+data/fused/occo/<dataset>/<split>/<id>.png (colour from the visible image), and
+data/fused/<Method>/<dataset>/<split>/ for every `extra_checkpoints` entry {Method: checkpoint} (e.g. the
+authors' public checkpoint after `occo convert-checkpoint`), which the evaluate, detect and segment stages
+then score as one more method. Datasets or splits absent from the index are skipped with a warning.
 """
 
 from __future__ import annotations
@@ -20,17 +23,12 @@ from occo.stage import run_stage
 
 log = logging.getLogger("stages.fuse")
 
-OUT = Path("data/fused/occo")
+OUT = Path("data/fused")
 
 
-def run(params: dict, root: Path) -> list[Path]:
-    """Fuse the splits listed in ``params`` (the `fuse` section) under ``root``; returns the folders written."""
-    index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
-    device = resolve_device(str(params.get("device", "auto")))
-    model, _ = load_model(root / params.get("checkpoint", "models/occo.pt"), device)
-    batch_size = resolve_batch_size(params.get("batch_size", "auto"), device)
-    (root / OUT).mkdir(parents=True, exist_ok=True)  # the stage output exists even when nothing is fused
-    folders = []
+def _splits(params: dict, index: dict) -> list[tuple[str, str]]:
+    """The (dataset, split) entries of `fuse.datasets` present in the index."""
+    out = []
     for entry in params.get("datasets") or []:
         dataset, sep, split = str(entry).partition("/")
         if not sep or not dataset or not split:
@@ -38,10 +36,26 @@ def run(params: dict, root: Path) -> list[Path]:
         if split not in index.get(dataset, {}):
             log.warning("skipping %s/%s: not in data/raw/INDEX.json", dataset, split)
             continue
-        data = root / "data/raw" / dataset / split
-        out = root / OUT / dataset / split
-        fuse_folder(model, find_pairs(data / "ir", data / "vi"), out, device=device, batch_size=batch_size)
-        folders.append(out)
+        out.append((dataset, split))
+    return out
+
+
+def run(params: dict, root: Path) -> list[Path]:
+    """Fuse the splits listed in ``params`` (the `fuse` section) under ``root``; returns the folders written."""
+    index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
+    device = resolve_device(str(params.get("device", "auto")))
+    batch_size = resolve_batch_size(params.get("batch_size", "auto"), device)
+    checkpoints = {"occo": params.get("checkpoint", "models/occo.pt")} | dict(params.get("extra_checkpoints") or {})
+    splits = _splits(params, index)
+    (root / OUT / "occo").mkdir(parents=True, exist_ok=True)  # the stage output exists even when nothing is fused
+    folders = []
+    for method, checkpoint in checkpoints.items():
+        model, _ = load_model(root / checkpoint, device)
+        for dataset, split in splits:
+            data = root / "data/raw" / dataset / split
+            out = root / OUT / method / dataset / split
+            fuse_folder(model, find_pairs(data / "ir", data / "vi"), out, device=device, batch_size=batch_size)
+            folders.append(out)
     return folders
 
 

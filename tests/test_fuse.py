@@ -105,3 +105,18 @@ def test_fuse_stage_fuses_listed_splits_and_warns_on_missing(tmp_path, model, ca
     assert "skipping tiny/train" in caplog.text and "skipping FMB/test" in caplog.text
     with pytest.raises(DataError, match="<dataset>/<split>"):
         stage.run({"datasets": ["tiny"], "device": "cpu"}, tmp_path)
+
+
+def test_fuse_stage_extra_checkpoint_is_one_more_method(tmp_path, model):
+    spec = importlib.util.spec_from_file_location("occo_test_stage_fuse2", REPO / "stages" / "fuse.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    _pairs(tmp_path / "data/raw/tiny/test")
+    (tmp_path / "data/raw/INDEX.json").write_text(json.dumps({"tiny": {"test": 3}}))
+    save_checkpoint(tmp_path / "models/occo.pt", model, CFG)
+    save_checkpoint(tmp_path / "models/public.pt", model, CFG)
+    params = {"datasets": ["tiny/test"], "device": "cpu", "extra_checkpoints": {"OCCO-public": "models/public.pt"}}
+    folders = stage.run(params, tmp_path)
+    assert folders == [tmp_path / "data/fused/occo/tiny/test", tmp_path / "data/fused/OCCO-public/tiny/test"]
+    for a, b in zip(*(sorted(f.iterdir()) for f in folders)):
+        assert np.array_equal(load_array(a), load_array(b))
