@@ -27,6 +27,7 @@ from torch import nn
 
 from occo.losses.contextual import EPS, MAX_POINTS, ContextualLoss
 from occo.losses.vgg import VGG19Features
+from occo.masks.decompose import decompose_masks
 
 log = logging.getLogger(__name__)
 
@@ -87,21 +88,6 @@ def get_feature_space(name: str) -> FeatureSpace:
     if name not in FEATURE_SPACES:
         raise ValueError(f"unknown ablation.feature_space {name!r}; choose from {', '.join(FEATURE_SPACES)}")
     return FEATURE_SPACES[name]
-
-
-def decompose_masks(ir_mask: torch.Tensor, vi_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """§3.2: ``shared = ir ∧ vi``, ``ir_unique = ir - shared``, ``vi_unique = vi - shared``, background the rest.
-
-    Masks are binarised at 0.5; the four float masks (same shape and float dtype as the inputs, or
-    float32) partition every pixel.
-    """
-    if ir_mask.shape != vi_mask.shape:
-        raise ValueError(f"mask shapes differ: {tuple(ir_mask.shape)} vs {tuple(vi_mask.shape)}")
-    dtype = ir_mask.dtype if ir_mask.is_floating_point() else torch.float32
-    ir, vi = ir_mask > 0.5, vi_mask > 0.5
-    shared = ir & vi
-    parts = {"ir_unique": ir & ~shared, "vi_unique": vi & ~shared, "shared": shared, "background": ~(ir | vi)}
-    return {name: m.to(dtype) for name, m in parts.items()}
 
 
 def euclidean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,76 @@
+"""Import published masks (the OCCO authors' ``mask_vi/`` + ``mask_ir/`` folders) instead of generating them.
+
+The authors' release holds, per dataset, ``mask_vi/mask_<name>`` and ``mask_ir/mask_<name>`` where
+``<name>`` is the source image's file name. Every pair of the split must have both masks, of the
+source's size, with binary values ({0, 1} or {0, 255}; grey or identical RGB channels); otherwise
+one DataError names the file (or lists the missing ids). Masks are written as 0/255 PNGs to
+``ir/<id>.png`` and ``vi/<id>.png``; pairs already imported are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from occo.data import DataError, Pair, index_images, load_array, save_png
+from occo.masks.generate import pair_outputs, prepare_folder
+
+log = logging.getLogger(__name__)
+
+PUBLISHED_DIRS = {"ir": "mask_ir", "vi": "mask_vi"}
+PUBLISHED_PATTERN = r"mask_(.+)\.[^.]+"
+"""``mask_<name>``: group 1 is the source's file stem, the pair id."""
+_MAX_LISTED = 10
+
+
+def binary_mask(path: Path) -> np.ndarray:
+    """(H, W) bool of a binary mask file; DataError naming it when it is colour or has other values."""
+    mask = load_array(path)
+    if mask.ndim == 3:
+        if (mask != mask[..., :1]).any():
+            raise DataError(f"mask {path} has differing colour channels; expected a binary mask")
+        mask = mask[..., 0]
+    high = mask.max()
+    if high not in (0, 1, 255) or ((mask != 0) & (mask != high)).any():
+        values = np.unique(mask)
+        raise DataError(
+            f"mask {path} is not binary: values {values[:8].tolist()}{' ...' if len(values) > 8 else ''} (expected 0/1 or 0/255)"
+        )
+    return mask > 0
+
+
+def import_masks(folder: Path, pairs: list[Pair], out_dir: Path) -> int:
+    """Validate and copy the published masks of ``pairs`` from ``folder`` into ``out_dir``; returns how many pairs were written."""
+    folder = Path(folder)
+    found = {kind: index_images(folder / sub, pattern=PUBLISHED_PATTERN) for kind, sub in PUBLISHED_DIRS.items()}
+    for kind, files in found.items():
+        missing = [p.id for p in pairs if p.id not in files]
+        if missing:
+            listed = ", ".join(missing[:_MAX_LISTED]) + (
+                f", ... ({len(missing) - _MAX_LISTED} more)" if len(missing) > _MAX_LISTED else ""
+            )
+            raise DataError(
+                f"{len(missing)} of {len(pairs)} pairs have no mask in {folder / PUBLISHED_DIRS[kind]}: {listed}"
+            )
+        extra = len(files.keys() - {p.id for p in pairs})
+        if extra:
+            log.warning("%s: %d masks match no pair of the split; ignored", folder / PUBLISHED_DIRS[kind], extra)
+    prepare_folder(out_dir, {"source": "import", "folder": str(folder)})
+    pending = [p for p in pairs if not all(pair_outputs(out_dir, p.id)[kind].is_file() for kind in PUBLISHED_DIRS)]
+    for pair in tqdm(pending, desc=f"import {folder.name}", unit="pair"):
+        with Image.open(pair.ir) as source:
+            width, height = source.size
+        for kind in PUBLISHED_DIRS:
+            path = found[kind][pair.id]
+            mask = binary_mask(path)
+            if mask.shape != (height, width):
+                raise DataError(
+                    f"mask {path} is {mask.shape[1]}x{mask.shape[0]}, its pair {pair.ir} is {width}x{height}"
+                )
+            save_png(pair_outputs(out_dir, pair.id)[kind], mask.astype(np.uint8) * 255)
+    log.info("imported %d pairs of masks from %s to %s", len(pending), folder, out_dir)
+    return len(pending)

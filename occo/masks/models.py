@@ -1,0 +1,176 @@
+"""Loading the masks stage's models from params: pretrained (registry or local copies) or tiny random-init."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from occo.data import DataError
+from occo.masks.detector import Detector, DetectorSettings, GroundingDinoPy, build_grounding_dino, gdino_config
+from occo.masks.detector_hf import GroundingDinoHF, load_hf_grounding_dino
+from occo.masks.sam import SAM_MODELS, SamMasker, load_sam
+from occo.masks.tiny import (
+    TINY_DETECTOR_SIZE,
+    tiny_bert,
+    tiny_grounding_dino_args,
+    tiny_hf_grounding_dino,
+    tiny_sam,
+)
+from occo.weights import resolve_weights
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: ``auto`` → bf16 on CUDA (fp16 where bf16 is unsupported), fp32 (None) on CPU.
+
+    ``bf16``/``fp16`` are CUDA-only (autocast runs on CUDA only); ``fp32`` disables autocast.
+    """
+    if name == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if name not in PRECISIONS:
+        raise DataError(f"unknown masks.precision {name!r}; choose from auto, {', '.join(PRECISIONS)}")
+    if PRECISIONS[name] is not None and device.type != "cuda":
+        raise DataError(f"masks.precision {name} needs a CUDA device (got {device}); use auto or fp32")
+    return PRECISIONS[name]
+
+
+def detector_settings(params: dict) -> DetectorSettings:
+    """The prompt and thresholds of the ``masks`` params."""
+    return DetectorSettings(
+        prompt=params["prompt"],
+        box_threshold=float(params["box_threshold"]),
+        text_threshold=float(params["text_threshold"]),
+        nms_iou=float(params["nms_iou"]),
+        max_boxes=int(params["max_boxes"]),
+    )
+
+
+def groundingdino_weights(params: dict, root: Path) -> dict[str, Path]:
+    """groundingdino-py's checkpoint (``masks.gdino_checkpoint``) and BERT folder (``masks.text_encoder``)."""
+    return {
+        "gdino": resolve_weights(
+            "groundingdino_swint_ogc", params.get("gdino_checkpoint"), param="masks.gdino_checkpoint", root=root
+        ),
+        "text_encoder": resolve_weights(
+            "bert_base_uncased", params.get("text_encoder"), param="masks.text_encoder", root=root
+        ),
+    }
+
+
+def load_groundingdino(
+    paths: dict[str, Path], settings: DetectorSettings, device: torch.device, dtype: torch.dtype | None
+) -> GroundingDinoPy:
+    """groundingdino-py's Swin-T OGC with its checkpoint and local BERT."""
+    model = build_grounding_dino(gdino_config(paths["text_encoder"]), paths["gdino"])
+    return GroundingDinoPy(model, settings, device=device, dtype=dtype)
+
+
+def tiny_groundingdino(settings: DetectorSettings, device: torch.device, dtype: torch.dtype | None) -> GroundingDinoPy:
+    """groundingdino-py's builder with the tiny overrides and a tiny BERT (seed 0)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        model = build_grounding_dino(tiny_grounding_dino_args(tiny_bert(Path(tmp), settings.prompt)), None)
+    return GroundingDinoPy(model, settings, device=device, dtype=dtype, size=TINY_DETECTOR_SIZE)
+
+
+def transformers_weights(params: dict, root: Path) -> dict[str, Path]:
+    """The ``save_pretrained`` folder of IDEA-Research/grounding-dino-tiny (``masks.hf_model``)."""
+    return {"hf_model": resolve_weights("grounding_dino_tiny_hf", params.get("hf_model"), param="masks.hf_model", root=root)}
+
+
+def load_transformers(
+    paths: dict[str, Path], settings: DetectorSettings, device: torch.device, dtype: torch.dtype | None
+) -> GroundingDinoHF:
+    """transformers' Grounding DINO and processor from the local folder."""
+    model, processor = load_hf_grounding_dino(paths["hf_model"])
+    return GroundingDinoHF(model, processor, settings, device=device, dtype=dtype)
+
+
+def tiny_transformers(settings: DetectorSettings, device: torch.device, dtype: torch.dtype | None) -> GroundingDinoHF:
+    """A tiny random-init transformers Grounding DINO (seed 0), saved to a temporary folder and loaded back from it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model, processor = load_hf_grounding_dino(tiny_hf_grounding_dino(Path(tmp), settings.prompt))
+    return GroundingDinoHF(model, processor, settings, device=device, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class DetectorBackend:
+    """One ``masks.detector``: its pretrained weights from params, the detector built from them, a tiny random-init one."""
+
+    weights: Callable[[dict, Path], dict[str, Path]]
+    load: Callable[[dict[str, Path], DetectorSettings, torch.device, torch.dtype | None], Detector]
+    tiny: Callable[[DetectorSettings, torch.device, torch.dtype | None], Detector]
+
+
+DETECTORS: dict[str, DetectorBackend] = {
+    "groundingdino": DetectorBackend(groundingdino_weights, load_groundingdino, tiny_groundingdino),
+    "transformers": DetectorBackend(transformers_weights, load_transformers, tiny_transformers),
+}
+"""Detector backends: ``groundingdino`` = groundingdino-py (the paper's setup, default); ``transformers`` = transformers'
+``GroundingDinoForObjectDetection`` (IDEA-Research/grounding-dino-tiny, the same Swin-T model)."""
+
+
+def detector_backend(params: dict) -> DetectorBackend:
+    """The backend named by ``masks.detector``; DataError listing the known ones otherwise."""
+    if params["detector"] not in DETECTORS:
+        raise DataError(f"unknown masks.detector {params['detector']!r}; choose from {', '.join(DETECTORS)}")
+    return DETECTORS[params["detector"]]
+
+
+def weight_paths(params: dict, root: Path) -> dict[str, Path]:
+    """The SAM checkpoint and the detector's weights: local params or the registry (downloaded if absent).
+
+    Raises WeightsUnavailableError naming the file, its URL and the param when one cannot be had.
+    """
+    if params["sam_model"] not in SAM_MODELS:
+        raise DataError(f"unknown masks.sam_model {params['sam_model']!r}; choose from {', '.join(SAM_MODELS)}")
+    return {
+        "sam": resolve_weights(
+            f"sam_{params['sam_model']}", params.get("sam_checkpoint"), param="masks.sam_checkpoint", root=root
+        ),
+        **detector_backend(params).weights(params, root),
+    }
+
+
+def load_models(
+    params: dict, root: Path, device: torch.device, dtype: torch.dtype | None
+) -> tuple[Detector, SamMasker]:
+    """The detector and SAM masker of the ``masks`` params: pretrained, or tiny random-init when ``random_init`` is true."""
+    backend = detector_backend(params)
+    settings = detector_settings(params)
+    if params.get("random_init", False):
+        log.warning(
+            "masks.random_init: tiny random-init %s Grounding DINO and SAM; the masks are meaningless (tests/smoke only)",
+            params["detector"],
+        )
+        return backend.tiny(settings, device, dtype), SamMasker(tiny_sam(), device=device, dtype=dtype)
+    paths = weight_paths(params, root)
+    detector = backend.load(paths, settings, device, dtype)
+    masker = SamMasker(load_sam(params["sam_model"], paths["sam"]), device=device, dtype=dtype)
+    log.info("loaded the %s detector (%s) and SAM %s", params["detector"], ", ".join(map(str, paths.values())), params["sam_model"])
+    return detector, masker
+
+
+def settings_record(params: dict) -> dict:
+    """What determines the masks (kept in each folder's settings.json and every box JSON)."""
+    settings = detector_settings(params)
+    return {
+        "detector": params["detector"],
+        "prompt": settings.prompt,
+        "box_threshold": settings.box_threshold,
+        "text_threshold": settings.text_threshold,
+        "nms_iou": settings.nms_iou,
+        "max_boxes": settings.max_boxes,
+        "sam_model": "tiny" if params.get("random_init", False) else params["sam_model"],
+        "random_init": bool(params.get("random_init", False)),
+    }
