@@ -1,0 +1,505 @@
+"""Object detection on fused images (paper §4.3, Tables 3–4): YOLOv5 trained and tested per method.
+
+For every dataset × method (``occo``, ``visible``, ``infrared``, published methods) a YOLO dataset
+is built under ``data/detect/<dataset>/<method>/`` — the method's images of the train and val
+splits (symlinked), the dataset's labels converted to YOLO text, and a data YAML with absolute
+paths — and a detector is trained from the same initial weights, hyperparameters and seed, then
+tested on the shared val split. Runs live in ``models/detect/<dataset>/<method>/`` (ultralytics'
+``weights/last.pt``), metrics go to ``metrics/detect/<dataset>/<method>.json``.
+
+The detector is ultralytics' YOLOv5 *u* (``yolov5s.yaml``): the YOLOv5 backbone and neck with the
+anchor-free, decoupled YOLOv8 head, not the anchor-based YOLOv5 of the paper (docs/downstream.md).
+
+Offline by construction: :func:`prepare_ultralytics` sets ``YOLO_OFFLINE``, keeps ultralytics'
+settings in ``$YOLO_CONFIG_DIR`` (default ``<root>/.cache/ultralytics``), places the font it would
+otherwise download, and turns off its experiment-tracker integrations (its DVCLive hook would open
+a DVC experiment of its own inside ``dvc repro``). Pretrained weights come only from
+:func:`occo.weights.resolve_weights`; on CUDA the precision is bf16, which skips ultralytics' fp16
+AMP self-test (that test downloads ``yolo26n.pt``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from occo.data.io import DataError, atomic_dir, write_text_atomic
+from occo.data.pairs import find_pairs, index_images
+from occo.device import resolve_device
+from occo.downstream.labels import FORMATS, convert_label, read_class_names, write_yolo
+from occo.downstream.sources import method_images
+from occo.weights import resolve_weights
+
+log = logging.getLogger(__name__)
+
+MODEL_SIZES = ("n", "s", "m", "l", "x")
+"""YOLOv5 sizes: ultralytics ``yolov5<size>.yaml``, COCO weights ``yolov5<size>u.pt`` (registry ``yolov5<size>u``)."""
+
+_INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb", "sync")
+_RUN_STATE = "occo_run.json"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How one dataset is read for detection (an entry of ``detect.datasets``)."""
+
+    name: str
+    train: str  # split the detectors train on
+    val: str  # split they are tested on (the same split for all methods)
+    labels: str  # label folder under data/raw/<name>/<split>/labels/
+    format: str  # yolo | voc
+    classes: list[str]  # YOLO class list of the task, index = class id
+    paper_classes: list[str]  # classes whose mean is the paper's "all" column
+    source_classes: list[str] | None = None  # names of the ids in YOLO source files
+    val_fraction: float | None = None  # train == val: share of ids held out for val (seeded)
+
+    @classmethod
+    def from_params(cls, name: str, entry: dict) -> DatasetSpec:
+        """Validate one ``detect.datasets.<name>`` entry; DataError naming the param otherwise."""
+        where = f"detect.datasets.{name}"
+        missing = [k for k in ("train", "val", "labels", "format", "classes", "paper_classes") if k not in entry]
+        if missing:
+            raise DataError(f"params {where} lacks {', '.join(missing)}")
+        spec = cls(
+            name=name,
+            train=str(entry["train"]),
+            val=str(entry["val"]),
+            labels=str(entry["labels"]),
+            format=str(entry["format"]),
+            classes=[str(c) for c in entry["classes"]],
+            paper_classes=[str(c) for c in entry["paper_classes"]],
+            source_classes=[str(c) for c in entry["source_classes"]] if entry.get("source_classes") else None,
+            val_fraction=float(entry["val_fraction"]) if entry.get("val_fraction") is not None else None,
+        )
+        if spec.format not in FORMATS:
+            raise DataError(f"params {where}.format is {spec.format!r}; expected one of {', '.join(FORMATS)}")
+        if spec.format == "yolo" and spec.source_classes is None:
+            raise DataError(f"params {where}.source_classes must name the class ids of its YOLO label files")
+        unknown = [c for c in spec.paper_classes if c not in spec.classes]
+        if unknown:
+            raise DataError(f"params {where}.paper_classes {unknown} are not in its classes {spec.classes}")
+        if spec.train == spec.val and not (spec.val_fraction and 0 < spec.val_fraction < 1):
+            raise DataError(f"params {where}: train and val are both {spec.train!r}; set val_fraction in (0, 1)")
+        return spec
+
+
+@dataclass(frozen=True)
+class BuiltDataset:
+    """A YOLO dataset written for one dataset × method."""
+
+    data_yaml: Path
+    n_train: int
+    n_val: int
+    val_classes: frozenset[int]  # class ids with at least one box in the val labels
+
+
+def split_ids(ids: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Partition ``ids`` into (train, val), ``round(len·val_fraction)`` (at least 1) val ids drawn by a
+    seeded permutation; the same for every method. Both lists sorted."""
+    ids = sorted(ids)
+    n_val = min(len(ids) - 1, max(1, round(len(ids) * val_fraction)))
+    order = np.random.default_rng(seed).permutation(len(ids))
+    val = {ids[i] for i in order[:n_val]}
+    return [i for i in ids if i not in val], sorted(val)
+
+
+def _split_ids(root: Path, spec: DatasetSpec, seed: int) -> dict[str, tuple[str, list[str]]]:
+    """``{"train": (raw split, ids), "val": (raw split, ids)}`` from the raw pairs of the dataset."""
+    def ids_of(split: str) -> list[str]:
+        folder = root / "data/raw" / spec.name / split
+        return [p.id for p in find_pairs(folder / "ir", folder / "vi")]
+
+    if spec.train == spec.val:
+        train, val = split_ids(ids_of(spec.train), spec.val_fraction or 0.0, seed)
+        return {"train": (spec.train, train), "val": (spec.val, val)}
+    return {"train": (spec.train, ids_of(spec.train)), "val": (spec.val, ids_of(spec.val))}
+
+
+def _label_file(folder: Path, id_: str, fmt: str) -> Path | None:
+    path = folder / f"{id_}.{'xml' if fmt == 'voc' else 'txt'}"
+    return path if path.is_file() else None
+
+
+def _check_class_names(labels_root: Path, folder: Path, spec: DatasetSpec) -> None:
+    """The nearest ``classes.txt`` from ``folder`` up to ``labels_root`` must agree with source_classes."""
+    for d in (folder, *folder.parents):
+        candidate = d / "classes.txt"
+        if candidate.is_file():
+            names = read_class_names(candidate)
+            if [n.lower() for n in names] != [n.lower() for n in spec.source_classes or []]:
+                raise DataError(
+                    f"{candidate} lists classes {names}, but params detect.datasets.{spec.name}.source_classes "
+                    f"is {spec.source_classes}"
+                )
+            return
+        if d == labels_root:
+            return
+
+
+def _link(src: Path, dst: Path) -> None:
+    """``dst`` pointing at ``src`` (a symlink; a copy where links are not allowed)."""
+    try:
+        dst.symlink_to(src.resolve())
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def build_dataset(root: Path, spec: DatasetSpec, method: str, out: Path, *, seed: int) -> BuiltDataset:
+    """Write the YOLO dataset of ``method`` on ``spec`` to ``out`` (replaced atomically).
+
+    Layout: ``images/{train,val}/<id>.<ext>`` (links to the method's images), ``labels/{train,val}/
+    <id>.txt`` and ``data.yaml`` (absolute ``path``; names from ``spec.classes``). The labels are the
+    dataset's, the same for every method. DataError naming the file for a missing method image or a
+    bad label.
+    """
+    splits = _split_ids(root, spec, seed)
+    dropped: dict[str, int] = {}
+    val_classes: set[int] = set()
+    with atomic_dir(out) as tmp:
+        for part, (split, ids) in splits.items():
+            images = index_images(method_images(root, method, spec.name, split))
+            labels_root = root / "data/raw" / spec.name / split / "labels"
+            labels = labels_root / spec.labels
+            if not labels.is_dir():
+                raise DataError(
+                    f"label folder {labels} not found (params detect.datasets.{spec.name}.labels; "
+                    "label sources: docs/downstream.md)"
+                )
+            if spec.format == "yolo":
+                _check_class_names(labels_root, labels, spec)
+            (tmp / "images" / part).mkdir(parents=True)
+            unlabelled = 0
+            for id_ in tqdm(ids, desc=f"{spec.name}/{method} {part}", unit="img", leave=False):
+                if id_ not in images:
+                    where = method_images(root, method, spec.name, split)
+                    raise DataError(f"{where} has no image {id_} (pair {id_} of data/raw/{spec.name}/{split})")
+                _link(images[id_], tmp / "images" / part / f"{id_}{images[id_].suffix}")
+                src = _label_file(labels, id_, spec.format)
+                unlabelled += src is None
+                boxes, lost = convert_label(src, spec.format, spec.source_classes, spec.classes)
+                for name, n in lost.items():
+                    dropped[name] = dropped.get(name, 0) + n
+                if part == "val":
+                    val_classes.update(int(c) for c in boxes[:, 0])
+                write_yolo(tmp / "labels" / part / f"{id_}.txt", boxes)
+            if unlabelled:
+                log.info("%s/%s: %d of %d images have no label file in %s (no objects)",
+                         spec.name, split, unlabelled, len(ids), labels)
+        data = {
+            "path": str(out.resolve()),
+            "train": "images/train",
+            "val": "images/val",
+            "names": dict(enumerate(spec.classes)),
+        }
+        (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    if dropped:
+        log.info("%s: boxes of classes outside %s left out: %s", spec.name, spec.classes, dropped)
+    return BuiltDataset(out / "data.yaml", len(splits["train"][1]), len(splits["val"][1]), frozenset(val_classes))
+
+
+def prepare_ultralytics(root: Path) -> ModuleType:
+    """Import ultralytics for offline use and return its ``ultralytics.utils`` module.
+
+    Before the import: ``YOLO_OFFLINE=1`` (skips the connectivity probe) and ``YOLO_CONFIG_DIR``
+    (default ``<root>/.cache/ultralytics``) unless already set, so a global settings file cannot
+    redirect anything. After it: matplotlib's DejaVuSans copied to ``<config>/Arial.ttf`` when
+    missing (ultralytics otherwise downloads Arial.ttf when it reads a dataset), and the tracker
+    integrations and event sync switched off in ultralytics' settings.
+    """
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(root) / ".cache/ultralytics"))
+    import matplotlib
+    import ultralytics.utils as uutils
+
+    font = Path(uutils.USER_CONFIG_DIR) / "Arial.ttf"
+    if not font.is_file():
+        font.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf", font)
+    off = {key: False for key in _INTEGRATIONS if uutils.SETTINGS.get(key) is not False}
+    if off:
+        uutils.SETTINGS.update(off)
+    return uutils
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Detector hyperparameters shared by every method (params ``detect``)."""
+
+    model: str  # yolov5n | yolov5s | yolov5m | yolov5l | yolov5x
+    weights: Path | None  # COCO checkpoint; None = random init
+    epochs: int
+    imgsz: int
+    batch: int
+    nbs: int
+    warmup_epochs: float
+    workers: int
+    device: str  # ultralytics device string: "cpu" or a CUDA index
+    amp: bool | str  # False or "bf16"
+    seed: int
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a resumed run must share with the interrupted one."""
+        return {
+            "model": self.model,
+            "weights": str(self.weights) if self.weights else None,
+            "epochs": self.epochs,
+            "imgsz": self.imgsz,
+            "batch": self.batch,
+            "nbs": self.nbs,
+            "warmup_epochs": self.warmup_epochs,
+            "amp": self.amp,
+            "seed": self.seed,
+        }
+
+
+def resolve_model_weights(params: dict, root: Path) -> Path | None:
+    """The COCO-pretrained checkpoint of ``params.model``: ``params.weights`` when set, else the
+    registry's ``<model>u`` entry (models/pretrained/, downloaded when absent); None only when
+    ``params.pretrained`` is false (random init). WeightsUnavailableError naming file, URL and param."""
+    model = params["model"]
+    if model not in {f"yolov5{s}" for s in MODEL_SIZES}:
+        raise DataError(f"params detect.model is {model!r}; expected yolov5n, yolov5s, yolov5m, yolov5l or yolov5x")
+    if not params.get("pretrained", True):
+        log.warning("detect.pretrained is false: detectors start from random weights (smoke runs only)")
+        return None
+    return resolve_weights(f"{model}u", params.get("weights"), param="detect.weights", root=root)
+
+
+def train_config(params: dict, root: Path) -> TrainConfig:
+    """The :class:`TrainConfig` of params ``detect``; CUDA when ``device: auto`` finds one."""
+    device = resolve_device(str(params.get("device", "auto")))
+    amp = params.get("amp", "bf16")
+    if amp not in ("bf16", "none"):
+        raise DataError(f"params detect.amp is {amp!r}; expected bf16 or none")
+    return TrainConfig(
+        model=params["model"],
+        weights=resolve_model_weights(params, root),
+        epochs=int(params["epochs"]),
+        imgsz=int(params["imgsz"]),
+        batch=int(params["batch"]),
+        nbs=int(params["nbs"]),
+        warmup_epochs=float(params.get("warmup_epochs", 3.0)),
+        workers=int(params.get("workers", 0)),
+        device="cpu" if device.type == "cpu" else str(device.index or 0),
+        amp="bf16" if amp == "bf16" and device.type == "cuda" else False,
+        seed=int(params.get("seed", 0)),
+    )
+
+
+def _data_fingerprint(data_yaml: Path) -> str:
+    """sha256 over a built dataset: each image's name, size and mtime (through its link: the method's
+    file) and each label file's content, so rebuilding the same data keeps the fingerprint."""
+    base = data_yaml.parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in (base / "images").rglob("*") if p.is_file()):
+        st = path.stat()
+        digest.update(f"{path.relative_to(base)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for path in sorted((base / "labels").rglob("*.txt")):
+        digest.update(f"{path.relative_to(base)}\0".encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _finished(last: Path) -> bool:
+    """True for an ultralytics checkpoint of a completed run (optimizer stripped: ``epoch == -1``)."""
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    return ckpt.get("epoch", -1) < 0
+
+
+def _read_state(run_dir: Path) -> dict[str, Any] | None:
+    """``{"run": run_state, "validated": bool}`` saved in ``run_dir``, or None."""
+    path = run_dir / _RUN_STATE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _write_state(run_dir: Path, state: dict[str, Any], *, validated: bool) -> None:
+    write_text_atomic(run_dir / _RUN_STATE, json.dumps({"run": state, "validated": validated}, indent=2) + "\n")
+
+
+def run_state(cfg: TrainConfig, data: BuiltDataset) -> dict[str, Any]:
+    """The identity of a training run: hyperparameters and the files it trains and tests on."""
+    return {**cfg.fingerprint(), "data": _data_fingerprint(data.data_yaml)}
+
+
+def train_detector(cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Path:
+    """Train (or resume, or reuse) the detector of one dataset × method; returns its final ``last.pt``.
+
+    ``run_dir/weights/last.pt`` of a run with the same :func:`run_state` is reused when finished and
+    resumed otherwise; a run with another state is deleted and started over.
+    """
+    from ultralytics import YOLO
+
+    state = run_state(cfg, data)
+    saved = _read_state(run_dir)
+    last = run_dir / "weights" / "last.pt"
+    same = saved is not None and saved["run"] == state
+    if same and last.is_file() and _finished(last):
+        log.info("%s: finished run found, not retraining", run_dir)
+        return last
+    common = {"data": str(data.data_yaml), "device": cfg.device, "workers": cfg.workers, "plots": False}
+    start = time.perf_counter()
+    if same and last.is_file():
+        log.info("%s: resuming from %s", run_dir, last)
+        done = torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1) + 1
+        YOLO(str(last)).train(resume=True, **common)
+    else:
+        if run_dir.exists():
+            log.info("%s: parameters or data changed since this run started; starting over", run_dir)
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        _write_state(run_dir, state, validated=False)
+        done = 0
+        YOLO(f"{cfg.model}.yaml").train(
+            **common,
+            pretrained=str(cfg.weights) if cfg.weights else False,
+            epochs=cfg.epochs,
+            imgsz=cfg.imgsz,
+            batch=cfg.batch,
+            nbs=cfg.nbs,
+            warmup_epochs=cfg.warmup_epochs,
+            amp=cfg.amp,
+            seed=cfg.seed,
+            deterministic=True,
+            val=False,
+            project=str(run_dir.parent.resolve()),
+            name=run_dir.name,
+            exist_ok=True,
+            verbose=False,
+        )
+    seconds = time.perf_counter() - start
+    epochs = max(cfg.epochs - done, 1)
+    log.info("%s: %d epochs in %.1f s (%.2f s/epoch, device %s)",
+             run_dir, epochs, seconds, seconds / epochs, cfg.device)
+    return last
+
+
+def validate_detector(weights: Path, cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Any:
+    """Test ``weights`` on the val split (ultralytics defaults: conf 0.001, NMS IoU 0.7); the DetMetrics."""
+    from ultralytics import YOLO
+
+    return YOLO(str(weights)).val(
+        data=str(data.data_yaml),
+        split="val",
+        imgsz=cfg.imgsz,
+        batch=cfg.batch,
+        device=cfg.device,
+        workers=cfg.workers,
+        plots=False,
+        project=str(run_dir.resolve()),
+        name="val",
+        exist_ok=True,
+        verbose=False,
+    )
+
+
+def paper_mean(values: dict[str, float], classes: list[str]) -> float:
+    """The paper's "all": ``mean_{c in classes ∩ values} values[c]`` (MSRS person and car, M3FD its six
+    classes), over the classes that have boxes in the val split. DataError when none does."""
+    chosen = [values[c] for c in classes if c in values]
+    if not chosen:
+        raise DataError(f"no box of {classes} in the val split: the paper's 'all' is undefined")
+    return float(np.mean(chosen))
+
+
+def detection_metrics(box: Any, spec: DatasetSpec, present: frozenset[int], *, epochs: int, imgsz: int,
+                      n_train: int, n_val: int) -> dict[str, Any]:
+    """The metrics JSON of one run from ultralytics' ``metrics.box``.
+
+    Per-class AP@0.5 (``box.ap50``) and AP@0.5:0.95 (``box.ap``) come only for classes with boxes in
+    the val labels (``present``), indexed through ``box.ap_class_index`` — never ``box.maps``, which
+    fills absent classes with the overall mAP. ``all`` is :func:`paper_mean` over ``spec.paper_classes``.
+    """
+    index = [int(c) for c in box.ap_class_index]
+    ap50: dict[str, float] = {}
+    ap: dict[str, float] = {}
+    for i, c in enumerate(index):
+        if c in present:
+            ap50[spec.classes[c]] = float(box.ap50[i])
+            ap[spec.classes[c]] = float(box.ap[i])
+    return {
+        "ap50": {**ap50, "all": paper_mean(ap50, spec.paper_classes)},
+        "ap50_95": {**ap, "all": paper_mean(ap, spec.paper_classes)},
+        "epochs": int(epochs),
+        "imgsz": int(imgsz),
+        "n_train": int(n_train),
+        "n_val": int(n_val),
+    }
+
+
+def markdown_table(results: dict[str, dict[str, Any]], spec: DatasetSpec) -> str:
+    """Methods × classes table of AP@0.5 and AP@0.5:0.95 (percent), shaped like the paper's Tables 3–4;
+    classes outside the paper's "all" follow it, marked with *."""
+    classes = [c for c in spec.paper_classes if any(c in r["ap50"] for r in results.values())]
+    extra = [c for c in spec.classes if c not in spec.paper_classes and any(c in r["ap50"] for r in results.values())]
+    columns = [*classes, "all", *extra]
+    head = [*classes, "all", *(f"{c}*" for c in extra)]
+    lines = []
+    for key, title in (("ap50", "AP@0.5"), ("ap50_95", "AP@0.5:0.95")):
+        lines += [f"### {title} (%)", "", "| method | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+        for method, r in results.items():
+            cells = [f"{100 * r[key][c]:.1f}" if c in r[key] else "–" for c in columns]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if extra:
+        lines.append(f"\\* not part of the paper's 'all' ({', '.join(spec.paper_classes)}).")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_detect(params: dict, root: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """The ``detect`` stage: every ``params.run`` dataset × ``params.methods``; returns the metrics.
+
+    Datasets not imported (no ``data/raw/<name>/<split>``) are skipped with a warning. Writes
+    ``metrics/detect/<dataset>/<method>.json`` and ``reports/detect/<dataset>.md``; a run whose
+    metrics file exists and whose training run is finished with the same state is skipped.
+    """
+    root = Path(root)
+    prepare_ultralytics(root)
+    specs = params.get("datasets") or {}
+    cfg: TrainConfig | None = None
+    all_results: dict[str, dict[str, dict[str, Any]]] = {}
+    (root / "metrics/detect").mkdir(parents=True, exist_ok=True)
+    for name in params.get("run") or []:
+        if name not in specs:
+            raise DataError(f"params detect.run names {name!r}, which detect.datasets does not define")
+        spec = DatasetSpec.from_params(name, specs[name])
+        missing = [s for s in sorted({spec.train, spec.val}) if not (root / "data/raw" / name / s).is_dir()]
+        if missing:
+            log.warning("detect: skipping %s: no split %s in data/raw/%s", name, ", ".join(missing), name)
+            continue
+        cfg = cfg or train_config(params, root)
+        results: dict[str, dict[str, Any]] = {}
+        for method in params["methods"]:
+            data = build_dataset(root, spec, method, root / "data/detect" / name / method, seed=cfg.seed)
+            run_dir = root / "models/detect" / name / method
+            out = root / "metrics/detect" / name / f"{method}.json"
+            last = train_detector(cfg, data, run_dir)
+            if out.is_file() and (_read_state(run_dir) or {}).get("validated"):
+                results[method] = json.loads(out.read_text(encoding="utf-8"))
+                log.info("%s/%s: metrics already in %s", name, method, out)
+                continue
+            box = validate_detector(last, cfg, data, run_dir).box
+            results[method] = detection_metrics(
+                box, spec, data.val_classes, epochs=cfg.epochs, imgsz=cfg.imgsz, n_train=data.n_train, n_val=data.n_val
+            )
+            write_text_atomic(out, json.dumps(results[method], indent=2) + "\n")
+            _write_state(run_dir, run_state(cfg, data), validated=True)
+            log.info("%s/%s: AP50 all %.3f, AP50:95 all %.3f -> %s", name, method,
+                     results[method]["ap50"]["all"], results[method]["ap50_95"]["all"], out)
+        title = f"## {name} detection ({spec.val} split)\n\n"
+        write_text_atomic(root / f"reports/detect/{name}.md", title + markdown_table(results, spec))
+        log.info("wrote metrics/detect/%s/*.json and reports/detect/%s.md", name, name)
+        all_results[name] = results
+    return all_results
