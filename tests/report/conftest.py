@@ -1,0 +1,83 @@
+"""A fake workspace with every report input: metrics JSONs, dvclive logs, images, masks, fused images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from occo.data.io import save_png
+from occo.metrics.suite import METRICS
+
+FUSION = {
+    "visible": {**{m: 1.0 for m in METRICS}, "SCD": None, "n": 2},
+    "max": {**{m: 2.0 for m in METRICS}, "n": 2},
+    "occo": {**{m: 3.0 for m in METRICS}, "EN": 0.5, "n": 2},
+}
+
+
+def write_json(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc), encoding="utf-8")
+
+
+def detect_record(person: float, car: float) -> dict:
+    return {
+        "ap50": {"person": person, "car": car, "all": (person + car) / 2},
+        "ap50_95": {"person": person / 2, "car": car / 2, "all": (person + car) / 4},
+        "epochs": 1, "imgsz": 64, "n_train": 2, "n_val": 2,
+    }
+
+
+def segment_record(value: float) -> dict:
+    iou = {c: value for c in ("background", "car", "person")} | {"bike": None}
+    return {"iou": iou, "miou": value, "epochs": 1, "n_train": 2, "n_test": 2}
+
+
+def image(rng: np.random.Generator, h: int = 24, w: int = 32, colour: bool = False) -> np.ndarray:
+    return rng.integers(0, 256, (h, w, 3) if colour else (h, w), dtype=np.uint8)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """Every input of the report stage, small."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "repo"
+    write_json(root / "metrics/fusion/synthetic.json", FUSION)
+    write_json(root / "metrics/detect/synthetic/occo.json", detect_record(0.6, 0.4))
+    write_json(root / "metrics/detect/synthetic/visible.json", detect_record(0.5, 0.7))
+    write_json(root / "metrics/segment/synthetic/occo.json", segment_record(0.5))
+    write_json(root / "metrics/segment/synthetic/infrared.json", segment_record(0.4))
+    summary = {"train": {"total": 1.5, "pixel": 1.0, "contrast": 0.05, "lr": 1e-4}, "step": 3}
+    write_json(root / "dvclive/train/metrics.json", summary)
+    for name, values in {"total": [3.0, 2.0, 1.5], "pixel": [2.0, 1.5, 1.0], "lr": [1e-4] * 3}.items():
+        tsv = root / f"dvclive/train/plots/metrics/train/{name}.tsv"
+        tsv.parent.mkdir(parents=True, exist_ok=True)
+        tsv.write_text(f"timestamp\tstep\t{name}\n" + "".join(f"{1000 + s}\t{s + 1}\t{v}\n" for s, v in enumerate(values)))
+    for i in range(3):
+        base = root / "data/raw/synthetic/test"
+        save_png(base / f"ir/syn_{i:03d}.png", image(rng))
+        save_png(base / f"vi/syn_{i:03d}.png", image(rng, colour=True))
+        save_png(base / f"masks/ir/syn_{i:03d}.png", (image(rng) > 128).astype(np.uint8) * 255)
+        save_png(root / f"data/fused/occo/synthetic/test/syn_{i:03d}.png", image(rng, colour=True))
+        if i != 1:  # one published result and one visible mask are missing: their tiles are drawn 'absent'
+            save_png(root / f"data/external/DenseFuse/synthetic/test/syn_{i:03d}.png", image(rng))
+            save_png(base / f"masks/vi/syn_{i:03d}.png", (image(rng) > 128).astype(np.uint8) * 255)
+    return root
+
+
+@pytest.fixture
+def params() -> dict:
+    return {
+        **{f"omega{i}": 0.5 for i in range(1, 7)},
+        "ablation": {"feature_space": "occo"},
+        "arch": {"compat": "fixed", "cross_attention": True},
+        "loss": {"cx_variant": "bounded"},
+        "masks": {"prompt": "people or cars"},
+        "train": {"dataset": "synthetic", "epochs": 1},
+        "evaluate": {"baselines": ["visible", "max"]},
+        "report": {"gallery": {"dataset": "synthetic", "split": "test", "ids": [], "n": 2},
+                   "fusion_metrics": "all", "compare_paper": True, "ours": ["occo"]},
+    }
