@@ -85,7 +85,11 @@ def tiny_groundingdino(settings: DetectorSettings, device: torch.device, dtype: 
 
 def transformers_weights(params: dict, root: Path) -> dict[str, Path]:
     """The ``save_pretrained`` folder of IDEA-Research/grounding-dino-tiny (``masks.hf_model``)."""
-    return {"hf_model": resolve_weights("grounding_dino_tiny_hf", params.get("hf_model"), param="masks.hf_model", root=root)}
+    return {
+        "hf_model": resolve_weights(
+            "grounding_dino_tiny_hf", params.get("hf_model"), param="masks.hf_model", root=root
+        )
+    }
 
 
 def load_transformers(
@@ -117,7 +121,7 @@ DETECTORS: dict[str, DetectorBackend] = {
     "transformers": DetectorBackend(transformers_weights, load_transformers, tiny_transformers),
 }
 """Detector backends: ``groundingdino`` = groundingdino-py (the paper's setup, default); ``transformers`` = transformers'
-``GroundingDinoForObjectDetection`` (IDEA-Research/grounding-dino-tiny, the same Swin-T model)."""
+``GroundingDinoForObjectDetection`` (IDEA-Research/grounding-dino-tiny, Swin-T)."""
 
 
 def detector_backend(params: dict) -> DetectorBackend:
@@ -157,7 +161,9 @@ def load_models(
     paths = weight_paths(params, root)
     detector = backend.load(paths, settings, device, dtype)
     masker = SamMasker(load_sam(params["sam_model"], paths["sam"]), device=device, dtype=dtype)
-    log.info("loaded the %s detector (%s) and SAM %s", params["detector"], ", ".join(map(str, paths.values())), params["sam_model"])
+    log.info(
+        "loaded the %s detector and SAM %s from %s", params["detector"], params["sam_model"], ", ".join(map(str, paths.values()))
+    )
     return detector, masker
 
 

@@ -1,9 +1,11 @@
 """Tiny random-init Grounding DINO and SAM for tests and the offline smoke run (``masks.random_init``).
 
-Both are built with their libraries' own building blocks, so the stage exercises the exact code
+They are built with their libraries' own building blocks, so the stage exercises the exact code
 paths of the real models: the Grounding DINO is groundingdino-py's builder run on its shipped
 Swin-T OGC config with one encoder and one decoder layer (256 wide: groundingdino-py hard-codes that width in its text position embedding), 50 queries and a tiny BERT text encoder
-saved to a folder (``BertConfig`` + ``save_pretrained``); the SAM is segment-anything's ``Sam``
+saved to a folder (``BertConfig`` + ``save_pretrained``); the transformers Grounding DINO
+(``masks.detector: transformers``) is a ``GroundingDinoConfig`` with a tiny Swin and BERT, saved with
+its processor to a folder and loaded back like the real one; the SAM is segment-anything's ``Sam``
 assembled from ``ImageEncoderViT``, ``PromptEncoder`` and ``MaskDecoder`` at 256 px with a
 two-block, 32-wide encoder. Their outputs are meaningless; they only exercise shapes and I/O.
 """

@@ -55,7 +55,9 @@ def test_shipped_registry_is_valid():
     weights = reg["weights"]
     assert {"vgg19", "sam_vit_h", "sam_vit_l", "sam_vit_b", "groundingdino_swint_ogc", "yolov5su"} <= weights.keys()
     assert weights["vgg19"]["sha256"].startswith(weights["vgg19"]["sha256_prefix"])
-    assert all(w["url"].startswith("https://") and w["filename"] in w["url"] for w in weights.values())
+    files = [f for w in weights.values() for f in (w["files"] if "files" in w else [w])]
+    assert all(f["url"].startswith("https://") and Path(f["filename"]).suffix == Path(f["url"]).suffix for f in files)
+    assert {"bert_base_uncased", "grounding_dino_tiny_hf", "resnet50_imagenet"} <= weights.keys()
 
 
 def test_registry_errors_name_the_file(tmp_path):
