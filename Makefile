@@ -54,7 +54,7 @@ smoke: install
 # with omega6=100 and compares the two experiments.
 smoke-omega6: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc exp run -n smoke-omega6-100 -S omega6=100
-	PATH="$(CURDIR)/$(BIN):$$PATH" dvc metrics diff --precision 4 smoke smoke-omega6-100 dvclive/train/metrics.json metrics/fusion
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc metrics diff smoke smoke-omega6-100 -R --precision 4 --targets dvclive/train/metrics.json metrics/fusion
 
 bench: install
 	$(BIN)/python bench/metrics.py

@@ -233,7 +233,7 @@ def build_report(root: Path, params: dict, *, paper_path: Path | None = None) ->
     blocks += reference_section(paper)
     moved = {figures: reports / "figures", plots: reports / "plots", gallery: reports / "gallery"}
     blocks = [_final(b, moved) for b in blocks]
-    log.info("figures in %s, gallery in %s, dvc plots tables in %s", *moved.values())
+    log.info("figures in %s, dvc plots tables in %s, gallery in %s", *moved.values())
     write_text_atomic(reports / "report.md", to_markdown(blocks, base=reports))
     write_text_atomic(reports / "report.html", to_html(blocks, title=TITLE))
     log.info("wrote %s and %s", reports / "report.md", reports / "report.html")
