@@ -52,6 +52,9 @@ def test_shipped_registry_is_valid():
         assert entry["homepage"].startswith("https://") and entry["licence"] and entry["citation"]
         for spec in entry["splits"].values():
             assert spec["ir"] and spec["vi"]
+    for name in ("MSRS", "M3FD"):  # every label kind the downstream stages read says where it comes from
+        kinds = {source["kind"] for source in reg["datasets"][name]["label_sources"]}
+        assert kinds, name
     weights = reg["weights"]
     assert {"vgg19", "sam_vit_h", "sam_vit_l", "sam_vit_b", "groundingdino_swint_ogc", "yolov5su"} <= weights.keys()
     assert weights["vgg19"]["sha256"].startswith(weights["vgg19"]["sha256_prefix"])
