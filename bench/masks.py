@@ -54,7 +54,7 @@ from segment_anything import SamPredictor, sam_model_registry
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.train import peak_memory, sync  # noqa: E402
+from bench.train import peak_memory, sync, table  # noqa: E402
 from occo.data import Pair, find_pairs, load_pair, make_synthetic  # noqa: E402
 from occo.device import resolve_batch_size, resolve_device  # noqa: E402
 from occo.masks.detector import (  # noqa: E402
@@ -161,15 +161,6 @@ def precisions(device: torch.device) -> list[tuple[str, torch.dtype | None]]:
     """fp32, and on CUDA the autocast dtype of ``masks.precision: auto``."""
     auto = resolve_precision("auto", device)
     return [("fp32", None)] + [(name, dtype) for name, dtype in PRECISIONS.items() if auto and dtype == auto]
-
-
-def table(header: tuple[str, ...], rows: list[tuple]) -> None:
-    """Print a markdown table."""
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for r in rows:
-        print("| " + " | ".join(str(c) for c in r) + " |")
-    print()
 
 
 def parse_boxes(text: str) -> tuple[int, int]:

@@ -153,6 +153,15 @@ class Step:
         return run
 
 
+def table(header: tuple[str, ...], rows: list[tuple]) -> None:
+    """Print a markdown table."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(c) for c in r) + " |")
+    print()
+
+
 def peak_memory(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"{torch.cuda.max_memory_allocated(dev) / 2**20:,.0f} MiB"
@@ -257,13 +266,6 @@ def main() -> None:
             fuse_rows.append((dev.type, f"{batch}", f"{t * 1000:,.1f}", f"{batch / t:,.2f}",
                               peak_memory(dev) if dev.type == "cuda" else "—"))
         del model
-
-    def table(header: tuple[str, ...], rows: list[tuple]) -> None:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "|".join("---" for _ in header) + "|")
-        for r in rows:
-            print("| " + " | ".join(str(c) for c in r) + " |")
-        print()
 
     print(f"### 1. Training step (batch {args.batch}, {args.size}x{args.size})\n")
     table(("device", "config", "step ms (median)", "peak memory", "speed vs fp32 eager"), step_rows)
