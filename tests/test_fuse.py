@@ -6,6 +6,7 @@ import importlib.util
 import json
 import logging
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -90,13 +91,19 @@ def test_occo_fuse_cli_folders_and_single_pair(tmp_path, model):
               "--checkpoint", str(tmp_path / "missing.pt")])
 
 
-def test_fuse_stage_fuses_listed_splits_and_warns_on_missing(tmp_path, model, caplog):
+def _stage_workspace(root: Path, model: torch.nn.Module) -> ModuleType:
+    """The fuse stage module, with a 3-pair dataset `tiny/test` and models/occo.pt under ``root``."""
     spec = importlib.util.spec_from_file_location("occo_test_stage_fuse", REPO / "stages" / "fuse.py")
     stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stage)
-    _pairs(tmp_path / "data/raw/tiny/test")
-    (tmp_path / "data/raw/INDEX.json").write_text(json.dumps({"tiny": {"test": 3}}))
-    save_checkpoint(tmp_path / "models/occo.pt", model, CFG)
+    _pairs(root / "data/raw/tiny/test")
+    (root / "data/raw/INDEX.json").write_text(json.dumps({"tiny": {"test": 3}}))
+    save_checkpoint(root / "models/occo.pt", model, CFG)
+    return stage
+
+
+def test_fuse_stage_fuses_listed_splits_and_warns_on_missing(tmp_path, model, caplog):
+    stage = _stage_workspace(tmp_path, model)
     params = {"datasets": ["tiny/test", "tiny/train", "FMB/test"], "device": "cpu", "batch_size": 2}
     with caplog.at_level(logging.WARNING, logger="stages.fuse"):
         folders = stage.run(params, tmp_path)
@@ -108,12 +115,7 @@ def test_fuse_stage_fuses_listed_splits_and_warns_on_missing(tmp_path, model, ca
 
 
 def test_fuse_stage_extra_checkpoint_is_one_more_method(tmp_path, model):
-    spec = importlib.util.spec_from_file_location("occo_test_stage_fuse2", REPO / "stages" / "fuse.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
-    _pairs(tmp_path / "data/raw/tiny/test")
-    (tmp_path / "data/raw/INDEX.json").write_text(json.dumps({"tiny": {"test": 3}}))
-    save_checkpoint(tmp_path / "models/occo.pt", model, CFG)
+    stage = _stage_workspace(tmp_path, model)
     save_checkpoint(tmp_path / "models/public.pt", model, CFG)
     params = {"datasets": ["tiny/test"], "device": "cpu", "extra_checkpoints": {"OCCO-public": "models/public.pt"}}
     folders = stage.run(params, tmp_path)
