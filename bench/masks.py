@@ -37,14 +37,11 @@ import argparse
 import json
 import math
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import torch
@@ -54,7 +51,7 @@ from segment_anything import SamPredictor, sam_model_registry
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.train import peak_memory, sync, table  # noqa: E402
+from bench.train import measure, peak_memory, table  # noqa: E402
 from occo.data import Pair, find_pairs, load_pair, make_synthetic  # noqa: E402
 from occo.device import resolve_batch_size, resolve_device  # noqa: E402
 from occo.masks.detector import (  # noqa: E402
@@ -70,7 +67,6 @@ from occo.masks.models import PRECISIONS, detector_settings, resolve_precision, 
 from occo.masks.sam import SAM_MODELS, SamMasker  # noqa: E402
 from occo.masks.tiny import TINY_DETECTOR_SIZE, tiny_bert, tiny_grounding_dino_args, tiny_sam  # noqa: E402
 
-T = TypeVar("T")
 SIZE = (480, 640)
 """(H, W) of MSRS images and of the synthetic stand-ins."""
 
@@ -136,20 +132,6 @@ def naive_masks(predictor: SamPredictor, images: list[np.ndarray], boxes: list[n
             union |= mask[0]
         out.append(union)
     return out
-
-
-def measure(fn: Callable[[], T], device: torch.device, warmup: int, repeats: int) -> tuple[float, T]:
-    """Median wall time of ``fn`` (s) over ``repeats`` calls after ``warmup`` calls, and the last call's result."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        result = fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def in_chunks(fn: Callable[[list], list], items: list, size: int) -> list:

@@ -41,6 +41,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import yaml
@@ -63,23 +64,30 @@ def load_params(path: Path) -> dict:
     return params
 
 
+T = TypeVar("T")
+
 def sync(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
 
 
-def timed(fn: Callable[[], object], dev: torch.device, warmup: int, steps: int) -> float:
-    """Median wall time of ``fn`` in seconds over ``steps`` calls after ``warmup`` calls."""
+def measure(fn: Callable[[], T], dev: torch.device, warmup: int, repeats: int) -> tuple[float, T]:
+    """Median wall time of ``fn`` (s) over ``repeats`` calls after ``warmup`` calls, and the last call's result."""
     for _ in range(warmup):
         fn()
     times = []
-    for _ in range(steps):
+    for _ in range(repeats):
         sync(dev)
         start = time.perf_counter()
-        fn()
+        result = fn()
         sync(dev)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times), result
+
+
+def timed(fn: Callable[[], object], dev: torch.device, warmup: int, steps: int) -> float:
+    """Median wall time of ``fn`` in seconds over ``steps`` calls after ``warmup`` calls."""
+    return measure(fn, dev, warmup, steps)[0]
 
 
 def synthetic_batch(batch: int, size: int, dev: torch.device, seed: int) -> tuple[torch.Tensor, ...]:
