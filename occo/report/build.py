@@ -5,30 +5,42 @@ Outputs (under the repository root):
   reports/report.html          the same page, self-contained (inline CSS, images as data URIs),
   reports/figures/*.png        training curves and fusion-metric bars,
   reports/gallery/*.png        one labelled row of images per chosen id,
-  reports/plots/fusion_<ds>.csv  rows = methods, columns = metrics (for `dvc plots`).
-Every section whose inputs are absent says "not run" instead.
+  reports/plots/fusion_<ds>.csv  rows = methods, columns = metrics (for `dvc plots`),
+  metrics/headline.json        our headline numbers, flat (``headline.py``; a DVC metrics file).
+Every section whose inputs are absent says "not run" instead. Ours stands beside the paper's Tables
+1–5 per dataset and, for the studies this workspace's experiments belong to, Tables 6–9.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from occo.data.io import DataError, atomic_dir, write_text_atomic
 from occo.metrics.suite import METRICS
 from occo.report.collect import Collected, collect, detect_frame, segment_frame
-from occo.report.document import Block, Bullets, Figure, Heading, Paragraph, TableBlock, to_markdown
+from occo.report.comparison import detect_beside, fusion_beside, segment_beside, studies_section
+from occo.report.document import Banner, Block, Bullets, Figure, Heading, Paragraph, TableBlock, to_markdown
 from occo.report.figures import metric_bars, training_curves
 from occo.report.gallery import build_gallery
+from occo.report.headline import headline
 from occo.report.html import to_html
-from occo.report.paper import PaperReference, difference, load_paper
-from occo.report.tables import Row, Table
+from occo.report.paper import PaperReference, load_paper
+from occo.report.provenance import Provenance, provenance
+from occo.report.runs import Run, sibling_runs
+from occo.report.studies import show
+from occo.report.tables import Row, Table, clean
 
 log = logging.getLogger(__name__)
 
 REPORTS = Path("reports")
+HEADLINE = Path("metrics/headline.json")
 TITLE = "OCCO report"
+TRAINED = "occo"  # the method name of our trained model's fused images (stages/fuse.py)
 
 
 @dataclass(frozen=True)
@@ -62,17 +74,21 @@ class ReportConfig:
         )
 
 
-def _show(value: object) -> str:
-    """A param value as YAML writes it (true/false/null)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def not_run(what: str, why: str) -> Paragraph:
     return Paragraph(f"Not run: {what} ({why}).")
+
+
+def stamp_section(stamp: Provenance) -> list[Block]:
+    """Which experiment and revision the report is of, and a banner when any model was random-init."""
+    name = f"experiment `{stamp.experiment}`" if stamp.experiment else "not a `dvc exp run` (no DVC_EXP_NAME)"
+    rev = f"git revision `{stamp.revision[:12]}`" if stamp.revision else "git revision unknown (not a git repository)"
+    blocks: list[Block] = [Paragraph(f"Run: {name}; {rev}.")]
+    if stamp.random_init:
+        blocks.append(Banner(
+            "random-init models in this run: " + "; ".join(stamp.random_init) + ". Its numbers test the code "
+            "path only and say nothing about the method; do not compare them with the paper."
+        ))
+    return blocks
 
 
 def run_section(params: dict) -> list[Block]:
@@ -82,10 +98,10 @@ def run_section(params: dict) -> list[Block]:
         "loss weights: " + ", ".join(f"`omega{i}={params.get(f'omega{i}')}`" for i in range(1, 7)),
         f"feature space: `ablation.feature_space={(params.get('ablation') or {}).get('feature_space')}`; "
         f"contextual loss `loss.cx_variant={(params.get('loss') or {}).get('cx_variant')}`",
-        "network: " + ", ".join(f"`arch.{k}={_show(v)}`" for k, v in arch.items()),
+        "network: " + ", ".join(f"`arch.{k}={show(v)}`" for k, v in arch.items()),
         f"mask prompt: `{(params.get('masks') or {}).get('prompt')}`",
         "training: " + ", ".join(
-            f"`train.{k}={_show(train.get(k))}`"
+            f"`train.{k}={show(train.get(k))}`"
             for k in ("dataset", "split", "epochs", "max_steps", "batch_size", "crop", "lr")
         ),
     ]
@@ -109,33 +125,10 @@ def training_section(data: Collected, figures: Path) -> list[Block]:
     return blocks
 
 
-def paper_note(paper: PaperReference | None, kind: str) -> list[Block]:
-    """One line when the paper reference holds no values of this ``kind`` at all."""
-    if paper is None or any(t.kind == kind and t.values is not None for t in paper.tables):
-        return []
-    return [Paragraph(f"Published OCCO values ({kind}): not available (see the paper reference below).")]
-
-
-def paper_rows(table: Table, paper: PaperReference | None, kind: str, dataset: str, ours: list[str]) -> list[Block]:
-    """Append the paper's OCCO row and ours − paper rows to ``table``; say so when the paper has none for ``dataset``."""
-    if paper is None or paper_note(paper, kind):
-        return []
-    published = paper.published(kind, dataset)
-    if published is None:
-        return [Paragraph(f"Published OCCO values ({kind}) on {dataset}: not available.")]
-    table.rows.append(Row(f"OCCO (paper, Table {published.table})", dict(published.values), "reference"))
-    for row in [r for r in table.rows if r.kind == "method" and r.label in ours]:
-        diff = difference({c: row.values.get(c) for c in table.columns}, published.values)
-        table.rows.append(Row(f"{row.label} − paper", diff, "difference"))
-    src = published.source
-    where = src["url"].split("://", 1)[-1]  # shown as text: the HTML page links nowhere outside itself
-    return [Paragraph(f"Paper values read from {where}, Table {src['table']}, row {src['row']}.")]
-
-
 def fusion_section(
     data: Collected, cfg: ReportConfig, paper: PaperReference | None, figures: Path, plots: Path, baselines: list[str]
 ) -> list[Block]:
-    """Per dataset: the metric table (+ paper rows) and bar charts; a CSV per dataset for dvc plots."""
+    """Per dataset: the metric table, ours beside the paper (Tables 1–2), bar charts; a CSV per dataset for dvc plots."""
     blocks: list[Block] = [Heading("Fusion metrics")]
     if not data.fusion:
         return blocks + [not_run("fusion metrics", "no metrics/fusion/*.json; the evaluate stage has not run")]
@@ -143,11 +136,11 @@ def fusion_section(
         "Rows are methods, columns metrics (all higher-is-better); the best method value per column is in bold, "
         "`n` is the number of images scored. Pixel baselines: " + ", ".join(f"`{b}`" for b in baselines) + "."
     ))
-    blocks += paper_note(paper, "fusion")
     for dataset, frame in data.fusion.items():
         table = Table.from_frame(frame, cfg.fusion_metrics, info_columns=["n"])
-        extra = paper_rows(table, paper, "fusion", dataset, cfg.ours)
-        blocks += [Heading(dataset, 3), TableBlock(table), *extra]
+        blocks += [Heading(dataset, 3), TableBlock(table)]
+        if paper is not None:
+            blocks += fusion_beside(paper, dataset, frame, cfg.ours)
         frame[cfg.fusion_metrics].rename_axis("method").to_csv(plots / f"fusion_{dataset}.csv")
         if frame[cfg.fusion_metrics].isna().all().all():
             continue
@@ -160,11 +153,11 @@ def fusion_section(
 def downstream_section(
     name: str, kind: str, records: dict[str, dict[str, dict]], cfg: ReportConfig, paper: PaperReference | None
 ) -> list[Block]:
-    """Detection or segmentation: one table per dataset (rows = methods, columns = classes)."""
+    """Detection or segmentation: one table per dataset (rows = methods, columns = classes), then ours
+    beside the paper (Tables 3–5)."""
     blocks: list[Block] = [Heading(name)]
     if not records:
         return blocks + [not_run(name.lower(), f"no metrics/{kind}/<dataset>/<method>.json; the {kind} stage has not run")]
-    blocks += paper_note(paper, kind)
     for dataset, per_method in records.items():
         frame = detect_frame(per_method) if kind == "detect" else segment_frame(per_method)
         table = Table.from_frame(frame, list(frame.columns))
@@ -176,9 +169,26 @@ def downstream_section(
         else:
             caption = (f"IoU per class and mIoU of a segmentation network trained on each method's images "
                        f"({first.get('epochs')} epochs, {first.get('n_train')} train / {first.get('n_test')} test images).")
-        extra = paper_rows(table, paper, kind, dataset, cfg.ours)
-        blocks += [Heading(dataset, 3), TableBlock(table, caption), *extra]
+        blocks += [Heading(dataset, 3), TableBlock(table, caption)]
+        if paper is not None:
+            beside = detect_beside if kind == "detect" else segment_beside
+            blocks += beside(paper, dataset, per_method, cfg.ours)
     return blocks
+
+
+def ablation_section(root: Path, data: Collected, paper: PaperReference | None, stamp: Provenance,
+                     params: dict) -> list[Block]:
+    """Tables 6–9 (FMB): this run and the workspace's other experiments, each beside the paper's row."""
+    blocks: list[Block] = [Heading("Ablation studies (Tables 6–9)")]
+    if paper is None:
+        return blocks + [Paragraph("Comparison with the paper switched off (`report.compare_paper: false`).")]
+    dataset = paper.studies()[0].rows[0].dataset
+    frame = data.fusion.get(dataset)
+    scores = None
+    if frame is not None and TRAINED in frame.index:
+        scores = {str(c): clean(frame.at[TRAINED, c]) for c in frame.columns}
+    current = Run(stamp.experiment or "workspace", params, scores, current=True)
+    return blocks + studies_section(paper, current, sibling_runs(root, dataset, TRAINED, exclude=stamp.experiment))
 
 
 def gallery_section(root: Path, cfg: ReportConfig, out_dir: Path) -> list[Block]:
@@ -196,30 +206,30 @@ def gallery_section(root: Path, cfg: ReportConfig, out_dir: Path) -> list[Block]
 
 
 def reference_section(paper: PaperReference | None) -> list[Block]:
-    """The citation and which of the paper's tables are stored."""
+    """The citation and the paper's tables the report compares with."""
     if paper is None:
         return [Heading("Paper reference"),
                 Paragraph("Comparison with the paper switched off (`report.compare_paper: false`).")]
-    items = []
-    for t in paper.tables:
-        if t.values is None:
-            items.append(f"Table {t.table}: published values not available ({t.missing}).")
-        else:
-            items.append(f"Table {t.table}: {t.kind} on {t.dataset}, OCCO row stored ({len(t.values)} values).")
+    items = [f"Table {t.table}: {t.caption} ({', '.join(t.datasets)}; {len(t.rows)} rows)." for t in paper.tables]
     return [Heading("Paper reference"), Paragraph(paper.cite()), Bullets(tuple(items)), Paragraph(
-        "Reference data: `occo/report/paper.yaml` (numbers read from the paper only, each with its source)."
+        "Reference data: `occo/report/paper.yaml`, generated from the transcription of the paper's tables "
+        "(`python -m occo.report.paper_csv`); every value keeps its table and row."
     )]
 
 
-def build_report(root: Path, params: dict, *, paper_path: Path | None = None) -> Path:
-    """Write the report under ``root/reports`` (see the module docstring) and return the HTML path."""
+def build_report(
+    root: Path, params: dict, *, paper_path: Path | None = None, env: Mapping[str, str] | None = None
+) -> Path:
+    """Write the report under ``root/reports`` and ``root/metrics/headline.json`` (see the module
+    docstring) and return the HTML path. ``env``: where DVC_EXP_NAME is read (default os.environ)."""
     cfg = ReportConfig.from_params(params.get("report") or {})
     paper = (load_paper(paper_path) if paper_path else load_paper()) if cfg.compare_paper else None
     data = collect(root)
+    stamp = provenance(root, params, os.environ if env is None else env)
     baselines = [str(b) for b in (params.get("evaluate") or {}).get("baselines") or []]
     reports = root / REPORTS
     with atomic_dir(reports / "figures") as figures, atomic_dir(reports / "plots") as plots:
-        blocks: list[Block] = [Heading(TITLE, 1), Paragraph(
+        blocks: list[Block] = [Heading(TITLE, 1), *stamp_section(stamp), Paragraph(
             "Written by the `report` stage from `metrics/`, `dvclive/train/` and `data/` of this workspace. "
             "Sections whose stage has not run say so."
         )]
@@ -228,6 +238,7 @@ def build_report(root: Path, params: dict, *, paper_path: Path | None = None) ->
         blocks += fusion_section(data, cfg, paper, figures, plots, baselines)
         blocks += downstream_section("Detection", "detect", data.detect, cfg, paper)
         blocks += downstream_section("Segmentation", "segment", data.segment, cfg, paper)
+        blocks += ablation_section(root, data, paper, stamp, params)
     with atomic_dir(reports / "gallery") as gallery:
         blocks += gallery_section(root, cfg, gallery)
     blocks += reference_section(paper)
@@ -236,7 +247,8 @@ def build_report(root: Path, params: dict, *, paper_path: Path | None = None) ->
     log.info("figures in %s, dvc plots tables in %s, gallery in %s", *moved.values())
     write_text_atomic(reports / "report.md", to_markdown(blocks, base=reports))
     write_text_atomic(reports / "report.html", to_html(blocks, title=TITLE))
-    log.info("wrote %s and %s", reports / "report.md", reports / "report.html")
+    write_text_atomic(root / HEADLINE, json.dumps(headline(data, TRAINED), indent=2) + "\n")
+    log.info("wrote %s, %s and %s", reports / "report.md", reports / "report.html", root / HEADLINE)
     return reports / "report.html"
 
 

@@ -24,6 +24,13 @@ class Paragraph:
 
 
 @dataclass(frozen=True)
+class Banner:
+    """A warning shown prominently at the top of the page (a quote in markdown, a coloured box in HTML)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Bullets:
     items: tuple[str, ...]
 
@@ -42,7 +49,7 @@ class Figure:
     caption: str
 
 
-Block = Heading | Paragraph | Bullets | TableBlock | Figure
+Block = Heading | Paragraph | Banner | Bullets | TableBlock | Figure
 
 
 def to_markdown(blocks: list[Block], *, base: Path) -> str:
@@ -53,6 +60,8 @@ def to_markdown(blocks: list[Block], *, base: Path) -> str:
             parts.append(f"{'#' * block.level} {block.text}")
         elif isinstance(block, Paragraph):
             parts.append(block.text)
+        elif isinstance(block, Banner):
+            parts.append(f"> **Warning:** {block.text}")
         elif isinstance(block, Bullets):
             parts.append("\n".join(f"- {item}" for item in block.items))
         elif isinstance(block, TableBlock):

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from occo.data.io import DataError
-from occo.report.document import Block, Bullets, Figure, Heading, Paragraph, TableBlock
+from occo.report.document import Banner, Block, Bullets, Figure, Heading, Paragraph, TableBlock
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 2em auto;
@@ -27,6 +27,7 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 13px; }
 .caption { color: #333; margin-bottom: .2em; }
+.banner { background: #fff3cd; border: 2px solid #d39e00; border-radius: 4px; padding: .6em 1em; margin: 1em 0; }
 """
 
 
@@ -50,6 +51,8 @@ def block_html(block: Block) -> str:
         return f"<h{block.level}>{inline(block.text)}</h{block.level}>"
     if isinstance(block, Paragraph):
         return f"<p>{inline(block.text)}</p>"
+    if isinstance(block, Banner):
+        return f'<div class="banner"><strong>Warning:</strong> {inline(block.text)}</div>'
     if isinstance(block, Bullets):
         return "<ul>" + "".join(f"<li>{inline(item)}</li>" for item in block.items) + "</ul>"
     if isinstance(block, TableBlock):

@@ -1,8 +1,9 @@
 """The OCCO paper's published numbers (reference data in ``paper.yaml``) and our difference to them.
 
-Only numbers actually read from the paper are stored, each with its source (url, table, row); a table
-that could not be read is kept with ``values: null`` and the reason, so the report can say
-"published values not available" instead of inventing anything.
+``paper.yaml`` is generated from the transcription of the paper's Tables 1–9 (``paper_csv.py``); every
+value keeps its source (table, paper row). Tables 1–2 hold fusion metrics per dataset, Table 3
+segmentation IoU (%), Tables 4–5 detection AP, Tables 6–9 the ablations on FMB with the params each
+row sets.
 """
 
 from __future__ import annotations
@@ -15,26 +16,58 @@ import yaml
 from occo.data.io import DataError
 
 PAPER_YAML = Path(__file__).with_name("paper.yaml")
-KINDS = ("fusion", "detect", "segment")
+KINDS = ("fusion", "detect", "segment", "ablation")
+
+
+def column_key(cls: str, metric: str) -> str:
+    """A paper value's column: the metric alone (EN, mIoU) or ``<class>/<metric>`` (person/AP50)."""
+    return f"{cls}/{metric}" if cls else metric
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """One printed row of a table on one dataset: where it was read (``table``, ``row``), the report's
+    name for it (``method``), its values by column key, and for an ablation row the params that set it."""
+
+    table: int
+    dataset: str
+    row: str
+    method: str
+    values: dict[str, float]
+    params: dict[str, object] | None = None
 
 
 @dataclass(frozen=True)
 class PaperTable:
-    """One table of the paper: what it holds (``kind``, ``dataset``) and OCCO's row, when read."""
+    """A table of the paper: its task (``fusion``, ``segment``, ``detect`` or ``ablation:<study>``),
+    caption, unit ('' or '%'), the params an ablation varies (``keys``) and its rows."""
 
     table: int
-    kind: str | None
-    dataset: str | None
-    values: dict[str, float] | None
-    source: dict[str, str] | None
-    missing: str | None
+    task: str
+    caption: str
+    unit: str
+    keys: tuple[str, ...]
+    rows: tuple[PaperRow, ...]
+
+    @property
+    def kind(self) -> str:
+        return self.task.split(":", 1)[0]
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(dict.fromkeys(r.dataset for r in self.rows))
+
+    def methods(self, dataset: str) -> dict[str, PaperRow]:
+        """The rows on ``dataset`` by the report's method name."""
+        return {r.method: r for r in self.rows if r.dataset == dataset}
 
 
 @dataclass(frozen=True)
 class PaperReference:
-    """The citation and the tables of the paper."""
+    """The citation, the paper's default settings (as params) and its tables."""
 
     citation: dict
+    settings: dict[str, object]
     tables: tuple[PaperTable, ...]
 
     def cite(self) -> str:
@@ -45,19 +78,16 @@ class PaperReference:
             f"arXiv:{c['arxiv']}, doi:{c['doi']}."
         )
 
-    def published(self, kind: str, dataset: str) -> PaperTable | None:
-        """The table holding OCCO's published ``kind`` numbers on ``dataset`` (None when not read)."""
-        for table in self.tables:
-            if table.kind == kind and table.dataset == dataset and table.values is not None:
-                return table
-        return None
+    def find(self, kind: str, dataset: str) -> PaperTable | None:
+        """The table holding ``kind`` results (fusion, detect, segment) on ``dataset``, if the paper has one."""
+        return next((t for t in self.tables if t.kind == kind and dataset in t.datasets), None)
 
-    def missing(self) -> list[PaperTable]:
-        """Tables whose values could not be read."""
-        return [t for t in self.tables if t.values is None]
+    def studies(self) -> list[PaperTable]:
+        """The ablation tables (6–9)."""
+        return [t for t in self.tables if t.kind == "ablation"]
 
 
-def difference(ours: dict[str, float | None], paper: dict[str, float]) -> dict[str, float | None]:
+def difference(ours: dict[str, float | None], paper: dict[str, float | None]) -> dict[str, float | None]:
     """Per column ``ours - paper``; None where either side has no value."""
     return {
         key: None if ours.get(key) is None or paper.get(key) is None else float(ours[key]) - float(paper[key])
@@ -65,27 +95,36 @@ def difference(ours: dict[str, float | None], paper: dict[str, float]) -> dict[s
     }
 
 
+def _row(entry: object, table: int, keys: tuple[str, ...], where: str) -> PaperRow:
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("dataset", "row", "method")):
+        raise DataError(f"{where}: every row needs string 'dataset', 'row' and 'method', got {entry!r}")
+    values = entry.get("values")
+    if not isinstance(values, dict) or not values or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()
+    ):
+        raise DataError(f"{where}: row {entry['row']!r} needs 'values' mapping columns to numbers")
+    params = entry.get("params")
+    if keys and (not isinstance(params, dict) or not set(params) <= set(keys)):
+        raise DataError(f"{where}: ablation row {entry['row']!r} needs 'params' among {list(keys)}, got {params!r}")
+    return PaperRow(table, entry["dataset"], entry["row"], entry["method"],
+                    {str(k): float(v) for k, v in values.items()}, dict(params) if keys else None)
+
+
 def _table(entry: object, path: Path) -> PaperTable:
     if not isinstance(entry, dict) or not isinstance(entry.get("table"), int):
         raise DataError(f"{path}: every entry of 'tables' needs an integer 'table', got {entry!r}")
     where = f"{path}: table {entry['table']}"
-    kind, values, source = entry.get("kind"), entry.get("values"), entry.get("source")
-    if kind is not None and kind not in KINDS:
-        raise DataError(f"{where}: kind must be one of {', '.join(KINDS)} or null, got {kind!r}")
-    if values is None:
-        if not entry.get("missing"):
-            raise DataError(f"{where}: values is null, so 'missing' must say why")
-        return PaperTable(entry["table"], kind, entry.get("dataset"), None, None, str(entry["missing"]))
-    if kind is None or not entry.get("dataset"):
-        raise DataError(f"{where}: a table with values needs 'kind' and 'dataset'")
-    if not isinstance(values, dict) or not all(isinstance(v, (int, float)) for v in values.values()):
-        raise DataError(f"{where}: values must map column names to numbers")
-    if not isinstance(source, dict) or not all(source.get(k) for k in ("url", "table", "row")):
-        raise DataError(f"{where}: a table with values needs source {{url, table, row}}")
-    return PaperTable(
-        entry["table"], kind, str(entry["dataset"]), {str(k): float(v) for k, v in values.items()},
-        {k: str(v) for k, v in source.items()}, None,
-    )
+    task = entry.get("task")
+    if not isinstance(task, str) or task.split(":", 1)[0] not in KINDS:
+        raise DataError(f"{where}: task must be one of {', '.join(KINDS)} (ablation as ablation:<study>), got {task!r}")
+    keys = tuple(entry.get("keys") or ())
+    if (task.startswith("ablation")) != bool(keys):
+        raise DataError(f"{where}: an ablation table needs 'keys' (the params it varies), other tables none")
+    rows = entry.get("rows")
+    if not isinstance(rows, list) or not rows:
+        raise DataError(f"{where}: needs a non-empty 'rows' list")
+    return PaperTable(entry["table"], task, str(entry.get("caption") or ""), str(entry.get("unit") or ""), keys,
+                      tuple(_row(r, entry["table"], keys, where) for r in rows))
 
 
 def load_paper(path: str | Path = PAPER_YAML) -> PaperReference:
@@ -100,4 +139,11 @@ def load_paper(path: str | Path = PAPER_YAML) -> PaperReference:
     needed = ("authors", "title", "venue", "arxiv", "doi")
     if absent := [k for k in needed if not doc["citation"].get(k)]:
         raise DataError(f"{path}: citation lacks {', '.join(absent)}")
-    return PaperReference(doc["citation"], tuple(_table(entry, path) for entry in doc["tables"]))
+    settings = doc.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise DataError(f"{path}: 'settings' must map param names to the paper's values")
+    tables = tuple(_table(entry, path) for entry in doc["tables"])
+    for table in tables:
+        if unknown := [k for k in table.keys if k not in settings]:
+            raise DataError(f"{path}: table {table.table} varies {unknown}, which 'settings' does not hold")
+    return PaperReference(doc["citation"], dict(settings), tables)

@@ -49,7 +49,7 @@ class Table:
         """Method rows from a frame indexed by method (NaN becomes an empty cell)."""
         info = info_columns or []
         rows = [
-            Row(str(method), {c: _clean(frame.at[method, c]) for c in [*info, *columns]}) for method in frame.index
+            Row(str(method), {c: clean(frame.at[method, c]) for c in [*info, *columns]}) for method in frame.index
         ]
         return cls(columns=list(columns), rows=rows, info_columns=info, digits=digits)
 
@@ -100,7 +100,7 @@ class Table:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _clean(value: object) -> float | int | None:
+def clean(value: object) -> float | int | None:
     """Python numbers from numpy scalars; NaN and None become None."""
     if value is None:
         return None

@@ -1,12 +1,17 @@
-"""A fake workspace with every report input: metrics JSONs, dvclive logs, images, masks, fused images."""
+"""A fake workspace with every report input: metrics JSONs, dvclive logs, images, masks, fused images;
+and git repositories holding DVC-style experiment refs (refs/exps/<2>/<38>/<name>)."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from occo.data.io import save_png
 from occo.metrics.suite import METRICS
@@ -70,14 +75,69 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def params() -> dict:
-    return {
-        **{f"omega{i}": 0.5 for i in range(1, 7)},
+    return {  # the paper's settings (§4.1) where the report compares them
+        "omega1": 0.5, "omega2": 0.5, "omega3": 0.5, "omega4": 10, "omega5": 1, "omega6": 10,
         "ablation": {"feature_space": "occo"},
         "arch": {"compat": "fixed", "cross_attention": True},
         "loss": {"cx_variant": "bounded"},
-        "masks": {"prompt": "people or cars"},
+        "masks": {"prompt": "The scene captures a group of pedestrians or cars."},
         "train": {"dataset": "synthetic", "epochs": 1},
         "evaluate": {"baselines": ["visible", "max"]},
         "report": {"gallery": {"dataset": "synthetic", "split": "test", "ids": [], "n": 2},
                    "fusion_metrics": "all", "compare_paper": True, "ours": ["occo"]},
     }
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=test", "-c", "user.email=test@example.org",
+         "-c", "commit.gpgsign=false", *args],
+        capture_output=True, text=True, check=True,
+    )
+    return done.stdout.strip()
+
+
+@dataclass
+class GitRepo:
+    """A git repository at ``root`` whose experiments are committed the way ``dvc exp`` stores them."""
+
+    root: Path
+
+    def init(self, params: dict) -> str:
+        """First commit, holding ``params.yaml``; returns it (the baseline of later experiments)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        git(self.root, "init", "-q", "-b", "main")
+        (self.root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+        git(self.root, "add", "params.yaml")
+        git(self.root, "commit", "-q", "-m", "baseline")
+        return git(self.root, "rev-parse", "HEAD")
+
+    def add_experiment(self, name: str, params: dict | str, fmb: dict | None, *, baseline: str | None = None) -> str:
+        """Commit ``params.yaml`` (and ``metrics/fusion/FMB.json``) off HEAD, point ``refs/exps/…/<name>``
+        at it, and leave the workspace's files as they were. Returns the experiment's commit."""
+        root = self.root
+        base = baseline or git(root, "rev-parse", "HEAD")
+        saved = {p: p.read_bytes() for p in (root / "params.yaml", root / "metrics/fusion/FMB.json") if p.exists()}
+        git(root, "checkout", "-q", "--detach")
+        (root / "params.yaml").write_text(params if isinstance(params, str) else yaml.safe_dump(params), encoding="utf-8")
+        git(root, "add", "params.yaml")
+        if fmb is not None:
+            write_json(root / "metrics/fusion/FMB.json", fmb)
+            git(root, "add", "metrics/fusion/FMB.json")
+        git(root, "commit", "-q", "-m", name)
+        commit = git(root, "rev-parse", "HEAD")
+        git(root, "update-ref", f"refs/exps/{base[:2]}/{base[2:]}/{name}", commit)
+        git(root, "checkout", "-q", "-f", "main")
+        (root / "metrics/fusion/FMB.json").unlink(missing_ok=True)
+        for path, content in saved.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        return commit
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> GitRepo:
+    """An empty place for a repository (skips where git is not installed)."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    return GitRepo(tmp_path / "gitrepo")

@@ -1,3 +1,4 @@
+import json
 import re
 from pathlib import Path
 
@@ -31,16 +32,18 @@ def test_full_report(workspace: Path, params: dict) -> None:
                     "## Segmentation", "## Gallery", "## Paper reference"):
         assert heading in md
     assert "Not run" not in md
-    assert "`arch.cross_attention=true`" in md and "`omega6=0.5`" in md and "`people or cars`" in md
+    assert "`arch.cross_attention=true`" in md and "`omega6=10`" in md
+    assert "`The scene captures a group of pedestrians or cars.`" in md
     assert "| occo | 2 | 0.5000 | **3.0000** |" in md  # best in bold, occo loses EN to max
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert "figures/training_curves.png" in links and "figures/fusion_synthetic.png" in links
     assert sum(link.startswith("gallery/") for link in links) == 2
     assert all((reports / link).is_file() for link in links)
     assert (reports / "plots/fusion_synthetic.csv").read_text().startswith("method,EN,SF")
-    for kind in ("fusion", "detect", "segment"):  # the packaged reference holds no values yet
-        assert f"Published OCCO values ({kind}): not available" in md
-    assert "Table 1: published values not available" in md
+    assert "## Ablation studies (Tables 6–9)" in md and "This run has the paper's settings" in md
+    assert "Beside the paper" not in md  # the paper has no table for the synthetic set
+    assert "- Table 9: Text prompt of the LVM (FMB test set) (FMB; 2 rows)." in md
+    assert "Warning" not in md and 'class="banner"' not in html_path.read_text()
     page = html_path.read_text()
     assert_self_contained(page)
     assert page.count("<table>") == md.count("|---|")
@@ -58,22 +61,22 @@ def assert_self_contained_without_images(page: str) -> None:
     assert "http" not in page and "<img" not in page and "<script" not in page.lower()
 
 
-def test_paper_values_add_reference_and_difference_rows(workspace: Path, params: dict, tmp_path: Path) -> None:
+def test_another_paper_file(workspace: Path, params: dict, tmp_path: Path) -> None:
     paper = tmp_path / "paper.yaml"
     paper.write_text(yaml.safe_dump({
         "citation": {"authors": ["A"], "title": "T", "venue": "V", "arxiv": "1", "doi": "d"},
-        "tables": [{"table": 1, "kind": "fusion", "dataset": "synthetic", "values": {"EN": 0.25, "SF": 4.0},
-                    "source": {"url": "https://arxiv.org/abs/x", "table": "1", "row": "OCCO"}}],
+        "settings": {"omega6": 10},
+        "tables": [{"table": 2, "task": "fusion", "caption": "C", "rows": [
+            {"dataset": "synthetic", "row": "OCCO", "method": "occo", "values": {"EN": 0.25, "SF": 4.0}}]},
+                   {"table": 7, "task": "ablation:omega6", "keys": ["omega6"], "rows": [
+            {"dataset": "FMB", "row": "10", "method": "10", "params": {"omega6": 10}, "values": {"EN": 7.0}}]}],
     }))
-    fusion = workspace / "metrics/fusion"
-    (fusion / "TNO.json").write_text((fusion / "synthetic.json").read_text())
     build_report(workspace, params, paper_path=paper)
     md = (workspace / "reports/report.md").read_text()
-    assert "Published OCCO values (fusion) on TNO: not available." in md
-    assert "Published OCCO values (detect): not available" in md
-    assert "| *OCCO (paper, Table 1)* | – | *0.2500* | *4.0000* |" in md
-    assert "| *occo − paper* | – | *+0.2500* | *-1.0000* |" in md
-    assert "Paper values read from arxiv.org/abs/x, Table 1, row OCCO." in md
+    assert "Beside the paper's Table 2 (C), synthetic columns" in md
+    assert "| occo | 2 | 0.500 | 3.000 |" in md
+    assert "| *OCCO (paper, Table 2)* | – | *0.250* | *4.000* |" in md
+    assert "| *occo − paper* | – | *+0.250* | *-1.000* |" in md
     assert_self_contained((workspace / "reports/report.html").read_text())
 
 
@@ -89,7 +92,8 @@ def test_paper_comparison_can_be_switched_off(workspace: Path, params: dict) -> 
     params["report"]["compare_paper"] = False
     build_report(workspace, params)
     md = (workspace / "reports/report.md").read_text()
-    assert "Published OCCO values" not in md and "switched off" in md
+    assert "Beside the paper" not in md and "Table 7" not in md
+    assert md.count("switched off (`report.compare_paper: false`)") == 2  # ablations and paper reference
 
 
 def test_stage_cli(workspace: Path, params: dict) -> None:
@@ -114,3 +118,40 @@ def test_dataset_without_any_value_gets_a_table_but_no_bars(workspace: Path, par
     assert "| occo | 0 | – |" in md
     assert not (workspace / "reports/figures/fusion_empty.png").exists()
     assert (workspace / "reports/figures/fusion_synthetic.png").is_file()
+
+
+def test_stamp_and_random_init_banner(workspace: Path, params: dict) -> None:
+    params["masks"]["random_init"] = True
+    params["detect"] = {"pretrained": False}
+    params["segment"] = {"encoder_weights": "imagenet"}
+    page = build_report(workspace, params, env={"DVC_EXP_NAME": "smoke"}).read_text()
+    md = (workspace / "reports/report.md").read_text()
+    top = md[:md.index("## Run")]
+    assert "Run: experiment `smoke`; git revision unknown (not a git repository)." in top
+    assert ("> **Warning:** random-init models in this run: `masks.random_init: true` (Grounding DINO and SAM of "
+            "the masks stage); `detect.pretrained: false` (the YOLO detectors).") in top
+    assert page.index('<div class="banner"><strong>Warning:</strong> random-init models') < page.index("<h2>Run</h2>")
+
+
+def test_stamp_names_the_git_revision(git_repo, params: dict) -> None:
+    head = git_repo.init(params)
+    params["segment"] = {"encoder_weights": None}
+    params["train"]["vgg_random_init"] = True
+    build_report(git_repo.root, params, env={})
+    md = (git_repo.root / "reports/report.md").read_text()
+    assert f"Run: not a `dvc exp run` (no DVC_EXP_NAME); git revision `{head[:12]}`." in md
+    assert "`train.vgg_random_init: true` (the VGG19 of the contrastive loss); `segment.encoder_weights: null`" in md
+
+
+def test_headline_metrics_file(workspace: Path, params: dict) -> None:
+    build_report(workspace, params)
+    headline = json.loads((workspace / "metrics/headline.json").read_text())
+    assert headline == {
+        "synthetic.EN": 0.5, "synthetic.SF": 3.0, "synthetic.AG": 3.0, "synthetic.CC": 3.0,
+        "synthetic.detect.ap50": 0.5, "synthetic.detect.ap50_95": 0.25, "synthetic.segment.miou": 0.5,
+    }
+
+
+def test_headline_of_an_empty_workspace_is_empty(tmp_path: Path, params: dict) -> None:
+    build_report(tmp_path, params)
+    assert json.loads((tmp_path / "metrics/headline.json").read_text()) == {}

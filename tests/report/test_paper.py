@@ -4,46 +4,57 @@ import pytest
 import yaml
 
 from occo.data.io import DataError
-from occo.report.paper import PAPER_YAML, difference, load_paper
+from occo.report.paper import PAPER_YAML, column_key, difference, load_paper
 
 CITATION = {"authors": ["A"], "title": "T", "venue": "V", "arxiv": "1", "doi": "d"}
+FUSION_ROW = {"dataset": "TNO", "row": "OCCO", "method": "occo", "values": {"EN": 7.0}}
 
 
-def write(tmp_path: Path, tables: list[dict]) -> Path:
+def write(tmp_path: Path, tables: list[dict], settings: dict | None = None) -> Path:
     path = tmp_path / "paper.yaml"
-    path.write_text(yaml.safe_dump({"citation": CITATION, "tables": tables}))
+    path.write_text(yaml.safe_dump({"citation": CITATION, "settings": settings or {"omega6": 10}, "tables": tables}))
     return path
 
 
-def test_packaged_reference_has_tables_1_to_5_with_citation() -> None:
+def test_packaged_reference_has_tables_1_to_9_with_citation() -> None:
     paper = load_paper()
-    assert [t.table for t in paper.tables] == [1, 2, 3, 4, 5]
+    assert [t.table for t in paper.tables] == list(range(1, 10))
     assert "arXiv:2503.18635" in paper.cite() and "Hui Li" in paper.cite()
-    for table in paper.tables:  # every table either has values with a source, or says why not
-        assert (table.values is None and table.missing) or (table.values and table.source)
     assert "http" not in paper.cite()
+    assert paper.find("fusion", "TNO").table == 2 and paper.find("fusion", "FMB").table == 1
+    assert paper.find("segment", "MSRS").table == 3 and paper.find("detect", "M3FD").table == 5
+    assert paper.find("detect", "TNO") is None
+    assert [t.table for t in paper.studies()] == [6, 7, 8, 9]
+    assert set(paper.find("fusion", "TNO").methods("TNO")) == {
+        "DenseFuse", "SeAFusion", "LRRNet", "CDDFuse", "CoCoNet", "SemLA", "SegMiF", "M2Fusion", "occo"}
+    assert {"visible", "infrared", "occo"} <= set(paper.find("segment", "MSRS").methods("MSRS"))
 
 
-def test_published_lookup_and_missing(tmp_path: Path) -> None:
-    path = write(tmp_path, [
-        {"table": 1, "kind": "fusion", "dataset": "TNO", "values": {"EN": 7.0},
-         "source": {"url": "https://x", "table": "1", "row": "OCCO"}},
-        {"table": 2, "kind": None, "dataset": None, "values": None, "missing": "not read"},
-    ])
-    paper = load_paper(path)
-    assert paper.published("fusion", "TNO").values == {"EN": 7.0}
-    assert paper.published("fusion", "MSRS") is None
-    assert [t.table for t in paper.missing()] == [2]
+def test_lookup_by_kind_and_dataset(tmp_path: Path) -> None:
+    paper = load_paper(write(tmp_path, [
+        {"table": 1, "task": "fusion", "rows": [FUSION_ROW, {**FUSION_ROW, "dataset": "FMB", "values": {"EN": 6.0}}]},
+        {"table": 7, "task": "ablation:omega6", "keys": ["omega6"],
+         "rows": [{"dataset": "FMB", "row": "100", "method": "100", "params": {"omega6": 100}, "values": {"EN": 6.8}}]},
+    ]))
+    table = paper.find("fusion", "TNO")
+    assert table.datasets == ["TNO", "FMB"] and table.methods("FMB")["occo"].values == {"EN": 6.0}
+    assert paper.find("fusion", "MSRS") is None
+    assert paper.studies()[0].rows[0].params == {"omega6": 100}
 
 
 @pytest.mark.parametrize(
     "entry, message",
     [
-        ({"table": 1, "values": None}, "'missing' must say why"),
-        ({"table": 1, "kind": "fusion", "dataset": "TNO", "values": {"EN": 7.0}}, "source"),
-        ({"table": 1, "kind": "fusion", "values": {"EN": 7.0}, "source": {"url": "u", "table": "1", "row": "r"}}, "dataset"),
-        ({"table": 1, "kind": "colour", "values": None, "missing": "x"}, "kind must be"),
         ({"table": "one"}, "integer 'table'"),
+        ({"table": 1, "task": "colour", "rows": [FUSION_ROW]}, "task must be one of"),
+        ({"table": 1, "task": "fusion", "rows": []}, "non-empty 'rows'"),
+        ({"table": 1, "task": "fusion", "rows": [{**FUSION_ROW, "values": {"EN": "7"}}]}, "mapping columns to numbers"),
+        ({"table": 1, "task": "fusion", "rows": [{"dataset": "TNO", "values": {"EN": 7.0}}]}, "string 'dataset', 'row'"),
+        ({"table": 7, "task": "ablation:omega6", "rows": [FUSION_ROW]}, "needs 'keys'"),
+        ({"table": 7, "task": "ablation:omega6", "keys": ["omega6"], "rows": [{**FUSION_ROW, "params": {"omega5": 1}}]},
+         "params' among"),
+        ({"table": 7, "task": "ablation:omega1", "keys": ["omega1"], "rows": [{**FUSION_ROW, "params": {}}]},
+         "'settings' does not hold"),
     ],
 )
 def test_malformed_reference_names_the_file(tmp_path: Path, entry: dict, message: str) -> None:
@@ -54,6 +65,10 @@ def test_malformed_reference_names_the_file(tmp_path: Path, entry: dict, message
 
 def test_difference_is_ours_minus_paper() -> None:
     assert difference({"EN": 7.5, "SF": None, "AG": 1.0}, {"EN": 7.0, "SF": 3.0}) == {"EN": 0.5, "SF": None, "AG": None}
+
+
+def test_column_keys() -> None:
+    assert column_key("", "EN") == "EN" and column_key("person", "AP50") == "person/AP50"
 
 
 def test_packaged_file_path() -> None:

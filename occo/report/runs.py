@@ -1,0 +1,98 @@
+"""The runs a study table compares: this workspace's run and the DVC experiments stored in git.
+
+A sibling experiment is read from its commit (``git show <commit>:params.yaml`` and
+``metrics/fusion/<dataset>.json``), only for experiments run from the same baseline commit as the
+workspace's HEAD (what ``dvc exp show`` lists by default). Inside a queued ``dvc exp run`` the
+temporary workspace holds no experiment refs, so only that run is shown; rebuilding the report in the
+workspace afterwards brings in every finished experiment (docs/report.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from occo.report.git import experiment_refs, revision, show
+
+log = logging.getLogger(__name__)
+
+# Params that decide how a run was trained and scored, beyond the study's own: runs differing here are
+# flagged in a study table (the report stage reads these sections anyway).
+SETUP = ("train", "loss", "arch", "evaluate.splits")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run: its name, its params, and our method's fusion means on the study dataset (None: not scored)."""
+
+    name: str
+    params: dict
+    scores: dict[str, float | None] | None
+    current: bool = False
+
+
+@dataclass
+class Siblings:
+    """Experiments read from git, and notes on what could not be read."""
+
+    runs: list[Run] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def flatten(params: object, prefix: str = "") -> dict[str, object]:
+    """Nested params as ``{dotted.key: value}`` (lists and scalars are leaves)."""
+    if not isinstance(params, dict):
+        return {prefix: params} if prefix else {}
+    out: dict[str, object] = {}
+    for key, value in params.items():
+        out |= flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    return out
+
+
+def setup_differences(params: dict, reference: dict, ignore: set[str]) -> list[str]:
+    """Dotted keys under :data:`SETUP` whose values differ between two runs (keys in ``ignore`` skipped)."""
+    a, b = flatten(params), flatten(reference)
+    keys = sorted(k for k in a.keys() | b.keys() if k.startswith(tuple(f"{s}." for s in SETUP)) or k in SETUP)
+    return [k for k in keys if k not in ignore and a.get(k) != b.get(k)]
+
+
+def scores_of(doc: dict, method: str) -> dict[str, float | None] | None:
+    """``doc[method]`` of a fusion metrics file when it is an object of numbers, else None."""
+    entry = doc.get(method)
+    if not isinstance(entry, dict):
+        return None
+    return {k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None for k, v in entry.items()}
+
+
+def sibling_runs(root: Path, dataset: str, method: str, *, exclude: str | None) -> Siblings:
+    """The experiments of HEAD's baseline (``exclude``: the name of the run being reported)."""
+    found = Siblings()
+    head, refs = revision(root), experiment_refs(root)
+    if head is None or refs is None:
+        found.notes.append("no git repository here (or no git): other experiments cannot be read")
+        return found
+    refs = [r for r in refs if r.baseline == head and r.name != exclude]
+    if not refs:
+        found.notes.append(f"no other experiment of baseline {head[:7]} in this workspace's git refs")
+    for ref in refs:
+        text = show(root, ref.commit, "params.yaml")
+        try:
+            params = yaml.safe_load(text) if text is not None else None
+        except yaml.YAMLError:
+            params = None
+        if not isinstance(params, dict):
+            found.notes.append(f"experiment {ref.name}: params.yaml unreadable at {ref.commit[:7]}, skipped")
+            log.warning("experiment %s: params.yaml unreadable at %s, skipped", ref.name, ref.commit[:7])
+            continue
+        metrics_text = show(root, ref.commit, f"metrics/fusion/{dataset}.json")
+        try:
+            doc = json.loads(metrics_text) if metrics_text is not None else {}
+        except ValueError:
+            doc = {}
+            found.notes.append(f"experiment {ref.name}: metrics/fusion/{dataset}.json unreadable, no scores")
+        found.runs.append(Run(ref.name, params, scores_of(doc, method) if isinstance(doc, dict) else None))
+    return found
