@@ -85,7 +85,7 @@ def stamp_section(stamp: Provenance) -> list[Block]:
     blocks: list[Block] = [Paragraph(f"Run: {name}; {rev}.")]
     if stamp.random_init:
         blocks.append(Banner(
-            "random-init models in this run: " + "; ".join(stamp.random_init) + ". Its numbers test the code "
+            "random-init models in this run: " + "; ".join(stamp.random_init) + ". This run's numbers exercise the code "
             "path only and say nothing about the method; do not compare them with the paper."
         ))
     return blocks
