@@ -182,6 +182,8 @@ def ablation_section(root: Path, data: Collected, paper: PaperReference | None, 
     blocks: list[Block] = [Heading("Ablation studies (Tables 6–9)")]
     if paper is None:
         return blocks + [Paragraph("Comparison with the paper switched off (`report.compare_paper: false`).")]
+    if not paper.studies():
+        return blocks + [Paragraph("The paper reference holds no ablation table.")]
     dataset = paper.studies()[0].rows[0].dataset
     frame = data.fusion.get(dataset)
     scores = None

@@ -78,6 +78,11 @@ def test_another_paper_file(workspace: Path, params: dict, tmp_path: Path) -> No
     assert "| *OCCO (paper, Table 2)* | – | *0.250* | *4.000* |" in md
     assert "| *occo − paper* | – | *+0.250* | *-1.000* |" in md
     assert_self_contained((workspace / "reports/report.html").read_text())
+    doc = yaml.safe_load(paper.read_text())
+    doc["tables"] = doc["tables"][:1]  # no ablation table
+    paper.write_text(yaml.safe_dump(doc))
+    build_report(workspace, params, paper_path=paper)
+    assert "The paper reference holds no ablation table." in (workspace / "reports/report.md").read_text()
 
 
 def test_rebuild_drops_stale_figures(workspace: Path, params: dict) -> None:
