@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,7 +46,10 @@ def run_stage(
         if section not in params:
             raise SystemExit(f"{name}: {args.params} has no '{section}' section")
         params = params[section]
+    start = time.perf_counter()
     try:
         run(params, args.root.resolve(), args)
     except errors as err:
         raise SystemExit(f"{name}: {err}") from None
+    # bench/pipeline.py reads this line to time each stage of a `dvc repro` / `dvc exp run`
+    logging.getLogger("occo.stage").info("stage %s done in %.1f s", name, time.perf_counter() - start)

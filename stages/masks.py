@@ -7,10 +7,12 @@ data/masks/<dataset>/<split>/:
                              boxes Grounding DINO finds for `masks.prompt` on that modality's image
   boxes/<id>.json            the boxes (pixels, xyxy), scores and phrases per modality, with the
                              prompt and thresholds
-  gallery/<id>.png           overlays for the first `masks.gallery` pairs
   settings.json              what produced the folder (changed settings regenerate it)
-With `masks.import.<dataset>.<split>: <folder>` the authors' published `mask_vi/` + `mask_ir/`
-folder is validated and copied instead. Pairs already done are skipped.
+and reports/masks/<dataset>/<split>/<id>.png, overlays for the first `masks.gallery` pairs (kept apart
+from the masks, so that the gallery size never changes what training depends on).
+With `masks.import.<dataset>.<split>: <folder>` existing masks are validated and copied instead: the
+authors' published `mask_vi/` + `mask_ir/` folders, or our `ir/` + `vi/` layout (the synthetic set's
+own masks, data/raw/synthetic/<split>/masks). Pairs already done are skipped.
 """
 
 from __future__ import annotations
@@ -30,13 +32,16 @@ from occo.stage import run_stage
 
 log = logging.getLogger("stages.masks")
 
+GALLERY = Path("reports/masks")
+
 
 def run(params: dict, root: Path) -> dict[str, dict[str, int]]:
     """Carry out the `masks` params section under ``root``; returns {dataset: {split: pairs written}}."""
     index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
     imports = params.get("import") or {}
     out_root = root / "data" / "masks"
-    out_root.mkdir(parents=True, exist_ok=True)  # the stage output, even when every split is skipped
+    out_root.mkdir(parents=True, exist_ok=True)  # the stage outputs, even when every split is skipped
+    (root / GALLERY).mkdir(parents=True, exist_ok=True)
     device = resolve_device(params["device"])
     dtype = resolve_precision(params["precision"], device)
     batch_size = resolve_batch_size(params["batch_size"], device)
@@ -64,7 +69,7 @@ def run(params: dict, root: Path) -> dict[str, dict[str, int]]:
                     batch_size=batch_size,
                     desc=f"masks {dataset}/{split}",
                 )
-            write_gallery(pairs, out_dir, int(params["gallery"]))
+            write_gallery(pairs, out_dir, root / GALLERY / dataset / split, int(params["gallery"]))
             written.setdefault(dataset, {})[split] = count
             log.info("%s/%s: %d pairs written, %d in total, in %s", dataset, split, count, len(pairs), out_dir)
     return written

@@ -1,6 +1,7 @@
 """Overlay gallery for auditing the masks: source images with their boxes and a mask tint.
 
-``gallery/<id>.png`` holds three panels side by side: the visible image with its boxes and mask
+``<gallery>/<id>.png`` (the masks stage writes reports/masks/<dataset>/<split>/, beside the masks the
+training stage reads, so that a gallery setting never looks like a change of masks) holds three panels side by side: the visible image with its boxes and mask
 (green), the infrared image with its boxes and mask (red), and the §3.2 decomposition over the
 visible image (shared yellow, infrared-unique red, visible-unique green).
 """
@@ -77,14 +78,15 @@ def render_overlay(
     return np.concatenate(panels, axis=1)
 
 
-def write_gallery(pairs: list[Pair], out_dir: Path, count: int) -> int:
-    """Write ``gallery/<id>.png`` for the first ``count`` pairs (by id) that lack one; returns how many were written."""
+def write_gallery(pairs: list[Pair], masks_dir: Path, gallery_dir: Path, count: int) -> int:
+    """Write ``<gallery_dir>/<id>.png`` for the first ``count`` pairs (by id) that lack one, from the masks and
+    boxes in ``masks_dir``; returns how many were written."""
     written = 0
     for pair in sorted(pairs, key=lambda p: p.id)[:count]:
-        target = out_dir / "gallery" / f"{pair.id}.png"
+        target = gallery_dir / f"{pair.id}.png"
         if target.is_file():
             continue
-        paths = pair_outputs(out_dir, pair.id)
+        paths = pair_outputs(masks_dir, pair.id)
         ir, vi = load_pair(pair)
         masks = {}
         for kind in ("ir", "vi"):
@@ -98,5 +100,5 @@ def write_gallery(pairs: list[Pair], out_dir: Path, count: int) -> int:
         save_png(target, render_overlay(ir, vi, masks["ir"], masks["vi"], boxes))
         written += 1
     if written:
-        log.info("wrote %d gallery images to %s", written, out_dir / "gallery")
+        log.info("wrote %d gallery images to %s", written, gallery_dir)
     return written

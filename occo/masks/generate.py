@@ -29,7 +29,7 @@ from occo.masks.sam import SamMasker
 log = logging.getLogger(__name__)
 
 MODALITIES: tuple[str, ...] = ("ir", "vi")
-OUTPUT_DIRS: tuple[str, ...] = ("ir", "vi", "boxes", "gallery")
+OUTPUT_DIRS: tuple[str, ...] = ("ir", "vi", "boxes")
 SETTINGS_FILE = "settings.json"
 
 

@@ -1,7 +1,8 @@
-"""Import published masks (the OCCO authors' ``mask_vi/`` + ``mask_ir/`` folders) instead of generating them.
+"""Import existing masks instead of generating them: the OCCO authors' release, or our own layout.
 
-The authors' release holds, per dataset, ``mask_vi/mask_<name>`` and ``mask_ir/mask_<name>`` where
-``<name>`` is the source image's file name. Every pair of the split must have both masks, of the
+Two layouts are recognised: the authors' release, which holds per dataset ``mask_vi/mask_<name>`` and
+``mask_ir/mask_<name>`` where ``<name>`` is the source image's file name, and ours (what the masks
+stage writes and the synthetic set ships): ``ir/<id>.png`` and ``vi/<id>.png``. Every pair of the split must have both masks, of the
 source's size, with binary values ({0, 1} or {0, 255}; grey or identical RGB channels); otherwise
 one DataError names the file (or lists the missing ids). Masks are written as 0/255 PNGs to
 ``ir/<id>.png`` and ``vi/<id>.png``; pairs already imported are skipped.
@@ -24,6 +25,18 @@ log = logging.getLogger(__name__)
 PUBLISHED_DIRS = {"ir": "mask_ir", "vi": "mask_vi"}
 PUBLISHED_PATTERN = r"mask_(.+)\.[^.]+"
 """``mask_<name>``: group 1 is the source's file stem, the pair id."""
+OWN_DIRS = {"ir": "ir", "vi": "vi"}
+
+
+def mask_layout(folder: Path) -> tuple[dict[str, str], str | None]:
+    """The sub-folders per modality and the file-name pattern of a masks folder; DataError when neither layout fits."""
+    if all((folder / sub).is_dir() for sub in PUBLISHED_DIRS.values()):
+        return PUBLISHED_DIRS, PUBLISHED_PATTERN
+    if all((folder / sub).is_dir() for sub in OWN_DIRS.values()):
+        return OWN_DIRS, None
+    raise DataError(
+        f"{folder} holds neither mask_ir/ + mask_vi/ (the authors' release) nor ir/ + vi/ (occo's layout)"
+    )
 _MAX_LISTED = 10
 
 
@@ -46,7 +59,8 @@ def binary_mask(path: Path) -> np.ndarray:
 def import_masks(folder: Path, pairs: list[Pair], out_dir: Path) -> int:
     """Validate and copy the published masks of ``pairs`` from ``folder`` into ``out_dir``; returns how many pairs were written."""
     folder = Path(folder)
-    found = {kind: index_images(folder / sub, pattern=PUBLISHED_PATTERN) for kind, sub in PUBLISHED_DIRS.items()}
+    dirs, pattern = mask_layout(folder)
+    found = {kind: index_images(folder / sub, pattern=pattern) for kind, sub in dirs.items()}
     for kind, files in found.items():
         missing = [p.id for p in pairs if p.id not in files]
         if missing:
@@ -54,17 +68,17 @@ def import_masks(folder: Path, pairs: list[Pair], out_dir: Path) -> int:
                 f", ... ({len(missing) - _MAX_LISTED} more)" if len(missing) > _MAX_LISTED else ""
             )
             raise DataError(
-                f"{len(missing)} of {len(pairs)} pairs have no mask in {folder / PUBLISHED_DIRS[kind]}: {listed}"
+                f"{len(missing)} of {len(pairs)} pairs have no mask in {folder / dirs[kind]}: {listed}"
             )
         extra = len(files.keys() - {p.id for p in pairs})
         if extra:
-            log.warning("%s: %d masks match no pair of the split; ignored", folder / PUBLISHED_DIRS[kind], extra)
+            log.warning("%s: %d masks match no pair of the split; ignored", folder / dirs[kind], extra)
     prepare_folder(out_dir, {"source": "import", "folder": str(folder)})
-    pending = [p for p in pairs if not all(pair_outputs(out_dir, p.id)[kind].is_file() for kind in PUBLISHED_DIRS)]
+    pending = [p for p in pairs if not all(pair_outputs(out_dir, p.id)[kind].is_file() for kind in dirs)]
     for pair in tqdm(pending, desc=f"import {folder.name}", unit="pair"):
         with Image.open(pair.ir) as source:
             width, height = source.size
-        for kind in PUBLISHED_DIRS:
+        for kind in dirs:
             path = found[kind][pair.id]
             mask = binary_mask(path)
             if mask.shape != (height, width):

@@ -13,6 +13,7 @@ size; smaller images are an error naming the file).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,12 @@ from occo.data.color import rgb_to_ycbcr
 from occo.data.io import DataError, load_array, to_float
 from occo.data.pairs import find_pairs
 
+log = logging.getLogger(__name__)
+
 GROUPS = 4
 MASK_KINDS = ("ir", "vi")
+SMALL_TRAINING_SET = 100
+"""Fewer training pairs than this get a warning: a slice (e.g. FMB's 2 pairs in ../shared), not a dataset."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,20 @@ def mask_dir(root: Path, dataset: str, split: str) -> Path:
 
 
 def find_training_pairs(root: Path, dataset: str, split: str) -> list[MaskedPair]:
-    """Pairs of ``data/raw/<dataset>/<split>`` with their masks; a missing mask raises DataError naming it."""
+    """Pairs of ``data/raw/<dataset>/<split>`` with their masks; a missing mask raises DataError naming it.
+
+    A dataset that was never imported, or lacks the split, raises DataError naming the param to set; a
+    set smaller than :data:`SMALL_TRAINING_SET` pairs is trained on with a warning (a smoke or CI slice).
+    """
+    if not (root / "data" / "raw" / dataset).is_dir():
+        raise DataError(
+            f"{dataset} was not imported (no data/raw/{dataset}): set download.datasets.{dataset}.source "
+            f"to its folder or archive, or train.dataset to an imported one"
+        )
     raw = root / "data" / "raw" / dataset / split
+    if not raw.is_dir():
+        have = sorted(p.name for p in raw.parent.iterdir() if p.is_dir())
+        raise DataError(f"{dataset} has no split {split!r} (has {', '.join(have) or 'none'}): set train.split")
     masks = mask_dir(root, dataset, split)
     pairs = []
     for p in find_pairs(raw / "ir", raw / "vi"):
@@ -59,6 +76,11 @@ def find_training_pairs(root: Path, dataset: str, split: str) -> list[MaskedPair
             if not path.is_file():
                 raise DataError(f"missing {kind} mask for pair {p.id} of {dataset}/{split}: {path}")
         pairs.append(MaskedPair(p.id, p.ir, p.vi, paths["ir"], paths["vi"]))
+    if len(pairs) < SMALL_TRAINING_SET:
+        log.warning(
+            "training on %s/%s: %d pairs only (the paper trains on FMB's whole train split); results will not be the paper's",
+            dataset, split, len(pairs),
+        )
     return pairs
 
 

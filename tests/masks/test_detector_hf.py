@@ -42,7 +42,7 @@ def test_stage_end_to_end_with_transformers_detector(tmp_path, synthetic_root, s
     assert record["detector"] == "transformers" and len(record["vi"]["boxes"]) <= 5
     assert record["vi"]["scores"] == sorted(record["vi"]["scores"], reverse=True)
     assert json.loads((out / "settings.json").read_text(encoding="utf-8"))["detector"] == "transformers"
-    assert [p.name for p in (out / "gallery").iterdir()] == ["syn_000.png"]
+    assert [p.name for p in (root / "reports/masks/synthetic/train").iterdir()] == ["syn_000.png"]
     assert stage.run(params, root) == {"synthetic": {"train": 0}}  # resumable
 
 

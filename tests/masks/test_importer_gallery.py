@@ -44,6 +44,23 @@ def test_import_valid_folder_then_resume(tmp_path, split):
     assert import_masks(tmp_path / "pub", pairs, out) == 0
 
 
+def test_import_own_layout_the_synthetic_sets_masks(tmp_path, split):
+    root, pairs = split
+    shipped = root / "data/raw/synthetic/train/masks"  # ir/<id>.png, vi/<id>.png with shared and unique objects
+    out = root / "data/masks/synthetic/train"
+    assert import_masks(shipped, pairs, out) == 3
+    for kind in ("ir", "vi"):
+        assert np.array_equal(load_array(out / kind / "syn_001.png"), load_array(shipped / kind / "syn_001.png"))
+    assert json.loads((out / "settings.json").read_text())["source"] == "import"
+
+
+def test_import_folder_of_neither_layout(tmp_path, split):
+    root, pairs = split
+    (tmp_path / "pub" / "masks").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"neither mask_ir/ \+ mask_vi/ .* nor ir/ \+ vi/"):
+        import_masks(tmp_path / "pub", pairs, root / "data/masks/synthetic/train")
+
+
 def test_import_reports_missing_ids(tmp_path, split):
     root, pairs = split
     published(tmp_path / "pub", pairs, skip={"syn_001"})
@@ -73,14 +90,15 @@ def test_gallery_panels_boxes_and_tint(tmp_path, split):
     box = {"boxes": [[10.0, 20.0, 100.0, 90.0]], "scores": [0.9], "phrases": ["car"]}
     (out / "boxes").mkdir()
     (out / "boxes/syn_000.json").write_text(json.dumps({"ir": box, "vi": box}), encoding="utf-8")
-    assert write_gallery(pairs, out, 2) == 2
-    assert write_gallery(pairs, out, 2) == 0  # existing overlays are kept
-    assert sorted(p.name for p in (out / "gallery").iterdir()) == ["syn_000.png", "syn_001.png"]
+    gallery = root / "reports/masks/synthetic/train"
+    assert write_gallery(pairs, out, gallery, 2) == 2
+    assert write_gallery(pairs, out, gallery, 2) == 0  # existing overlays are kept
+    assert sorted(p.name for p in gallery.iterdir()) == ["syn_000.png", "syn_001.png"]
     ir, vi = load_array(pairs[0].ir), load_array(pairs[0].vi)
     ir_mask = load_array(out / "ir/syn_000.png") > 0
     vi_mask = load_array(out / "vi/syn_000.png") > 0
     plain = render_overlay(ir, vi, ir_mask, vi_mask, None)
-    boxed = load_array(out / "gallery/syn_000.png")
+    boxed = load_array(gallery / "syn_000.png")
     assert boxed.shape == plain.shape == (240, 960, 3)
     assert not np.array_equal(boxed[:, :320], plain[:, :320])  # the box outline is drawn
     inside, outside = (70, 100), (200, 300)

@@ -20,8 +20,9 @@ def test_stage_end_to_end_resumes_and_feeds_training(tmp_path, synthetic_root, s
     assert "skipping absent/train" in caplog.text
     check_outputs(root, expect_boxes=True)
     out = root / "data/masks/synthetic/train"
-    assert [p.name for p in (out / "gallery").iterdir()] == ["syn_000.png"]
-    gallery = load_array(out / "gallery/syn_000.png")
+    gallery_dir = root / "reports/masks/synthetic/train"
+    assert [p.name for p in gallery_dir.iterdir()] == ["syn_000.png"] and not (out / "gallery").exists()
+    gallery = load_array(gallery_dir / "syn_000.png")
     assert gallery.shape == (240, 3 * 320, 3)
     # at most max_boxes boxes per image, best first
     record = json.loads((out / "boxes/syn_000.json").read_text(encoding="utf-8"))

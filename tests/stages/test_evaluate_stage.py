@@ -1,4 +1,4 @@
-"""The DVC stages `download` then `evaluate` on a temporary root (synthetic set + a local flat dataset)."""
+"""The DVC stages `download`, `evaluate_reference` then `evaluate` on a temporary root (synthetic set + a local flat dataset)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from occo.data import save_png
+from occo.data import DataError, save_png
 from occo.metrics.suite import METRICS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,7 +67,6 @@ def stage_run(tmp_path_factory):
             "batch_size": 2,
             "baselines": ["visible", "infrared", "mean", "max"],
             "splits": {"Local": "test"},
-            "method_roots": ["data/external"],
             "external": {"Ext": {"Local": "elsewhere/Ext"}},
         },
     }
@@ -84,7 +83,12 @@ def stage_run(tmp_path_factory):
     logging.getLogger().addHandler(handler)
     try:
         _load_stage("download").main(["--params", str(params_path), "--root", str(root)])
-        _load_stage("evaluate").main(["--params", str(params_path), "--root", str(root)])
+        # our fused images of Local: a method the `evaluate` part scores on top of the reference scores
+        for id_ in ("p1", "p2"):
+            save_png(root / "data/fused/occo/Local/test" / f"{id_}.png", _image(rng))
+        evaluate = _load_stage("evaluate")
+        evaluate.main(["--params", str(params_path), "--root", str(root), "--part", "reference"])
+        evaluate.main(["--params", str(params_path), "--root", str(root), "--part", "ours"])
     finally:
         logging.getLogger().removeHandler(handler)
     return root, [(r.name, r.getMessage()) for r in records]
@@ -119,23 +123,26 @@ def test_metrics_json_schema(stage_run):
     assert syn["visible"]["SCD"] is None and syn["mean"]["SCD"] is not None
     local = _check_summary(
         root / "metrics/fusion/Local.json",
-        [*baselines, "MyMethod", "Ext"],
-        dict.fromkeys(baselines, 3) | {"MyMethod": 3, "Ext": 2},
+        [*baselines, "MyMethod", "Ext", "occo"],
+        dict.fromkeys(baselines, 3) | {"MyMethod": 3, "Ext": 2, "occo": 2},
     )
     assert all(local["MyMethod"][k] is not None for k in METRICS)
+    reference = json.loads((root / "reference/fusion/Local.json").read_text(encoding="utf-8"))
+    assert list(reference) == [*baselines, "MyMethod", "Ext"]  # ours is never in the reference scores
+    assert all(reference[m] == local[m] for m in reference)
 
 
 def test_reports_csv_and_md(stage_run):
     root, _ = stage_run
     for dataset, methods, n in (
         ("synthetic", ["visible", "infrared", "mean", "max"], 2),
-        ("Local", ["visible", "infrared", "mean", "max", "MyMethod", "Ext"], 3),
+        ("Local", ["visible", "infrared", "mean", "max", "MyMethod", "Ext", "occo"], 3),
     ):
         per_image = pd.read_csv(root / f"reports/fusion/{dataset}.csv", dtype={"id": str})
         assert list(per_image.columns) == ["method", "id", *METRICS]
         assert list(dict.fromkeys(per_image["method"])) == methods
         counts = per_image.groupby("method").size()
-        assert all(counts[m] == (2 if m == "Ext" else n) for m in methods)
+        assert all(counts[m] == (2 if m in ("Ext", "occo") else n) for m in methods)
         summary = json.loads((root / f"metrics/fusion/{dataset}.json").read_text(encoding="utf-8"))
         for m in methods:
             en = per_image.loc[per_image["method"] == m, "EN"].mean()
@@ -153,17 +160,30 @@ def test_dataset_without_evaluated_split_is_skipped_with_a_warning(stage_run):
     assert not (root / "reports/fusion/TrainOnly.csv").exists()
     assert sorted(p.name for p in (root / "metrics/fusion").iterdir()) == ["Local.json", "synthetic.json"]
     skipped = [msg for name, msg in records if name == "stages.evaluate"]
-    assert len(skipped) == 1
-    assert "TrainOnly" in skipped[0] and "'test'" in skipped[0] and "train" in skipped[0]
+    assert len(skipped) == 2  # once per part
+    assert all("TrainOnly" in msg and "'test'" in msg and "train" in msg for msg in skipped)
     # The optional dataset whose source is absent was skipped by the download stage.
     assert any(name == "stages.download" and "Absent" in msg for name, msg in records)
 
 
-def test_methods_for_layout(tmp_path):
+def test_reference_methods_layout(tmp_path):
     stage = _load_stage("evaluate")
     (tmp_path / "data/external/A/DS/test").mkdir(parents=True)
     (tmp_path / "data/external/B/DS/train").mkdir(parents=True)
     (tmp_path / "data/external/C/Other/test").mkdir(parents=True)
-    params = {"baselines": ["mean"], "method_roots": ["data/external", "missing_root"], "external": {"X": {"DS": "x"}}}
-    methods = stage.methods_for("DS", "test", params, tmp_path)
+    (tmp_path / "data/fused/occo/DS/test").mkdir(parents=True)
+    params = {"baselines": ["mean"], "external": {"X": {"DS": "x"}}}
+    methods = stage.reference_methods("DS", "test", params, tmp_path)
     assert methods == {"mean": None, "A": tmp_path / "data/external/A/DS/test", "X": (tmp_path / "x").resolve()}
+
+
+def test_ours_part_needs_the_reference_scores(tmp_path):
+    stage = _load_stage("evaluate")
+    (tmp_path / "data/raw/DS/test/ir").mkdir(parents=True)
+    (tmp_path / "data/raw/DS/test/vi").mkdir(parents=True)
+    save_png(tmp_path / "data/raw/DS/test/ir/a.png", np.zeros((8, 8), np.uint8))
+    save_png(tmp_path / "data/raw/DS/test/vi/a.png", np.zeros((8, 8), np.uint8))
+    (tmp_path / "data/raw/INDEX.json").write_text(json.dumps({"DS": {"test": 1}}))
+    params = {"variant": "matlab", "device": "cpu", "batch_size": 1, "baselines": []}
+    with pytest.raises(DataError, match="run the evaluate_reference stage first"):
+        stage.run_ours(params, tmp_path)

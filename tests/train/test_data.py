@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +121,17 @@ def test_batch_layout_is_checked():
         check_batch_layout(10, 1)
     with pytest.raises(ValueError, match="at most 3"):
         check_batch_layout(12, 4)
+
+
+def test_dataset_never_imported_names_the_param(tmp_path):
+    with pytest.raises(DataError, match=r"FMB was not imported \(no data/raw/FMB\): set download.datasets.FMB.source"):
+        find_training_pairs(tmp_path, "FMB", "train")
+    (tmp_path / "data/raw/FMB/test").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"FMB has no split 'train' \(has test\): set train.split"):
+        find_training_pairs(tmp_path, "FMB", "train")
+
+
+def test_small_training_set_is_trained_on_with_a_warning(root, caplog):
+    with caplog.at_level(logging.WARNING, logger="occo.train.data"):
+        pairs = find_training_pairs(root, "synthetic", "train")
+    assert pairs and f"{len(pairs)} pairs only" in caplog.text

@@ -1,0 +1,332 @@
+"""What the pipeline reads from outside itself: dataset sources, pretrained weights, files named in params.
+
+dvc.yaml can declare a stage's code and data dependencies, but not the files that params point at: a
+dataset's ``source`` folder or archive, a local checkpoint (``masks.sam_checkpoint``, ``detect.weights``,
+…), published masks (``masks.import``), extra checkpoints (``fuse.extra_checkpoints``), other methods'
+fused folders (``evaluate.external``), or a pretrained file the settings need from ``models/pretrained/``.
+Those are optional, nullable or keyed by name. The ``inputs`` stage (always run, cheap) resolves every
+one of them, downloads the pretrained files the settings need when they are absent, and writes one
+manifest per consuming stage, ``data/inputs/<stage>.json``, with the size and sha256 of each. Each
+stage depends on its manifest, so DVC re-runs it exactly when one of those files changes, and the
+weights themselves live in ``models/pretrained/`` (or where a param points), which no stage deletes.
+
+Anything missing is reported at once, each with the param that provides it, in one error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from occo.data.download import fetch, sha256_file
+from occo.data.importer import REGISTRY_SOURCE
+from occo.data.io import DataError, write_text_atomic
+from occo.data.registry import load_registry
+from occo.weights import WeightsUnavailableError, default_location, resolve_weights, weight_files, weights_entry
+
+log = logging.getLogger(__name__)
+
+MANIFEST_DIR = Path("data/inputs")
+HASH_CACHE = Path(".cache/occo/hashes.json")
+SYNTHETIC = "synthetic"
+PIPELINE_DATA = Path("data")
+"""Paths under data/ are pipeline outputs, tracked by dvc.yaml deps; manifests skip them."""
+
+ENCODER_WEIGHTS = {e: f"{e}_imagenet" for e in ("resnet18", "resnet34", "resnet50", "resnet101")}
+"""segment.encoder → registry entry of its ImageNet weights (occo.downstream.segment reads the same names)."""
+STAGES = ("download", "masks", "train", "fuse", "evaluate", "detect", "segment")
+
+
+class MissingInputsError(DataError):
+    """One or more inputs are absent; the message lists every one with the param that provides it."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A pretrained file (or folder) a stage loads: registry entry, local-path param and its value."""
+
+    stage: str
+    name: str
+    param: str
+    local: str | None
+
+
+@dataclass(frozen=True)
+class Named:
+    """A file or folder named by a param, read by ``stage``."""
+
+    stage: str
+    param: str
+    path: str
+
+
+# ----------------------------------------------------------------------------- what the params need
+
+
+def needed_datasets(params: Mapping[str, Any]) -> set[str]:
+    """Datasets some stage cannot do without: the training set, the detection and segmentation sets."""
+    needed = {params["train"]["dataset"], params["segment"]["dataset"], *(params["detect"].get("run") or [])}
+    return needed - {SYNTHETIC}
+
+
+def weight_needs(params: Mapping[str, Any]) -> list[Weights]:
+    """The pretrained files the current settings load (none where a param asks for random init)."""
+    needs: list[Weights] = []
+    masks = params["masks"]
+    generated = any(
+        split not in ((masks.get("import") or {}).get(dataset) or {})
+        for dataset, splits in (masks.get("datasets") or {}).items()
+        for split in splits
+    )
+    if generated and not masks.get("random_init", False):
+        needs.append(Weights("masks", f"sam_{masks['sam_model']}", "masks.sam_checkpoint", masks.get("sam_checkpoint")))
+        if masks["detector"] == "transformers":
+            needs.append(Weights("masks", "grounding_dino_tiny_hf", "masks.hf_model", masks.get("hf_model")))
+        else:
+            needs.append(
+                Weights("masks", "groundingdino_swint_ogc", "masks.gdino_checkpoint", masks.get("gdino_checkpoint"))
+            )
+            needs.append(Weights("masks", "bert_base_uncased", "masks.text_encoder", masks.get("text_encoder")))
+    train = params["train"]
+    if not train.get("vgg_random_init", False):
+        needs.append(Weights("train", "vgg19", "train.vgg_weights", train.get("vgg_weights")))
+    detect = params["detect"]
+    if detect.get("run") and detect.get("pretrained", True):
+        needs.append(Weights("detect", f"{detect['model']}u", "detect.weights", detect.get("weights")))
+    segment = params["segment"]
+    if segment.get("encoder_weights") is not None and segment["encoder"] in ENCODER_WEIGHTS:
+        needs.append(Weights("segment", ENCODER_WEIGHTS[segment["encoder"]], "segment.weights", segment.get("weights")))
+    return needs
+
+
+def named_paths(params: Mapping[str, Any]) -> list[Named]:
+    """Every file or folder a param names outside the pipeline's own outputs (dataset sources excluded)."""
+    named = [
+        Named("masks", f"masks.import.{dataset}.{split}", str(folder))
+        for dataset, splits in (params["masks"].get("import") or {}).items()
+        for split, folder in (splits or {}).items()
+    ]
+    named += [
+        Named("fuse", f"fuse.extra_checkpoints.{method}", str(path))
+        for method, path in (params["fuse"].get("extra_checkpoints") or {}).items()
+    ]
+    named += [
+        Named("evaluate", f"evaluate.external.{method}.{dataset}", str(path))
+        for method, per_dataset in (params["evaluate"].get("external") or {}).items()
+        for dataset, path in (per_dataset or {}).items()
+    ]
+    return named
+
+
+# ----------------------------------------------------------------------------- digests
+
+
+class HashCache:
+    """sha256 of files keyed by (path, size, mtime): a file is read again only when it changed (as DVC does)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._table: dict[str, list] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self._table = {}
+        self._dirty = False
+
+    def sha256(self, file: Path) -> str:
+        stat = file.stat()
+        key, stamp = str(file.resolve()), [stat.st_size, stat.st_mtime_ns]
+        cached = self._table.get(key)
+        if cached is not None and cached[:2] == stamp:
+            return cached[2]
+        digest = sha256_file(file)
+        self._table[key] = [*stamp, digest]
+        self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        if self._dirty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.path, json.dumps(self._table, sort_keys=True))
+
+
+def digest(path: Path, cache: HashCache) -> dict[str, Any]:
+    """Size and sha256 of a file, or of a folder (its files' relative paths, sizes and hashes, sorted)."""
+    if path.is_file():
+        return {"size": path.stat().st_size, "sha256": cache.sha256(path)}
+    tree = hashlib.sha256()
+    size = count = 0
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path).as_posix()
+        size += file.stat().st_size
+        count += 1
+        tree.update(f"{rel}\0{cache.sha256(file)}\n".encode())
+    return {"files": count, "size": size, "sha256": tree.hexdigest()}
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def _resolve(path: str | Path, root: Path) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else root / path
+
+
+def _inside_pipeline_data(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to((root / PIPELINE_DATA).resolve())
+
+
+# ----------------------------------------------------------------------------- resolution
+
+
+def _torch_hub_file(filename: str) -> Path:
+    """Where torchvision caches a checkpoint (``$TORCH_HOME/hub/checkpoints``), without importing torch."""
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "torch"
+    )
+    return Path(torch_home) / "hub" / "checkpoints" / filename
+
+
+def resolve_vgg19(local: str | None, root: Path, *, download: bool = True) -> Path:
+    """``train.vgg_weights`` when set, else torchvision's cached ``vgg19-dcbb9e9d.pth`` (fetched, hash-checked).
+
+    The loss network (occo.losses.vgg) reads the same two places. WeightsUnavailableError naming the
+    file, its URL and ``train.vgg_weights`` when neither is there and the download fails.
+    """
+    entry = weights_entry("vgg19")
+    hint = (
+        f"get {entry['filename']} from {entry['url']} into {_torch_hub_file(entry['filename']).parent} "
+        "or set train.vgg_weights"
+    )
+    if local is not None:
+        path = _resolve(local, root)
+        if not path.is_file():
+            raise WeightsUnavailableError(f"VGG19 weights {path} (train.vgg_weights) not found: {hint}")
+        return path
+    path = _torch_hub_file(entry["filename"])
+    if not path.is_file():
+        if not download:
+            raise WeightsUnavailableError(f"VGG19 weights {path} are missing: {hint}")
+        try:
+            fetch(entry["url"], path, sha256=entry.get("sha256"), sha256_prefix=entry.get("sha256_prefix"), hint=hint)
+        except DataError as exc:
+            raise WeightsUnavailableError(f"VGG19 weights {path} are not available: {exc}") from exc
+    return path
+
+
+def _registry_copy_verified(name: str, root: Path, cache: HashCache) -> bool:
+    """True when every file of the registry copy in models/pretrained/ is there and matches its pinned sha256.
+
+    Hashes come from the cache, so a multi-GB checkpoint is read once, not on every run.
+    """
+    entry = weights_entry(name)
+    target = default_location(name, root)
+    folder = target if "files" in entry else target.parent
+    for item in weight_files(entry):
+        path = folder / item["filename"]
+        if not path.is_file() or (item.get("sha256") is not None and cache.sha256(path) != item["sha256"]):
+            return False
+    return True
+
+
+def _dataset_problem(name: str, cfg: Mapping[str, Any], root: Path, datasets: Mapping[str, dict]) -> str | None:
+    """Why dataset ``name`` cannot be imported as configured, or None."""
+    source = cfg.get("source")
+    if source == REGISTRY_SOURCE:
+        entry = datasets.get(name)
+        if entry is None:
+            return f"dataset {name}: source 'registry' but the registry has no {name}; set download.datasets.{name}.source"
+        if not entry.get("archives"):
+            return (
+                f"dataset {name}: no direct download; get it from {entry.get('manual_download', entry['homepage'])} "
+                f"and set download.datasets.{name}.source to its folder or archive"
+            )
+        return None
+    if source is None or not _resolve(source, root).exists():
+        return f"dataset {name}: source {source} not found; set download.datasets.{name}.source to its folder or archive"
+    return None
+
+
+def gather(params: Mapping[str, Any], root: Path, *, download: bool = True) -> dict[str, dict[str, Any]]:
+    """The manifest of every consuming stage: ``{stage: {key: {path, size, sha256, …}}}``.
+
+    Downloads absent pretrained files the settings need (when ``download``). Raises
+    MissingInputsError listing every missing dataset source, named file and pretrained file at once.
+    """
+    root = Path(root)
+    cache = HashCache(root / HASH_CACHE)
+    manifests: dict[str, dict[str, Any]] = {stage: {} for stage in STAGES}
+    missing: list[str] = []
+    registry = load_registry()["datasets"]
+
+    needed = needed_datasets(params)
+    configured = params["download"].get("datasets") or {}
+    for name in sorted(needed - configured.keys()):
+        missing.append(f"dataset {name}: not listed under download.datasets; add download.datasets.{name}.source")
+    for name, cfg in configured.items():
+        problem = _dataset_problem(name, cfg, root, registry)
+        if problem is not None:
+            if cfg.get("optional", False) and name not in needed:
+                log.warning("optional %s; skipped", problem)
+            else:
+                missing.append(problem)
+            continue
+        if cfg["source"] != REGISTRY_SOURCE:
+            path = _resolve(cfg["source"], root)
+            manifests["download"][f"download.datasets.{name}.source"] = {"path": _display(path, root), **digest(path, cache)}
+
+    for item in named_paths(params):
+        path = _resolve(item.path, root)
+        if _inside_pipeline_data(path, root):
+            continue
+        if not path.exists():
+            missing.append(f"{item.param}: {path} not found")
+            continue
+        manifests[item.stage][item.param] = {"path": _display(path, root), **digest(path, cache)}
+
+    for need in weight_needs(params):
+        try:
+            if need.name == "vgg19":
+                path = resolve_vgg19(need.local, root, download=download)
+            elif need.local is None and _registry_copy_verified(need.name, root, cache):
+                path = default_location(need.name, root)
+            else:
+                path = resolve_weights(need.name, need.local, param=need.param, root=root, download=download)
+        except DataError as exc:
+            missing.append(" ".join(str(exc).split()))
+            continue
+        manifests[need.stage][need.param] = {"weights": need.name, "path": _display(path, root), **digest(path, cache)}
+
+    cache.save()
+    if missing:
+        lines = "\n".join(f"  - {m}" for m in missing)
+        raise MissingInputsError(f"{len(missing)} input(s) missing; provide them and re-run:\n{lines}")
+    return manifests
+
+
+def write_manifests(manifests: Mapping[str, Mapping[str, Any]], root: Path) -> list[Path]:
+    """Write ``data/inputs/<stage>.json`` for every stage (an empty object when it reads nothing outside)."""
+    folder = Path(root) / MANIFEST_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stage, entries in manifests.items():
+        path = folder / f"{stage}.json"
+        write_text_atomic(path, json.dumps(entries, indent=2, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+def summary(manifests: Mapping[str, Mapping[str, Any]]) -> Iterable[str]:
+    """One log line per stage: what it reads from outside the pipeline."""
+    for stage, entries in manifests.items():
+        if entries:
+            yield f"{stage}: " + ", ".join(f"{key} ({e['path']})" for key, e in entries.items())
