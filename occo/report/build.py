@@ -5,15 +5,13 @@ Outputs (under the repository root):
   reports/report.html          the same page, self-contained (inline CSS, images as data URIs),
   reports/figures/*.png        training curves and fusion-metric bars,
   reports/gallery/*.png        one labelled row of images per chosen id,
-  reports/plots/fusion_<ds>.csv  rows = methods, columns = metrics (for `dvc plots`),
-  metrics/headline.json        our headline numbers, flat (``headline.py``; a DVC metrics file).
+  reports/plots/*.csv          long tables for the `dvc plots` charts of dvc.yaml (``plots.py``).
 Every section whose inputs are absent says "not run" instead. Ours stands beside the paper's Tables
 1–5 per dataset and, for the studies this workspace's experiments belong to, Tables 6–9.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -27,7 +25,8 @@ from occo.report.comparison import detect_beside, fusion_beside, segment_beside,
 from occo.report.document import Banner, Block, Bullets, Figure, Heading, Paragraph, TableBlock, to_markdown
 from occo.report.figures import metric_bars, training_curves
 from occo.report.gallery import build_gallery
-from occo.report.headline import headline
+from occo.report.headline import TRAINED
+from occo.report.plots import write_plot_tables
 from occo.report.html import to_html
 from occo.report.paper import PaperReference, load_paper
 from occo.report.provenance import Provenance, provenance
@@ -38,9 +37,7 @@ from occo.report.tables import Row, Table, clean
 log = logging.getLogger(__name__)
 
 REPORTS = Path("reports")
-HEADLINE = Path("metrics/headline.json")
 TITLE = "OCCO report"
-TRAINED = "occo"  # the method name of our trained model's fused images (stages/fuse.py)
 
 
 @dataclass(frozen=True)
@@ -126,9 +123,9 @@ def training_section(data: Collected, figures: Path) -> list[Block]:
 
 
 def fusion_section(
-    data: Collected, cfg: ReportConfig, paper: PaperReference | None, figures: Path, plots: Path, baselines: list[str]
+    data: Collected, cfg: ReportConfig, paper: PaperReference | None, figures: Path, baselines: list[str]
 ) -> list[Block]:
-    """Per dataset: the metric table, ours beside the paper (Tables 1–2), bar charts; a CSV per dataset for dvc plots."""
+    """Per dataset: the metric table, ours beside the paper (Tables 1–2), bar charts."""
     blocks: list[Block] = [Heading("Fusion metrics")]
     if not data.fusion:
         return blocks + [not_run("fusion metrics", "no metrics/fusion/*.json; the evaluate stage has not run")]
@@ -141,7 +138,6 @@ def fusion_section(
         blocks += [Heading(dataset, 3), TableBlock(table)]
         if paper is not None:
             blocks += fusion_beside(paper, dataset, frame, cfg.ours)
-        frame[cfg.fusion_metrics].rename_axis("method").to_csv(plots / f"fusion_{dataset}.csv")
         if frame[cfg.fusion_metrics].isna().all().all():
             continue
         path = metric_bars(frame, cfg.fusion_metrics, figures / f"fusion_{dataset}.png", title=f"{dataset}: fusion metrics",
@@ -222,8 +218,7 @@ def reference_section(paper: PaperReference | None) -> list[Block]:
 def build_report(
     root: Path, params: dict, *, paper_path: Path | None = None, env: Mapping[str, str] | None = None
 ) -> Path:
-    """Write the report under ``root/reports`` and ``root/metrics/headline.json`` (see the module
-    docstring) and return the HTML path. ``env``: where DVC_EXP_NAME is read (default os.environ)."""
+    """Write the report under ``root/reports`` (see the module docstring) and return the HTML path. ``env``: where DVC_EXP_NAME is read (default os.environ)."""
     cfg = ReportConfig.from_params(params.get("report") or {})
     paper = (load_paper(paper_path) if paper_path else load_paper()) if cfg.compare_paper else None
     data = collect(root)
@@ -237,10 +232,11 @@ def build_report(
         )]
         blocks += run_section(params)
         blocks += training_section(data, figures)
-        blocks += fusion_section(data, cfg, paper, figures, plots, baselines)
+        blocks += fusion_section(data, cfg, paper, figures, baselines)
         blocks += downstream_section("Detection", "detect", data.detect, cfg, paper)
         blocks += downstream_section("Segmentation", "segment", data.segment, cfg, paper)
         blocks += ablation_section(root, data, paper, stamp, params)
+        write_plot_tables(root, data, plots)
     with atomic_dir(reports / "gallery") as gallery:
         blocks += gallery_section(root, cfg, gallery)
     blocks += reference_section(paper)
@@ -249,8 +245,7 @@ def build_report(
     log.info("figures in %s, dvc plots tables in %s, gallery in %s", *moved.values())
     write_text_atomic(reports / "report.md", to_markdown(blocks, base=reports))
     write_text_atomic(reports / "report.html", to_html(blocks, title=TITLE))
-    write_text_atomic(root / HEADLINE, json.dumps(headline(data, TRAINED), indent=2) + "\n")
-    log.info("wrote %s, %s and %s", reports / "report.md", reports / "report.html", root / HEADLINE)
+    log.info("wrote %s and %s", reports / "report.md", reports / "report.html")
     return reports / "report.html"
 
 

@@ -7,11 +7,16 @@ Keys: ``<dataset>.EN`` / ``.SF`` / ``.AG`` / ``.CC`` (our fusion on each evaluat
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
-from occo.report.collect import Collected
+from occo.data.io import write_text_atomic
+from occo.report.collect import DETECT_DIR, SEGMENT_DIR, Collected, collect_downstream, collect_fusion
 
 FUSION_KEYS = ("EN", "SF", "AG", "CC")  # the paper's Tables 1-2
+HEADLINE = Path("metrics/headline.json")
+TRAINED = "occo"  # the method name of our trained model's fused images (stages/fuse.py)
 
 
 def _number(value: object) -> float | None:
@@ -20,7 +25,7 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def headline(data: Collected, method: str = "occo") -> dict[str, float]:
+def headline(data: Collected, method: str = TRAINED) -> dict[str, float]:
     """``method``'s fusion metrics, detection mAP ("all") and segmentation mIoU, keyed flat by dataset."""
     out: dict[str, float | None] = {}
     for dataset, frame in data.fusion.items():
@@ -34,3 +39,17 @@ def headline(data: Collected, method: str = "occo") -> dict[str, float]:
         if record := records.get(method):
             out[f"{dataset}.segment.miou"] = _number(record["miou"])
     return {k: v for k, v in out.items() if v is not None}
+
+
+def write_headline(root: Path, method: str = TRAINED) -> Path:
+    """Write ``root/metrics/headline.json`` from metrics/fusion, metrics/detect and metrics/segment."""
+    root = Path(root)
+    data = Collected(
+        fusion=collect_fusion(root),
+        detect=collect_downstream(root, DETECT_DIR, ("ap50", "ap50_95")),
+        segment=collect_downstream(root, SEGMENT_DIR, ("iou", "miou")),
+    )
+    path = root / HEADLINE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(headline(data, method), indent=2) + "\n")
+    return path

@@ -21,8 +21,11 @@ from occo.report.git import experiment_refs, revision, show
 log = logging.getLogger(__name__)
 
 # Params that decide how a run was trained and scored, beyond the study's own: runs differing here are
-# flagged in a study table (the report stage reads these sections anyway).
-SETUP = ("train", "loss", "arch", "evaluate.splits")
+# flagged in a study table. Training's runtime knobs (workers, torch.compile, checkpoint and log
+# frequency) are left out: they change no result, and dvc.yaml lists exactly these as the report's params.
+TRAIN_SETUP = ("dataset", "split", "epochs", "max_steps", "batch_size", "crops_per_image", "crop", "flip", "lr",
+               "seed", "amp", "vgg_random_init")
+SETUP = (*(f"train.{k}" for k in TRAIN_SETUP), "loss", "arch", "evaluate.splits")
 
 
 @dataclass(frozen=True)

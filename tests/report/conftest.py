@@ -61,6 +61,9 @@ def workspace(tmp_path: Path) -> Path:
         tsv = root / f"dvclive/train/plots/metrics/train/{name}.tsv"
         tsv.parent.mkdir(parents=True, exist_ok=True)
         tsv.write_text(f"timestamp\tstep\t{name}\n" + "".join(f"{1000 + s}\t{s + 1}\t{v}\n" for s, v in enumerate(values)))
+    tsv = root / "dvclive/segment/synthetic/occo/plots/metrics/train/loss.tsv"
+    tsv.parent.mkdir(parents=True)
+    tsv.write_text("timestamp\tstep\tloss\n1000\t1\t2.0\n1001\t2\t1.5\n")
     for i in range(3):
         base = root / "data/raw/synthetic/test"
         save_png(base / f"ir/syn_{i:03d}.png", image(rng))

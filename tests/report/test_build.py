@@ -2,10 +2,12 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from occo.data.io import DataError
+from occo.report.headline import write_headline
 from occo.report.build import ReportConfig, build_report
 from stages.report import main as stage_main
 
@@ -39,7 +41,14 @@ def test_full_report(workspace: Path, params: dict) -> None:
     assert "figures/training_curves.png" in links and "figures/fusion_synthetic.png" in links
     assert sum(link.startswith("gallery/") for link in links) == 2
     assert all((reports / link).is_file() for link in links)
-    assert (reports / "plots/fusion_synthetic.csv").read_text().startswith("method,EN,SF")
+    en = pd.read_csv(reports / "plots/fusion_EN.csv")
+    assert list(en.columns) == ["method", "series", "value"] and set(en["series"]) == {"synthetic"}
+    assert en.set_index("method").loc["occo", "value"] == 0.5
+    loss = pd.read_csv(reports / "plots/train_loss.csv")
+    assert list(loss.columns) == ["step", "series", "value"] and "lr" not in set(loss["series"])
+    assert set(loss["series"]) == {"total", "pixel"}
+    segment = pd.read_csv(reports / "plots/segment_loss.csv")
+    assert list(segment.columns) == ["step", "series", "value"] and set(segment["series"]) == {"synthetic/occo"}
     assert "## Ablation studies (Tables 6–9)" in md and "This run has the paper's settings" in md
     assert "Beside the paper" not in md  # the paper has no table for the synthetic set
     assert "- Table 9: Text prompt of the LVM (FMB test set) (FMB; 2 rows)." in md
@@ -148,15 +157,13 @@ def test_stamp_names_the_git_revision(git_repo, params: dict) -> None:
     assert "`train.vgg_random_init: true` (the VGG19 of the contrastive loss); `segment.encoder_weights: null`" in md
 
 
-def test_headline_metrics_file(workspace: Path, params: dict) -> None:
-    build_report(workspace, params)
-    headline = json.loads((workspace / "metrics/headline.json").read_text())
+def test_headline_metrics_file(workspace: Path) -> None:
+    headline = json.loads(write_headline(workspace).read_text())
     assert headline == {
         "synthetic.EN": 0.5, "synthetic.SF": 3.0, "synthetic.AG": 3.0, "synthetic.CC": 3.0,
         "synthetic.detect.ap50": 0.5, "synthetic.detect.ap50_95": 0.25, "synthetic.segment.miou": 0.5,
     }
 
 
-def test_headline_of_an_empty_workspace_is_empty(tmp_path: Path, params: dict) -> None:
-    build_report(tmp_path, params)
-    assert json.loads((tmp_path / "metrics/headline.json").read_text()) == {}
+def test_headline_of_an_empty_workspace_is_empty(tmp_path: Path) -> None:
+    assert json.loads(write_headline(tmp_path).read_text()) == {}
