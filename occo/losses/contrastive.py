@@ -111,13 +111,27 @@ def contrastive_ratio(
     return d_pos.clamp_min(0.0) / (den + eps)
 
 
+def term_weights(omega1: float, omega2: float) -> dict[str, float]:
+    """The weight of each ratio in Eq. 5-8 (see ``contextual_contrastive_loss``)."""
+    return {"unique_ir": 1.0, "unique_vi": 1.0, "shared_ir": omega2, "shared_vi": omega1, "background": 1.0}
+
+
 def contextual_contrastive_loss(terms: Mapping[str, torch.Tensor], omega1: float, omega2: float) -> torch.Tensor:
-    """Eq. 13-14: ``ω1 (L_ir^u + L_vi^u) + ω2 (L_sh^ir + L_sh^vi) + L_bg``."""
-    return (
-        omega1 * (terms["unique_ir"] + terms["unique_vi"])
-        + omega2 * (terms["shared_ir"] + terms["shared_vi"])
-        + terms["background"]
-    )
+    """Eq. 5: ``L_CCL = L_unique + L_share + L_bg`` with
+
+    * Eq. 6: ``L_unique = unique_vi + unique_ir`` (weight 1 each),
+    * Eq. 7: ``L_share = ω1 · shared_vi + ω2 · shared_ir``: ω1 weights the shared ratio whose positive
+      is the visible sample, ω2 the one whose positive is the infrared sample (§4.4.1: "ω1 (visible
+      information) … ω2 (infrared information)"); the public code uses unique ×1, shared ×0.5 each,
+    * Eq. 8: ``L_bg = background``.
+
+    Terms missing from ``terms`` (skipped: their region is empty in every anchor) add nothing.
+    """
+    weights = term_weights(omega1, omega2)
+    present = [weights[name] * terms[name] for name in TERMS if name in terms]
+    if not present:
+        raise ValueError(f"no contrastive term to combine; expected some of {', '.join(TERMS)}")
+    return torch.stack(present).sum()
 
 
 def masked_intensity_loss(

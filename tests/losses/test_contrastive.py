@@ -76,10 +76,16 @@ def test_contrastive_ratio_by_hand_leaves_out_empty_negatives():
     torch.testing.assert_close(contrastive_ratio(d_pos, d_neg, valid, eps=0.0), torch.tensor([1 / 4, 2 / 3]))
 
 
-def test_eq14_combination():
+def test_eq5_to_8_weights_unique_by_one_and_shared_by_omega1_omega2():
+    # Eq. 6: both unique ratios weight 1; Eq. 7: ω1 on the shared ratio whose positive is visible,
+    # ω2 on the one whose positive is infrared; Eq. 8: background weight 1.
     terms = {"unique_ir": 1.0, "unique_vi": 2.0, "shared_ir": 3.0, "shared_vi": 4.0, "background": 5.0}
     terms = {k: torch.tensor(v) for k, v in terms.items()}
-    assert contextual_contrastive_loss(terms, omega1=0.3, omega2=0.7).item() == pytest.approx(0.3 * 3 + 0.7 * 7 + 5)
+    expected = (2.0 + 1.0) + (0.3 * 4.0 + 0.7 * 3.0) + 5.0  # 11.3; the old ω1·unique + ω2·shared wiring gave 12.8
+    assert contextual_contrastive_loss(terms, omega1=0.3, omega2=0.7).item() == pytest.approx(expected)
+    # Table 6's "1:0" keeps only the visible-positive shared ratio, "0:1" only the infrared one.
+    assert contextual_contrastive_loss(terms, omega1=1.0, omega2=0.0).item() == pytest.approx(3.0 + 4.0 + 5.0)
+    assert contextual_contrastive_loss(terms, omega1=0.0, omega2=1.0).item() == pytest.approx(3.0 + 3.0 + 5.0)
 
 
 def test_masked_intensity_loss_eq21_by_hand():

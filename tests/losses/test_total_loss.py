@@ -45,10 +45,10 @@ def test_named_terms_and_eq20_combination(loss):
     o = OMEGAS
     pixel = out["ssim"] + o["omega4"] * out["intensity"] + o["omega5"] * out["texture"]
     contrast = (
-        o["omega1"] * (out["unique_ir"] + out["unique_vi"])
-        + o["omega2"] * (out["shared_ir"] + out["shared_vi"])
+        out["unique_ir"] + out["unique_vi"]
+        + o["omega1"] * out["shared_vi"] + o["omega2"] * out["shared_ir"]
         + out["background"]
-    )
+    )  # fmt: skip
     torch.testing.assert_close(out["pixel"], pixel)
     torch.testing.assert_close(out["contrast"], contrast)
     torch.testing.assert_close(out["total"], pixel + o["omega6"] * contrast)
