@@ -12,6 +12,7 @@ from occo.losses.contrastive import (
     decompose_masks,
 )
 from occo.losses.pixel import PixelLoss
+from occo.losses.term_means import TermMeans
 from occo.losses.total import NonFiniteLossError, OCCOLoss
 from occo.losses.vgg import VGG19Features, WeightsUnavailableError
 
@@ -24,6 +25,7 @@ __all__ = [
     "NonFiniteLossError",
     "OCCOLoss",
     "PixelLoss",
+    "TermMeans",
     "VGG19Features",
     "WeightsUnavailableError",
     "decompose_masks",

@@ -11,7 +11,7 @@ by position a inside the group. Per feature layer l with weight λ_l and distanc
 Regions and positives: infrared-unique (positive infrared, negatives visible), visible-unique
 (visible / infrared), shared in both directions, and background (visible / infrared, MSE on relu1_1
 of the 1-channel VGG, λ = 1/16). Anchors whose region is empty are left out; a term with no
-anchor left is skipped (logged once per loss module) and contributes 0.
+anchor left is skipped (logged once per loss module) and is absent from the returned terms.
 """
 
 from __future__ import annotations
@@ -170,7 +170,10 @@ class _SkipLog:
 
 
 class ContextualContrastiveLoss(nn.Module):
-    """L_ccl (Eq. 14) over a batch of G groups; ``forward`` returns each term and ``contrast``.
+    """L_CCL (Eq. 5) over a batch of G groups; ``forward`` returns each active term and ``contrast``.
+
+    A term whose region is empty in every anchor is skipped and left out of the returned dict (not
+    reported as 0); ``contrast`` is the Eq. 5 sum of the terms present.
 
     Args:
         omega1, omega2, omega3: unique-term, shared-term and cosine/L2 mixing weights.
@@ -260,7 +263,7 @@ class ContextualContrastiveLoss(nn.Module):
         for t in TERMS:
             if t not in active:
                 self._skip_log(t)
-        out = {t: fused.new_zeros((), dtype=torch.float32) for t in TERMS}
+        out: dict[str, torch.Tensor] = {}
         images = {"vi": vi, "ir": ir}
         f1 = fused[:n]
 
@@ -296,8 +299,9 @@ class ContextualContrastiveLoss(nn.Module):
                 sources = self.vgg_bg(torch.cat([vi[:n] * m[:n], ir * m]))
             out["background"] = self._term(anchors, sources, euclidean_distance, self.bg_weights, valid["background"])
 
+        # The four regions partition every anchor, so at least one term is always active.
         out["contrast"] = contextual_contrastive_loss(out, self.omega1, self.omega2)
-        return out
+        return {t: out[t] for t in (*TERMS, "contrast") if t in out}
 
 
 class MaskedIntensityLoss(nn.Module):

@@ -18,7 +18,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def total_loss(l_pixel: torch.Tensor, l_contrast: torch.Tensor, omega6: float) -> torch.Tensor:
-    """Eq. 20: ``L = L_pixel + ω6 L_ccl`` (Model-4: L_ccl replaced by Eq. 21)."""
+    """Eq. 20: ``L_total = L_pixel + ω6 L_CCL``."""
     return l_pixel + omega6 * l_contrast
 
 
@@ -36,7 +36,8 @@ class OCCOLoss(nn.Module):
     anchors and positives from the first group). It returns a dict of scalar tensors: ``ssim``,
     ``intensity``, ``texture``, ``pixel``, then ``unique_ir``, ``unique_vi``, ``shared_ir``,
     ``shared_vi``, ``background`` (Model-4: ``masked_intensity``), ``contrast`` and ``total``
-    (backpropagate ``total``).
+    (backpropagate ``total``). A contrastive term skipped for this batch (its region empty in every
+    anchor) is absent, not 0; ``contrast`` and ``total`` sum the terms present.
 
     NaN/inf in any input or in ``total`` raises NonFiniteLossError naming the inputs or terms, before
     anything is backpropagated; a training loop that prefers to skip such a batch catches it.

@@ -135,11 +135,13 @@ def test_empty_masks_skip_terms_once_without_nan(caplog):
     with caplog.at_level(logging.DEBUG, logger="occo.losses.contrastive"):
         for _ in range(2):
             out = loss(fused, vi, ir, empty, empty)
+    # Skipped terms are absent (issue 12: a 0 would be logged as if the loss had taken that value).
+    assert list(out) == ["background", "contrast"]
     for term in ("unique_ir", "unique_vi", "shared_ir", "shared_vi"):
-        assert out[term].item() == 0.0
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING and term in r.getMessage()]
         assert len(warnings) == 1
     assert out["background"].item() > 0
+    torch.testing.assert_close(out["contrast"], out["background"])
     out["contrast"].backward()
     assert torch.isfinite(fused.grad).all()
 
@@ -151,7 +153,7 @@ def test_partly_empty_anchors_and_negatives_stay_finite(occo_loss):
     vi_mask[3:6] = 0  # group 2: no visible object (its negatives are left out)
     fused = (0.5 * (vi + ir)).requires_grad_()
     out = occo_loss(fused, vi, ir, ir_mask, vi_mask)
-    assert all(torch.isfinite(out[t]) for t in TERMS)
+    assert set(out) == {*TERMS, "contrast"} and all(torch.isfinite(out[t]) for t in TERMS)
     out["contrast"].backward()
     assert torch.isfinite(fused.grad).all() and fused.grad[:3].abs().sum() > 0
     # Only the first group's fused images are anchors (the public code's layout).

@@ -59,6 +59,20 @@ def test_named_terms_and_eq20_combination(loss):
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
+def test_skipped_terms_are_absent_and_the_total_stays_exact(loss):
+    inputs = batch()
+    inputs["vi_mask"] = torch.zeros_like(inputs["vi_mask"])  # no visible object: no shared, no visible-unique
+    out = loss(**inputs)
+    assert not {"unique_vi", "shared_ir", "shared_vi"} & set(out)
+    torch.testing.assert_close(out["contrast"], out["unique_ir"] + out["background"])
+    torch.testing.assert_close(out["total"], out["pixel"] + OMEGAS["omega6"] * out["contrast"])
+    # Infrared object everywhere: no background left either, only unique_ir remains.
+    inputs["ir_mask"] = torch.ones_like(inputs["ir_mask"])
+    out = loss(**inputs)
+    assert [t for t in out if t not in ("ssim", "intensity", "texture", "pixel")] == ["unique_ir", "contrast", "total"]
+    torch.testing.assert_close(out["total"], out["pixel"] + OMEGAS["omega6"] * out["unique_ir"])
+
+
 @pytest.mark.parametrize("name,value", [("fused", float("nan")), ("vi", float("inf")), ("ir_mask", float("nan"))])
 def test_non_finite_inputs_raise_naming_them(loss, name, value):
     inputs = batch()
