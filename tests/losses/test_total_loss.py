@@ -10,7 +10,8 @@ import torch
 import yaml
 
 from occo.losses.contextual import ContextualLoss
-from occo.losses.contrastive import ContextualContrastiveLoss, MaskedIntensityLoss
+from occo.losses.contrastive import ContextualContrastiveLoss
+from occo.losses.masked import MaskedIntensityLoss
 from occo.losses.total import NonFiniteLossError, OCCOLoss, total_loss
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,8 +86,8 @@ def test_non_finite_inputs_raise_naming_them(loss, name, value):
 def test_non_finite_term_is_reported_by_name(monkeypatch):
     torch.manual_seed(0)
     model = OCCOLoss(**OMEGAS, feature_space="model4")
-    monkeypatch.setattr(model.pixel, "omega5", float("inf"))  # a term overflowing to inf
-    with pytest.raises(NonFiniteLossError, match="non-finite loss terms: pixel, total"):
+    monkeypatch.setattr(model.masked, "omega1", float("inf"))  # a term overflowing to inf
+    with pytest.raises(NonFiniteLossError, match="non-finite loss terms: masked_intensity, total"):
         model(**batch())
 
 
@@ -94,14 +95,15 @@ def test_from_params_reads_names_and_weights():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params = copy.deepcopy(params)
     params.setdefault("train", {})["vgg_random_init"] = True
+    assert params["loss"]["distance_form"] == "code"
     params["loss"]["cx_variant"] = "mechrez"
+    params["loss"]["distance_form"] = "paper"
     built = OCCOLoss.from_params(params)
-    assert isinstance(built.contrast, ContextualContrastiveLoss)
+    assert isinstance(built.contrast, ContextualContrastiveLoss) and built.masked is None
     assert isinstance(built.contrast.contextual, ContextualLoss) and built.contrast.contextual.variant == "mechrez"
+    assert not built.contrast.form.per_layer
     assert built.omega6 == params["omega6"] and built.pixel.omega4 == params["omega4"]
     params["ablation"]["feature_space"] = "model4"
     model4 = OCCOLoss.from_params(params)
-    assert isinstance(model4.contrast, MaskedIntensityLoss)
-    out = model4(**batch())
-    assert set(out) == {"ssim", "intensity", "texture", "pixel", "masked_intensity", "contrast", "total"}
-    torch.testing.assert_close(out["total"], out["pixel"] + params["omega6"] * out["masked_intensity"])
+    assert isinstance(model4.masked, MaskedIntensityLoss) and model4.contrast is None
+    assert (model4.masked.omega1, model4.masked.omega2) == (params["omega1"], params["omega2"])
