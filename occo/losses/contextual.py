@@ -5,13 +5,22 @@ vectors y_j of the target (a positive or a negative). Every function here runs i
 autocast disabled, whatever the caller's precision, and turns affinities into probabilities with a
 log-softmax; ε sits in every denominator.
 
+The paper (§3.3): Eq. 9 the centred cosine distance S_ij, Eq. 10 ``s_i = max_k softmax_k(1 - S_ik)``,
+Eq. 11 ``s = mean_i s_i``, Eq. 12 ``CS = -log(s + ω3·e)`` with e the Euclidean distance of the two
+maps. Every variant here normalises S by its row minimum before the softmax (the relative distance
+of Mechrez et al., which the public code's contextual-loss package applies; Eq. 10 has none).
+
 Variants (``loss.cx_variant``), each giving a per-sample loss ``-log(similarity)``:
 
-* ``bounded`` (default): the public code's mixing of a cosine-based and an L2-based contextual
-  similarity with ω3, bandwidth 1, with its L2 matrix oriented like the cosine one (the code
-  transposes it). Both parts are probabilities, so the similarity stays in [0, 1].
-* ``literal``: the paper's Eq. 12 read literally, ``-log(s + ω3·e)`` with e an unbounded Euclidean
-  distance. e rewards moving *away* from the target, so it is clamped to [0, e_max] (warned).
+* ``bounded`` (default): ``-log(mean_i max_j [(1-ω3) CX^cos_ij + ω3 CX^L2_ij])``, CX^L2 the same
+  affinity computed from squared feature distances, bandwidth 1. Both parts are probabilities, so
+  the similarity stays in [0, 1]. This is the public code's mixing: its bundled
+  ``OCCO/contextual_loss/functional.py::contextual_bilateral_loss`` mixes the cosine affinity with one
+  of squared *feature* distances (the authors replaced the package's pixel-position grid), with w = 0.5
+  (the module passes its band width into the weight slot) and bandwidth 1; we orient its L2 matrix
+  like the cosine one, which the code transposes (docs/fidelity.md).
+* ``literal``: Eq. 12 read literally, ``-log(s + ω3·e)`` with e an unbounded Euclidean distance.
+  e rewards moving *away* from the target, so it is clamped to [0, e_max] (warned).
 * ``mechrez``: the original contextual loss of Mechrez et al. (ECCV 2018): cosine only,
   ``CX = mean_j max_i CX_ij``, bandwidth 0.5.
 """
@@ -53,7 +62,7 @@ def feature_points(x: torch.Tensor) -> torch.Tensor:
 
 
 def cosine_distance(x: torch.Tensor, y: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Eq. 9: ``d_ij = 1 - <x_i - μ_y, y_j - μ_y> / (|x_i - μ_y| |y_j - μ_y|)``, μ_y the mean target vector.
+    """Eq. 9: ``S_ij = 1 - <x_i - μ_y, y_j - μ_y> / (|x_i - μ_y| |y_j - μ_y|)``, μ_y the mean target vector.
 
     x (B, N, C), y (B, M, C) → (B, N, M). Norms below ε are replaced by ε. μ_y is taken per sample
     (the public code averages over the whole batch, which would make a sample's loss depend on
@@ -66,27 +75,31 @@ def cosine_distance(x: torch.Tensor, y: torch.Tensor, eps: float = EPS) -> torch
 
 
 def squared_l2_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Eq. 11: ``d_ij = |x_i - y_j|²`` as (B, N, M), rows over the anchor like ``cosine_distance``.
+    """``d_ij = |x_i - y_j|²`` as (B, N, M), rows over the anchor like ``cosine_distance``.
 
-    (The public code returns the transpose, rows over the target, and mixes it with the cosine
-    matrix element by element.)
+    The pairwise counterpart of Eq. 9 that the ``bounded`` variant mixes in with ω3 (not an equation
+    of the paper, whose Eq. 12 compares whole maps).
     """
     d = (x * x).sum(-1, keepdim=True) + (y * y).sum(-1).unsqueeze(1) - 2.0 * (x @ y.transpose(1, 2))
     return d.clamp_min(0.0)
 
 
 def relative_distance(d: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Eq. 10 (first part): ``d̃_ij = d_ij / (min_k d_ik + ε)``."""
+    """Mechrez et al. 2018, Eq. 2: ``d̃_ij = d_ij / (min_k d_ik + ε)`` (the paper's Eq. 10 has no such step)."""
     return d / (d.amin(dim=-1, keepdim=True) + eps)
 
 
 def log_contextual_affinity(d: torch.Tensor, band_width: float, eps: float = EPS) -> torch.Tensor:
-    """Eq. 10: ``log CX_ij = log softmax_j((1 - d̃_ij) / h)``: each anchor point's affinities sum to 1."""
+    """Eq. 10's normalisation on relative distances: ``log CX_ij = log softmax_j((1 - d̃_ij) / h)``.
+
+    Each anchor point's affinities sum to 1; Eq. 10 itself is ``softmax_j(1 - S_ij)`` (h = 1, no d̃).
+    """
     return torch.log_softmax((1.0 - relative_distance(d, eps)) / band_width, dim=-1)
 
 
 def _log_mean_max(log_cx: torch.Tensor, max_dim: int) -> torch.Tensor:
-    """``log(mean_other max_{max_dim} CX)`` per sample, from log CX (B, N, M)."""
+    """``log(mean_other max_{max_dim} CX)`` per sample, from log CX (B, N, M): Eq. 10's max and Eq. 11's
+    mean when ``max_dim`` = 2 (max over target points, mean over anchor points)."""
     best = log_cx.amax(dim=max_dim)
     return torch.logsumexp(best, dim=-1) - math.log(best.shape[-1])
 
@@ -102,7 +115,8 @@ def bounded_contextual_loss(
 ) -> torch.Tensor:
     """Eq. 12 (bounded): ``-log(mean_i max_j [(1-ω3) CX^cos_ij + ω3 CX^L2_ij] + ε)`` per sample (B,).
 
-    CX^cos and CX^L2 are Eq. 10 applied to Eq. 9 and Eq. 11. ω3 = 0 is cosine only (Model-5).
+    CX^cos and CX^L2 are ``log_contextual_affinity`` of ``cosine_distance`` (Eq. 9) and of
+    ``squared_l2_distance``. ω3 = 0 is cosine only (Model-5).
     Identical point sets give the minimum, ``-log(1 + ε) ≈ 0``.
     """
     if not 0.0 <= omega3 <= 1.0:
@@ -120,9 +134,9 @@ def bounded_contextual_loss(
 def literal_contextual_loss(
     x: torch.Tensor, y: torch.Tensor, *, omega3: float, band_width: float = 1.0, e_max: float = 1.0, eps: float = EPS
 ) -> torch.Tensor:
-    """Eq. 11-12 read literally: ``-log(s + ω3·min(e, e_max) + ε)`` per sample (B,).
+    """Eq. 12 read literally: ``-log(s + ω3·min(e, e_max) + ε)`` per sample (B,).
 
-    s = ``mean_i max_j CX^cos_ij`` (Eq. 9-10) and e = ``mean_p |x_p - y_p|``, the Euclidean
+    s = ``mean_i max_j CX^cos_ij`` (Eq. 9-11) and e = ``mean_p |x_p - y_p|``, the Euclidean
     distance between aligned feature vectors (x and y must have the same points). Unclamped, e grows
     without bound as the anchor moves away from the target and drives the loss below zero; the clamp
     caps that reward at ``-log(1 + ω3·e_max)``. Identical sets give ``-log(1 + ε) ≈ 0``.

@@ -1,17 +1,19 @@
-"""Object-aware contextual contrastive loss (Eq. 5-8, 13-14), its feature-space ablations and Eq. 21.
+"""Object-aware contextual contrastive loss (Eq. 5-8, 13-14) and its feature-space ablations (§4.4.1).
 
 Batch layout (the public code's): B = G·n images in G contiguous groups of n (default 12 = 4 × 3).
 For a region R with mask M, the anchors are the fused images of group 1 masked by their M, the
 positives the same images' positive modality masked likewise, and the negatives, for every group k
 (group 1 included), the other modality of group k masked by group k's own M, paired with anchor a
-by position a inside the group. Per feature layer l with weight λ_l and distance D_l:
+by position a inside the group. With D_l the distance on VGG layer l (weight λ_l), ``loss.distance_form``:
 
-    L_R = Σ_l λ_l · mean_a [ D_l(A_a, P_a) / (Σ_k D_l(A_a, N_ka) + ε) ]
+    code  (default):  L_R = mean_a Σ_l λ_l · D_l(A_a, P_a) / (Σ_k D_l(A_a, N_ka) + ε)
+    paper (Eq. 13):   L_R = mean_a D(A_a, P_a) / (Σ_k D(A_a, N_ka) + ε),  D = Σ_l D_l
 
 Regions and positives: infrared-unique (positive infrared, negatives visible), visible-unique
-(visible / infrared), shared in both directions, and background (visible / infrared, MSE on relu1_1
-of the 1-channel VGG, λ = 1/16). Anchors whose region is empty are left out; a term with no
-anchor left is skipped (logged once per loss module) and contributes 0.
+(visible / infrared), shared in both directions, and background (visible / infrared, Eq. 14: a
+Euclidean distance on relu1_1 of the 1-channel VGG; code: mean of squares, λ = 1/16; paper: l2
+norm). Anchors whose region is empty are left out; a term with no anchor left is skipped (logged
+once per loss module) and is absent from the returned terms.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ from occo.masks.decompose import decompose_masks
 log = logging.getLogger(__name__)
 
 DEEP_LAYERS: dict[str, float] = {"relu4_4": 0.25, "relu5_4": 1.0}
-"""The public code's contextual layers and weights."""
+"""Eq. 13's layers 4 and 5, with the public code's weights (used by ``distance_form: code`` only)."""
 ALL_LAYERS: dict[str, float] = {"relu1_2": 1 / 32, "relu2_2": 1 / 16, "relu3_4": 1 / 8, "relu4_4": 0.25, "relu5_4": 1.0}
 """Every VGG19 block (Model-2/3), with the public code's perceptual-loss weights."""
 BACKGROUND_LAYERS: dict[str, float] = {"relu1_1": 1 / 16}
-"""The background term: relu1_1 of the 1-channel VGG, weight 1/16."""
+"""Eq. 14's layer 1: relu1_1 of the 1-channel VGG, with the public code's weight 1/16 (``code`` only)."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,9 @@ TERMS: tuple[str, ...] = (*OBJECT_TERMS, "background")
 class FeatureSpace:
     """Where the object terms compare anchors with samples (§4.4.1, Table 8).
 
-    ``distance``: ``contextual`` (Eq. 9-12) or ``euclidean`` (per-sample MSE of the features);
-    ``omega3``: overrides the param when set; ``contrastive``: False replaces the whole contrastive
-    loss by the masked intensity loss of Eq. 21 (Model-4).
+    ``distance``: ``contextual`` (Eq. 9-12) or ``euclidean`` (the distance form's Euclidean distance);
+    ``omega3``: overrides the param when set; ``contrastive``: False replaces the contrastive loss
+    and the intensity loss by the masked intensity loss of Eq. 21 (Model-4, ``occo.losses.masked``).
     """
 
     layers: Mapping[str, float] = field(default_factory=lambda: dict(DEEP_LAYERS))
@@ -90,43 +92,102 @@ def get_feature_space(name: str) -> FeatureSpace:
     return FEATURE_SPACES[name]
 
 
-def euclidean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-sample mean squared difference of two feature maps (B, ...) → (B,), in float32.
+def mean_squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The public code's Euclidean distance (``nn.MSELoss``): per-sample mean of squared differences.
 
-    The distance of the background term and of the Euclidean ablations (Model-1, Model-3).
+    (B, ...) → (B,), in float32. Background term and Model-1/3 under ``distance_form: code``.
     """
     return (a.float() - b.float()).pow(2).flatten(1).mean(dim=1)
+
+
+def l2_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Eq. 14 (and Eq. 12's e): ``e(φ1, φ2) = ‖φ1 - φ2‖₂`` per sample, over every feature value.
+
+    (B, ...) → (B,), in float32; its gradient at 0 is 0. Background term and Model-1/3 under
+    ``distance_form: paper``.
+    """
+    return torch.linalg.vector_norm((a.float() - b.float()).flatten(1), dim=1)
 
 
 def contrastive_ratio(
     d_pos: torch.Tensor, d_neg: torch.Tensor, neg_valid: torch.Tensor, eps: float = EPS
 ) -> torch.Tensor:
-    """Eq. 5-8 (per anchor and layer): ``D(A, P) / (Σ_k D(A, N_k) + ε)``.
+    """Eq. 6-8, one ratio per anchor: ``D(A, P) / (Σ_k D(A, N_k) + ε)``.
 
-    d_pos (n,), d_neg (G, n), neg_valid (G, n) bool → (n,). Distances are clamped at 0: a contextual
-    distance can reach -log(1 + ε), and the ``literal`` variant goes down to -log(1 + ω3·e_max), which
-    would flip signs in the ratio. Invalid negatives (empty region) are left out of the sum.
+    d_pos (..., n), d_neg (..., G, n), neg_valid (G, n) bool → (..., n). Distances are clamped at 0:
+    a contextual distance can reach -log(1 + ε), and the ``literal`` variant goes down to
+    -log(1 + ω3·e_max), which would flip signs in the ratio. Invalid negatives (empty region) are
+    left out of the sum.
     """
-    den = torch.where(neg_valid, d_neg.clamp_min(0.0), torch.zeros_like(d_neg)).sum(dim=0)
+    den = torch.where(neg_valid, d_neg.clamp_min(0.0), torch.zeros_like(d_neg)).sum(dim=-2)
     return d_pos.clamp_min(0.0) / (den + eps)
 
 
-def contextual_contrastive_loss(terms: Mapping[str, torch.Tensor], omega1: float, omega2: float) -> torch.Tensor:
-    """Eq. 13-14: ``ω1 (L_ir^u + L_vi^u) + ω2 (L_sh^ir + L_sh^vi) + L_bg``."""
-    return (
-        omega1 * (terms["unique_ir"] + terms["unique_vi"])
-        + omega2 * (terms["shared_ir"] + terms["shared_vi"])
-        + terms["background"]
-    )
-
-
-def masked_intensity_loss(
-    fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
+def per_layer_ratio(
+    d_pos: torch.Tensor, d_neg: torch.Tensor, neg_valid: torch.Tensor, weights: torch.Tensor, eps: float = EPS
 ) -> torch.Tensor:
-    """Eq. 21 (Model-4): ``mean |M_ir ⊙ (F - I_ir)| + mean |M_vi ⊙ (F - I_vi)|`` with binary object masks."""
-    f, vi, ir = fused.float(), vi.float(), ir.float()
-    m_ir, m_vi = (ir_mask > 0.5).float(), (vi_mask > 0.5).float()
-    return (m_ir * (f - ir)).abs().mean() + (m_vi * (f - vi)).abs().mean()
+    """Eq. 6-8 with Eq. 13-14 as the public code computes them: ``Σ_l λ_l D_l(A, P) / (Σ_k D_l(A, N_k) + ε)``.
+
+    d_pos (L, n), d_neg (L, G, n), neg_valid (G, n), weights λ (L,) → (n,).
+    """
+    return (weights[:, None] * contrastive_ratio(d_pos, d_neg, neg_valid, eps)).sum(dim=0)
+
+
+def summed_layer_ratio(d_pos: torch.Tensor, d_neg: torch.Tensor, neg_valid: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Eq. 6-8 with Eq. 13 as printed: ``D = Σ_l D_l`` (unweighted), then ``D(A, P) / (Σ_k D(A, N_k) + ε)``.
+
+    d_pos (L, n), d_neg (L, G, n), neg_valid (G, n) → (n,).
+    """
+    return contrastive_ratio(d_pos.sum(dim=0), d_neg.sum(dim=0), neg_valid, eps)
+
+
+@dataclass(frozen=True)
+class DistanceForm:
+    """How Eq. 6-8 take the VGG layers of Eq. 13-14 (param ``loss.distance_form``).
+
+    ``per_layer``: one ratio per layer weighted by λ_l (``per_layer_ratio``), else one ratio of the
+    unweighted layer sum (``summed_layer_ratio``); ``euclidean``: the distance of Eq. 14 and of the
+    Euclidean ablations (Model-1/3).
+    """
+
+    per_layer: bool
+    euclidean: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+DISTANCE_FORMS: dict[str, DistanceForm] = {
+    "code": DistanceForm(per_layer=True, euclidean=mean_squared_distance),
+    "paper": DistanceForm(per_layer=False, euclidean=l2_distance),
+}
+
+
+def get_distance_form(name: str) -> DistanceForm:
+    """The form of ``loss.distance_form``."""
+    if name not in DISTANCE_FORMS:
+        raise ValueError(f"unknown loss.distance_form {name!r}; choose from {', '.join(DISTANCE_FORMS)}")
+    return DISTANCE_FORMS[name]
+
+
+def term_weights(omega1: float, omega2: float) -> dict[str, float]:
+    """The weight of each ratio in Eq. 5-8 (see ``contextual_contrastive_loss``)."""
+    return {"unique_ir": 1.0, "unique_vi": 1.0, "shared_ir": omega2, "shared_vi": omega1, "background": 1.0}
+
+
+def contextual_contrastive_loss(terms: Mapping[str, torch.Tensor], omega1: float, omega2: float) -> torch.Tensor:
+    """Eq. 5: ``L_CCL = L_unique + L_share + L_bg`` with
+
+    * Eq. 6: ``L_unique = unique_vi + unique_ir`` (weight 1 each),
+    * Eq. 7: ``L_share = ω1 · shared_vi + ω2 · shared_ir``: ω1 weights the shared ratio whose positive
+      is the visible sample, ω2 the one whose positive is the infrared sample (§4.4.1: "ω1 (visible
+      information) … ω2 (infrared information)"); the public code uses unique ×1, shared ×0.5 each,
+    * Eq. 8: ``L_bg = background``.
+
+    Terms missing from ``terms`` (skipped: their region is empty in every anchor) add nothing.
+    """
+    weights = term_weights(omega1, omega2)
+    present = [weights[name] * terms[name] for name in TERMS if name in terms]
+    if not present:
+        raise ValueError(f"no contrastive term to combine; expected some of {', '.join(TERMS)}")
+    return torch.stack(present).sum()
 
 
 def _check_batch(fused: torch.Tensor, groups: int, *others: torch.Tensor) -> int:
@@ -156,13 +217,18 @@ class _SkipLog:
 
 
 class ContextualContrastiveLoss(nn.Module):
-    """L_ccl (Eq. 14) over a batch of G groups; ``forward`` returns each term and ``contrast``.
+    """L_CCL (Eq. 5) over a batch of G groups; ``forward`` returns each active term and ``contrast``.
+
+    A term whose region is empty in every anchor is skipped and left out of the returned dict (not
+    reported as 0); ``contrast`` is the Eq. 5 sum of the terms present.
 
     Args:
-        omega1, omega2, omega3: unique-term, shared-term and cosine/L2 mixing weights.
+        omega1, omega2: weights of the shared ratios with visible / infrared positive (Eq. 7).
+        omega3: cosine/L2 mixing inside the contextual similarity (Eq. 12).
         cx_variant: contextual similarity (``bounded`` | ``literal`` | ``mechrez``).
+        distance_form: ``code`` | ``paper``: how Eq. 13-14 enter the ratios (``DISTANCE_FORMS``).
         feature_space: ``occo`` | ``model1`` | ``model2`` | ``model3`` | ``model5`` (Model-4 is
-            ``MaskedIntensityLoss``).
+            ``occo.losses.masked.MaskedIntensityLoss``).
         groups: G; the batch must hold G·n images.
         vgg_weights, vgg_random_init: see ``VGG19Features``.
         max_points: position cap per contextual comparison (matters for Model-2's shallow layers).
@@ -177,6 +243,7 @@ class ContextualContrastiveLoss(nn.Module):
         omega2: float,
         omega3: float,
         cx_variant: str = "bounded",
+        distance_form: str = "code",
         feature_space: str = "occo",
         groups: int = 4,
         vgg_weights: str | Path | None = None,
@@ -189,6 +256,7 @@ class ContextualContrastiveLoss(nn.Module):
         if not space.contrastive:
             raise ValueError(f"feature space {feature_space!r} has no contrastive loss; use MaskedIntensityLoss")
         self.feature_space = space
+        self.form = get_distance_form(distance_form)
         self.omega1, self.omega2, self.groups, self.eps = omega1, omega2, groups, eps
         self.layer_weights = dict(space.layers)
         self.bg_weights = dict(BACKGROUND_LAYERS)
@@ -207,7 +275,7 @@ class ContextualContrastiveLoss(nn.Module):
         self._skip_log = _SkipLog()
 
     def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return euclidean_distance(a, b) if self.contextual is None else self.contextual(a, b)
+        return self.form.euclidean(a, b) if self.contextual is None else self.contextual(a, b)
 
     def _term(
         self,
@@ -217,7 +285,7 @@ class ContextualContrastiveLoss(nn.Module):
         weights: Mapping[str, float],
         valid: torch.Tensor,
     ) -> torch.Tensor:
-        """Σ_l λ_l · mean over valid anchors of Eq. 5-8.
+        """Mean over valid anchors of one ratio of Eq. 6-8, its layers combined by the distance form.
 
         anchors (n, ...) per layer; sources (n + G·n, ...) per layer, the positives then the
         negatives group by group; valid (G, n) bool on the host, row 0 = the anchors' own regions.
@@ -225,12 +293,15 @@ class ContextualContrastiveLoss(nn.Module):
         n = valid.shape[1]
         count = int(valid[0].sum())
         valid = valid.to(next(iter(anchors.values())).device, non_blocking=True)
-        total = 0.0
-        for layer, weight in weights.items():
-            d = distance(anchors[layer].repeat(self.groups + 1, 1, 1, 1), sources[layer])
-            ratio = contrastive_ratio(d[:n], d[n:].view(self.groups, n), valid, self.eps)
-            total = total + weight * torch.where(valid[0], ratio, torch.zeros_like(ratio)).sum() / count
-        return total
+        d = torch.stack(
+            [distance(anchors[layer].repeat(self.groups + 1, 1, 1, 1), sources[layer]) for layer in weights]
+        )  # (L, n + G·n)
+        d_pos, d_neg = d[:, :n], d[:, n:].view(len(weights), self.groups, n)
+        if self.form.per_layer:
+            ratio = per_layer_ratio(d_pos, d_neg, valid, d.new_tensor(list(weights.values())), self.eps)
+        else:
+            ratio = summed_layer_ratio(d_pos, d_neg, valid, self.eps)
+        return torch.where(valid[0], ratio, torch.zeros_like(ratio)).sum() / count
 
     def forward(
         self, fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
@@ -246,7 +317,7 @@ class ContextualContrastiveLoss(nn.Module):
         for t in TERMS:
             if t not in active:
                 self._skip_log(t)
-        out = {t: fused.new_zeros((), dtype=torch.float32) for t in TERMS}
+        out: dict[str, torch.Tensor] = {}
         images = {"vi": vi, "ir": ir}
         f1 = fused[:n]
 
@@ -280,17 +351,9 @@ class ContextualContrastiveLoss(nn.Module):
             anchors = self.vgg_bg(f1 * m[:n])
             with torch.no_grad():
                 sources = self.vgg_bg(torch.cat([vi[:n] * m[:n], ir * m]))
-            out["background"] = self._term(anchors, sources, euclidean_distance, self.bg_weights, valid["background"])
+            out["background"] = self._term(anchors, sources, self.form.euclidean, self.bg_weights, valid["background"])
 
+        # The four regions partition every anchor, so at least one term is always active.
         out["contrast"] = contextual_contrastive_loss(out, self.omega1, self.omega2)
-        return out
+        return {t: out[t] for t in (*TERMS, "contrast") if t in out}
 
-
-class MaskedIntensityLoss(nn.Module):
-    """Model-4 (§4.4.1): Eq. 21 in place of the contrastive loss; returns ``masked_intensity`` and ``contrast``."""
-
-    def forward(
-        self, fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
-        value = masked_intensity_loss(fused, vi, ir, ir_mask, vi_mask)
-        return {"masked_intensity": value, "contrast": value}

@@ -1,4 +1,5 @@
-"""Pixel loss (Eq. 15-19): structure (SSIM), intensity with the infrared-brighter mask, Sobel texture.
+"""Pixel loss (Eq. 15-19): SSIM (Eq. 15), intensity (Eq. 17) with the infrared-brighter mask (Eq. 16),
+Sobel texture (Eq. 18), combined by Eq. 19.
 
 Images are (B, 1, H, W) in [0, 1]. Every term runs in float32 with autocast disabled and returns a
 scalar (mean over the batch). With the public code's weights ω4 = 10, ω5 = 1:
@@ -18,7 +19,7 @@ def _fp32(*xs: torch.Tensor) -> list[torch.Tensor]:
 
 
 def ssim_loss(fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
-    """Eq. 16: ``L_ssim = (1 - SSIM(F, I_vi)) + (1 - SSIM(F, I_ir))``.
+    """Eq. 15: ``L_ssim = 2 - SSIM(F, I_vi) - SSIM(F, I_ir)``.
 
     SSIM of Wang et al. 2004 (pytorch-msssim): Gaussian window 11, σ = 1.5, K = (0.01, 0.03), data
     range 1, mean over the valid (unpadded) map.
@@ -30,12 +31,12 @@ def ssim_loss(fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> torch.
 
 
 def infrared_brighter_mask(vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
-    """Eq. 18: ``M = 1[I_ir > I_vi]``, pixels where the infrared image is brighter (float 0/1)."""
+    """Eq. 16: ``M = 1[I_ir > I_vi]``, pixels where the infrared image is brighter (float 0/1)."""
     return (ir.float() > vi.float()).float()
 
 
 def intensity_loss(fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
-    """Eq. 17: ``L_int = mean (F - I_vi)² + mean M ⊙ |F - I_ir|`` with M of Eq. 18 (means over all pixels)."""
+    """Eq. 17: ``L_int = mean (F - I_vi)² + mean M ⊙ |F - I_ir|`` with M of Eq. 16 (means over all pixels)."""
     f, v, i = _fp32(fused, vi, ir)
     return (f - v).pow(2).mean() + (infrared_brighter_mask(v, i) * (f - i).abs()).mean()
 
@@ -46,7 +47,11 @@ def sobel_abs(x: torch.Tensor) -> torch.Tensor:
 
 
 def texture_loss(fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
-    """Eq. 19: ``L_tex = Σ_{d∈{x,y}} mean | |∂_d F| - max(|∂_d I_vi|, |∂_d I_ir|) |``."""
+    """Eq. 18: ``L_tex = Σ_{d∈{x,y}} mean | |∂_d F| - max(|∂_d I_vi|, |∂_d I_ir|) |``.
+
+    The paper writes one ``|∇·|``; the public code and this function take the L1 of the x and y Sobel
+    responses separately and add them.
+    """
     with torch.autocast(device_type=fused.device.type, enabled=False):
         f, v, i = _fp32(fused, vi, ir)
         joint = torch.maximum(sobel_abs(v), sobel_abs(i))
@@ -56,7 +61,7 @@ def texture_loss(fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> tor
 def pixel_loss(
     l_ssim: torch.Tensor, l_int: torch.Tensor, l_tex: torch.Tensor, omega4: float, omega5: float
 ) -> torch.Tensor:
-    """Eq. 15: ``L_pixel = L_ssim + ω4 L_int + ω5 L_tex``."""
+    """Eq. 19: ``L_pixel = L_ssim + ω4 L_int + ω5 L_texture``."""
     return l_ssim + omega4 * l_int + omega5 * l_tex
 
 

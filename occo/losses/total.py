@@ -1,4 +1,8 @@
-"""Total training loss (Eq. 20): ``L = L_pixel + ω6 · L_ccl``, one module built once per run."""
+"""Total training loss (Eq. 20): ``L_total = L_pixel + ω6 · L_CCL``, one module built once per run.
+
+Model-4 (``ablation.feature_space: model4``, §4.4.1): Eq. 21 replaces L_int and L_CCL,
+``L_total = L_ssim + ω4 L_abl + ω5 L_texture`` (``occo.losses.masked`` says why ω4).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from occo.losses.contrastive import ContextualContrastiveLoss, MaskedIntensityLoss, get_feature_space
-from occo.losses.pixel import PixelLoss
+from occo.losses.contrastive import ContextualContrastiveLoss, get_feature_space
+from occo.losses.masked import MaskedIntensityLoss
+from occo.losses.pixel import PixelLoss, pixel_loss, ssim_loss, texture_loss
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -18,8 +23,16 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def total_loss(l_pixel: torch.Tensor, l_contrast: torch.Tensor, omega6: float) -> torch.Tensor:
-    """Eq. 20: ``L = L_pixel + ω6 L_ccl`` (Model-4: L_ccl replaced by Eq. 21)."""
+    """Eq. 20: ``L_total = L_pixel + ω6 L_CCL``."""
     return l_pixel + omega6 * l_contrast
+
+
+def model4_total_loss(
+    l_ssim: torch.Tensor, l_abl: torch.Tensor, l_texture: torch.Tensor, omega4: float, omega5: float
+) -> torch.Tensor:
+    """Model-4 (§4.4.1): Eq. 19-20 with Eq. 21 in place of L_int and L_CCL,
+    ``L_total = L_ssim + ω4 L_abl + ω5 L_texture``."""
+    return pixel_loss(l_ssim, l_abl, l_texture, omega4, omega5)
 
 
 def _non_finite(named: Mapping[str, torch.Tensor]) -> list[str]:
@@ -29,14 +42,16 @@ def _non_finite(named: Mapping[str, torch.Tensor]) -> list[str]:
 
 
 class OCCOLoss(nn.Module):
-    """Pixel loss + ω6 × contextual contrastive loss, per ``params.yaml``.
+    """Pixel loss + ω6 × contextual contrastive loss (Eq. 20), per ``params.yaml``.
 
     ``forward(fused, vi, ir, ir_mask, vi_mask)`` takes (B, 1, H, W) tensors: fused output and source
     luminances in [0, 1], binary infrared/visible object masks; B = ``groups``·n (default 12 = 4 × 3,
     anchors and positives from the first group). It returns a dict of scalar tensors: ``ssim``,
     ``intensity``, ``texture``, ``pixel``, then ``unique_ir``, ``unique_vi``, ``shared_ir``,
-    ``shared_vi``, ``background`` (Model-4: ``masked_intensity``), ``contrast`` and ``total``
-    (backpropagate ``total``).
+    ``shared_vi``, ``background``, ``contrast`` and ``total`` (backpropagate ``total``). A
+    contrastive term skipped for this batch (its region empty in every anchor) is absent, not 0;
+    ``contrast`` and ``total`` sum the terms present. Model-4: ``ssim``, ``texture``, the terms of
+    ``MaskedIntensityLoss`` and ``total`` (no ``intensity``, ``pixel`` or ``contrast``).
 
     NaN/inf in any input or in ``total`` raises NonFiniteLossError naming the inputs or terms, before
     anything is backpropagated; a training loop that prefers to skip such a batch catches it.
@@ -52,6 +67,7 @@ class OCCOLoss(nn.Module):
         omega5: float,
         omega6: float,
         cx_variant: str = "bounded",
+        distance_form: str = "code",
         feature_space: str = "occo",
         groups: int = 4,
         vgg_weights: str | Path | None = None,
@@ -60,28 +76,34 @@ class OCCOLoss(nn.Module):
         super().__init__()
         self.omega6 = omega6
         self.pixel = PixelLoss(omega4, omega5)
+        self.contrast: ContextualContrastiveLoss | None = None
+        self.masked: MaskedIntensityLoss | None = None
         if get_feature_space(feature_space).contrastive:
-            self.contrast: nn.Module = ContextualContrastiveLoss(
+            self.contrast = ContextualContrastiveLoss(
                 omega1=omega1,
                 omega2=omega2,
                 omega3=omega3,
                 cx_variant=cx_variant,
+                distance_form=distance_form,
                 feature_space=feature_space,
                 groups=groups,
                 vgg_weights=vgg_weights,
                 vgg_random_init=vgg_random_init,
             )
         else:
-            self.contrast = MaskedIntensityLoss()
+            self.masked = MaskedIntensityLoss(omega1, omega2)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> OCCOLoss:
         """Build from the parsed ``params.yaml``: omega1..omega6, ``loss.cx_variant``,
-        ``ablation.feature_space``, ``train.vgg_weights`` and ``train.vgg_random_init``."""
+        ``loss.distance_form``, ``ablation.feature_space``, ``train.vgg_weights`` and
+        ``train.vgg_random_init``."""
         train = params.get("train") or {}
+        loss = params.get("loss") or {}
         return cls(
             **{f"omega{i}": float(params[f"omega{i}"]) for i in range(1, 7)},
-            cx_variant=(params.get("loss") or {}).get("cx_variant", "bounded"),
+            cx_variant=loss.get("cx_variant", "bounded"),
+            distance_form=loss.get("distance_form", "code"),
             feature_space=(params.get("ablation") or {}).get("feature_space", "occo"),
             vgg_weights=train.get("vgg_weights"),
             vgg_random_init=bool(train.get("vgg_random_init", False)),
@@ -93,9 +115,16 @@ class OCCOLoss(nn.Module):
         inputs = {"fused": fused, "vi": vi, "ir": ir, "ir_mask": ir_mask, "vi_mask": vi_mask}
         if bad := _non_finite(inputs):
             raise NonFiniteLossError(f"NaN or inf in loss inputs: {', '.join(bad)}")
-        terms = self.pixel(fused, vi, ir)
-        terms.update(self.contrast(fused, vi, ir, ir_mask, vi_mask))
-        terms["total"] = total_loss(terms["pixel"], terms["contrast"], self.omega6)
+        if self.masked is not None:  # Model-4
+            terms = {"ssim": ssim_loss(fused, vi, ir), "texture": texture_loss(fused, vi, ir)}
+            terms.update(self.masked(fused, vi, ir, ir_mask, vi_mask))
+            terms["total"] = model4_total_loss(
+                terms["ssim"], terms["masked_intensity"], terms["texture"], self.pixel.omega4, self.pixel.omega5
+            )
+        else:
+            terms = self.pixel(fused, vi, ir)
+            terms.update(self.contrast(fused, vi, ir, ir_mask, vi_mask))
+            terms["total"] = total_loss(terms["pixel"], terms["contrast"], self.omega6)
         if not bool(torch.isfinite(terms["total"])):
             raise NonFiniteLossError(f"non-finite loss terms: {', '.join(_non_finite(terms))}")
         return terms

@@ -1,13 +1,15 @@
-"""Attention and enhancement modules of the Feature Interaction Fusion Block (FIFB, paper §3.2).
+"""Attention and enhancement modules of the Feature Interaction Fusion Block (FIFB, paper §3.1, Fig. 3).
 
-One module per equation: Eq. 1 ``CrossChannelWeights`` and ``SpatialEnhancement`` (the channel and
-the spatial term), Eq. 2 ``CrossAttention``, Eq. 3 ``ResidualMerge``, Eq. 4 ``ChannelEmbed``.
-Feature maps are (B,C,H,W); Eq. 2-3 work token-wise on (B,H,W,C), which is a free view of a
+One module per step of §3.1: Eq. 1 ``CrossChannelWeights`` (cross-channel weights), the cross
+attention of the §3.1 text (unnumbered) ``CrossAttention``, Eq. 2 ``SpatialEnhancement`` (spatial
+weights per modality), Eq. 3 ``ResidualMerge``, Eq. 4 ``ChannelEmbed``. Feature maps are
+(B,C,H,W); the cross attention and Eq. 3 work token-wise on (B,H,W,C), which is a free view of a
 channels_last map (``x.permute(0, 2, 3, 1)``). Every reshape is ``reshape``, never ``view``, so
 either memory format works.
 
 Variants are looked up by name in the read-only registries at the bottom (``GATES``,
-``TOKEN_NORMS``, ``SPATIAL_ENHANCEMENTS``); ``occo.nn.config.ArchConfig`` names them.
+``TOKEN_NORMS``, ``SPATIAL_ENHANCEMENTS``, ``ATTENTION_ROUTINGS``); ``occo.nn.config.ArchConfig``
+names them.
 """
 
 from __future__ import annotations
@@ -20,19 +22,19 @@ from torch import Tensor, nn
 
 
 def spatial_softmax(logits: Tensor) -> Tensor:
-    """Softmax of a (B,1,H,W) map over its H*W positions (the paper's spatial gate, our reading)."""
+    """Softmax of a (B,1,H,W) map over its H*W positions (Eq. 2's spatial gate, our reading of its axis)."""
     return logits.flatten(1).softmax(-1).reshape(logits.shape)
 
 
 class TokenBatchNorm(nn.BatchNorm2d):
-    """BatchNorm over the channels of (B,H,W,C) tokens (the paper's Eq. 3 norm)."""
+    """BatchNorm over the channels of (B,H,W,C) tokens (Eq. 3's Ω)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 class CrossChannelWeights(nn.Module):
-    """Eq. 1, channel term: C_m = w_m * F_m with (w_vi, w_ir) = sigmoid(MLP([avg F, max F])).
+    """Eq. 1: (CW_vi, CW_ir) = sigmoid(MLP(Cat(MA(φ_vi), MA(φ_ir)))), then ϱ_m = CW_m * φ_m.
 
     Average and max pooling of the concatenated features [F_vi, F_ir] give a 4C vector per image;
     a two-layer MLP turns it into one weight per channel and modality, so each modality's channels
@@ -52,7 +54,7 @@ class CrossChannelWeights(nn.Module):
 
 
 class SpatialWeights(nn.Module):
-    """Eq. 1, spatial term for one modality: S = gate(conv1x1(relu(conv1x1(F)))) * F."""
+    """Eq. 2 for one modality: v = φ ⊙ gate(C1x1(R(C1x1(φ)))); the paper's gate: softmax, the code's: sigmoid."""
 
     def __init__(self, dim: int, gate: str) -> None:
         super().__init__()
@@ -65,7 +67,7 @@ class SpatialWeights(nn.Module):
 
 
 class SpatialEnhancement(nn.Module):
-    """Eq. 1, spatial term for both modalities, each with its own weight map (compat="fixed")."""
+    """Eq. 2 for both modalities, each with its own weight map (compat="fixed")."""
 
     def __init__(self, dim: int, gate: str) -> None:
         super().__init__()
@@ -77,7 +79,7 @@ class SpatialEnhancement(nn.Module):
 
 
 class SharedSpatialEnhancement(SpatialEnhancement):
-    """Eq. 1 spatial term as the public code runs it (compat="official").
+    """Eq. 2 as the public code runs it (compat="official").
 
     The public code builds one spatial module per modality but applies the visible one to both.
     The infrared module still exists (its weights are in the released checkpoint) and is frozen,
@@ -93,17 +95,25 @@ class SharedSpatialEnhancement(SpatialEnhancement):
 
 
 class CrossAttention(nn.Module):
-    """Eq. 2: each modality's channel-enhanced tokens query the other modality's context.
+    """§3.1 cross attention (unnumbered): each modality's channel-enhanced tokens query the other's context.
 
     Tokens are projected (Linear + ReLU); per head, the context of a modality is the d x d matrix
-    softmax_rows(K^T V / sqrt(d)) (softmax over the key-feature axis), and the output for the
-    other modality is Q @ context with Q its own projected tokens (no query projection). This is a
-    linear ("efficient") attention: its cost grows with H*W, not (H*W)^2.
+    softmax_rows(K^T V / sqrt(d)) (softmax over the key-feature axis), and a query result is
+    Q @ context with Q the querying modality's projected tokens (no separate query projection).
+    This is a linear ("efficient") attention: its cost grows with H*W, not (H*W)^2; the paper
+    writes softmax(Q K) V.
+
+    ``routing`` says which stream each result joins (``forward`` returns ``(to_vi, to_ir)``):
+    ``code``, the public code: Q_vi with the infrared context joins the visible stream; ``paper``:
+    it joins the infrared stream (§3.1: φ_ir = softmax(Q_vi K_ir) V_ir), and Q_ir with the visible
+    context joins the visible stream. Both use the same weights.
     """
 
-    def __init__(self, dim: int, heads: int) -> None:
+    def __init__(self, dim: int, heads: int, routing: str = "code") -> None:
         super().__init__()
         self.heads = heads
+        self.routing = routing
+        self._to_infrared = ATTENTION_ROUTINGS[routing]
         self.scale = (dim // heads) ** -0.5
         self.proj_vi = nn.Linear(dim, dim)
         self.proj_ir = nn.Linear(dim, dim)
@@ -124,11 +134,20 @@ class CrossAttention(nn.Module):
 
     def forward(self, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
         vi, ir = F.relu(self.proj_vi(vi)), F.relu(self.proj_ir(ir))
-        return self._attend(vi, self._context(ir, self.kv_ir)), self._attend(ir, self._context(vi, self.kv_vi))
+        vi_queries_ir = self._attend(vi, self._context(ir, self.kv_ir))
+        ir_queries_vi = self._attend(ir, self._context(vi, self.kv_vi))
+        return (ir_queries_vi, vi_queries_ir) if self._to_infrared else (vi_queries_ir, ir_queries_vi)
+
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}, routing={self.routing}"
 
 
 class ResidualMerge(nn.Module):
-    """Eq. 3 for one modality, token-wise: F' = Norm(F + W [S, C'])."""
+    """Eq. 3 for one modality, token-wise: Norm(φ + W Cat(v, φ')), v of Eq. 2, φ' the cross attention.
+
+    The paper's Eq. 3 adds Cat(φ', v) (2C channels) to φ (C) without saying how the widths meet, and
+    its Ω is BatchNorm; the code projects with a Linear W (2C -> C) and normalises with LayerNorm.
+    """
 
     def __init__(self, dim: int, norm: str) -> None:
         super().__init__()
@@ -140,9 +159,10 @@ class ResidualMerge(nn.Module):
 
 
 class ChannelEmbed(nn.Module):
-    """Eq. 4: the fused feature of one scale from [F'_vi, F'_ir] (2C -> C channels).
+    """Eq. 4: the fused feature of one scale from X = [F'_vi, F'_ir] (2C -> C channels).
 
-    BN(W_skip X + BN(conv1x1(relu(dwconv3x3(conv1x1(X)))))) with X = [F'_vi, F'_ir].
+    BN(W_skip X + BN(conv1x1(relu(dwconv3x3(conv1x1(X)))))): the public code's form. The paper's
+    Eq. 4, Ω(C1x1(R(DC3x3(C1x1(X)))) + C1x1(X)), has no BatchNorm inside the branch.
     """
 
     def __init__(self, dim: int) -> None:
@@ -163,3 +183,5 @@ class ChannelEmbed(nn.Module):
 GATES = MappingProxyType({"sigmoid": torch.sigmoid, "softmax": spatial_softmax})
 TOKEN_NORMS = MappingProxyType({"layer": nn.LayerNorm, "batch": TokenBatchNorm})
 SPATIAL_ENHANCEMENTS = MappingProxyType({"fixed": SpatialEnhancement, "official": SharedSpatialEnhancement})
+ATTENTION_ROUTINGS = MappingProxyType({"code": False, "paper": True})
+"""``arch.attention_routing`` -> whether Q_vi's result joins the infrared stream (see ``CrossAttention``)."""

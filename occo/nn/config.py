@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from occo.nn.blocks import GATES, SPATIAL_ENHANCEMENTS, TOKEN_NORMS
+from occo.nn.blocks import ATTENTION_ROUTINGS, GATES, SPATIAL_ENHANCEMENTS, TOKEN_NORMS
 from occo.nn.fifn import FIFN, INFERENCE_RULES
 
 
@@ -23,9 +23,12 @@ class ArchConfig:
     spatial_enhancement, cross_channel, cross_attention: the paper's ablation switches (§4.4.2);
         False leaves the module out of the network.
     widths, heads: channels and attention heads of the four scales.
-    spatial_gate: "sigmoid" (public code) or "softmax" over positions (the paper's text).
+    spatial_gate: Eq. 2 gate, "sigmoid" (public code) or "softmax" over positions (the paper's text).
     token_norm: Eq. 3 norm, "layer" (public code) or "batch" (the paper's text).
     network: name of the architecture in ``ARCHITECTURES``.
+    attention_routing: "code" (public code: softmax(Q_vi K_ir) V_ir joins the visible stream) or
+        "paper" (§3.1: it joins the infrared stream); same weights either way. Checkpoints written
+        before this setting existed have no such entry and load as "code".
     """
 
     compat: str = "fixed"
@@ -37,6 +40,7 @@ class ArchConfig:
     spatial_gate: str = "sigmoid"
     token_norm: str = "layer"
     network: str = "fifn"
+    attention_routing: str = "code"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -46,6 +50,7 @@ class ArchConfig:
             ("spatial_gate", GATES.keys()),
             ("token_norm", TOKEN_NORMS.keys()),
             ("network", ARCHITECTURES.keys()),
+            ("attention_routing", ATTENTION_ROUTINGS.keys()),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"arch.{name}={getattr(self, name)!r}: expected one of {sorted(allowed)}")
@@ -53,8 +58,12 @@ class ArchConfig:
             raise ValueError(f"arch.widths {self.widths}, arch.heads {self.heads}: need 2+ widths, one head count each")
         if any(w % h for w, h in zip(self.widths, self.heads)):
             raise ValueError(f"arch.widths {self.widths} must be divisible by arch.heads {self.heads}")
-        if self.compat == "official" and (self.spatial_gate, self.token_norm) != ("sigmoid", "layer"):
-            raise ValueError('arch.compat="official" runs the public code: spatial_gate="sigmoid", token_norm="layer"')
+        official = ("sigmoid", "layer", "code")
+        if self.compat == "official" and (self.spatial_gate, self.token_norm, self.attention_routing) != official:
+            raise ValueError(
+                'arch.compat="official" runs the public code: spatial_gate="sigmoid", token_norm="layer", '
+                'attention_routing="code"'
+            )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ArchConfig:

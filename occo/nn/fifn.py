@@ -1,4 +1,4 @@
-"""The Feature Interaction Fusion Network (FIFN) of OCCO (paper §3.2), in one readable file.
+"""The Feature Interaction Fusion Network (FIFN) of OCCO (paper §3.1, Fig. 2), in one readable file.
 
     ir_y, vi_y (B,1,H,W) in [0,1]
       -> two encoders (4 conv stages each, max-pool between stages; widths 32/64/112/160)
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class ConvBlock(nn.Module):
-    """Encoder stage: (3x3 conv, BN, ReLU) twice."""
+    """Encoder conv block (§3.1): two conv units (3x3 conv, BN, ReLU); the max-pool sits in ``_encode``."""
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
@@ -45,33 +45,36 @@ class ConvBlock(nn.Module):
 class FIFB(nn.Module):
     """Feature Interaction Fusion Block: fuses the visible and infrared features of one scale.
 
-    Eq. 1 enhancement (cross-channel and spatial weights), Eq. 2 cross attention, Eq. 3 residual
-    merge, Eq. 4 channel embedding. A disabled ablation switch leaves its module out: the
-    unweighted feature takes the place of its output.
+    Eq. 1 cross-channel weights, Eq. 2 spatial weights, the §3.1 cross attention (unnumbered),
+    Eq. 3 residual merge, Eq. 4 channel embedding. A disabled ablation switch leaves its module out:
+    the unweighted feature takes the place of its output.
     """
 
     def __init__(self, dim: int, heads: int, cfg: ArchConfig) -> None:
         super().__init__()
         self.channel = CrossChannelWeights(dim) if cfg.cross_channel else None
         self.spatial = SPATIAL_ENHANCEMENTS[cfg.compat](dim, cfg.spatial_gate) if cfg.spatial_enhancement else None
-        self.cross = CrossAttention(dim, heads) if cfg.cross_attention else None
+        self.cross = CrossAttention(dim, heads, cfg.attention_routing) if cfg.cross_attention else None
         self.merge_vi = ResidualMerge(dim, cfg.token_norm)
         self.merge_ir = ResidualMerge(dim, cfg.token_norm)
         self.embed = ChannelEmbed(dim)
 
     def forward(self, vi: Tensor, ir: Tensor) -> Tensor:
         c_vi, c_ir = self.channel(vi, ir) if self.channel is not None else (vi, ir)  # Eq. 1
-        s_vi, s_ir = self.spatial(vi, ir) if self.spatial is not None else (vi, ir)  # Eq. 1
+        s_vi, s_ir = self.spatial(vi, ir) if self.spatial is not None else (vi, ir)  # Eq. 2
         c_vi, c_ir = _tokens(c_vi), _tokens(c_ir)
         if self.cross is not None:
-            c_vi, c_ir = self.cross(c_vi, c_ir)  # Eq. 2
+            c_vi, c_ir = self.cross(c_vi, c_ir)  # §3.1 cross attention, routed by arch.attention_routing
         f_vi = self.merge_vi(_tokens(vi), _tokens(s_vi), c_vi)  # Eq. 3
         f_ir = self.merge_ir(_tokens(ir), _tokens(s_ir), c_ir)
         return self.embed(_maps(f_vi), _maps(f_ir))  # Eq. 4
 
 
 class UpBlock(nn.Module):
-    """Decoder stage: bilinear x2 upsampling (align_corners=True), concat with the skip, 2x(3x3 conv, ReLU)."""
+    """Decoder upconv block: bilinear x2 upsampling (align_corners=True), concat with the skip, 2x(3x3 conv, ReLU).
+
+    The public code's form; §3.1's upconv block is two conv units, i.e. with BatchNorm.
+    """
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()

@@ -49,7 +49,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from occo.losses import NonFiniteLossError, OCCOLoss
+from occo.losses import NonFiniteLossError, OCCOLoss, TermMeans
 from occo.device import resolve_device
 from occo.nn import ArchConfig, build_model, normalise_output, save_checkpoint
 from occo.train.data import BatchPlan, CropDataset, StepSampler, check_batch_layout, collate_crops, find_training_pairs
@@ -236,8 +236,7 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
         torch.manual_seed(seed + world.rank)
         if resume is not None:
             set_rng_state(resume["rng_ranks"][world.rank] if world.distributed else resume["rng"], dev)
-        sums: dict[str, torch.Tensor] = {}
-        logged, bad = 0, 0
+        window, bad = TermMeans(), 0  # a term skipped at some steps is averaged over the others
         bar = tqdm(loader, total=total, initial=step, desc="train", unit="step", dynamic_ncols=True, disable=not world.main)
         for batch in bar:
             batch = batch.to(dev, non_blocking=True)
@@ -263,19 +262,16 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
                 optimizer.zero_grad(set_to_none=True)
                 terms["total"].backward()
                 optimizer.step()
-                for name, value in terms.items():
-                    sums[name] = sums.get(name, 0) + value.detach().float()
-                logged += 1
+                window.add(terms)
             step += 1
-            if world.main and logged and (step % log_every == 0 or step == total):
-                means = dict(zip(sums, (torch.stack(list(sums.values())) / logged).tolist()))
+            if world.main and window and (step % log_every == 0 or step == total):
+                means = window.pop()  # terms absent from the whole window are not logged
                 live.step = step
                 for name, value in means.items():
                     live.log_metric(f"train/{name}", value)
                 live.log_metric("train/lr", optimizer.param_groups[0]["lr"])
                 live.next_step()
                 bar.set_postfix({k: f"{means[k]:.4g}" for k in ("total", "pixel", "contrast") if k in means})
-                sums, logged = {}, 0
             if step % checkpoint_every == 0:
                 checkpoint()
         if world.distributed:  # DDP keeps parameters equal; BatchNorm running stats are rank 0's (see above)

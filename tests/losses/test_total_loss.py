@@ -10,7 +10,8 @@ import torch
 import yaml
 
 from occo.losses.contextual import ContextualLoss
-from occo.losses.contrastive import ContextualContrastiveLoss, MaskedIntensityLoss
+from occo.losses.contrastive import ContextualContrastiveLoss
+from occo.losses.masked import MaskedIntensityLoss
 from occo.losses.total import NonFiniteLossError, OCCOLoss, total_loss
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,10 +46,10 @@ def test_named_terms_and_eq20_combination(loss):
     o = OMEGAS
     pixel = out["ssim"] + o["omega4"] * out["intensity"] + o["omega5"] * out["texture"]
     contrast = (
-        o["omega1"] * (out["unique_ir"] + out["unique_vi"])
-        + o["omega2"] * (out["shared_ir"] + out["shared_vi"])
+        out["unique_ir"] + out["unique_vi"]
+        + o["omega1"] * out["shared_vi"] + o["omega2"] * out["shared_ir"]
         + out["background"]
-    )
+    )  # fmt: skip
     torch.testing.assert_close(out["pixel"], pixel)
     torch.testing.assert_close(out["contrast"], contrast)
     torch.testing.assert_close(out["total"], pixel + o["omega6"] * contrast)
@@ -57,6 +58,20 @@ def test_named_terms_and_eq20_combination(loss):
     out["total"].backward()
     grad = inputs["fused"].grad
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_skipped_terms_are_absent_and_the_total_stays_exact(loss):
+    inputs = batch()
+    inputs["vi_mask"] = torch.zeros_like(inputs["vi_mask"])  # no visible object: no shared, no visible-unique
+    out = loss(**inputs)
+    assert not {"unique_vi", "shared_ir", "shared_vi"} & set(out)
+    torch.testing.assert_close(out["contrast"], out["unique_ir"] + out["background"])
+    torch.testing.assert_close(out["total"], out["pixel"] + OMEGAS["omega6"] * out["contrast"])
+    # Infrared object everywhere: no background left either, only unique_ir remains.
+    inputs["ir_mask"] = torch.ones_like(inputs["ir_mask"])
+    out = loss(**inputs)
+    assert [t for t in out if t not in ("ssim", "intensity", "texture", "pixel")] == ["unique_ir", "contrast", "total"]
+    torch.testing.assert_close(out["total"], out["pixel"] + OMEGAS["omega6"] * out["unique_ir"])
 
 
 @pytest.mark.parametrize("name,value", [("fused", float("nan")), ("vi", float("inf")), ("ir_mask", float("nan"))])
@@ -71,8 +86,8 @@ def test_non_finite_inputs_raise_naming_them(loss, name, value):
 def test_non_finite_term_is_reported_by_name(monkeypatch):
     torch.manual_seed(0)
     model = OCCOLoss(**OMEGAS, feature_space="model4")
-    monkeypatch.setattr(model.pixel, "omega5", float("inf"))  # a term overflowing to inf
-    with pytest.raises(NonFiniteLossError, match="non-finite loss terms: pixel, total"):
+    monkeypatch.setattr(model.masked, "omega1", float("inf"))  # a term overflowing to inf
+    with pytest.raises(NonFiniteLossError, match="non-finite loss terms: masked_intensity, total"):
         model(**batch())
 
 
@@ -80,14 +95,15 @@ def test_from_params_reads_names_and_weights():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params = copy.deepcopy(params)
     params.setdefault("train", {})["vgg_random_init"] = True
+    assert params["loss"]["distance_form"] == "code"
     params["loss"]["cx_variant"] = "mechrez"
+    params["loss"]["distance_form"] = "paper"
     built = OCCOLoss.from_params(params)
-    assert isinstance(built.contrast, ContextualContrastiveLoss)
+    assert isinstance(built.contrast, ContextualContrastiveLoss) and built.masked is None
     assert isinstance(built.contrast.contextual, ContextualLoss) and built.contrast.contextual.variant == "mechrez"
+    assert not built.contrast.form.per_layer
     assert built.omega6 == params["omega6"] and built.pixel.omega4 == params["omega4"]
     params["ablation"]["feature_space"] = "model4"
     model4 = OCCOLoss.from_params(params)
-    assert isinstance(model4.contrast, MaskedIntensityLoss)
-    out = model4(**batch())
-    assert set(out) == {"ssim", "intensity", "texture", "pixel", "masked_intensity", "contrast", "total"}
-    torch.testing.assert_close(out["total"], out["pixel"] + params["omega6"] * out["masked_intensity"])
+    assert isinstance(model4.masked, MaskedIntensityLoss) and model4.contrast is None
+    assert (model4.masked.omega1, model4.masked.omega2) == (params["omega1"], params["omega2"])

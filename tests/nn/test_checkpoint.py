@@ -121,7 +121,8 @@ def test_convert_lists_unmapped_missing_and_misshapen_keys(tmp_path):
 
 
 @pytest.mark.parametrize("cfg", [ArchConfig(), ArchConfig(compat="official", cross_attention=False),
-                                 ArchConfig(spatial_enhancement=False, widths=(8, 16, 24, 32), heads=(2, 2, 2, 1))])
+                                 ArchConfig(spatial_enhancement=False, widths=(8, 16, 24, 32), heads=(2, 2, 2, 1)),
+                                 ArchConfig(attention_routing="paper")])
 def test_save_load_round_trip(tmp_path, cfg):
     model = trained_like(cfg, seed=3)
     path = save_checkpoint(tmp_path / "run" / "model.pt", model, cfg, epoch=4, metrics={"loss": [0.5, 0.25]})
@@ -131,6 +132,20 @@ def test_save_load_round_trip(tmp_path, cfg):
     assert ArchConfig.from_dict(raw["arch"]) == cfg
     loaded, loaded_cfg = load_model(path)
     assert loaded_cfg == cfg and not loaded.training
+    ir, vi = inputs()
+    assert torch.equal(fuse_y(loaded, ir, vi), fuse_y(model, ir, vi))
+
+
+@pytest.mark.parametrize("compat", ["fixed", "official"])
+def test_checkpoint_without_attention_routing_loads_with_the_code_routing(tmp_path, compat):
+    """Checkpoints written before arch.attention_routing existed hold no such entry."""
+    model = trained_like(ArchConfig(compat=compat), seed=5)
+    path = save_checkpoint(tmp_path / "new.pt", model, ArchConfig(compat=compat))
+    raw = torch.load(path, weights_only=True)
+    del raw["arch"]["attention_routing"]
+    torch.save(raw, tmp_path / "old.pt")
+    loaded, cfg = load_model(tmp_path / "old.pt")
+    assert cfg == ArchConfig(compat=compat) and cfg.attention_routing == "code"
     ir, vi = inputs()
     assert torch.equal(fuse_y(loaded, ir, vi), fuse_y(model, ir, vi))
 

@@ -17,7 +17,7 @@ CONFIGS = [
     ArchConfig(compat=compat, **{switch: False for switch in off})
     for compat in ("fixed", "official")
     for off in ((), ("spatial_enhancement",), ("cross_channel",), ("cross_attention",), tuple(SWITCHES))
-] + [ArchConfig(spatial_gate="softmax", token_norm="batch")]
+] + [ArchConfig(spatial_gate="softmax", token_norm="batch", attention_routing="paper")]
 
 
 def pair(*shape: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,7 +58,7 @@ def test_ablation_switch_removes_module(switch):
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.compat}-{c.spatial_enhancement:d}{c.cross_channel:d}"
-                         f"{c.cross_attention:d}-{c.spatial_gate}-{c.token_norm}")
+                         f"{c.cross_attention:d}-{c.spatial_gate}-{c.token_norm}-{c.attention_routing}")
 def test_gradients_reach_every_trainable_parameter(cfg):
     model = build_model(cfg, seed=0).train()
     out = normalise_output(model(*pair(2, 1, 16, 24)), per_image=False)
@@ -67,6 +67,38 @@ def test_gradients_reach_every_trainable_parameter(cfg):
     assert trainable
     no_grad = [n for n, p in trainable.items() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not no_grad
+
+
+def test_paper_routing_sends_visible_queries_to_the_infrared_stream():
+    # §3.1: φ_ir = softmax(Q_vi K_ir) V_ir feeds the infrared stream; the public code adds it to the
+    # visible one. Same weights, the two results swap streams.
+    code = CrossAttention(16, 4)
+    paper = CrossAttention(16, 4, routing="paper")
+    paper.load_state_dict(code.state_dict())
+    vi, ir = pair(2, 5, 6, 16)
+    to_vi, to_ir = code(vi, ir)
+    # By hand: the visible tokens (projected) query the infrared context.
+    q_vi = torch.relu(code.proj_vi(vi))
+    k_ir, v_ir = code.kv_ir(torch.relu(code.proj_ir(ir))).chunk(2, dim=-1)
+    heads = lambda t: t.reshape(2, 30, 4, 4).transpose(1, 2)  # noqa: E731  (B, heads, H·W, d)
+    context = (heads(k_ir).transpose(-2, -1) @ heads(v_ir) * 4**-0.5).softmax(dim=-2)
+    vi_queries_ir = (heads(q_vi) @ context).transpose(1, 2).reshape(2, 5, 6, 16)
+    torch.testing.assert_close(to_vi, vi_queries_ir)
+    paper_vi, paper_ir = paper(vi, ir)
+    torch.testing.assert_close(paper_ir, vi_queries_ir)
+    torch.testing.assert_close(paper_vi, to_ir)
+    # Whole network: same weights, different fused image; without cross attention nothing to route.
+    ir_y, vi_y = pair(1, 1, 16, 24)
+    net_code = build_model(ArchConfig(), seed=0)
+    net_paper = build_model(ArchConfig(attention_routing="paper"), seed=0)
+    assert net_paper.state_dict().keys() == net_code.state_dict().keys()
+    net_paper.load_state_dict(net_code.state_dict())
+    assert (net_paper(ir_y, vi_y) - net_code(ir_y, vi_y)).abs().max() > 1e-4
+    off = ArchConfig(cross_attention=False)
+    torch.testing.assert_close(
+        build_model(dataclasses.replace(off, attention_routing="paper"), seed=0)(ir_y, vi_y),
+        build_model(off, seed=0)(ir_y, vi_y),
+    )
 
 
 def test_official_applies_visible_spatial_module_to_both():
@@ -146,6 +178,11 @@ def test_config_validation_and_params_section():
         ArchConfig(compat="paper")
     with pytest.raises(ValueError, match="official"):
         ArchConfig(compat="official", spatial_gate="softmax")
+    with pytest.raises(ValueError, match="attention_routing"):
+        ArchConfig(compat="official", attention_routing="paper")
+    with pytest.raises(ValueError, match="attention_routing"):
+        ArchConfig(attention_routing="swapped")
+    assert cfg.attention_routing == "code"  # params.yaml keeps the public code's routing
     with pytest.raises(ValueError, match="divisible"):
         ArchConfig(widths=(30, 64, 112, 160))
     with pytest.raises(ValueError, match="unknown arch"):
