@@ -167,3 +167,4 @@ def test_equality_comparisons_on_a_second_device(tmp_path: Path) -> None:
     assert fuse.figures == {"fp32_levels": 0, "fp32_no_tf32_levels": 0, "bf16_levels": 0}  # autocast "cuda": off here
     loss = equality.loss_equal(ctx, "cpu")
     assert loss.status == PASS and loss.figures["rel"] == 0.0 and loss.figures["grad_rel"] < 1e-5, loss  # threaded sums
+    assert "; cpu fp32 (TF32 off) relative difference 0.0e+00" in loss.summary

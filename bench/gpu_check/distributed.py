@@ -52,7 +52,7 @@ def check(ctx: Context) -> Iterator[Row]:
                 for p in run_problems(run, want, steps if want is None else 2 * steps)]
     summary = (f"batch 12 x {crop}x{crop}, {'narrow' if ctx.dry else 'full'} network on {ctx.device}: "
                f"{first.get('backend')} all-reduce {'ok' if first.get('all_reduce') else 'failed'}; "
-               f"{steps} steps in {first.get('seconds', float('nan')):.1f} s, checkpoint at step "
+               f"{steps} step(s) in {first.get('seconds', float('nan')):.1f} s, checkpoint at step "
                f"{first.get('checkpoint_step')}; relaunched: resumed at step {second.get('resumed_from')}, "
                f"checkpoint at step {second.get('checkpoint_step')}; WORLD_SIZE=1 is the loop's single-process path")
     if problems:

@@ -21,9 +21,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from bench.gpu_check.context import DONE, Context, Row, mib, peak_mib, real_pairs, reset_peak
 from bench.train import measure
@@ -40,13 +40,19 @@ MSRS_TEST_PAIRS = 361
 
 def pairs_of_size(ctx: Context, dataset: str, size: tuple[int, int], n: int) -> tuple[list, str]:
     """Up to ``n`` real pairs of ``dataset`` whose images are (H, W) ``size``, else ``n`` synthetic ones."""
-    found = [p for p in real_pairs(ctx, dataset, 100) if load_pair(p)[0].shape[:2] == size][:n]
+    found = [p for p in real_pairs(ctx, dataset, 100) if image_hw(p.ir) == size][:n]
     if found:
         return found, f"{len(found)} {dataset} pairs"
     folder = ctx.work / f"synthetic_{size[1]}x{size[0]}"
     if not (folder / "train").is_dir():
         make_synthetic(folder, n_train=n, n_test=0, height=size[0], width=size[1])
     return find_pairs(folder / "train" / "ir", folder / "train" / "vi"), f"{n} synthetic pairs"
+
+
+def image_hw(path: Path) -> tuple[int, int]:
+    """(H, W) of an image file, from its header."""
+    with Image.open(path) as im:
+        return im.height, im.width
 
 
 def stacked(images: list[torch.Tensor], batch: int, size: tuple[int, int], device: str) -> torch.Tensor:
