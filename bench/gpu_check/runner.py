@@ -128,6 +128,14 @@ def run_all(checks: list[Check], ctx: Context, env: dict[str, str], total: float
     return outcomes
 
 
+def cuda_here() -> bool:
+    """Whether torch sees a CUDA device, asked here (no CUDA context is made): when the environment check failed,
+    a GPU run must not turn into a dry run."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench.gpu_check.report import render
     from occo.data import write_text_atomic
@@ -153,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.time()
         first = run_all([CHECKS[0]], ctx, env, DRY_TOTAL_S)[0]
         info = first.rows[0].figures if not first.failed else {}
-        cuda = bool(info.get("cuda")) and not args.dry_run
+        cuda = (bool(info.get("cuda")) if info else cuda_here()) and not args.dry_run
         if not cuda:
             why = "--dry-run" if info.get("cuda") else f"no CUDA device (torch {info.get('torch', '?')})"
             print(f"gpu-check: {why}: CPU dry run of the CPU-possible checks at tiny sizes; no GPU figure", flush=True)
