@@ -168,3 +168,15 @@ def test_equality_comparisons_on_a_second_device(tmp_path: Path) -> None:
     loss = equality.loss_equal(ctx, "cpu")
     assert loss.status == PASS and loss.figures["rel"] == 0.0 and loss.figures["grad_rel"] < 1e-5, loss  # threaded sums
     assert "; cpu fp32 (TF32 off) relative difference 0.0e+00" in loss.summary
+
+
+def test_docs_budget_table_matches_the_plan() -> None:
+    """docs/gpu_check.md repeats the GPU limits of plan.CHECKS: they must not drift apart."""
+    docs = (REPO / "docs/gpu_check.md").read_text(encoding="utf-8")
+    limits = {}
+    for line in docs.split("| step | check | limit on a GPU (s) |")[1].split("\n\n")[0].splitlines()[2:]:
+        _, names, seconds = (c.strip() for c in line.strip("|").split("|"))
+        first = names.split(":")[0]
+        limits.update(zip([n.strip() for n in first.split(",")], [int(s) for s in seconds.split(",")]))
+    assert limits == {c.name: c.gpu_s for c in CHECKS}
+    assert f"They add up to {sum(c.gpu_s for c in CHECKS)} s; the run stops starting checks at {GPU_TOTAL_S} s" in docs
