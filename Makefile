@@ -32,7 +32,7 @@ SMOKE_PARAMS ?= -S 'weights.fetch=[]' \
 	-S segment.dataset=synthetic -S segment.encoder=resnet18 -S segment.encoder_weights=null -S segment.epochs=10 \
 	-S 'segment.size=[96,128]' -S segment.batch_size=4 -S segment.num_workers=0
 
-.PHONY: install test smoke smoke-omega6 bench clean
+.PHONY: install test smoke smoke-omega6 bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -61,6 +61,13 @@ smoke-omega6: install
 
 bench: install
 	$(BIN)/python bench/metrics.py
+
+# One prepared GPU check (docs/gpu_check.md): CUDA = CPU values first, then the timings of every stage, each
+# check in its own process with its own time limit, 8 minutes in all; writes $(GPU_CHECK_OUT) and prints it.
+# Without CUDA it says so and runs the CPU-possible checks at tiny sizes (the CI dry run).
+GPU_CHECK_OUT ?= reports/gpu_check.md
+gpu-check: install
+	$(BIN)/python -m bench.gpu_check --out $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf $(VENV) .cache
