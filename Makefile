@@ -15,15 +15,17 @@ export DVC_NO_ANALYTICS ?= 1
 
 # The smoke run: the whole DAG on CPU in minutes, offline, recorded as the experiment `smoke`.
 # No pretrained file can be fetched here, so every model is random-init, and only because a param asks:
-# tiny Grounding DINO + SAM for the masks (meaningless masks, real code path), a random VGG19 for the
-# loss, YOLO and DeepLabV3+ from scratch. Training runs 10 steps on 64-pixel crops of the synthetic set
-# (with the masks the masks stage made), fusion covers the synthetic splits plus the real TNO test
+# tiny Grounding DINO + SAM mask FMB's pairs (meaningless masks, real code path), a random VGG19 for the
+# loss, YOLO and DeepLabV3+ from scratch. The synthetic set's own object masks go through the masks
+# stage's import path, so they have shared, unique and background regions and every term of the
+# contrastive loss (Eq. 5-8) is active. Training runs 10 steps on 64-pixel crops of the synthetic set
+# (with those masks), fusion covers the synthetic splits plus the real TNO test
 # pairs from ../shared, detection (40 epochs at 160 px, batch 2: enough for a nonzero AP in ~20 s per
 # method) and segmentation (10 epochs at 96x128) train on the synthetic set, and the report gathers it
 # all into reports/report.html. `dvc exp run -S` applies the overrides to params.yaml in the workspace
 # (`git checkout params.yaml` restores the defaults).
-SMOKE_PARAMS ?= -S 'weights.fetch=[]' \
-	-S masks.random_init=true -S '+masks.datasets.synthetic=[train]' -S masks.gallery=4 \
+SMOKE_PARAMS ?= -S masks.random_init=true -S '+masks.datasets.synthetic=[train]' -S masks.gallery=4 \
+	-S 'masks.import={synthetic: {train: data/raw/synthetic/train/masks}}' \
 	-S train.dataset=synthetic -S train.crop=64 -S train.max_steps=10 \
 	-S train.vgg_random_init=true -S train.num_workers=0 -S train.checkpoint_every=5 -S train.log_every=1 \
 	-S 'fuse.datasets=[synthetic/train,synthetic/test,TNO/test]' \
