@@ -6,7 +6,7 @@ In a fresh clone of this repository's HEAD (using this checkout's .venv), it tim
 2. a no-op ``dvc repro`` right after it;
 3. ``make smoke-omega6``: the ω6 = 100 ablation, which must re-run only train and what follows it, and
    of evaluate/detect/segment only the parts that score our fused images;
-4. ``dvc exp apply smoke-omega6-100`` then ``dvc repro``, which must re-run nothing but ``inputs``.
+4. ``dvc exp apply smoke`` (back to the first run) then ``dvc repro``, which must re-run nothing but ``inputs``.
 
 It prints one markdown table (seconds per stage in the full run and in the ablation) and the shares the
 targets are stated in: evaluate + detect + segment of the ablation against the full run, whole smoke run,
@@ -35,7 +35,7 @@ STEPS = {
     "smoke": ["make", "-o", ".venv/.installed", "smoke"],  # -o: use this checkout's venv as installed
     "noop": [".venv/bin/dvc", "repro"],
     "omega6": ["make", "-o", ".venv/.installed", "smoke-omega6"],
-    "apply": ["sh", "-c", ".venv/bin/dvc exp apply smoke-omega6-100 && .venv/bin/dvc repro"],
+    "apply": ["sh", "-c", ".venv/bin/dvc exp apply smoke && .venv/bin/dvc repro"],
 }
 
 
