@@ -18,7 +18,7 @@ from pathlib import Path
 from occo.data import DataError, find_pairs
 from occo.fuse import fuse_folder
 from occo.device import resolve_batch_size, resolve_device
-from occo.nn import CheckpointError, load_model
+from occo.nn import load_model
 from occo.stage import run_stage
 
 log = logging.getLogger("stages.fuse")
@@ -60,10 +60,7 @@ def run(params: dict, root: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage(
-        __doc__, __file__, argv, lambda params, root, _: run(params, root), section="fuse",
-        errors=(DataError, CheckpointError, FileNotFoundError),
-    )
+    run_stage(__doc__, __file__, argv, lambda params, root, _: run(params, root), section="fuse")
 
 
 if __name__ == "__main__":
