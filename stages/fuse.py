@@ -43,8 +43,8 @@ def _splits(params: dict, index: dict) -> list[tuple[str, str]]:
 def run(params: dict, root: Path) -> list[Path]:
     """Fuse the splits listed in ``params`` (the `fuse` section) under ``root``; returns the folders written."""
     index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
-    device = resolve_device(str(params.get("device", "auto")))
-    batch_size = resolve_batch_size(params.get("batch_size", "auto"), device)
+    device = resolve_device(params.get("device", "auto"), "fuse.device")
+    batch_size = resolve_batch_size(params.get("batch_size", "auto"), device, "fuse.batch_size")
     checkpoints = {"occo": params.get("checkpoint", "models/occo.pt")} | dict(params.get("extra_checkpoints") or {})
     splits = _splits(params, index)
     (root / OUT / "occo").mkdir(parents=True, exist_ok=True)  # the stage output exists even when nothing is fused

@@ -283,3 +283,15 @@ def test_train_stage_refuses_zero_epochs_before_training(tmp_path, repo_params):
         _load_stage("train").main(["--params", str(path), "--root", str(tmp_path)])
     assert err.value.code == f"train: {path} train.epochs = 0: should be greater than 0"
     assert not (tmp_path / "models").exists()
+
+
+def test_train_stage_device_flag(tmp_path, repo_params, monkeypatch, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(repo_params), encoding="utf-8")
+    with pytest.raises(SystemExit) as err:
+        _load_stage("train").main(["--params", str(path), "--root", str(tmp_path), "--device", "cuda"])
+    assert err.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "error: argument --device: 'cuda': CUDA is not available on this machine; use auto or cpu"
+    )
