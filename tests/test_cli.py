@@ -175,6 +175,25 @@ def test_fuse_out_with_another_image_suffix_is_refused(tmp_path, capsys):
         assert not (tmp_path / name).exists()
 
 
+def test_checkpoint_with_zero_heads_is_one_line_naming_the_file(folders, tmp_path, capsys):
+    """A checkpoint's embedded arch config is validated: heads 0 used to end in a ZeroDivisionError or TypeError."""
+    import torch
+
+    from occo.nn import ArchConfig, build_model, save_checkpoint
+
+    cfg = ArchConfig(widths=(8, 8, 8, 8), heads=(1, 1, 1, 1))
+    payload = torch.load(save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg), weights_only=True)
+    bad = tmp_path / "bad.pt"
+    for heads in (0, [1, 0, 1, 1]):
+        torch.save({**payload, "arch": {**payload["arch"], "heads": heads}}, bad)
+        argv = ["fuse", "--ir", str(folders / "ir"), "--vi", str(folders / "vi"), "--out", str(tmp_path / "out"),
+                "--checkpoint", str(bad), "--device", "cpu"]
+        assert _one_line_error(argv, capsys) == (
+            f"occo fuse: cannot load {bad}: arch.heads={heads!r}: expected a list of positive integers, one per scale"
+        )
+    assert not (tmp_path / "out").exists()
+
+
 def test_two_methods_with_one_name(folders, tmp_path):
     other = tmp_path / "elsewhere" / "MyMethod"
     other.mkdir(parents=True)
