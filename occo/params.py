@@ -60,8 +60,7 @@ def one_error(kind: Any, allowed: str) -> Any:
 
 Bool = one_error(StrictBool, "should be true or false")
 Name = Annotated[str, Field(min_length=1)]
-PathStr = Annotated[str, Field(min_length=1)]  # a file or folder, relative to the repository root
-Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PathStr = Name  # a file or folder, relative to the repository root
 Fraction = Annotated[float, Field(ge=0, le=1)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -106,12 +105,12 @@ SECTION = ConfigDict(extra="forbid")
 class LossWeights(TypedDict, total=False):
     """The loss weights at the top level (paper §3.3–3.4)."""
 
-    omega1: Weight  # Eq. 7
-    omega2: Weight  # Eq. 7
+    omega1: NonNegative  # Eq. 7
+    omega2: NonNegative  # Eq. 7
     omega3: Fraction  # Eq. 12: mixing of two similarities
-    omega4: Weight  # Eq. 19
-    omega5: Weight  # Eq. 19
-    omega6: Weight  # Eq. 20
+    omega4: NonNegative  # Eq. 19
+    omega5: NonNegative  # Eq. 19
+    omega6: NonNegative  # Eq. 20
 
 
 @with_config(SECTION)
