@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
+from typing import NoReturn
 
-from occo.data.io import DataError, write_text_atomic
+from occo.data.io import IMAGE_EXTS, write_text_atomic
 from occo.data.pairs import find_pairs
+from occo.device import batch_size_flag, device_flag
 from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, summarise
-from occo.nn.checkpoint import CheckpointError
 from occo.metrics.suite import VARIANTS
 
 
@@ -61,6 +63,26 @@ def _fuse(args: argparse.Namespace) -> None:
         print(path)
 
 
+def json_out_flag(value: str) -> Path:
+    """argparse type of `occo evaluate --out`: a .json file, with the per-image CSV beside it; neither a folder."""
+    path = Path(value)
+    if path.suffix != ".json":
+        raise argparse.ArgumentTypeError(f"{value!r}: name a .json file (the per-image .csv goes beside it)")
+    for target in (path, path.with_suffix(".csv")):
+        if target.is_dir():
+            raise argparse.ArgumentTypeError(f"{value!r}: {target} is a folder; name a .json file to write")
+    return path
+
+
+def fused_out_flag(value: str) -> Path:
+    """argparse type of `occo fuse --out`: a folder, or a .png file for one pair (the images are PNGs; any
+    other image suffix would become a folder)."""
+    path = Path(value)
+    if path.suffix.lower() in set(IMAGE_EXTS) - {".png"}:
+        raise argparse.ArgumentTypeError(f"{value!r}: fused images are PNGs; name a .png file or a folder")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="occo", description="OCCO infrared-visible image fusion tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,9 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
                     help="pixel baselines scored beside the folders (default: all)")
     ev.add_argument("--variant", default="matlab", choices=list(VARIANTS), help="metric convention (docs/metrics.md)")
-    ev.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
-    ev.add_argument("--batch-size", default="auto", help="same-size pairs scored together: 'auto' (1 on CPU, 8 on CUDA) or N")
-    ev.add_argument("--out", type=Path, help="write the means here (JSON) and per-image values beside it (CSV)")
+    ev.add_argument("--device", type=device_flag, default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    ev.add_argument("--batch-size", type=batch_size_flag, default="auto",
+                    help="same-size pairs scored together: 'auto' (1 on CPU, 8 on CUDA) or N")
+    ev.add_argument("--out", type=json_out_flag, help="write the means here (JSON) and per-image values beside it (CSV)")
     ev.set_defaults(func=_evaluate)
     cv = sub.add_parser(
         "convert-checkpoint",
@@ -98,19 +121,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fu.add_argument("--ir", type=Path, required=True, help="infrared folder or image file")
     fu.add_argument("--vi", type=Path, required=True, help="visible folder or image file")
-    fu.add_argument("--out", type=Path, required=True, help="output folder (or .png file for a single pair)")
+    fu.add_argument("--out", type=fused_out_flag, required=True, help="output folder (or .png file for a single pair)")
     fu.add_argument("--checkpoint", type=Path, required=True, help="occo checkpoint (models/occo.pt or converted)")
-    fu.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
-    fu.add_argument("--batch-size", default="auto", help="same-size pairs fused together: 'auto' (1 on CPU, 8 on CUDA) or N")
+    fu.add_argument("--device", type=device_flag, default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    fu.add_argument("--batch-size", type=batch_size_flag, default="auto",
+                    help="same-size pairs fused together: 'auto' (1 on CPU, 8 on CUDA) or N")
     fu.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     fu.set_defaults(func=_fuse)
     return parser
 
 
+class CommandError(SystemExit):
+    """A command stopped by bad input: its one line is on stderr; exit status 2, as argparse's usage errors."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(2)
+        self.line = line
+
+    def __str__(self) -> str:
+        return self.line
+
+
+def fail(command: str, message: object) -> NoReturn:
+    """Print ``occo <command>: <message>`` to stderr and exit with status 2."""
+    line = f"occo {command}: {message}"
+    print(line, file=sys.stderr)
+    raise CommandError(line)
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run one command; its bad input (DataError and other ValueErrors, OSError, its own SystemExit messages)
+    ends it with one line ``occo <command>: ...`` and exit status 2, never a traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (DataError, CheckpointError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
+    except (ValueError, OSError) as err:
+        fail(args.command, err)
+    except SystemExit as err:
+        if isinstance(err.code, str):
+            fail(args.command, err.code)
+        raise

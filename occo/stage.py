@@ -1,4 +1,4 @@
-"""What every DVC stage script shares: its command line, logging, params and one-line errors."""
+"""What every DVC stage script shares: its command line, logging, validated params and one-line errors."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
-from occo.data.io import DataError
+from occo.params import ParamsError, load_params
 
 
 def run_stage(
@@ -20,13 +18,16 @@ def run_stage(
     run: Callable[[dict, Path, argparse.Namespace], object],
     *,
     section: str | None = None,
-    errors: tuple[type[BaseException], ...] = (DataError,),
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> None:
     """Parse ``--params`` and ``--root`` (default: the repo holding ``stages/<script>``), set up logging,
-    and call ``run(params, root, args)`` — with ``params[section]`` when a section is named.
+    validate the whole params file against ``occo.params.Params`` and call ``run(params, root, args)`` —
+    with ``params[section]`` when a section is named.
 
-    Bad input (``errors``) ends the stage with one line naming the file instead of a traceback.
+    A params file that breaks the schema ends the stage before ``run`` with one line per problem
+    (``<stage>: <file> <key> = <value>: <what is allowed>``). Bad input met while running — the library's
+    ``ValueError``s (``DataError``, ``CheckpointError``, …) and ``OSError``s (a missing or unwritable
+    file) — ends it with one line too, never a traceback.
     """
     name = Path(script).stem
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
@@ -41,7 +42,10 @@ def run_stage(
         add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    params = yaml.safe_load(args.params.read_text(encoding="utf-8")) or {}
+    try:
+        params = load_params(args.params)
+    except ParamsError as err:
+        raise SystemExit("\n".join(f"{name}: {problem}" for problem in err.problems)) from None
     if section is not None:
         if section not in params:
             raise SystemExit(f"{name}: {args.params} has no '{section}' section")
@@ -49,7 +53,7 @@ def run_stage(
     start = time.perf_counter()
     try:
         run(params, args.root.resolve(), args)
-    except errors as err:
+    except (ValueError, OSError) as err:
         raise SystemExit(f"{name}: {err}") from None
     # bench/pipeline.py reads this line to time each stage of a `dvc repro` / `dvc exp run`
     logging.getLogger("occo.stage").info("stage %s done in %.1f s", name, time.perf_counter() - start)

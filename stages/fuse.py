@@ -18,7 +18,7 @@ from pathlib import Path
 from occo.data import DataError, find_pairs
 from occo.fuse import fuse_folder
 from occo.device import resolve_batch_size, resolve_device
-from occo.nn import CheckpointError, load_model
+from occo.nn import load_model
 from occo.stage import run_stage
 
 log = logging.getLogger("stages.fuse")
@@ -43,8 +43,8 @@ def _splits(params: dict, index: dict) -> list[tuple[str, str]]:
 def run(params: dict, root: Path) -> list[Path]:
     """Fuse the splits listed in ``params`` (the `fuse` section) under ``root``; returns the folders written."""
     index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
-    device = resolve_device(str(params.get("device", "auto")))
-    batch_size = resolve_batch_size(params.get("batch_size", "auto"), device)
+    device = resolve_device(params.get("device", "auto"), "fuse.device")
+    batch_size = resolve_batch_size(params.get("batch_size", "auto"), device, "fuse.batch_size")
     checkpoints = {"occo": params.get("checkpoint", "models/occo.pt")} | dict(params.get("extra_checkpoints") or {})
     splits = _splits(params, index)
     (root / OUT / "occo").mkdir(parents=True, exist_ok=True)  # the stage output exists even when nothing is fused
@@ -60,10 +60,7 @@ def run(params: dict, root: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage(
-        __doc__, __file__, argv, lambda params, root, _: run(params, root), section="fuse",
-        errors=(DataError, CheckpointError, FileNotFoundError),
-    )
+    run_stage(__doc__, __file__, argv, lambda params, root, _: run(params, root), section="fuse")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from occo.data.io import DataError
-from occo.inputs import MissingInputsError, gather, summary, write_manifests
+from occo.inputs import gather, summary, write_manifests
 from occo.stage import run_stage
 
 log = logging.getLogger("stages.inputs")
@@ -30,9 +29,7 @@ def run(params: dict, root: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage(
-        __doc__, __file__, argv, lambda params, root, _: run(params, root), errors=(MissingInputsError, DataError)
-    )
+    run_stage(__doc__, __file__, argv, lambda params, root, _: run(params, root))
 
 
 if __name__ == "__main__":

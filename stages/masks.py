@@ -42,9 +42,9 @@ def run(params: dict, root: Path) -> dict[str, dict[str, int]]:
     out_root = root / "data" / "masks"
     out_root.mkdir(parents=True, exist_ok=True)  # the stage outputs, even when every split is skipped
     (root / GALLERY).mkdir(parents=True, exist_ok=True)
-    device = resolve_device(params["device"])
+    device = resolve_device(params["device"], "masks.device")
     dtype = resolve_precision(params["precision"], device)
-    batch_size = resolve_batch_size(params["batch_size"], device)
+    batch_size = resolve_batch_size(params["batch_size"], device, "masks.batch_size")
     models = cache(lambda: load_models(params, root, device, dtype))
     written: dict[str, dict[str, int]] = {}
     for dataset, splits in (params.get("datasets") or {}).items():

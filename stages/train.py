@@ -9,6 +9,7 @@ masks from data/masks/<dataset>/<split> (or the split's own masks/ folder). Writ
 
 from __future__ import annotations
 
+from occo.device import device_flag
 from occo.stage import run_stage
 from occo.train import train
 
@@ -16,7 +17,9 @@ from occo.train import train
 def main(argv: list[str] | None = None) -> None:
     run_stage(  # DataError: bad input or missing VGG weights
         __doc__, __file__, argv, lambda params, root, args: train(params, root, device=args.device),
-        add_arguments=lambda p: p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ..."),
+        add_arguments=lambda p: p.add_argument(
+            "--device", type=device_flag, default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ..."
+        ),
     )
 
 

@@ -89,29 +89,109 @@ def test_evaluate_without_out_writes_nothing(folders, tmp_path, capsys):
     assert sorted(p for p in tmp_path.rglob("*")) == before
 
 
-def test_missing_partner_is_a_one_line_error(folders):
-    (folders / "vi" / "02.png").unlink()
+def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    """The error line of a command stopped by bad input: exit status 2, ``occo <command>: ...`` on stderr."""
     with pytest.raises(SystemExit) as err:
-        main(_evaluate_args(folders, "--baselines", "mean"))
-    msg = str(err.value.code)
-    assert msg.startswith("error:") and "\n" not in msg
+        main(argv)
+    assert err.value.code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # after any progress bar
+    assert line == str(err.value) and line.startswith(f"occo {argv[0]}: ")
+    return line
+
+
+def test_missing_partner_is_a_one_line_error(folders, capsys):
+    (folders / "vi" / "02.png").unlink()
+    msg = _one_line_error(_evaluate_args(folders, "--baselines", "mean"), capsys)
     assert "02.png" in msg and str(folders / "ir") in msg
 
 
-def test_wrong_size_fused_image_is_a_one_line_error(folders):
+def test_wrong_size_fused_image_is_a_one_line_error(folders, capsys):
     bad = folders / "MyMethod" / "03.png"
     save_png(bad, np.zeros((H + 1, W), np.uint8))
+    msg = _one_line_error(_evaluate_args(folders, "--fused", str(folders / "MyMethod")), capsys)
+    assert str(bad) in msg
+
+
+def _usage_error(argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    """argparse's error line for ``argv`` (exit status 2, nothing run)."""
     with pytest.raises(SystemExit) as err:
-        main(_evaluate_args(folders, "--fused", str(folders / "MyMethod")))
-    msg = str(err.value.code)
-    assert "\n" not in msg and str(bad) in msg
+        main(argv)
+    assert err.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_out_must_be_json(folders, tmp_path):
+def test_out_must_be_json(folders, tmp_path, capsys):
     """The CSV goes beside the JSON, so an --out ending in .csv would overwrite itself."""
-    with pytest.raises(SystemExit, match=r"\.json"):
-        main(_evaluate_args(folders, "--baselines", "mean", "--out", str(tmp_path / "x.csv")))
+    msg = _usage_error(_evaluate_args(folders, "--baselines", "mean", "--out", str(tmp_path / "x.csv")), capsys)
+    assert "argument --out" in msg and ".json" in msg
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_out_pointing_at_a_folder_is_refused_before_scoring(folders, tmp_path, capsys):
+    for folder in (tmp_path / "done.json", tmp_path / "done.csv"):  # the JSON, or the CSV beside it
+        folder.mkdir()
+        msg = _usage_error(_evaluate_args(folders, "--baselines", "mean", "--out", str(tmp_path / "done.json")), capsys)
+        assert f"argument --out: '{tmp_path / 'done.json'}': {folder} is a folder" in msg
+        folder.rmdir()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "fuse"])
+@pytest.mark.parametrize(
+    ("flag", "value", "allowed"),
+    [
+        ("--batch-size", "abc", "should be auto or a positive integer"),
+        ("--batch-size", "0", "should be auto or a positive integer"),
+        ("--device", "gpu", "should be auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_bad_flags_are_usage_errors_naming_flag_value_and_allowed(tmp_path, capsys, command, flag, value, allowed):
+    argv = [command, "--ir", "a", "--vi", "b", flag, value]
+    if command == "fuse":
+        argv += ["--out", str(tmp_path / "out"), "--checkpoint", "m.pt"]
+    assert _usage_error(argv, capsys) == f"occo {command}: error: argument {flag}: {value!r}: {allowed}"
+
+
+def test_cuda_without_cuda_names_the_flag(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    argv = ["fuse", "--ir", "a", "--vi", "b", "--out", str(tmp_path), "--checkpoint", "m.pt", "--device", "cuda"]
+    assert _usage_error(argv, capsys) == (
+        "occo fuse: error: argument --device: 'cuda': CUDA is not available on this machine; use auto or cpu"
+    )
+
+
+def test_flags_parse_to_what_the_library_takes():
+    args = build_parser().parse_args(["evaluate", "--ir", "a", "--vi", "b", "--batch-size", "4", "--device", "cpu"])
+    assert (args.batch_size, args.device) == (4, "cpu")
+    args = build_parser().parse_args(["fuse", "--ir", "a", "--vi", "b", "--out", "o", "--checkpoint", "m.pt"])
+    assert (args.batch_size, args.device) == ("auto", "auto")
+
+
+def test_fuse_out_with_another_image_suffix_is_refused(tmp_path, capsys):
+    """`--out x.jpg` would otherwise become a folder holding <id>.png."""
+    for name in ("x.jpg", "x.TIF"):
+        argv = ["fuse", "--ir", "a.png", "--vi", "b.png", "--out", str(tmp_path / name), "--checkpoint", "m.pt"]
+        msg = _usage_error(argv, capsys)
+        assert f"argument --out: '{tmp_path / name}': fused images are PNGs; name a .png file or a folder" in msg
+        assert not (tmp_path / name).exists()
+
+
+def test_checkpoint_with_zero_heads_is_one_line_naming_the_file(folders, tmp_path, capsys):
+    """A checkpoint's embedded arch config is validated: heads 0 used to end in a ZeroDivisionError or TypeError."""
+    import torch
+
+    from occo.nn import ArchConfig, build_model, save_checkpoint
+
+    cfg = ArchConfig(widths=(8, 8, 8, 8), heads=(1, 1, 1, 1))
+    payload = torch.load(save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg), weights_only=True)
+    bad = tmp_path / "bad.pt"
+    for heads in (0, [1, 0, 1, 1]):
+        torch.save({**payload, "arch": {**payload["arch"], "heads": heads}}, bad)
+        argv = ["fuse", "--ir", str(folders / "ir"), "--vi", str(folders / "vi"), "--out", str(tmp_path / "out"),
+                "--checkpoint", str(bad), "--device", "cpu"]
+        assert _one_line_error(argv, capsys) == (
+            f"occo fuse: cannot load {bad}: arch.heads={heads!r}: expected a list of positive integers, one per scale"
+        )
+    assert not (tmp_path / "out").exists()
 
 
 def test_two_methods_with_one_name(folders, tmp_path):
@@ -154,5 +234,5 @@ def test_installed_console_script(folders, tmp_path):
 
     bad = subprocess.run([str(script), "evaluate", "--ir", str(tmp_path / "none"), "--vi", str(folders / "vi")],
                          capture_output=True, text=True, timeout=120, env=env)
-    assert bad.returncode == 1
-    assert "error:" in bad.stderr and str(tmp_path / "none") in bad.stderr
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("occo evaluate: ") and str(tmp_path / "none") in bad.stderr

@@ -43,8 +43,8 @@ class ArchConfig:
     attention_routing: str = "code"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        object.__setattr__(self, "heads", tuple(int(h) for h in self.heads))
+        object.__setattr__(self, "widths", _counts("widths", self.widths))
+        object.__setattr__(self, "heads", _counts("heads", self.heads))
         for name, allowed in (
             ("compat", SPATIAL_ENHANCEMENTS.keys() & INFERENCE_RULES.keys()),
             ("spatial_gate", GATES.keys()),
@@ -72,6 +72,15 @@ class ArchConfig:
         if unknown:
             raise ValueError(f"unknown arch setting(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
         return cls(**values)
+
+
+def _counts(name: str, values: Any) -> tuple[int, ...]:
+    """``arch.<name>`` as a tuple of positive integers; ValueError naming it otherwise."""
+    if isinstance(values, (list, tuple)) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
+    ):
+        return tuple(values)
+    raise ValueError(f"arch.{name}={values!r}: expected a list of positive integers, one per scale")
 
 
 ARCHITECTURES = MappingProxyType({"fifn": FIFN})

@@ -184,4 +184,4 @@ def test_cli_convert_checkpoint(tmp_path, capsys):
     torch.testing.assert_close(fuse_y(model, ir, vi), fuse_y(original, ir, vi))
     with pytest.raises(SystemExit) as err:
         main(["convert-checkpoint", str(tmp_path / "absent.pth"), str(tmp_path / "x.pt")])
-    assert "absent.pth" in str(err.value.code) and "\n" not in str(err.value.code)
+    assert "absent.pth" in str(err.value) and "\n" not in str(err.value)
