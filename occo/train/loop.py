@@ -115,11 +115,9 @@ def run_fingerprint(params: Mapping[str, Any]) -> str:
 def run_identity(params: Mapping[str, Any], pairs: list[MaskedPair]) -> dict[str, str]:
     """What a checkpoint must share with this run to be resumed: ``params`` (:func:`run_fingerprint`),
     ``images`` and ``masks`` (content digests of every pair's infrared/visible images and masks, by id)."""
-    return {
-        "params": run_fingerprint(params),
-        "images": digest_files({f"{kind}/{p.id}": path for p in pairs for kind, path in (("ir", p.ir), ("vi", p.vi))}),
-        "masks": digest_files({f"{kind}/{p.id}": path for p in pairs for kind, path in (("ir", p.ir_mask), ("vi", p.vi_mask))}),
-    }
+    images = {f"{kind}/{p.id}": path for p in pairs for kind, path in (("ir", p.ir), ("vi", p.vi))}
+    masks = {f"{kind}/{p.id}": path for p in pairs for kind, path in (("ir", p.ir_mask), ("vi", p.vi_mask))}
+    return {"params": run_fingerprint(params), "images": digest_files(images), "masks": digest_files(masks)}
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
@@ -147,7 +145,7 @@ def load_resume(path: Path, identity: Mapping[str, str], world_size: int = 1) ->
         return None
     if not is_finite(list(ckpt["state_dict"].values())):
         raise CheckpointError(
-            f"{path} holds NaN/inf weights (step {ckpt['step']}): delete it and lower train.lr to train from scratch"
+            f"{path} holds NaN/inf weights (step {ckpt['step']}): delete it, lower train.lr and train from scratch"
         )
     if ckpt.get("world_size", 1) != world_size:
         log.warning(
@@ -241,7 +239,9 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
         if terms is not None:
             last = ", ".join(f"{k}={v:.4g}" for k, v in zip(terms, torch.stack(list(terms.values())).tolist()))
         kept = f"{ckpt_path} resumes at step {saved_step}" if saved_step is not None else "no checkpoint was written"
-        return TrainingStopped(f"step {step}: {problem} (last loss terms: {last}); {kept} (the last finite state); {remedy}")
+        return TrainingStopped(
+            f"step {step}: {problem} (last loss terms: {last}); {kept} (the last finite state); {remedy}"
+        )
 
     def checkpoint() -> None:
         nonlocal saved_step

@@ -348,7 +348,8 @@ def test_a_replaced_last_pt_is_never_unpickled(
 
     detect.prepare_ultralytics(tmp_path)
     cfg = detect.train_config(SMOKE, tmp_path)
-    data = build_dataset(synthetic_root, DatasetSpec.from_params("synthetic", SYNTHETIC), "infrared", tmp_path / "d", seed=0)
+    spec = DatasetSpec.from_params("synthetic", SYNTHETIC)
+    data = build_dataset(synthetic_root, spec, "infrared", tmp_path / "d", seed=0)
     run_dir = tmp_path / "run"
     last = detect.train_detector(cfg, data, run_dir)
     marker = tmp_path / "executed"

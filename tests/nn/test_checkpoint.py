@@ -198,7 +198,8 @@ def test_unreadable_files_name_the_file_the_problem_and_what_to_do(tmp_path):
         with pytest.raises(CheckpointError, match=pattern) as err:
             load_model(tmp_path / name)
         message = str(err.value)
-        assert "\n" not in message and message.endswith("re-run the train stage, or point to a complete occo checkpoint")
+        assert "\n" not in message
+        assert message.endswith("re-run the train stage, or point to a complete occo checkpoint")
     assert not (tmp_path / "executed").exists()  # the pickle was refused, never run
     with pytest.raises(CheckpointError, match=r"empty\.pt is empty .*: pass the authors' released occo\.pth"):
         convert_checkpoint(tmp_path / "empty.pt", tmp_path / "out.pt")
