@@ -10,6 +10,11 @@ tested on the shared val split. Runs live in ``models/detect/<dataset>/<method>/
 The detector is ultralytics' YOLOv5 *u* (``yolov5s.yaml``): the YOLOv5 backbone and neck with the
 anchor-free, decoupled YOLOv8 head, not the anchor-based YOLOv5 of the paper (docs/downstream.md).
 
+Runs resume only from a ``last.pt`` this pipeline recorded (``occo_run.json``: the run's identity —
+hyperparameters and content digests of its images and labels — and the sha256 of the checkpoint after
+each epoch, see :func:`train_detector`). occo itself never unpickles a checkpoint; ultralytics does
+when it resumes or tests one (its format pickles the model), so it is handed only a recorded file.
+
 Offline by construction: :func:`prepare_ultralytics` sets ``YOLO_OFFLINE``, keeps ultralytics'
 settings in ``$YOLO_CONFIG_DIR`` (default ``<root>/.cache/ultralytics``), places the font it would
 otherwise download, and turns off its experiment-tracker integrations (its DVCLive hook would open
@@ -20,7 +25,6 @@ AMP self-test (that test downloads ``yolo26n.pt``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -36,11 +40,13 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from occo.data.io import DataError, atomic_dir, write_text_atomic
+from occo.data.download import sha256_file
+from occo.data.io import IMAGE_EXTS, DataError, atomic_dir, write_text_atomic
 from occo.data.pairs import find_pairs, index_images
 from occo.device import resolve_device
 from occo.downstream.labels import FORMATS, convert_label, read_class_names, write_yolo
-from occo.downstream.sources import method_images
+from occo.downstream.sources import method_images, select
+from occo.resume import change_reason, digest_files
 from occo.weights import resolve_weights
 
 log = logging.getLogger(__name__)
@@ -299,69 +305,87 @@ def train_config(params: dict, root: Path) -> TrainConfig:
     )
 
 
-def _data_fingerprint(data_yaml: Path) -> str:
-    """sha256 over a built dataset: each image's name, size and mtime (through its link: the method's
-    file) and each label file's content, so rebuilding the same data keeps the fingerprint."""
-    base = data_yaml.parent
-    digest = hashlib.sha256()
-    for path in sorted(p for p in (base / "images").rglob("*") if p.is_file()):
-        st = path.stat()
-        digest.update(f"{path.relative_to(base)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    for path in sorted((base / "labels").rglob("*.txt")):
-        digest.update(f"{path.relative_to(base)}\0".encode() + path.read_bytes())
-    return digest.hexdigest()
+def run_identity(cfg: TrainConfig, data: BuiltDataset) -> dict[str, Any]:
+    """The identity of a training run: ``params`` (its hyperparameters), ``images`` and ``labels``
+    (content digests of the built dataset's images, read through their links, and label files; not the
+    ``*.cache`` files ultralytics adds beside them)."""
+    base = data.data_yaml.parent
 
+    def files(folder: str, suffixes: tuple[str, ...]) -> dict[str, Path]:
+        found = (p for p in (base / folder).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+        return {p.relative_to(base).as_posix(): p for p in found}
 
-def _finished(last: Path) -> bool:
-    """True for an ultralytics checkpoint of a completed run (optimizer stripped: ``epoch == -1``)."""
-    ckpt = torch.load(last, map_location="cpu", weights_only=False)
-    return ckpt.get("epoch", -1) < 0
+    images, labels = files("images", IMAGE_EXTS), files("labels", (".txt",))
+    return {"params": cfg.fingerprint(), "images": digest_files(images), "labels": digest_files(labels)}
 
 
 def _read_state(run_dir: Path) -> dict[str, Any] | None:
-    """``{"run": run_state, "validated": bool}`` saved in ``run_dir``, or None."""
+    """The ``occo_run.json`` of ``run_dir`` (identity, recorded checkpoint, finished, validated), or None."""
     path = run_dir / _RUN_STATE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def _write_state(run_dir: Path, state: dict[str, Any], *, validated: bool) -> None:
-    write_text_atomic(run_dir / _RUN_STATE, json.dumps({"run": state, "validated": validated}, indent=2) + "\n")
+def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
+    write_text_atomic(run_dir / _RUN_STATE, json.dumps(state, indent=2) + "\n")
 
 
-def run_state(cfg: TrainConfig, data: BuiltDataset) -> dict[str, Any]:
-    """The identity of a training run: hyperparameters and the files it trains and tests on."""
-    return {**cfg.fingerprint(), "data": _data_fingerprint(data.data_yaml)}
+def _record_checkpoint(run_dir: Path, state: dict[str, Any], last: Path, epochs: int) -> None:
+    """Record ``last`` (its sha256 and the epochs it holds) as the checkpoint this run may resume from."""
+    state["checkpoint"] = {"epochs": epochs, "sha256": sha256_file(last)}
+    _write_state(run_dir, state)
+
+
+def _stale(run_dir: Path, saved: dict[str, Any] | None, identity: dict[str, Any]) -> str | None:
+    """Why ``run_dir`` cannot be reused or resumed (None: it can): no record, another identity, or a
+    ``last.pt`` that is not the file recorded (missing, cut short by a kill, replaced)."""
+    if saved is None:
+        return f"it has no {_RUN_STATE}" if run_dir.exists() else "new run"
+    if (reason := change_reason(saved.get("identity"), identity)) is not None:
+        return f"{reason} since this run started"
+    last, recorded = run_dir / "weights" / "last.pt", saved.get("checkpoint")
+    if recorded is None:
+        return "it was stopped before its first checkpoint"
+    if not last.is_file() or sha256_file(last) != recorded["sha256"]:
+        return f"{last} is missing or not the checkpoint this run recorded (cut short or replaced)"
+    return None
 
 
 def train_detector(cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Path:
     """Train (or resume, or reuse) the detector of one dataset × method; returns its final ``last.pt``.
 
-    ``run_dir/weights/last.pt`` of a run with the same :func:`run_state` is reused when finished and
-    resumed otherwise; a run with another state is deleted and started over.
+    ``run_dir/occo_run.json`` holds the run's :func:`run_identity` and the sha256 of ``weights/last.pt``
+    after every epoch (ultralytics' ``on_model_save``) and at the end. A run with the same identity whose
+    ``last.pt`` is the recorded file is reused when finished and resumed otherwise; any other run folder
+    is deleted and trained from scratch, with the reason in the log.
     """
     from ultralytics import YOLO
 
-    state = run_state(cfg, data)
+    identity = run_identity(cfg, data)
     saved = _read_state(run_dir)
     last = run_dir / "weights" / "last.pt"
-    same = saved is not None and saved["run"] == state
-    if same and last.is_file() and _finished(last):
+    reason = _stale(run_dir, saved, identity)
+    if reason is None and saved["finished"]:
         log.info("%s: finished run found, not retraining", run_dir)
         return last
     common = {"data": str(data.data_yaml), "device": cfg.device, "workers": cfg.workers, "plots": False}
     start = time.perf_counter()
-    if same and last.is_file():
-        log.info("%s: resuming from %s", run_dir, last)
-        done = torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1) + 1
-        YOLO(str(last)).train(resume=True, **common)
+    if reason is None:
+        state, done = saved, saved["checkpoint"]["epochs"]
+        log.info("%s: resuming from %s after epoch %d of %d", run_dir, last, done, cfg.epochs)
+        model = YOLO(str(last))
     else:
         if run_dir.exists():
-            log.info("%s: parameters or data changed since this run started; starting over", run_dir)
+            log.info("%s: %s; starting over", run_dir, reason)
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
-        _write_state(run_dir, state, validated=False)
-        done = 0
-        YOLO(f"{cfg.model}.yaml").train(
+        state, done = {"identity": identity, "checkpoint": None, "finished": False, "validated": False}, 0
+        _write_state(run_dir, state)
+        model = YOLO(f"{cfg.model}.yaml")
+    model.add_callback("on_model_save", lambda trainer: _record_checkpoint(run_dir, state, last, trainer.epoch + 1))
+    if reason is None:
+        model.train(resume=True, **common)
+    else:
+        model.train(
             **common,
             pretrained=str(cfg.weights) if cfg.weights else False,
             epochs=cfg.epochs,
@@ -378,6 +402,8 @@ def train_detector(cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Path:
             exist_ok=True,
             verbose=False,
         )
+    state["finished"] = True  # ultralytics rewrote last.pt at the end (optimizer stripped): record that file
+    _record_checkpoint(run_dir, state, last, cfg.epochs)
     seconds = time.perf_counter() - start
     epochs = max(cfg.epochs - done, 1)
     log.info("%s: %d epochs in %.1f s (%.2f s/epoch, device %s)",
@@ -458,20 +484,29 @@ def markdown_table(results: dict[str, dict[str, Any]], spec: DatasetSpec) -> str
     return "\n".join(lines)
 
 
-def run_detect(params: dict, root: Path) -> dict[str, dict[str, dict[str, Any]]]:
+def run_detect(
+    params: dict, root: Path, *, dataset: str | None = None, method: str | None = None, write_tables: bool = True
+) -> dict[str, dict[str, dict[str, Any]]]:
     """The ``detect`` stage: every ``params.run`` dataset × ``params.methods``; returns the metrics.
 
-    Datasets not imported (no ``data/raw/<name>/<split>``) are skipped with a warning. Writes
-    ``metrics/detect/<dataset>/<method>.json`` and ``reports/detect/<dataset>.md``; a run whose
-    metrics file exists and whose training run is finished with the same state is skipped.
+    ``dataset`` / ``method`` restrict the call to one entry of ``detect.run`` / ``detect.methods``
+    (None: all). Each method's outputs — ``metrics/detect/<dataset>/<method>.json``, its model folder
+    ``models/detect/<dataset>/<method>/`` and its YOLO dataset ``data/detect/<dataset>/<method>/`` —
+    depend only on that method's images, the labels and ``detect`` params, never on which other methods
+    ran in the same call. ``write_tables`` writes ``reports/detect/<dataset>.md`` (:func:`markdown_table`
+    of the methods of this call). Datasets not imported (no ``data/raw/<name>/<split>``) are skipped with
+    a warning; a method whose metrics file exists and whose run is finished and validated with the same
+    identity is not run again.
     """
     root = Path(root)
     prepare_ultralytics(root)
     specs = params.get("datasets") or {}
+    names = select(params.get("run") or [], dataset, "detect.run")
+    methods = select(params["methods"], method, "detect.methods")
     cfg: TrainConfig | None = None
     all_results: dict[str, dict[str, dict[str, Any]]] = {}
     (root / "metrics/detect").mkdir(parents=True, exist_ok=True)
-    for name in params.get("run") or []:
+    for name in names:
         if name not in specs:
             raise DataError(f"params detect.run names {name!r}, which detect.datasets does not define")
         spec = DatasetSpec.from_params(name, specs[name])
@@ -480,26 +515,33 @@ def run_detect(params: dict, root: Path) -> dict[str, dict[str, dict[str, Any]]]
             log.warning("detect: skipping %s: no split %s in data/raw/%s", name, ", ".join(missing), name)
             continue
         cfg = cfg or train_config(params, root)
-        results: dict[str, dict[str, Any]] = {}
-        for method in params["methods"]:
-            data = build_dataset(root, spec, method, root / "data/detect" / name / method, seed=cfg.seed)
-            run_dir = root / "models/detect" / name / method
-            out = root / "metrics/detect" / name / f"{method}.json"
-            last = train_detector(cfg, data, run_dir)
-            if out.is_file() and (_read_state(run_dir) or {}).get("validated"):
-                results[method] = json.loads(out.read_text(encoding="utf-8"))
-                log.info("%s/%s: metrics already in %s", name, method, out)
-                continue
-            box = validate_detector(last, cfg, data, run_dir).box
-            results[method] = detection_metrics(
-                box, spec, data.val_classes, epochs=cfg.epochs, imgsz=cfg.imgsz, n_train=data.n_train, n_val=data.n_val
-            )
-            write_text_atomic(out, json.dumps(results[method], indent=2) + "\n")
-            _write_state(run_dir, run_state(cfg, data), validated=True)
-            log.info("%s/%s: AP50 all %.3f, AP50:95 all %.3f -> %s", name, method,
-                     results[method]["ap50"]["all"], results[method]["ap50_95"]["all"], out)
-        title = f"## {name} detection ({spec.val} split)\n\n"
-        write_text_atomic(root / f"reports/detect/{name}.md", title + markdown_table(results, spec))
-        log.info("wrote metrics/detect/%s/*.json and reports/detect/%s.md", name, name)
+        results = {m: detect_method(cfg, spec, m, root) for m in methods}
+        if write_tables:
+            title = f"## {name} detection ({spec.val} split)\n\n"
+            write_text_atomic(root / f"reports/detect/{name}.md", title + markdown_table(results, spec))
+            log.info("wrote reports/detect/%s.md", name)
         all_results[name] = results
     return all_results
+
+
+def detect_method(cfg: TrainConfig, spec: DatasetSpec, method: str, root: Path) -> dict[str, Any]:
+    """Build, train (or resume, or reuse) and test the detector of ``method`` on ``spec``; write and
+    return its metrics (``metrics/detect/<dataset>/<method>.json``)."""
+    name = spec.name
+    data = build_dataset(root, spec, method, root / "data/detect" / name / method, seed=cfg.seed)
+    run_dir = root / "models/detect" / name / method
+    out = root / "metrics/detect" / name / f"{method}.json"
+    last = train_detector(cfg, data, run_dir)
+    state = _read_state(run_dir)
+    if out.is_file() and state["validated"]:
+        log.info("%s/%s: metrics already in %s", name, method, out)
+        return json.loads(out.read_text(encoding="utf-8"))
+    box = validate_detector(last, cfg, data, run_dir).box
+    result = detection_metrics(
+        box, spec, data.val_classes, epochs=cfg.epochs, imgsz=cfg.imgsz, n_train=data.n_train, n_val=data.n_val
+    )
+    write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+    _write_state(run_dir, {**state, "validated": True})
+    log.info("%s/%s: AP50 all %.3f, AP50:95 all %.3f -> %s", name, method,
+             result["ap50"]["all"], result["ap50_95"]["all"], out)
+    return result

@@ -9,11 +9,15 @@ MSRS/MFNet class ids 0..8 (:data:`occo.data.SEG_CLASSES`); 255 marks pixels to i
 
 Per method, under the repository root:
   models/segment/<dataset>/<method>/last.pt    resumable state after every epoch (model, optimiser,
-                                               schedule, scaler, RNG, params fingerprint),
+                                               schedule, scaler, RNG, run identity: params and content
+                                               digests of the method's training images and labels),
   models/segment/<dataset>/<method>/model.pt   final weights and the model config,
   dvclive/segment/<dataset>/<method>/          training loss and lr per epoch, test IoU at the end,
   metrics/segment/<dataset>/<method>.json      {"iou": {class: IoU}, "miou", "epochs", "n_train", "n_test"},
 and reports/segment/<dataset>.md, the methods × classes table (IoU in %) shaped like the paper's.
+A method's outputs depend only on its own images, the labels and ``segment`` params. ``last.pt`` is
+resumed (or, when it holds every epoch, only tested) only under the same identity; otherwise the method
+trains from scratch and the log names what changed (params, images or labels).
 
 Optimisation (docs/segmentation.md): SGD with momentum and the "poly" learning-rate schedule
 (DeepLab's schedule, with torchvision's reference segmentation values), pixel-wise cross-entropy,
@@ -24,7 +28,6 @@ on CPU.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -49,7 +52,9 @@ from tqdm import tqdm
 from occo.data import SEG_CLASSES, DataError, index_images, load_array, to_uint8, write_text_atomic
 from occo.data.io import atomic_path
 from occo.device import resolve_device
-from occo.downstream.sources import method_images
+from occo.downstream.sources import method_images, select
+from occo.nn.checkpoint import read_checkpoint
+from occo.resume import change_reason, digest_files, digest_value, remove_stale_temps, trim_live_history
 from occo.weights import resolve_weights
 
 log = logging.getLogger(__name__)
@@ -389,11 +394,15 @@ class Precision:
         return self.dtype == torch.float16
 
 
-def run_fingerprint(params: Mapping[str, Any], method: str, train_ids: Sequence[str]) -> str:
-    """Hash of the params that shape a method's training and of its training ids; resume only under the same."""
+def run_identity(params: Mapping[str, Any], method: str, samples: Sequence[SegSample]) -> dict[str, str]:
+    """What a method's ``last.pt`` must share with this run to be resumed: ``params`` (those that shape
+    training, and the method), ``images`` and ``labels`` (content digests of its training samples, by id)."""
     relevant = {k: v for k, v in params.items() if k not in RESUME_INDEPENDENT}
-    blob = json.dumps({"params": relevant, "method": method, "ids": list(train_ids)}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return {
+        "params": digest_value({"params": relevant, "method": method})[:16],
+        "images": digest_files({s.id: s.image for s in samples}),
+        "labels": digest_files({s.id: s.label for s in samples}),
+    }
 
 
 def poly_factor(step: int, total: int, power: float) -> float:
@@ -407,13 +416,14 @@ def save_state(path: Path, state: Mapping[str, Any]) -> None:
         torch.save(dict(state), tmp)
 
 
-def load_resume(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    """The state at ``path`` when it belongs to this run (same fingerprint), else None (with a warning)."""
+def load_resume(path: Path, identity: Mapping[str, str]) -> dict[str, Any] | None:
+    """The state at ``path`` when it belongs to this run (same :func:`run_identity`), else None with a
+    warning naming what changed; CheckpointError (one line, naming the file) when it cannot be read."""
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("fingerprint") != fingerprint:
-        log.warning("ignoring %s: written under other params or data; training from scratch", path)
+    state = read_checkpoint(path, remedy="delete it to train this method from scratch")
+    if (reason := change_reason(state.get("fingerprint"), identity)) is not None:
+        log.warning("ignoring %s: %s since it was written; training from scratch", path, reason)
         return None
     return state
 
@@ -467,7 +477,9 @@ def train_method(params: Mapping[str, Any], root: Path, method: str, dataset: st
 
     out_dir = root / MODEL_DIR / dataset / method
     last_path, final_path = out_dir / "last.pt", out_dir / "model.pt"
-    fingerprint = run_fingerprint(params, method, [s.id for s in train_samples])
+    for path in (last_path, final_path):
+        remove_stale_temps(path)
+    fingerprint = run_identity(params, method, train_samples)
     resume = load_resume(last_path, fingerprint)
     start = 0
     if resume is not None:
@@ -486,6 +498,8 @@ def train_method(params: Mapping[str, Any], root: Path, method: str, dataset: st
         collate_fn=collate_padded, pin_memory=device.type == "cuda",
     )
     live_dir = root / LIVE_DIR / dataset / method
+    if resume is not None:  # epochs the interrupted run logged after its last checkpoint are logged again
+        trim_live_history(live_dir, start)
     log.info(
         "segment %s/%s %s: %d train / %d test images, %d steps/epoch, epochs %d..%d on %s (%s); checkpoint %s, logs %s",
         dataset, method, params["encoder"], len(train_samples), len(test_samples), steps_per_epoch, start, epochs,
@@ -552,25 +566,33 @@ def train_method(params: Mapping[str, Any], root: Path, method: str, dataset: st
     return record
 
 
-def run_segment(params: Mapping[str, Any], root: Path) -> dict[str, dict[str, Any]]:
-    """Train and test every ``segment.methods`` entry on ``segment.dataset``; write the paper-shaped table.
+def run_segment(
+    params: Mapping[str, Any], root: Path, *, dataset: str | None = None, method: str | None = None,
+    write_tables: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Train and test every ``segment.methods`` entry on ``segment.dataset``; returns the metrics per method.
 
-    A dataset without segmentation labels in its train or test split is skipped with a warning
+    ``dataset`` / ``method`` restrict the call to ``segment.dataset`` / one entry of ``segment.methods``
+    (None: all); each method's outputs (:func:`train_method`) do not depend on which others ran.
+    ``write_tables`` writes ``reports/segment/<dataset>.md`` (:func:`markdown_table` of the methods of this
+    call). A dataset without segmentation labels in its train or test split is skipped with a warning
     (returns ``{}``). The four output folders are created either way, so DVC always finds its outputs.
     """
     root = Path(root)
-    dataset = params["dataset"]
+    (name,) = select([params["dataset"]], dataset, "segment.dataset")
+    methods = select(params["methods"], method, "segment.methods")
     for folder in (METRICS_DIR, REPORT_DIR, MODEL_DIR, LIVE_DIR):
         (root / folder).mkdir(parents=True, exist_ok=True)
     for split in (params["train_split"], params["test_split"]):
-        if not labels_dir(root, dataset, split).is_dir():
+        if not labels_dir(root, name, split).is_dir():
             log.warning(
                 "skipping segmentation: %s has no labels (set segment.dataset to a dataset imported with labels/seg)",
-                labels_dir(root, dataset, split),
+                labels_dir(root, name, split),
             )
             return {}
-    results = {method: train_method(params, root, method, dataset) for method in params["methods"]}
-    title = f"{dataset} {params['test_split']}, DeepLabV3+ {params['encoder']}, {params['epochs']} epochs"
-    write_text_atomic(root / REPORT_DIR / f"{dataset}.md", markdown_table(results, title=title))
-    log.info("wrote %s", root / REPORT_DIR / f"{dataset}.md")
+    results = {m: train_method(params, root, m, name) for m in methods}
+    if write_tables:
+        title = f"{name} {params['test_split']}, DeepLabV3+ {params['encoder']}, {params['epochs']} epochs"
+        write_text_atomic(root / REPORT_DIR / f"{name}.md", markdown_table(results, title=title))
+        log.info("wrote %s", root / REPORT_DIR / f"{name}.md")
     return results

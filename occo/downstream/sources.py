@@ -1,7 +1,9 @@
-"""Where each method's images of a dataset split live, so every downstream task reads them the same way."""
+"""Where each method's images of a dataset split live, so every downstream task reads them the same way,
+and which of the configured methods/datasets one downstream call runs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from occo.data.io import DataError
@@ -27,3 +29,13 @@ def method_images(root: Path, method: str, dataset: str, split: str) -> Path:
             return folder
     tried = " or ".join(str(c) for c in candidates)
     raise DataError(f"no images of method {method!r} for {dataset}/{split}: {tried} does not exist")
+
+
+def select(configured: Sequence[str], chosen: str | None, param: str) -> list[str]:
+    """``[chosen]`` when a call is restricted to one entry of the ``param`` list, else all of ``configured``;
+    DataError naming the param and its entries when ``chosen`` is not one of them."""
+    if chosen is None:
+        return list(configured)
+    if chosen not in configured:
+        raise DataError(f"{chosen!r} is not in params {param} ({', '.join(configured) or 'empty'}); add it there first")
+    return [chosen]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from occo.data.io import DataError, atomic_path
 from occo.nn.config import ArchConfig, build_model
 
 ENCODER_LAYERS = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2"}
@@ -59,10 +59,12 @@ _DECODER = re.compile(r"up_concat(\d+)\.(conv[12])\.(\w+)")
 _HEAD = re.compile(r"final\.(\w+)")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read, converted or loaded; the message names the file."""
+class CheckpointError(DataError):
+    """A checkpoint file that cannot be read, converted, loaded or saved; one line naming the file and what to do."""
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6
+_PICKLE_MAGIC = b"\x80"  # the legacy format: a pickle (protocol 2+) first
 def official_key(key: str) -> str | None:
     """Our state_dict name for a key of the public checkpoint (``module.`` already stripped); None if unknown."""
     if m := _ENCODER.fullmatch(key):
@@ -81,17 +83,65 @@ def official_key(key: str) -> str | None:
     return None
 
 
-def _read(path: str | Path) -> dict[str, Any]:
+def _refused_global(err: Exception) -> str | None:
+    """The Python object that ``weights_only`` refused to unpickle, from torch's message."""
+    match = re.search(r"GLOBAL ([\w.]+)", str(err))
+    return match.group(1) if match else None
+
+
+def read_checkpoint(path: str | Path, *, remedy: str) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` of a dict; CheckpointError naming the file, what is wrong
+    (missing, empty, truncated, not a PyTorch file, pickled code) and ``remedy`` (what to do) otherwise.
+
+    ``weights_only`` never executes code from the file: a pickle that would is refused, not run.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise FileNotFoundError(f"checkpoint not found: {path}; {remedy}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes; a copy or write cut short): {remedy}")
+    with path.open("rb") as f:
+        head = f.read(len(_ZIP_MAGIC))
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {head!r}): {remedy}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # refused by weights_only, corrupt or truncated: all mean "unreadable"
-        raise CheckpointError(f"cannot read checkpoint {path}: {' '.join(str(err).split())[:300]}") from err
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise CheckpointError(f"{path} is not a checkpoint: expected a dict with a 'state_dict' entry")
+    except Exception as err:  # refused by weights_only, truncated or corrupt
+        if (name := _refused_global(err)) is not None:
+            raise CheckpointError(
+                f"{path} holds pickled Python objects ({name}), which occo does not load because unpickling can "
+                f"run code: {remedy}"
+            ) from err
+        detail = " ".join(str(err).split())[:120] or type(err).__name__
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({size} bytes; {detail}): {remedy}") from err
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict: {remedy}")
     return ckpt
+
+
+def _read(path: str | Path, remedy: str) -> dict[str, Any]:
+    """A checkpoint with a ``state_dict`` entry (ours or the public one)."""
+    ckpt = read_checkpoint(path, remedy=remedy)
+    if not isinstance(ckpt.get("state_dict"), dict):
+        raise CheckpointError(f"{path} is not a checkpoint: expected a dict with a 'state_dict' entry; {remedy}")
+    return ckpt
+
+
+def is_finite(tensors: list[Tensor]) -> bool:
+    """True when no element of the float ``tensors`` is NaN or ±inf; one host transfer per device."""
+    flags: dict[torch.device, list[Tensor]] = {}
+    for t in tensors:
+        if t.is_floating_point():
+            flags.setdefault(t.device, []).append(torch.isfinite(t.detach()).all())
+    return all(bool(torch.stack(found).all()) for found in flags.values())
+
+
+def _tensors(value: Any) -> list[Tensor]:
+    if isinstance(value, Tensor):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return [t for item in items for t in _tensors(item)]
 
 
 def _check_plain(value: Any, where: str) -> None:
@@ -110,7 +160,9 @@ def _check_plain(value: Any, where: str) -> None:
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, cfg: ArchConfig, **extra: Any) -> Path:
-    """Write ``{"arch": asdict(cfg), "state_dict": ..., **extra}`` atomically (temp file + rename)."""
+    """Write ``{"arch": asdict(cfg), "state_dict": ..., **extra}`` atomically (temp file + rename; the file's
+    mode follows the umask, like every other output). A state with NaN/inf in any float tensor (weights,
+    buffers, optimiser state) is refused with CheckpointError and the previous file is kept."""
     net = getattr(model, "_orig_mod", model)  # unwrap torch.compile
     if getattr(net, "cfg", cfg) != cfg:
         raise ValueError(f"model was built from {net.cfg}, not {cfg}")
@@ -119,23 +171,18 @@ def save_checkpoint(path: str | Path, model: nn.Module, cfg: ArchConfig, **extra
     _check_plain(extra, "extra")
     payload = {"arch": asdict(cfg), "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, **extra}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if not is_finite(_tensors(payload)):
+        raise CheckpointError(f"refusing to write {path}: the state holds NaN or inf values; the previous file is kept")
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ArchConfig]:
     """Rebuild the network from a checkpoint of ours (config embedded); returned in eval mode on ``device``."""
-    ckpt = _read(path)
+    ckpt = _read(path, "re-run the train stage, or point to a complete occo checkpoint")
     if not isinstance(ckpt.get("arch"), dict):
         raise CheckpointError(
             f"{path} has no 'arch' entry: not an occo checkpoint (convert the public one with convert_checkpoint)"
@@ -152,7 +199,13 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
 def convert_checkpoint(src: str | Path, dst: str | Path) -> Path:
     """Convert the public ``occo.pth`` to our format with ``compat="official"``; every key must map."""
     src = Path(src)
-    state = {k.removeprefix("module."): v for k, v in _read(src)["state_dict"].items()}
+    ckpt = _read(src, "pass the authors' released occo.pth")
+    if isinstance(ckpt.get("arch"), dict):
+        raise CheckpointError(
+            f"{src} is already an occo checkpoint (it embeds its 'arch' config): use it as is "
+            f"(occo fuse --checkpoint {src}, or params fuse.checkpoint / fuse.extra_checkpoints); nothing to convert"
+        )
+    state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
     cfg = ArchConfig(compat="official")
     model = build_model(cfg)
     expected = model.state_dict()

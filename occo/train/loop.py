@@ -5,6 +5,14 @@ One run = ``train.epochs`` passes over the training pairs (or ``train.max_steps`
 the optimiser, the step and the RNG state; re-running resumes from it and ends with the same weights
 as an uninterrupted run. The final weights go to ``models/occo.pt`` (``occo.nn.load_model`` reads it).
 
+A checkpoint is resumed only when it was made from the same params *and* the same inputs: it holds
+the run's identity (``run_identity``: a digest of the params that shape the optimisation and content
+digests of the training images and masks), and a re-run whose identity differs starts from scratch,
+logging which of params / images / masks changed (docs/reliability.md). dvclive rows that the
+interrupted run logged after the checkpoint are dropped on resume. A state with NaN/inf weights or
+BatchNorm statistics is never saved: the run stops with one line naming the step and its loss terms,
+and ``last.pt`` keeps the last finite state.
+
 Data parallel: launched by ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1 in the environment),
 each process joins a process group (NCCL on CUDA, gloo on CPU), trains on ``cuda:LOCAL_RANK`` (or the
 CPU) and wraps the network in ``DistributedDataParallel``. The contrastive loss needs 4 whole groups
@@ -34,8 +42,6 @@ per call, so a batch is not split across ranks; the rule is:
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -52,7 +58,11 @@ from tqdm import tqdm
 from occo.losses import NonFiniteLossError, OCCOLoss, TermMeans
 from occo.device import resolve_device
 from occo.nn import ArchConfig, build_model, normalise_output, save_checkpoint
-from occo.train.data import BatchPlan, CropDataset, StepSampler, check_batch_layout, collate_crops, find_training_pairs
+from occo.nn.checkpoint import CheckpointError, is_finite, read_checkpoint
+from occo.resume import change_reason, digest_files, digest_value, remove_stale_temps, trim_live_history
+from occo.train.data import (
+    BatchPlan, CropDataset, MaskedPair, StepSampler, check_batch_layout, collate_crops, find_training_pairs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +71,13 @@ FINAL = Path("models/occo.pt")
 LIVE_DIR = Path("dvclive/train")
 RESUME_INDEPENDENT = {"epochs", "max_steps", "checkpoint_every", "log_every", "num_workers", "compile"}
 """train.* params that may change between a run and its resumption."""
+
+
+DIVERGED = "lower train.lr and re-run (a run with other params starts from scratch)"
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (non-finite weights or losses); one line naming the step and what to do."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +109,15 @@ def run_fingerprint(params: Mapping[str, Any]) -> str:
     keys = [f"omega{i}" for i in range(1, 7)]
     relevant = {k: params.get(k) for k in (*keys, "arch", "loss", "ablation")}
     relevant["train"] = {k: v for k, v in params["train"].items() if k not in RESUME_INDEPENDENT}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest_value(relevant)[:16]
+
+
+def run_identity(params: Mapping[str, Any], pairs: list[MaskedPair]) -> dict[str, str]:
+    """What a checkpoint must share with this run to be resumed: ``params`` (:func:`run_fingerprint`),
+    ``images`` and ``masks`` (content digests of every pair's infrared/visible images and masks, by id)."""
+    images = {f"{kind}/{p.id}": path for p in pairs for kind, path in (("ir", p.ir), ("vi", p.vi))}
+    masks = {f"{kind}/{p.id}": path for p in pairs for kind, path in (("ir", p.ir_mask), ("vi", p.vi_mask))}
+    return {"params": run_fingerprint(params), "images": digest_files(images), "masks": digest_files(masks)}
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
@@ -109,14 +134,19 @@ def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def load_resume(path: Path, fingerprint: str, plan: BatchPlan, world_size: int = 1) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` when it belongs to this run, else None (with a warning)."""
+def load_resume(path: Path, identity: Mapping[str, str], world_size: int = 1) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` when it belongs to this run (same :func:`run_identity`), else None
+    with a warning naming what changed. CheckpointError for an unreadable file or non-finite weights."""
     if not path.is_file():
         return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("fingerprint") != fingerprint or ckpt.get("batches_per_epoch") != plan.batches_per_epoch:
-        log.warning("ignoring %s: written under other params or data; training from scratch", path)
+    ckpt = read_checkpoint(path, remedy="delete it to train from scratch")
+    if (reason := change_reason(ckpt.get("fingerprint"), identity)) is not None:
+        log.warning("ignoring %s: %s since it was written; training from scratch", path, reason)
         return None
+    if not is_finite(list(ckpt["state_dict"].values())):
+        raise CheckpointError(
+            f"{path} holds NaN/inf weights (step {ckpt['step']}): delete it, lower train.lr and train from scratch"
+        )
     if ckpt.get("world_size", 1) != world_size:
         log.warning(
             "ignoring %s: written under other params (%d processes, now %d); training from scratch",
@@ -183,8 +213,14 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
 
     ckpt_path, final_path = root / CHECKPOINT, root / FINAL
-    fingerprint = run_fingerprint(params)
-    resume = load_resume(ckpt_path, fingerprint, plan, world.size)
+    identity = [run_identity(params, pairs) if world.main else None]
+    if world.distributed:  # rank 0 reads the inputs once; every rank takes the same decision
+        torch.distributed.broadcast_object_list(identity, src=0)
+    fingerprint: dict[str, str] = identity[0]
+    if world.main:
+        for path in (ckpt_path, final_path):
+            remove_stale_temps(path)
+    resume = load_resume(ckpt_path, fingerprint, world.size)
     step = 0
     if resume is not None:
         model.load_state_dict(resume["state_dict"])
@@ -195,7 +231,22 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     forward = torch.compile(net) if cfg.get("compile", False) else net
 
+    saved_step = step if resume is not None else None
+
+    def stop(problem: str, remedy: str) -> TrainingStopped:
+        """Training ends here: the step, the problem, the last loss terms, the checkpoint kept, what to do."""
+        last = "none computed"
+        if terms is not None:
+            last = ", ".join(f"{k}={v:.4g}" for k, v in zip(terms, torch.stack(list(terms.values())).tolist()))
+        kept = f"{ckpt_path} resumes at step {saved_step}" if saved_step is not None else "no checkpoint was written"
+        return TrainingStopped(
+            f"step {step}: {problem} (last loss terms: {last}); {kept} (the last finite state); {remedy}"
+        )
+
     def checkpoint() -> None:
+        nonlocal saved_step
+        if not is_finite([*model.parameters(), *model.buffers()]):
+            raise stop("the weights or BatchNorm statistics are NaN/inf, not saved", DIVERGED)
         rng, extra = rng_state(dev), {}
         if world.distributed:  # collective: every rank's RNG state, so each resumes its own stream
             states: list[Any] = [None] * world.size
@@ -206,6 +257,7 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
                 ckpt_path, model, arch, optimizer=optimizer.state_dict(), step=step, rng=rng,
                 fingerprint=fingerprint, batches_per_epoch=plan.batches_per_epoch, **extra,
             )
+        saved_step = step
 
     loader = DataLoader(
         dataset,
@@ -228,10 +280,13 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
         root / LIVE_DIR,
     )
     model.train()
+    if resume is not None and world.main:  # rows the interrupted run logged after its checkpoint go
+        trim_live_history(root / LIVE_DIR, step)
     live_ctx = (
         Live(dir=str(root / LIVE_DIR), resume=resume is not None, save_dvc_exp=False, dvcyaml=False)
         if world.main else contextlib.nullcontext()
     )
+    terms: dict[str, torch.Tensor] | None = None  # the last computed loss terms, named when training stops
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), live_ctx as live:
         torch.manual_seed(seed + world.rank)
         if resume is not None:
@@ -250,8 +305,13 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
             except NonFiniteLossError as err:
                 bad += 1
                 log.warning("step %d skipped (%d in a row): %s", step, bad, err)
+                if not is_finite([*model.parameters(), *model.buffers()]):  # no later step can recover
+                    raise stop(f"the weights or BatchNorm statistics are NaN/inf ({err})", DIVERGED) from err
                 if bad >= max_bad:
-                    raise RuntimeError(f"{bad} consecutive non-finite losses (train.max_nonfinite); stopping") from err
+                    raise stop(
+                        f"{bad} consecutive non-finite losses (train.max_nonfinite={max_bad}; {err})",
+                        "check the inputs named there, lower train.lr or raise train.max_nonfinite",
+                    ) from err
                 terms = None
                 if world.distributed:  # the other ranks wait in the all-reduce: join it with a zero gradient
                     optimizer.zero_grad(set_to_none=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from occo.data import make_synthetic
+from occo.data import make_synthetic, sha256_file
 from occo.data.io import DataError
 from occo.downstream import detect
 from occo.downstream.detect import DatasetSpec, build_dataset, detection_metrics, paper_mean, split_ids
@@ -241,11 +241,29 @@ def test_stage_smoke_on_cpu(
     stage.main(["--params", str(params), "--root", str(root)])  # finished runs are reused
     assert last.stat().st_mtime_ns == stamp
 
+    # one method alone, in another root: the same metrics and model as in the call that ran all three
+    alone = tmp_path / "alone"
+    shutil.copytree(synthetic_root / "data", alone / "data", symlinks=True)
+    out = detect.run_detect(smoke, alone, dataset="synthetic", method="infrared", write_tables=False)
+    assert list(out) == ["synthetic"] and list(out["synthetic"]) == ["infrared"]
+    metrics = json.loads((root / "metrics/detect/synthetic/infrared.json").read_text(encoding="utf-8"))
+    assert out["synthetic"]["infrared"] == metrics
+    assert (alone / "metrics/detect/synthetic/infrared.json").read_text() == json.dumps(metrics, indent=2) + "\n"
+    assert sorted(p.name for p in (alone / "models/detect/synthetic").iterdir()) == ["infrared"]
+    assert not (alone / "reports/detect").exists()
+    with pytest.raises(DataError, match=r"'sar' is not in params detect\.methods \(occo, visible, infrared\)"):
+        detect.run_detect(smoke, alone, method="sar")
+    with pytest.raises(DataError, match=r"'FMB' is not in params detect\.run \(MSRS, synthetic\)"):
+        detect.run_detect(smoke, alone, dataset="FMB")
+
     params.write_text(yaml.safe_dump({"detect": {**smoke, "methods": ["occo"], "seed": 1}}), encoding="utf-8")
-    stage.main(["--params", str(params), "--root", str(root)])  # another seed: trained again
+    with caplog.at_level("INFO", logger="occo.downstream.detect"):
+        stage.main(["--params", str(params), "--root", str(root)])  # another seed: trained again
+    assert "params changed (images, labels unchanged) since this run started; starting over" in caplog.text
     assert last.stat().st_mtime_ns != stamp
     state = json.loads((root / "models/detect/synthetic/occo/occo_run.json").read_text(encoding="utf-8"))
-    assert state["run"]["seed"] == 1 and state["validated"] is True
+    assert state["identity"]["params"]["seed"] == 1 and state["validated"] is True and state["finished"] is True
+    assert state["checkpoint"] == {"epochs": 1, "sha256": sha256_file(last)}
 
 
 def test_stage_reports_missing_weights_in_one_line(yolo_config: Path, synthetic_root: Path, tmp_path: Path) -> None:
@@ -289,24 +307,75 @@ def test_interrupted_run_resumes_from_last(
     cfg = detect.train_config({**SMOKE, "epochs": 2}, tmp_path)
     data = build_dataset(synthetic_root, DatasetSpec.from_params("synthetic", SYNTHETIC), "visible", tmp_path / "d", seed=0)
     run_dir = tmp_path / "run"
-    save_model = BaseTrainer.save_model
+    run_callbacks = BaseTrainer.run_callbacks
 
-    def save_then_stop(self: BaseTrainer) -> None:
-        save_model(self)
-        raise KeyboardInterrupt  # as if stopped right after the first epoch's checkpoint
+    def stop_after_save(self: BaseTrainer, event: str) -> None:
+        run_callbacks(self, event)
+        if event == "on_model_save":
+            raise KeyboardInterrupt  # as if stopped right after the first epoch's checkpoint was recorded
 
-    monkeypatch.setattr(BaseTrainer, "save_model", save_then_stop)
+    monkeypatch.setattr(BaseTrainer, "run_callbacks", stop_after_save)
     with pytest.raises(KeyboardInterrupt):
         detect.train_detector(cfg, data, run_dir)
     monkeypatch.undo()
     last = run_dir / "weights/last.pt"
-    assert not detect._finished(last)
+    state = detect._read_state(run_dir)
+    assert state["checkpoint"] == {"epochs": 1, "sha256": sha256_file(last)} and not state["finished"]
     with caplog.at_level("INFO", logger="occo.downstream.detect"):
         assert detect.train_detector(cfg, data, run_dir) == last
-    assert "resuming from" in caplog.text
-    assert detect._finished(last)
+    assert "resuming from" in caplog.text and "after epoch 1 of 2" in caplog.text
+    assert detect._read_state(run_dir)["finished"]
     epochs = [line.split(",")[0] for line in (run_dir / "results.csv").read_text().splitlines()[1:]]
     assert epochs == ["1", "2"]
+
+
+class _Payload:
+    """Unpickling this creates ``path``: a stand-in for any code a pickle can run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
+
+
+def test_a_replaced_last_pt_is_never_unpickled(
+    yolo_config: Path, synthetic_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A finished run whose weights/last.pt was swapped for a malicious pickle: occo does not load it (no
+    torch.load(weights_only=False)) nor hand it to ultralytics; it trains the run again."""
+    import torch
+
+    detect.prepare_ultralytics(tmp_path)
+    cfg = detect.train_config(SMOKE, tmp_path)
+    spec = DatasetSpec.from_params("synthetic", SYNTHETIC)
+    data = build_dataset(synthetic_root, spec, "infrared", tmp_path / "d", seed=0)
+    run_dir = tmp_path / "run"
+    last = detect.train_detector(cfg, data, run_dir)
+    marker = tmp_path / "executed"
+    torch.save({"epoch": -1, "ema": _Payload(marker)}, last)
+    with caplog.at_level("INFO", logger="occo.downstream.detect"):
+        assert detect.train_detector(cfg, data, run_dir) == last
+    assert not marker.exists()
+    assert "is missing or not the checkpoint this run recorded (cut short or replaced); starting over" in caplog.text
+    assert detect._read_state(run_dir)["checkpoint"]["sha256"] == sha256_file(last)
+
+
+def test_changed_labels_start_the_run_over(
+    yolo_config: Path, synthetic_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(synthetic_root / "data", root / "data", symlinks=True)
+    detect.prepare_ultralytics(root)
+    cfg = detect.train_config(SMOKE, root)
+    spec = DatasetSpec.from_params("synthetic", SYNTHETIC)
+    run_dir = root / "models/detect/synthetic/visible"
+    detect.train_detector(cfg, build_dataset(root, spec, "visible", root / "d", seed=0), run_dir)
+    label = root / "data/raw/synthetic/train/labels/det/syn_000.txt"
+    label.write_text("0 0.5 0.5 0.2 0.2\n", encoding="utf-8")
+    with caplog.at_level("INFO", logger="occo.downstream.detect"):
+        detect.train_detector(cfg, build_dataset(root, spec, "visible", root / "d", seed=0), run_dir)
+    assert "labels changed (params, images unchanged) since this run started; starting over" in caplog.text
 
 
 SHARED_MSRS = REPO.parent / "shared/datasets/MSRS"

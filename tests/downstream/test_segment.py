@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import logging
@@ -299,7 +300,82 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="occo.downstream.segment"):
         seg.train_method({**params, "lr": 0.02}, root, "visible", "synthetic")  # other params: from scratch
-    assert "written under other params" in caplog.text and "resuming from" not in caplog.text
+    assert "params changed (images, labels unchanged) since it was written; training from scratch" in caplog.text
+    assert "resuming from" not in caplog.text
+
+
+def _epochs_logged(root: Path, method: str) -> list[int]:
+    with open(root / f"dvclive/segment/synthetic/{method}/plots/metrics/train/loss.tsv", newline="") as f:
+        return [int(row["step"]) for row in csv.DictReader(f, delimiter="\t")]
+
+
+def test_finished_segmenter_is_retrained_when_its_images_change(
+    synthetic_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue: after an omega6=100 experiment re-fused the images, segment logged 'testing only' and tested
+    the segmenter trained on the omega6=10 images."""
+    params = _params(methods=["occo"], size=[32, 48])
+    root = _fresh_root(synthetic_root, tmp_path / "r")
+    seg.train_method(params, root, "occo", "synthetic")
+    for path in (root / "data/fused/occo/synthetic/train").iterdir():  # a new fusion of the train split
+        save_png(path, np.ascontiguousarray(seg.read_rgb(path)[:, ::-1]))
+    with caplog.at_level(logging.INFO, logger="occo.downstream.segment"):
+        record = seg.train_method(params, root, "occo", "synthetic")
+    assert "images changed (params, labels unchanged) since it was written; training from scratch" in caplog.text
+    assert "testing only" not in caplog.text and _epochs_logged(root, "occo") == [1]
+    fresh = _fresh_root(root, tmp_path / "fresh")  # a first run on the new images (data/ only)
+    assert seg.train_method(params, fresh, "occo", "synthetic") == record
+
+
+def test_resume_logs_each_epoch_once(synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after logging epoch 2 but before its checkpoint: the resumed run logs epoch 2 once."""
+    params = _params(epochs=2, methods=["visible"], size=[32, 48])
+    root = _fresh_root(synthetic_root, tmp_path / "r")
+    real_save, calls = seg.save_state, []
+
+    def crash_on_second(path: Path, state: dict) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise _Interrupted
+        real_save(path, state)
+
+    monkeypatch.setattr(seg, "save_state", crash_on_second)
+    with pytest.raises(_Interrupted):
+        seg.train_method(params, root, "visible", "synthetic")
+    assert _epochs_logged(root, "visible") == [1, 2]
+    monkeypatch.setattr(seg, "save_state", real_save)
+    seg.train_method(params, root, "visible", "synthetic")
+    assert _epochs_logged(root, "visible") == [1, 2]
+
+
+def test_unreadable_last_pt_is_one_line_and_kept(synthetic_root: Path, tmp_path: Path) -> None:
+    root = _fresh_root(synthetic_root, tmp_path / "r")
+    last = root / "models/segment/synthetic/visible/last.pt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"")
+    stale = last.with_name(".last.pt.tmp-0123456789ab")
+    stale.write_bytes(b"half")
+    with pytest.raises(DataError, match=r"last\.pt is empty \(0 bytes.*delete it to train this method from scratch"):
+        seg.train_method(_params(), root, "visible", "synthetic")
+    assert last.read_bytes() == b"" and not stale.exists()
+
+
+def test_one_method_alone_gives_the_same_outputs(synthetic_root: Path, tmp_path: Path) -> None:
+    params = _params(size=[32, 48])
+    both = _fresh_root(synthetic_root, tmp_path / "both")
+    together = seg.run_segment(params, both)
+    alone = _fresh_root(synthetic_root, tmp_path / "alone")
+    assert seg.run_segment(params, alone, dataset="synthetic", method="infrared", write_tables=False) == {
+        "infrared": together["infrared"]
+    }
+    for rel in ("metrics/segment/synthetic/infrared.json", "models/segment/synthetic/infrared/model.pt"):
+        assert (alone / rel).read_bytes() == (both / rel).read_bytes(), rel
+    assert sorted(p.name for p in (alone / "models/segment/synthetic").iterdir()) == ["infrared"]
+    assert (both / "reports/segment/synthetic.md").is_file() and not any((alone / "reports/segment").iterdir())
+    with pytest.raises(DataError, match=r"'MSRS' is not in params segment\.dataset \(synthetic\)"):
+        seg.run_segment(params, alone, dataset="MSRS")
+    with pytest.raises(DataError, match=r"'sar' is not in params segment\.methods \(occo, visible, infrared\)"):
+        seg.run_segment(params, alone, method="sar")
 
 
 def test_dataset_without_segmentation_labels_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -185,3 +187,72 @@ def test_cli_convert_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         main(["convert-checkpoint", str(tmp_path / "absent.pth"), str(tmp_path / "x.pt")])
     assert "absent.pth" in str(err.value) and "\n" not in str(err.value)
+
+
+class _Payload:
+    """Unpickling this creates ``path``: a stand-in for any code a pickle can run."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
+
+
+def test_unreadable_files_name_the_file_the_problem_and_what_to_do(tmp_path):
+    ours = save_checkpoint(tmp_path / "ours.pt", build_model(ArchConfig(), seed=0), ArchConfig())
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "cut.pt").write_bytes(ours.read_bytes()[: ours.stat().st_size // 2])
+    torch.save({"state_dict": {}, "model": _Payload(tmp_path / "executed")}, tmp_path / "evil.pt")
+    cases = {
+        "empty.pt": r"checkpoint .*empty\.pt is empty \(0 bytes; a copy or write cut short\)",
+        "cut.pt": r"checkpoint .*cut\.pt is truncated or corrupt \(\d+ bytes; ",
+        "evil.pt": r"evil\.pt holds pickled Python objects \(io\.open\), which occo does not load",
+    }
+    for name, pattern in cases.items():
+        with pytest.raises(CheckpointError, match=pattern) as err:
+            load_model(tmp_path / name)
+        message = str(err.value)
+        assert "\n" not in message
+        assert message.endswith("re-run the train stage, or point to a complete occo checkpoint")
+    assert not (tmp_path / "executed").exists()  # the pickle was refused, never run
+    with pytest.raises(CheckpointError, match=r"empty\.pt is empty .*: pass the authors' released occo\.pth"):
+        convert_checkpoint(tmp_path / "empty.pt", tmp_path / "out.pt")
+
+
+def test_convert_refuses_one_of_our_own_checkpoints(tmp_path, capsys):
+    from occo.cli import main
+
+    ours = save_checkpoint(tmp_path / "occo.pt", build_model(ArchConfig(), seed=0), ArchConfig())
+    with pytest.raises(CheckpointError, match=r"occo\.pt is already an occo checkpoint .*use it as is"):
+        convert_checkpoint(ours, tmp_path / "out.pt")
+    with pytest.raises(SystemExit) as err:
+        main(["convert-checkpoint", str(ours), str(tmp_path / "out.pt")])
+    message = str(err.value)
+    assert "already an occo checkpoint" in message and str(ours) in message and "\n" not in message
+    assert not (tmp_path / "out.pt").exists()
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_checkpoint_mode_follows_the_umask(tmp_path, umask, mode):
+    """Like every other output (not 0600, as mkstemp made it)."""
+    old = os.umask(umask)
+    try:
+        path = save_checkpoint(tmp_path / "m.pt", build_model(ArchConfig(), seed=0), ArchConfig())
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
+
+
+def test_non_finite_state_is_never_written(tmp_path):
+    model = build_model(ArchConfig(), seed=0)
+    path = save_checkpoint(tmp_path / "last.pt", model, ArchConfig(), step=1)
+    before = path.read_bytes()
+    with torch.no_grad():
+        next(model.parameters())[0].fill_(float("nan"))
+    with pytest.raises(CheckpointError, match=r"refusing to write .*last\.pt: the state holds NaN or inf"):
+        save_checkpoint(path, model, ArchConfig(), step=2)
+    clean = build_model(ArchConfig(), seed=0)
+    with pytest.raises(CheckpointError, match="NaN or inf"):  # optimiser state counts too
+        save_checkpoint(path, clean, ArchConfig(), optimizer={"state": {0: {"exp_avg": torch.tensor([float("inf")])}}})
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

@@ -5,15 +5,19 @@ from __future__ import annotations
 import copy
 import csv
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from occo.data import make_synthetic
+from occo.data import load_array, make_synthetic, save_png
 from occo.losses import NonFiniteLossError, OCCOLoss
 from occo.nn import load_model
+from occo.nn.checkpoint import CheckpointError
 from occo.train import loop, train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,7 +67,161 @@ def test_checkpoint_of_other_params_is_not_resumed(tmp_path, caplog):
     train(_params(), root, max_steps=1)
     with caplog.at_level(logging.WARNING, logger="occo.train.loop"):
         train(_params(lr=1e-3), root, max_steps=1)
-    assert "other params" in caplog.text
+    assert "params changed (images, masks unchanged) since it was written; training from scratch" in caplog.text
+
+
+def _rows(root: Path, name: str = "total") -> list[int]:
+    with open(root / loop.LIVE_DIR / f"plots/metrics/train/{name}.tsv") as f:
+        return [int(r["step"]) for r in csv.DictReader(f, delimiter="\t")]
+
+
+def _change(root: Path, kind: str) -> None:
+    """Rewrite one training input of pair syn_001: its visible image, or its infrared mask."""
+    split = root / "data/raw/synthetic/train"
+    path = split / ("vi/syn_001.png" if kind == "images" else "masks/ir/syn_001.png")
+    save_png(path, 255 - load_array(path))
+
+
+@pytest.mark.parametrize("kind", ["images", "masks"])
+def test_finished_checkpoint_is_not_reused_when_its_inputs_change(tmp_path, caplog, kind):
+    """Issue: after `dvc exp run -S masks.prompt=...` train resumed at 'step N of N' and wrote the old weights."""
+    params = _params()
+    root = _root(tmp_path, "old")
+    old = _weights(train(params, root, max_steps=2))
+    _change(root, kind)
+    with caplog.at_level(logging.INFO, logger="occo.train.loop"):
+        new = _weights(train(params, root, max_steps=2))
+    other = "masks" if kind == "images" else "images"
+    assert f"{kind} changed (params, {other} unchanged) since it was written; training from scratch" in caplog.text
+    assert "resuming" not in caplog.text
+    fresh = _root(tmp_path, "fresh")  # a first run on the changed inputs
+    _change(fresh, kind)
+    expected = _weights(train(params, fresh, max_steps=2))
+    assert all(torch.equal(new[k], expected[k]) for k in expected)
+    assert not all(torch.equal(new[k], old[k]) for k in old)
+    assert _rows(root) == [1, 2]  # the fresh run's curve only
+
+
+def test_same_bytes_with_new_timestamps_still_resume(tmp_path, caplog):
+    """A DVC checkout or a copy changes mtimes, not data: the checkpoint is still this run's."""
+    root = _root(tmp_path, "touched")
+    train(_params(), root, max_steps=2)
+    for path in (root / "data/raw").rglob("*.png"):
+        os.utime(path, ns=(1, 1))
+    with caplog.at_level(logging.INFO, logger="occo.train.loop"):
+        train(_params(), root, max_steps=3)
+    assert "resuming from" in caplog.text and "training from scratch" not in caplog.text
+
+
+def test_checkpoint_without_input_fingerprint_is_not_resumed(tmp_path, caplog):
+    root = _root(tmp_path, "legacy")
+    train(_params(), root, max_steps=1)
+    ckpt = torch.load(root / loop.CHECKPOINT, weights_only=True)
+    torch.save({**ckpt, "fingerprint": loop.run_fingerprint(_params())}, root / loop.CHECKPOINT)  # older occo
+    with caplog.at_level(logging.WARNING, logger="occo.train.loop"):
+        train(_params(), root, max_steps=1)
+    assert "records no fingerprint of its params and inputs (written by an older occo)" in caplog.text
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _LossAt(torch.nn.Module):
+    """The real loss, except on call ``at``: ``nan_grad`` adds sqrt(0·fused) (value 0, gradient NaN),
+    else the call raises _Interrupt (a run killed mid-step)."""
+
+    def __init__(self, inner: OCCOLoss, at: int, nan_grad: bool) -> None:
+        super().__init__()
+        self.inner, self.at, self.nan_grad, self.calls = inner, at, nan_grad, 0
+
+    def forward(self, fused, *args):
+        self.calls += 1
+        if self.calls == self.at and not self.nan_grad:
+            raise _Interrupt
+        terms = self.inner(fused, *args)
+        if self.calls == self.at:
+            terms["total"] = terms["total"] + torch.sqrt((fused * 0).sum())
+        return terms
+
+
+def _loss_at(monkeypatch, at: int, *, nan_grad: bool) -> None:
+    real = OCCOLoss.from_params
+    monkeypatch.setattr(loop.OCCOLoss, "from_params", lambda params: _LossAt(real(params), at, nan_grad))
+
+
+@pytest.mark.parametrize("every, kept", [(2, 2), (10, None)])
+def test_diverging_run_keeps_the_last_finite_checkpoint(tmp_path, monkeypatch, every, kept):
+    """The 4th update makes the weights NaN: the run stops at once, naming the step and the loss terms;
+    nothing non-finite reaches last.pt or occo.pt (before: saved, and every resume failed the same way)."""
+    _loss_at(monkeypatch, 4, nan_grad=True)
+    root = _root(tmp_path, "nan")
+    with pytest.raises(loop.TrainingStopped) as err:
+        train(_params(checkpoint_every=every), root, max_steps=6)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("step 4: the weights or BatchNorm statistics are NaN/inf")
+    assert "last loss terms: " in message and "total=" in message and "lower train.lr" in message
+    assert not (root / loop.FINAL).exists()
+    assert [p.name for p in (root / "models").rglob(".*")] == []  # no temp file left
+    if kept is None:
+        assert "no checkpoint was written" in message and not (root / loop.CHECKPOINT).exists()
+    else:
+        assert f"{root / loop.CHECKPOINT} resumes at step {kept}" in message
+        ckpt = torch.load(root / loop.CHECKPOINT, weights_only=True)
+        assert ckpt["step"] == kept and all(v.isfinite().all() for v in ckpt["state_dict"].values())
+
+
+def test_checkpoint_with_nan_weights_is_not_resumed(tmp_path):
+    """A last.pt with NaN weights (an older occo saved them) would fail every resume the same way."""
+    root = _root(tmp_path, "poisoned")
+    train(_params(), root, max_steps=2)
+    ckpt = torch.load(root / loop.CHECKPOINT, weights_only=True)
+    next(iter(ckpt["state_dict"].values())).fill_(float("nan"))
+    torch.save(ckpt, root / loop.CHECKPOINT)
+    with pytest.raises(CheckpointError, match=r"last\.pt holds NaN/inf weights \(step 2\): delete it, lower train\.lr"):
+        train(_params(), root, max_steps=4)
+
+
+def test_resume_logs_each_step_once(tmp_path, monkeypatch):
+    """Killed during step 4 with the checkpoint at step 2: the rows of step 3 are not logged twice."""
+    root = _root(tmp_path, "killed")
+    _loss_at(monkeypatch, 4, nan_grad=False)
+    with pytest.raises(_Interrupt):
+        train(_params(), root, max_steps=5)
+    assert _rows(root) == [1, 2, 3] and torch.load(root / loop.CHECKPOINT, weights_only=True)["step"] == 2
+    monkeypatch.undo()
+    train(_params(), root, max_steps=5)
+    assert _rows(root) == [1, 2, 3, 4, 5] and _rows(root, "lr") == [1, 2, 3, 4, 5]
+
+
+def test_temp_files_of_a_killed_write_are_removed(tmp_path):
+    root = _root(tmp_path, "tmp")
+    stale = [root / "models/checkpoints/.last.pt.tmp-0123456789ab", root / "models/checkpoints/.last.pt.x1y2z3.tmp",
+             root / "models/.occo.pt.tmp-ba9876543210"]
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a checkpoint")
+    train(_params(), root, max_steps=1)
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in (root / "models").rglob("*")) == ["checkpoints", "last.pt", "occo.pt"]
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 cut short"])
+def test_unreadable_checkpoint_is_one_line_from_the_stage(tmp_path, content):
+    root = _root(tmp_path, "broken")
+    (root / loop.CHECKPOINT).parent.mkdir(parents=True)
+    (root / loop.CHECKPOINT).write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"last\.pt is (empty \(0 bytes|truncated or corrupt).*delete it"):
+        train(_params(), root, max_steps=1)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(_params(max_steps=1)), encoding="utf-8")
+    stage = [str(REPO / "stages/train.py"), "--params", str(params_file), "--root", str(root), "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run([sys.executable, *stage], capture_output=True, text=True, env=env)
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode == 1 and last.startswith("train: ") and str(root / loop.CHECKPOINT) in last, run.stderr
+    assert "delete it to train from scratch" in last and "Traceback" not in run.stderr
+    assert (root / loop.CHECKPOINT).read_bytes() == content  # nothing lost
 
 
 def test_tiny_model_overfits_two_pairs(tmp_path):
@@ -105,7 +263,7 @@ def test_non_finite_batches_are_skipped_then_stop(tmp_path, monkeypatch, caplog)
     assert torch.load(root / loop.CHECKPOINT, weights_only=True)["step"] == 4
 
     flaky(set(range(1, 100)))
-    with pytest.raises(RuntimeError, match="3 consecutive non-finite"):
+    with pytest.raises(loop.TrainingStopped, match=r"^step 2: 3 consecutive non-finite losses \(train\.max_nonfin"):
         train(_params(max_nonfinite=3), _root(tmp_path, "f"), max_steps=10)
 
 
