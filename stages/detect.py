@@ -1,8 +1,15 @@
-"""DVC stage `detect`: YOLOv5 trained on each method's fused images and tested on the shared split.
+"""DVC stages `detect_reference` and `detect`: YOLOv5 trained on each method's images, tested on the shared split.
 
 Reads params `detect`. For every dataset of `detect.run` (defined in `detect.datasets`) and every
-method of `detect.methods` it builds a YOLO dataset under data/detect/<dataset>/<method>/, trains a
-detector from the same initial weights (models/detect/<dataset>/<method>/, resumable) and writes
+method of `detect.methods` it builds a YOLO dataset, trains a detector from the same initial weights
+(resumable) and tests it.
+
+`--part reference` (stage `detect_reference`) trains the methods no experiment changes — `visible`,
+`infrared` and published methods — once: data/detect_reference/, models/detect_reference/,
+reference/detect/<dataset>/<method>.json.
+
+`--part ours` (stage `detect`) trains the methods on our fused images (data/detect/, models/detect/) and
+writes, for every method,
   metrics/detect/<dataset>/<method>.json   per-class AP@0.5, AP@0.5:0.95 and the paper's "all",
   reports/detect/<dataset>.md              a methods × classes table shaped like the paper's Tables 3–4.
 """
@@ -10,11 +17,16 @@ detector from the same initial weights (models/detect/<dataset>/<method>/, resum
 from __future__ import annotations
 
 from occo.downstream.detect import run_detect
+from occo.downstream.sources import PARTS
 from occo.stage import run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage(__doc__, __file__, argv, lambda params, root, _: run_detect(params, root), section="detect")
+    run_stage(
+        __doc__, __file__, argv, lambda params, root, args: run_detect(params, root, part=args.part),
+        section="detect",
+        add_arguments=lambda p: p.add_argument("--part", choices=PARTS, required=True, help="which stage to run"),
+    )
 
 
 if __name__ == "__main__":

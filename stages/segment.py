@@ -1,10 +1,16 @@
-"""DVC stage `segment`: DeepLabV3+ per method on fused images, per-class IoU and mIoU (occo/downstream/segment.py).
+"""DVC stages `segment_reference` and `segment`: DeepLabV3+ per method, per-class IoU and mIoU (occo/downstream/segment.py).
 
 Reads params `segment`; data/raw/<dataset>/<split>/labels/seg and each method's images
-(data/raw/<dataset>/<split>/{vi,ir}, data/fused/<Method>/..., data/external/<Method>/...). Writes
+(data/raw/<dataset>/<split>/{vi,ir}, data/external/<Method>/..., data/fused/<Method>/...).
+
+`--part reference` (stage `segment_reference`) trains the methods no experiment changes — `visible`,
+`infrared` and published methods — once: models/segment_reference/<dataset>/<method>/,
+dvclive/segment_reference/<dataset>/<method>/, reference/segment/<dataset>/<method>.json.
+
+`--part ours` (stage `segment`) trains the methods on our fused images and writes, for every method,
   metrics/segment/<dataset>/<method>.json      per-class IoU, mIoU (DVC metrics),
   reports/segment/<dataset>.md                  methods x classes table,
-  models/segment/<dataset>/<method>/last.pt     resumable state (persistent: a re-run resumes from it),
+  models/segment/<dataset>/<method>/last.pt     resumable state (resumes only with the same params and images),
   models/segment/<dataset>/<method>/model.pt    final weights,
   dvclive/segment/<dataset>/<method>/           training curves.
 A dataset without segmentation labels is skipped with a warning.
@@ -13,12 +19,15 @@ A dataset without segmentation labels is skipped with a warning.
 from __future__ import annotations
 
 from occo.downstream.segment import run_segment
+from occo.downstream.sources import PARTS
 from occo.stage import run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     run_stage(  # DataError: bad input, bad segment.* values or missing encoder weights
-        __doc__, __file__, argv, lambda params, root, _: run_segment(params, root), section="segment"
+        __doc__, __file__, argv, lambda params, root, args: run_segment(params, root, part=args.part),
+        section="segment",
+        add_arguments=lambda p: p.add_argument("--part", choices=PARTS, required=True, help="which stage to run"),
     )
 
 

@@ -5,7 +5,10 @@ is built under ``data/detect/<dataset>/<method>/`` — the method's images of th
 splits (symlinked), the dataset's labels converted to YOLO text, and a data YAML with absolute
 paths — and a detector is trained from the same initial weights, hyperparameters and seed, then
 tested on the shared val split. Runs live in ``models/detect/<dataset>/<method>/`` (ultralytics'
-``weights/last.pt``), metrics go to ``metrics/detect/<dataset>/<method>.json``.
+``weights/last.pt``), metrics go to ``metrics/detect/<dataset>/<method>.json``. The pipeline splits
+this in two parts (:data:`OUTPUTS`): ``reference`` (source modalities and published methods, trained
+once, under ``data/detect_reference``, ``models/detect_reference``, ``reference/detect``) and ``ours``
+(our fused images; it also gathers the reference results into ``metrics/detect``).
 
 The detector is ultralytics' YOLOv5 *u* (``yolov5s.yaml``): the YOLOv5 backbone and neck with the
 anchor-free, decoupled YOLOv8 head, not the anchor-based YOLOv5 of the paper (docs/downstream.md).
@@ -45,7 +48,7 @@ from occo.data.io import IMAGE_EXTS, DataError, atomic_dir, write_text_atomic
 from occo.data.pairs import find_pairs, index_images
 from occo.device import resolve_device
 from occo.downstream.labels import FORMATS, convert_label, read_class_names, write_yolo
-from occo.downstream.sources import method_images, select
+from occo.downstream.sources import OURS, REFERENCE, Outputs, gather_reference, method_images, part_methods, select
 from occo.resume import change_reason, digest_files
 from occo.weights import resolve_weights
 
@@ -484,28 +487,44 @@ def markdown_table(results: dict[str, dict[str, Any]], spec: DatasetSpec) -> str
     return "\n".join(lines)
 
 
+OUTPUTS: dict[str | None, Outputs] = {
+    None: Outputs(models=Path("models/detect"), metrics=Path("metrics/detect"), work=Path("data/detect")),
+    OURS: Outputs(models=Path("models/detect"), metrics=Path("metrics/detect"), work=Path("data/detect")),
+    REFERENCE: Outputs(
+        models=Path("models/detect_reference"), metrics=Path("reference/detect"), work=Path("data/detect_reference")
+    ),
+}
+"""Where each part writes (``None``: one call for every method, as outside the pipeline)."""
+
+
 def run_detect(
-    params: dict, root: Path, *, dataset: str | None = None, method: str | None = None, write_tables: bool = True
+    params: dict, root: Path, *, dataset: str | None = None, method: str | None = None, part: str | None = None,
+    write_tables: bool = True,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """The ``detect`` stage: every ``params.run`` dataset × ``params.methods``; returns the metrics.
 
     ``dataset`` / ``method`` restrict the call to one entry of ``detect.run`` / ``detect.methods``
-    (None: all). Each method's outputs — ``metrics/detect/<dataset>/<method>.json``, its model folder
-    ``models/detect/<dataset>/<method>/`` and its YOLO dataset ``data/detect/<dataset>/<method>/`` —
-    depend only on that method's images, the labels and ``detect`` params, never on which other methods
-    ran in the same call. ``write_tables`` writes ``reports/detect/<dataset>.md`` (:func:`markdown_table`
-    of the methods of this call). Datasets not imported (no ``data/raw/<name>/<split>``) are skipped with
-    a warning; a method whose metrics file exists and whose run is finished and validated with the same
-    identity is not run again.
+    (None: all). ``part`` runs one half of the pipeline's stage (:func:`part_methods`): ``reference``
+    trains only the source modalities and published methods into :data:`OUTPUTS` ``reference``;
+    ``ours`` trains the others and returns (and writes to ``metrics/detect``) every method, the
+    reference ones read from ``reference/detect``. Each method's outputs — its metrics JSON, model
+    folder and YOLO dataset — depend only on that method's images, the labels and ``detect`` params,
+    never on which other methods ran in the same call. ``write_tables`` writes
+    ``reports/detect/<dataset>.md`` (:func:`markdown_table` of the returned methods; never for
+    ``reference``). Datasets not imported (no ``data/raw/<name>/<split>``) are skipped with a warning; a
+    method whose metrics file exists and whose run is finished and validated with the same identity is
+    not run again.
     """
     root = Path(root)
     prepare_ultralytics(root)
     specs = params.get("datasets") or {}
     names = select(params.get("run") or [], dataset, "detect.run")
     methods = select(params["methods"], method, "detect.methods")
+    trained = part_methods(root, methods, part)
+    outputs = OUTPUTS[part]
     cfg: TrainConfig | None = None
     all_results: dict[str, dict[str, dict[str, Any]]] = {}
-    (root / "metrics/detect").mkdir(parents=True, exist_ok=True)
+    (root / outputs.metrics).mkdir(parents=True, exist_ok=True)
     for name in names:
         if name not in specs:
             raise DataError(f"params detect.run names {name!r}, which detect.datasets does not define")
@@ -515,8 +534,12 @@ def run_detect(
             log.warning("detect: skipping %s: no split %s in data/raw/%s", name, ", ".join(missing), name)
             continue
         cfg = cfg or train_config(params, root)
-        results = {m: detect_method(cfg, spec, m, root) for m in methods}
-        if write_tables:
+        results = {m: detect_method(cfg, spec, m, root, outputs) for m in trained}
+        if part == OURS:
+            results = gather_reference(root, OUTPUTS[REFERENCE].metrics, name, methods, results)
+            for m, record in results.items():
+                write_text_atomic(root / outputs.metrics / name / f"{m}.json", json.dumps(record, indent=2) + "\n")
+        if write_tables and part != REFERENCE:
             title = f"## {name} detection ({spec.val} split)\n\n"
             write_text_atomic(root / f"reports/detect/{name}.md", title + markdown_table(results, spec))
             log.info("wrote reports/detect/%s.md", name)
@@ -524,13 +547,15 @@ def run_detect(
     return all_results
 
 
-def detect_method(cfg: TrainConfig, spec: DatasetSpec, method: str, root: Path) -> dict[str, Any]:
+def detect_method(
+    cfg: TrainConfig, spec: DatasetSpec, method: str, root: Path, outputs: Outputs = OUTPUTS[None]
+) -> dict[str, Any]:
     """Build, train (or resume, or reuse) and test the detector of ``method`` on ``spec``; write and
-    return its metrics (``metrics/detect/<dataset>/<method>.json``)."""
+    return its metrics (``<outputs.metrics>/<dataset>/<method>.json``)."""
     name = spec.name
-    data = build_dataset(root, spec, method, root / "data/detect" / name / method, seed=cfg.seed)
-    run_dir = root / "models/detect" / name / method
-    out = root / "metrics/detect" / name / f"{method}.json"
+    data = build_dataset(root, spec, method, root / outputs.work / name / method, seed=cfg.seed)
+    run_dir = root / outputs.models / name / method
+    out = root / outputs.metrics / name / f"{method}.json"
     last = train_detector(cfg, data, run_dir)
     state = _read_state(run_dir)
     if out.is_file() and state["validated"]:

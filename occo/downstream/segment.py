@@ -14,7 +14,10 @@ Per method, under the repository root:
   models/segment/<dataset>/<method>/model.pt   final weights and the model config,
   dvclive/segment/<dataset>/<method>/          training loss and lr per epoch, test IoU at the end,
   metrics/segment/<dataset>/<method>.json      {"iou": {class: IoU}, "miou", "epochs", "n_train", "n_test"},
-and reports/segment/<dataset>.md, the methods × classes table (IoU in %) shaped like the paper's.
+and reports/segment/<dataset>.md, the methods × classes table (IoU in %) shaped like the paper's. The
+pipeline splits the methods in two parts (:data:`OUTPUTS`): ``reference`` (source modalities and published
+methods, trained once, under ``models/segment_reference``, ``dvclive/segment_reference``,
+``reference/segment``) and ``ours`` (our fused images; it also gathers the reference results).
 A method's outputs depend only on its own images, the labels and ``segment`` params. ``last.pt`` is
 resumed (or, when it holds every epoch, only tested) only under the same identity; otherwise the method
 trains from scratch and the log names what changed (params, images or labels).
@@ -52,7 +55,7 @@ from tqdm import tqdm
 from occo.data import SEG_CLASSES, DataError, index_images, load_array, to_uint8, write_text_atomic
 from occo.data.io import atomic_path
 from occo.device import resolve_device
-from occo.downstream.sources import method_images, select
+from occo.downstream.sources import OURS, REFERENCE, Outputs, gather_reference, method_images, part_methods, select
 from occo.nn.checkpoint import read_checkpoint
 from occo.resume import change_reason, digest_files, digest_value, remove_stale_temps, trim_live_history
 from occo.weights import resolve_weights
@@ -74,10 +77,15 @@ ENCODER_WEIGHTS = {
     "resnet101": "resnet101_imagenet",
 }
 """Supported encoders → their ImageNet weights in the registry (occo/data/registry.yaml)."""
-MODEL_DIR = Path("models/segment")
-LIVE_DIR = Path("dvclive/segment")
-METRICS_DIR = Path("metrics/segment")
 REPORT_DIR = Path("reports/segment")
+OUTPUTS: dict[str | None, Outputs] = {
+    None: Outputs(models=Path("models/segment"), metrics=Path("metrics/segment"), work=Path("dvclive/segment")),
+    OURS: Outputs(models=Path("models/segment"), metrics=Path("metrics/segment"), work=Path("dvclive/segment")),
+    REFERENCE: Outputs(
+        models=Path("models/segment_reference"), metrics=Path("reference/segment"), work=Path("dvclive/segment_reference")
+    ),
+}
+"""Where each part writes: model folders, metrics, training curves (``None``: one call for every method)."""
 RESUME_INDEPENDENT = {"methods", "test_split", "num_workers", "device"}
 """segment.* params that may change without invalidating a method's checkpoint."""
 
@@ -443,7 +451,9 @@ def evaluate(
     return conf
 
 
-def train_method(params: Mapping[str, Any], root: Path, method: str, dataset: str) -> dict[str, Any]:
+def train_method(
+    params: Mapping[str, Any], root: Path, method: str, dataset: str, outputs: Outputs = OUTPUTS[None]
+) -> dict[str, Any]:
     """Train DeepLabV3+ on ``method``'s images of the train split (resuming from its ``last.pt``), test it
     on the test split, write its metrics JSON and final weights; returns the metrics record."""
     root = Path(root)
@@ -475,7 +485,7 @@ def train_method(params: Mapping[str, Any], root: Path, method: str, dataset: st
     scaler = torch.amp.GradScaler("cuda", enabled=precision.scaled)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
 
-    out_dir = root / MODEL_DIR / dataset / method
+    out_dir = root / outputs.models / dataset / method
     last_path, final_path = out_dir / "last.pt", out_dir / "model.pt"
     for path in (last_path, final_path):
         remove_stale_temps(path)
@@ -497,7 +507,7 @@ def train_method(params: Mapping[str, Any], root: Path, method: str, dataset: st
         SegDataset(test_samples, train=False, size=size), batch_size=batch_size, num_workers=workers,
         collate_fn=collate_padded, pin_memory=device.type == "cuda",
     )
-    live_dir = root / LIVE_DIR / dataset / method
+    live_dir = root / outputs.work / dataset / method
     if resume is not None:  # epochs the interrupted run logged after its last checkpoint are logged again
         trim_live_history(live_dir, start)
     log.info(
@@ -560,7 +570,7 @@ def train_method(params: Mapping[str, Any], root: Path, method: str, dataset: st
         record = metrics_record(conf, epochs=epochs, n_train=len(train_samples), n_test=len(test_samples))
     save_state(final_path, {"model": model.state_dict(), "encoder": params["encoder"], "classes": list(CLASS_NAMES),
                             "fingerprint": fingerprint})
-    metrics_path = root / METRICS_DIR / dataset / f"{method}.json"
+    metrics_path = root / outputs.metrics / dataset / f"{method}.json"
     write_text_atomic(metrics_path, json.dumps(record, indent=2) + "\n")
     log.info("%s: mIoU %.4f; wrote %s and %s", method, record["miou"], metrics_path, final_path)
     return record
@@ -568,20 +578,25 @@ def train_method(params: Mapping[str, Any], root: Path, method: str, dataset: st
 
 def run_segment(
     params: Mapping[str, Any], root: Path, *, dataset: str | None = None, method: str | None = None,
-    write_tables: bool = True,
+    part: str | None = None, write_tables: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Train and test every ``segment.methods`` entry on ``segment.dataset``; returns the metrics per method.
 
     ``dataset`` / ``method`` restrict the call to ``segment.dataset`` / one entry of ``segment.methods``
-    (None: all); each method's outputs (:func:`train_method`) do not depend on which others ran.
-    ``write_tables`` writes ``reports/segment/<dataset>.md`` (:func:`markdown_table` of the methods of this
-    call). A dataset without segmentation labels in its train or test split is skipped with a warning
-    (returns ``{}``). The four output folders are created either way, so DVC always finds its outputs.
+    (None: all); each method's outputs (:func:`train_method`) do not depend on which others ran. ``part``
+    runs one half of the pipeline's stage (:func:`~occo.downstream.sources.part_methods`): ``reference``
+    trains the source modalities and published methods into :data:`OUTPUTS` ``reference``; ``ours``
+    trains the others and returns (and writes to ``metrics/segment``) every method, the reference ones
+    read from ``reference/segment``. ``write_tables`` writes ``reports/segment/<dataset>.md``
+    (:func:`markdown_table` of the returned methods; never for ``reference``). A dataset without
+    segmentation labels in its train or test split is skipped with a warning (returns ``{}``). The
+    output folders are created either way, so DVC always finds its outputs.
     """
     root = Path(root)
     (name,) = select([params["dataset"]], dataset, "segment.dataset")
     methods = select(params["methods"], method, "segment.methods")
-    for folder in (METRICS_DIR, REPORT_DIR, MODEL_DIR, LIVE_DIR):
+    outputs = OUTPUTS[part]
+    for folder in (outputs.metrics, outputs.models, outputs.work, *(() if part == REFERENCE else (REPORT_DIR,))):
         (root / folder).mkdir(parents=True, exist_ok=True)
     for split in (params["train_split"], params["test_split"]):
         if not labels_dir(root, name, split).is_dir():
@@ -590,8 +605,12 @@ def run_segment(
                 labels_dir(root, name, split),
             )
             return {}
-    results = {m: train_method(params, root, m, name) for m in methods}
-    if write_tables:
+    results = {m: train_method(params, root, m, name, outputs) for m in part_methods(root, methods, part)}
+    if part == OURS:
+        results = gather_reference(root, OUTPUTS[REFERENCE].metrics, name, methods, results)
+        for m, record in results.items():
+            write_text_atomic(root / outputs.metrics / name / f"{m}.json", json.dumps(record, indent=2) + "\n")
+    if write_tables and part != REFERENCE:
         title = f"{name} {params['test_split']}, DeepLabV3+ {params['encoder']}, {params['epochs']} epochs"
         write_text_atomic(root / REPORT_DIR / f"{name}.md", markdown_table(results, title=title))
         log.info("wrote %s", root / REPORT_DIR / f"{name}.md")

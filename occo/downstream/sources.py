@@ -1,15 +1,68 @@
 """Where each method's images of a dataset split live, so every downstream task reads them the same way,
-and which of the configured methods/datasets one downstream call runs."""
+which of the configured methods/datasets one downstream call runs, and where its outputs go.
+
+A downstream stage has two parts (dvc.yaml): ``reference`` trains on what no experiment changes — the
+source modalities and published methods' results — once; ``ours`` trains on our fused images
+(data/fused) and gathers both into the metrics files, so that every file holds every method.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from occo.data.io import DataError
 
 SOURCE_MODALITIES = {"visible": "vi", "infrared": "ir"}
 """Single-modality baselines: the source images themselves."""
+PUBLISHED = Path("data/external")
+REFERENCE, OURS = "reference", "ours"
+PARTS = (REFERENCE, OURS)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a downstream run writes, per ``<dataset>/<method>``: model folders, metrics JSONs, and the
+    YOLO datasets (detect) or training curves (segment)."""
+
+    models: Path
+    metrics: Path
+    work: Path
+
+
+def is_reference(root: Path, method: str) -> bool:
+    """True for what no experiment changes: a source modality, or a published method (data/external/<method>)."""
+    return method in SOURCE_MODALITIES or (Path(root) / PUBLISHED / method).is_dir()
+
+
+def part_methods(root: Path, methods: Sequence[str], part: str | None) -> list[str]:
+    """The ``methods`` a stage part trains: all for ``None``, else those whose images are (not) reference."""
+    if part is None:
+        return list(methods)
+    if part not in PARTS:
+        raise ValueError(f"unknown stage part {part!r}; choose from {', '.join(PARTS)}")
+    return [m for m in methods if is_reference(root, m) == (part == REFERENCE)]
+
+
+def gather_reference(
+    root: Path, reference: Path, dataset: str, methods: Sequence[str], ours: Mapping[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Every method's metrics on ``dataset`` in ``methods`` order: ours as given, the reference methods'
+    read from ``reference/<dataset>/<method>.json`` (written once by the reference part); DataError
+    naming the file when the reference part has not run."""
+    results = {}
+    for method in methods:
+        if method in ours:
+            results[method] = dict(ours[method])
+            continue
+        path = Path(root) / reference / dataset / f"{method}.json"
+        if not path.is_file():
+            raise DataError(f"no reference result {path}: run the reference stage first (dvc repro)")
+        results[method] = json.loads(path.read_text(encoding="utf-8"))
+    return results
 
 
 def method_images(root: Path, method: str, dataset: str, split: str) -> Path:

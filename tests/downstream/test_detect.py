@@ -221,8 +221,18 @@ def test_stage_smoke_on_cpu(
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"detect": smoke}), encoding="utf-8")
     stage = _load_stage()
-    stage.main(["--params", str(params), "--root", str(root)])
-    assert "skipping MSRS" in caplog.text and not (root / "metrics/detect/MSRS").exists()
+
+    def run(part: str) -> None:
+        stage.main(["--params", str(params), "--root", str(root), "--part", part])
+
+    with pytest.raises(SystemExit, match=r"no reference result .*reference/detect/synthetic/visible\.json"):
+        run("ours")  # the reference part has not run
+    run("reference")
+    assert "skipping MSRS" in caplog.text and not (root / "reference/detect/MSRS").exists()
+    assert sorted(p.name for p in (root / "reference/detect/synthetic").iterdir()) == ["infrared.json", "visible.json"]
+    assert sorted(p.name for p in (root / "models/detect_reference/synthetic").iterdir()) == ["infrared", "visible"]
+    run("ours")
+    assert sorted(p.name for p in (root / "models/detect/synthetic").iterdir()) == ["occo"]
 
     assert (yolo_config / "Ultralytics/Arial.ttf").is_file()
     import ultralytics.utils as uutils
@@ -232,13 +242,14 @@ def test_stage_smoke_on_cpu(
         metrics = json.loads((root / f"metrics/detect/synthetic/{method}.json").read_text(encoding="utf-8"))
         check_schema(metrics, ["person", "car"])
         assert (metrics["epochs"], metrics["imgsz"], metrics["n_train"], metrics["n_val"]) == (1, 64, 8, 4)
-        assert (root / f"models/detect/synthetic/{method}/weights/last.pt").is_file()
+        models = "models/detect" if method == "occo" else "models/detect_reference"
+        assert (root / f"{models}/synthetic/{method}/weights/last.pt").is_file()
     table = (root / "reports/detect/synthetic.md").read_text(encoding="utf-8")
     assert "| occo |" in table and "| infrared |" in table
 
     last = root / "models/detect/synthetic/occo/weights/last.pt"
     stamp = last.stat().st_mtime_ns
-    stage.main(["--params", str(params), "--root", str(root)])  # finished runs are reused
+    run("ours")  # finished runs are reused
     assert last.stat().st_mtime_ns == stamp
 
     # one method alone, in another root: the same metrics and model as in the call that ran all three
@@ -258,7 +269,7 @@ def test_stage_smoke_on_cpu(
 
     params.write_text(yaml.safe_dump({"detect": {**smoke, "methods": ["occo"], "seed": 1}}), encoding="utf-8")
     with caplog.at_level("INFO", logger="occo.downstream.detect"):
-        stage.main(["--params", str(params), "--root", str(root)])  # another seed: trained again
+        run("ours")  # another seed: trained again
     assert "params changed (images, labels unchanged) since this run started; starting over" in caplog.text
     assert last.stat().st_mtime_ns != stamp
     state = json.loads((root / "models/detect/synthetic/occo/occo_run.json").read_text(encoding="utf-8"))
@@ -272,7 +283,7 @@ def test_stage_reports_missing_weights_in_one_line(yolo_config: Path, synthetic_
         yaml.safe_dump({"detect": {**SMOKE, "pretrained": True, "weights": str(tmp_path / "yolov5nu.pt")}}), encoding="utf-8"
     )
     with pytest.raises(SystemExit, match=r"detect: .*yolov5nu\.pt.*detect\.weights"):
-        _load_stage().main(["--params", str(params), "--root", str(synthetic_root)])
+        _load_stage().main(["--params", str(params), "--root", str(synthetic_root), "--part", "reference"])
 
 
 def test_prepare_ultralytics_ignores_a_global_settings_file(tmp_path: Path) -> None:

@@ -242,7 +242,11 @@ def test_stage_trains_every_method_and_writes_metrics(synthetic_root: Path, tmp_
     root = _fresh_root(synthetic_root, tmp_path / "r")
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump({"segment": _params()}), encoding="utf-8")
-    _load_stage().main(["--params", str(params_file), "--root", str(root)])
+    stage = _load_stage()
+    for part in ("reference", "ours"):
+        stage.main(["--params", str(params_file), "--root", str(root), "--part", part])
+    assert sorted(p.name for p in (root / "reference/segment/synthetic").iterdir()) == ["infrared.json", "visible.json"]
+    assert sorted(p.name for p in (root / "models/segment/synthetic").iterdir()) == ["occo"]
     records = {}
     for method in ("occo", "visible", "infrared"):
         record = json.loads((root / f"metrics/segment/synthetic/{method}.json").read_text(encoding="utf-8"))
@@ -251,9 +255,10 @@ def test_stage_trains_every_method_and_writes_metrics(synthetic_root: Path, tmp_
         assert (record["epochs"], record["n_train"], record["n_test"]) == (1, 4, 2)
         assert 0.0 <= record["miou"] <= 1.0 and record["iou"]["unlabelled"] is not None
         assert all(v is None or 0.0 <= v <= 1.0 for v in record["iou"].values())
-        assert (root / f"models/segment/synthetic/{method}/last.pt").is_file()
-        assert (root / f"models/segment/synthetic/{method}/model.pt").is_file()
-        assert (root / f"dvclive/segment/synthetic/{method}/metrics.json").is_file()
+        suffix = "" if method == "occo" else "_reference"
+        assert (root / f"models/segment{suffix}/synthetic/{method}/last.pt").is_file()
+        assert (root / f"models/segment{suffix}/synthetic/{method}/model.pt").is_file()
+        assert (root / f"dvclive/segment{suffix}/synthetic/{method}/metrics.json").is_file()
         records[method] = record
     # 'occo' here is a copy of the visible images: same start, same seed, same data -> same numbers.
     assert records["occo"] == records["visible"]
