@@ -69,7 +69,7 @@ def test_downloads_single_file_and_folder_then_reuses_them(tmp_path, server, mon
     assert one == root / "models/pretrained/one.pth" and one.read_bytes() == BLOBS["one.pth"]
     folder = resolve_weights("folder", None, param="x.folder", root=root)
     assert folder == default_location("folder", root)
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "vocab.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "config.json.sha256", "vocab.txt", "vocab.txt.sha256"]
     for name in BLOBS:
         (www / name).unlink()  # present copies are used without the network
     assert resolve_weights("single", None, param="x.weights", root=root) == one
@@ -113,3 +113,18 @@ def test_unknown_name_lists_known_ones():
 def test_shipped_registry_validates():
     weights = registry_module.load_registry()["weights"]
     assert {"vgg19", "sam_vit_h", "groundingdino_swint_ogc"} <= set(weights)
+
+
+def test_unpinned_file_is_checked_against_its_download_record(tmp_path, server, monkeypatch):
+    """vocab.txt has no pinned sha256: the hash recorded at download time guards it afterwards."""
+    www, base = server
+    for name, blob in BLOBS.items():
+        (www / name).write_bytes(blob)
+    _registry(tmp_path, base, BLOBS, monkeypatch)
+    root = tmp_path / "repo"
+    folder = resolve_weights("folder", None, param="x.folder", root=root)
+    (folder / "vocab.txt").write_bytes(b"[CLS]\n")  # damaged after the download
+    with pytest.raises(WeightsUnavailableError, match=r"vocab\.txt are missing or fail their check.*x\.folder"):
+        resolve_weights("folder", None, param="x.folder", root=root, download=False)
+    resolve_weights("folder", None, param="x.folder", root=root)
+    assert (folder / "vocab.txt").read_bytes() == BLOBS["vocab.txt"]
