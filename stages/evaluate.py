@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 
-from occo.data import find_pairs, write_text_atomic
+from occo.data import check_name, find_pairs, write_text_atomic
 from occo.metrics.evaluate import evaluate_pairs, markdown_table, summarise
 from occo.stage import run_stage
 
@@ -38,7 +38,8 @@ def methods_for(dataset: str, split: str, params: dict, root: Path) -> dict[str,
 def run(params: dict, root: Path) -> None:
     index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
     for dataset, splits in index.items():
-        split = (params.get("splits") or {}).get(dataset, "test")
+        check_name(dataset, "dataset of data/raw/INDEX.json")
+        split = check_name((params.get("splits") or {}).get(dataset, "test"), f"evaluate.splits.{dataset}")
         if split not in splits:
             log.warning("%s has no %r split (has %s); set evaluate.splits.%s", dataset, split, sorted(splits), dataset)
             continue

@@ -46,7 +46,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from occo.data import SEG_CLASSES, DataError, index_images, load_array, to_uint8, write_text_atomic
+from occo.data import SEG_CLASSES, DataError, check_name, index_images, load_array, to_uint8, write_text_atomic
 from occo.data.io import atomic_path
 from occo.device import resolve_device
 from occo.downstream.sources import method_images
@@ -559,7 +559,11 @@ def run_segment(params: Mapping[str, Any], root: Path) -> dict[str, dict[str, An
     (returns ``{}``). The four output folders are created either way, so DVC always finds its outputs.
     """
     root = Path(root)
-    dataset = params["dataset"]
+    dataset = check_name(params["dataset"], "segment.dataset")
+    for key in ("train_split", "test_split"):
+        check_name(params[key], f"segment.{key}")
+    for method in params["methods"]:
+        check_name(method, "segment.methods entry")
     for folder in (METRICS_DIR, REPORT_DIR, MODEL_DIR, LIVE_DIR):
         (root / folder).mkdir(parents=True, exist_ok=True)
     for split in (params["train_split"], params["test_split"]):
