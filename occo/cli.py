@@ -7,8 +7,11 @@ import json
 import logging
 from pathlib import Path
 
-from occo.data.io import DataError, write_text_atomic
+import torch
+
+from occo.data.io import MAX_PIXELS, DataError, write_text_atomic
 from occo.data.pairs import find_pairs
+from occo.fuse import MEMORY_BUDGET_GB
 from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, summarise
 from occo.nn.checkpoint import CheckpointError
 from occo.metrics.suite import VARIANTS
@@ -41,23 +44,75 @@ def _convert_checkpoint(args: argparse.Namespace) -> None:
     print(convert_checkpoint(args.src, args.dst))
 
 
+def _fuse_device(text: str) -> torch.device:
+    """``--device`` of `occo fuse`: auto, cpu, cuda or cuda:N that this machine has; SystemExit otherwise."""
+    from occo.device import resolve_device
+
+    allowed = "allowed: auto, cpu, cuda, cuda:N"
+    try:
+        device = resolve_device(text)
+    except RuntimeError:
+        raise SystemExit(f"error: --device {text!r} is not a device ({allowed})") from None
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"error: --device {text!r}: occo fuse runs on cpu or cuda ({allowed})")
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0 or (device.index or 0) >= count:
+            raise SystemExit(f"error: --device {text!r}: this machine has {count} CUDA device(s) ({allowed})")
+    return device
+
+
+def _apart(out: Path, inputs: dict[str, Path]) -> None:
+    """An output folder may not be, contain or lie inside an input folder."""
+    target = out.resolve()
+    for flag, folder in inputs.items():
+        source = folder.resolve()
+        if target == source or source in target.parents or target in source.parents:
+            raise SystemExit(
+                f"error: --out {out} is, contains or lies inside {flag} {folder}: fused images would mix with "
+                "(or replace) the sources; choose a separate folder"
+            )
+
+
 def _fuse(args: argparse.Namespace) -> None:
+    from occo.data.download import sha256_file
+    from occo.data.io import IMAGE_EXTS, check_max_pixels
     from occo.data.pairs import Pair
-    from occo.fuse import fuse_folder  # torch model code: only for this command
-    from occo.device import resolve_batch_size, resolve_device
+    from occo.device import resolve_batch_size
+    from occo.fuse import fuse_folder, memory_budget
     from occo.nn import load_model
 
+    for flag, path in (("--ir", args.ir), ("--vi", args.vi), ("--checkpoint", args.checkpoint)):
+        if not path.exists():
+            raise SystemExit(f"error: {flag} {path} does not exist")
     if args.ir.is_file() != args.vi.is_file():
-        raise SystemExit("--ir and --vi must both be folders or both be image files")
+        raise SystemExit("error: --ir and --vi must both be folders or both be image files")
+    suffix = args.out.suffix.lower()
     if args.ir.is_file():  # one pair: --out is the output file, or a folder to hold <infrared stem>.png
-        out = args.out if args.out.suffix.lower() == ".png" else args.out / f"{args.ir.stem}.png"
+        if suffix in IMAGE_EXTS and suffix != ".png":
+            raise SystemExit(f"error: --out {args.out}: fused images are PNG files; name a .png file or a folder")
+        out = args.out if suffix == ".png" else args.out / f"{args.ir.stem}.png"
+        if out.resolve() in (args.ir.resolve(), args.vi.resolve()):
+            raise SystemExit(f"error: --out {out} is one of the input images; choose another file")
         pairs, out_dir = [Pair(id=out.stem, ir=args.ir, vi=args.vi)], out.parent
     else:
+        if suffix in IMAGE_EXTS:
+            raise SystemExit(f"error: --out {args.out} names an image file, but --ir and --vi are folders: "
+                             "give a folder for --out")
+        _apart(args.out, {"--ir": args.ir, "--vi": args.vi})
         pairs, out_dir = find_pairs(args.ir, args.vi), args.out
-    device = resolve_device(args.device)
+    if args.batch_size != "auto" and not (args.batch_size.isdigit() and int(args.batch_size) > 0):
+        raise SystemExit(f"error: --batch-size {args.batch_size!r} (allowed: auto or a positive integer)")
+    device = _fuse_device(args.device)
+    max_pixels = check_max_pixels(args.max_pixels, "--max-pixels")
+    budget = memory_budget(args.memory_budget, "--memory-budget")
     model, _ = load_model(args.checkpoint, device)
-    batch_size = resolve_batch_size(args.batch_size, device)
-    for path in fuse_folder(model, pairs, out_dir, device=device, batch_size=batch_size, overwrite=args.overwrite):
+    written = fuse_folder(
+        model, pairs, out_dir, checkpoint_sha256=sha256_file(args.checkpoint), device=device,
+        batch_size=resolve_batch_size(args.batch_size, device), overwrite=args.overwrite,
+        max_pixels=max_pixels, memory_budget_bytes=budget,
+    )
+    for path in written:
         print(path)
 
 
@@ -94,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         "fuse",
         help="fuse infrared/visible pairs (two folders, or two files) with a trained checkpoint",
         description="Fuse the luminance with the network of --checkpoint and restore colour from the visible "
-        "image; writes 8-bit PNGs named by pair id and skips outputs that exist (unless --overwrite).",
+        "image; writes 8-bit PNGs named by pair id, each recording the checkpoint's sha256. Outputs of this "
+        "checkpoint that exist are skipped (unless --overwrite); those of another checkpoint are refused.",
     )
     fu.add_argument("--ir", type=Path, required=True, help="infrared folder or image file")
     fu.add_argument("--vi", type=Path, required=True, help="visible folder or image file")
@@ -102,7 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     fu.add_argument("--checkpoint", type=Path, required=True, help="occo checkpoint (models/occo.pt or converted)")
     fu.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     fu.add_argument("--batch-size", default="auto", help="same-size pairs fused together: 'auto' (1 on CPU, 8 on CUDA) or N")
-    fu.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    fu.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                    help=f"refuse images with more pixels, read from the header (default {MAX_PIXELS:,})")
+    fu.add_argument("--memory-budget", type=float, default=MEMORY_BUDGET_GB, metavar="GB",
+                    help=f"working memory of one forward pass; larger images are fused in tiles, same result "
+                    f"(default {MEMORY_BUDGET_GB:g})")
+    fu.add_argument("--overwrite", action="store_true",
+                    help="replace existing outputs, also those made by another checkpoint (refused otherwise)")
     fu.set_defaults(func=_fuse)
     return parser
 

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -226,12 +227,26 @@ def _as_uint8_image(img: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def save_png(path: str | Path, img: np.ndarray | torch.Tensor) -> None:
+def save_png(path: str | Path, img: np.ndarray | torch.Tensor, *, text: dict[str, str] | None = None) -> None:
     """Write a PNG atomically (parent folders created).
 
     ``img`` is a uint8 (H,W)/(H,W,3) array or a float (C,H,W)/(H,W) tensor in [0,1]
-    (stored as round(x*255) clamped to 0..255).
+    (stored as round(x*255) clamped to 0..255). ``text`` goes into tEXt chunks before the image
+    data, where :func:`png_text` reads it without decoding the pixels.
     """
     arr = _as_uint8_image(img)
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
     with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")
+        Image.fromarray(arr).save(tmp, format="PNG", pnginfo=info)
+
+
+def png_text(path: str | Path, key: str) -> str | None:
+    """The tEXt value ``key`` of a PNG written by :func:`save_png`; None when absent or unreadable."""
+    try:
+        with Image.open(path) as im:
+            value = im.info.get(key) if im.format == "PNG" else None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    return value if isinstance(value, str) else None
