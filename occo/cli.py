@@ -11,7 +11,6 @@ import torch
 
 from occo.data.io import MAX_PIXELS, DataError, write_text_atomic
 from occo.data.pairs import find_pairs
-from occo.fuse import MEMORY_BUDGET_GB
 from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, summarise
 from occo.nn.checkpoint import CheckpointError
 from occo.metrics.suite import VARIANTS
@@ -105,7 +104,7 @@ def _fuse(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: --batch-size {args.batch_size!r} (allowed: auto or a positive integer)")
     device = _fuse_device(args.device)
     max_pixels = check_max_pixels(args.max_pixels, "--max-pixels")
-    budget = memory_budget(args.memory_budget, "--memory-budget")
+    budget = memory_budget(args.memory_budget, "--memory-budget", device)
     model, _ = load_model(args.checkpoint, device)
     written = fuse_folder(
         model, pairs, out_dir, checkpoint_sha256=sha256_file(args.checkpoint), device=device,
@@ -160,9 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     fu.add_argument("--batch-size", default="auto", help="same-size pairs fused together: 'auto' (1 on CPU, 8 on CUDA) or N")
     fu.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                     help=f"refuse images with more pixels, read from the header (default {MAX_PIXELS:,})")
-    fu.add_argument("--memory-budget", type=float, default=MEMORY_BUDGET_GB, metavar="GB",
-                    help=f"working memory of one forward pass; larger images are fused in tiles, same result "
-                    f"(default {MEMORY_BUDGET_GB:g})")
+    fu.add_argument("--memory-budget", default="auto", metavar="GB",
+                    help="working memory of one forward pass, in GB, or 'auto' (half of what the device has free, "
+                    "the default); batches shrink to fit and larger images are fused in tiles, same result")
     fu.add_argument("--overwrite", action="store_true",
                     help="replace existing outputs, also those made by another checkpoint (refused otherwise)")
     fu.set_defaults(func=_fuse)

@@ -11,6 +11,7 @@ silently mixes the outputs of two checkpoints.
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -27,15 +28,32 @@ from occo.tiling import bytes_per_pixel, core_side, fuse_y_tiled
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "occo-checkpoint-sha256"
-MEMORY_BUDGET_GB = 4.0  # default working memory of one forward pass (fuse.memory_budget_gb, --memory-budget)
 _GIB = 1 << 30
 
 
-def memory_budget(value: object, what: str) -> int:
-    """A budget in GB from params or the command line, as bytes; DataError naming ``what`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise DataError(f"{what} must be a positive number of GB, got {value!r}")
-    return int(value * _GIB)
+def _free_memory(device: torch.device) -> int:
+    """Bytes free now: on the CUDA device, else the host's MemAvailable (Linux)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError) as exc:
+        raise DataError(f"cannot read the free memory of this host ({exc}); give the memory budget in GB") from exc
+
+
+def memory_budget(value: object, what: str, device: torch.device) -> int:
+    """A budget from params or the command line, in bytes: ``"auto"`` (half of what ``device`` has free
+    now) or a positive number of GB; DataError naming ``what`` otherwise."""
+    if value == "auto":
+        return _free_memory(torch.device(device)) // 2
+    try:
+        gb = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
+    except ValueError:
+        gb = math.nan
+    if not 0 < gb < math.inf:
+        raise DataError(f"{what} must be auto or a positive number of GB, got {value!r}")
+    return int(gb * _GIB)
 
 
 def _load(pair: Pair, max_pixels: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,7 +124,7 @@ def fuse_folder(
     overwrite: bool = False,
     replace_other: bool = False,
     max_pixels: int | None = MAX_PIXELS,
-    memory_budget_bytes: int = int(MEMORY_BUDGET_GB * _GIB),
+    memory_budget_bytes: int | None = None,
 ) -> list[Path]:
     """Fuse ``pairs`` into ``<out_dir>/<id>.png`` (written atomically); returns the paths written.
 
@@ -115,10 +133,13 @@ def fuse_folder(
     maker is not recorded) are re-fused with ``overwrite`` or ``replace_other``, and otherwise raise
     DataError; images of other ids made by another checkpoint are deleted with ``replace_other``
     and otherwise raise DataError. Images over ``max_pixels`` raise DataError naming the file; a
-    pair whose forward pass would need more than ``memory_budget_bytes`` is fused in tiles.
+    pair whose forward pass would need more than ``memory_budget_bytes`` (None: half of what
+    ``device`` has free) is fused in tiles.
     """
     out_dir = Path(out_dir)
     device = torch.device(device)
+    if memory_budget_bytes is None:
+        memory_budget_bytes = memory_budget("auto", "memory budget", device)
     stale = set(_check_makers(out_dir, pairs, checkpoint_sha256, overwrite=overwrite, replace_other=replace_other))
     todo = [p for p in pairs if overwrite or out_dir / f"{p.id}.png" in stale or not (out_dir / f"{p.id}.png").exists()]
     if len(todo) < len(pairs):

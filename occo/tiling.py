@@ -36,9 +36,10 @@ from occo.nn.config import ArchConfig
 from occo.nn.fifn import FIFB, normalise_output
 
 # Peak working memory of one forward per input pixel, in float32 maps per channel of each scale,
-# weighted by the scale's share of the pixels: 1.87 KB/pixel (8.1 maps) measured for the default
-# widths at 256x256 on CPU by counting live tensor storage (bench/fuse_memory.py); 9 leaves a margin.
-_MAPS_PER_CHANNEL = 9
+# weighted by the scale's share of the pixels. Measured for the default widths at 256x256 on CPU by
+# counting live tensor storage (bench/fuse_tiles.py): one pass 1,870 bytes/pixel (8.1 maps), one
+# tile's window 1,991 (8.7 maps); 10 leaves a margin (2,300 bytes/pixel). Not yet measured on CUDA.
+_MAPS_PER_CHANNEL = 10
 
 
 def bytes_per_pixel(cfg: ArchConfig) -> int:

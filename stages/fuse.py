@@ -19,7 +19,7 @@ from pathlib import Path
 
 from occo.data import MAX_PIXELS, DataError, check_name, find_pairs, sha256_file
 from occo.data.io import check_max_pixels
-from occo.fuse import MEMORY_BUDGET_GB, fuse_folder, memory_budget
+from occo.fuse import fuse_folder, memory_budget
 from occo.device import resolve_batch_size, resolve_device
 from occo.nn import CheckpointError, load_model
 from occo.stage import run_stage
@@ -51,7 +51,7 @@ def run(params: dict, root: Path) -> list[Path]:
     device = resolve_device(str(params.get("device", "auto")))
     batch_size = resolve_batch_size(params.get("batch_size", "auto"), device)
     max_pixels = check_max_pixels(params.get("max_pixels", MAX_PIXELS), "fuse.max_pixels")
-    budget = memory_budget(params.get("memory_budget_gb", MEMORY_BUDGET_GB), "fuse.memory_budget_gb")
+    budget = memory_budget(params.get("memory_budget_gb", "auto"), "fuse.memory_budget_gb", device)
     checkpoints = {"occo": params.get("checkpoint", "models/occo.pt")} | dict(params.get("extra_checkpoints") or {})
     for method in checkpoints:
         check_name(method, "fuse.extra_checkpoints key")

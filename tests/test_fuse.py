@@ -15,7 +15,7 @@ import torch
 from occo.cli import main
 from occo.data import DataError, find_pairs, load_array, rgb_to_ycbcr, save_png, sha256_file, to_float
 from occo.data.io import png_text
-from occo.fuse import CHECKPOINT_KEY, fuse_folder
+from occo.fuse import CHECKPOINT_KEY, fuse_folder, memory_budget
 from occo.nn import ArchConfig, build_model, save_checkpoint
 from occo.tiling import bytes_per_pixel, halo
 
@@ -185,8 +185,9 @@ def test_occo_fuse_one_line_errors(tmp_path, model):
         msg = _one_line_exit(args)
         assert f"--device '{device}'" in msg and "allowed: auto, cpu, cuda, cuda:N" in msg
     assert "--max-pixels must be a whole number" in _one_line_exit(_fuse_args(src, out, ckpt, "--max-pixels", "0"))
-    assert "--memory-budget must be a positive number" in _one_line_exit(
-        _fuse_args(src, out, ckpt, "--memory-budget", "-1"))
+    for budget in ("-1", "lots"):
+        assert f"--memory-budget must be auto or a positive number of GB, got '{budget}'" in _one_line_exit(
+            _fuse_args(src, out, ckpt, "--memory-budget", budget))
     assert not out.exists()
 
 
@@ -270,6 +271,28 @@ def test_fuse_stage_checks_names_and_params(tmp_path, model):
     ):
         with pytest.raises(DataError, match=f"{what}.* must be one folder name"):
             stage.run({"device": "cpu", **params}, tmp_path)
-    with pytest.raises(DataError, match="fuse.memory_budget_gb must be a positive number of GB"):
+    with pytest.raises(DataError, match="fuse.memory_budget_gb must be auto or a positive number of GB"):
         stage.run({"datasets": ["tiny/test"], "device": "cpu", "memory_budget_gb": 0}, tmp_path)
     assert not (tmp_path / "data/fused/occo/tiny").exists()
+
+
+def test_memory_budget():
+    cpu = torch.device("cpu")
+    assert memory_budget(2, "x", cpu) == memory_budget("2", "x", cpu) == 2 << 30
+    assert 0 < memory_budget("auto", "x", cpu)
+    for bad in (0, -1, "lots", True, float("inf"), None):
+        with pytest.raises(DataError, match="x must be auto or a positive number of GB"):
+            memory_budget(bad, "x", cpu)
+
+
+def test_official_checkpoint_over_the_budget_is_a_clear_error(tmp_path):
+    """compat='official' normalises with whole-image batch statistics: tiles cannot reproduce it."""
+    src = _pairs(tmp_path / "src")
+    cfg = ArchConfig(widths=(8, 8, 8, 8), heads=(1, 1, 1, 1), compat="official")
+    pairs = find_pairs(src / "ir", src / "vi")
+    with pytest.raises(DataError) as err:
+        fuse_folder(build_model(cfg, seed=0), pairs, tmp_path / "out", checkpoint_sha256=SHA_A, device="cpu",
+                    memory_budget_bytes=1000)
+    msg = str(err.value)
+    assert str(src / "ir") in msg and "compat='official'" in msg and "raise the memory budget" in msg
+    assert not (tmp_path / "out").exists()
