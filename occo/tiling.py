@@ -151,12 +151,12 @@ def _tokens(x: Tensor) -> Tensor:
 class _Globals:
     """The whole-image terms of one FIFB: channel weights, the softmax gates' log-sum-exps, attention contexts."""
 
-    total: Tensor | None = None  # channel sums of [vi, ir] (float64), then the weights (2, C)
-    peak: Tensor | None = None
-    lse: list[tuple[Tensor, Tensor]] | None = None  # per modality: running max, sum of exp(logit - max)
-    kv: list[Tensor] | None = None  # K^T V sums for the vi and ir contexts (float64), then the contexts
-    weights: Tensor | None = None
-    contexts: tuple[Tensor, Tensor] | None = None
+    total: Tensor | None = None  # pass 1: channel sums of [vi, ir] over the cores (float64)
+    peak: Tensor | None = None  # pass 1: channel maxima of [vi, ir]
+    lse: list[tuple[Tensor, Tensor]] | None = None  # pass 1, per modality: running max, sum of exp(logit - max)
+    weights: Tensor | None = None  # after pass 1: the channel weights (B, 2, C)
+    kv: list[Tensor] | None = None  # pass 2: K^T V sums of the ir and vi contexts (float64)
+    contexts: tuple[Tensor, Tensor] | None = None  # after pass 2: softmax(K^T V * scale) of both
 
 
 def _spatial_logits(block: FIFB, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
@@ -208,10 +208,10 @@ def _pass2(block: FIFB, g: _Globals, vi: Tensor, ir: Tensor, at: _Scale) -> None
     """Accumulate the K^T V sums of both attention contexts over the core (Eq. 2)."""
     if block.cross is None or _empty(at):
         return
-    p_vi, p_ir = _projected(block, *_enhanced(block, g, vi, ir))
+    p_vi, p_ir = _projected(block, *_enhanced(block, g, _core(vi, at), _core(ir, at)))  # token-wise: the core suffices
     sums = []
     for tokens, kv in ((p_ir, block.cross.kv_ir), (p_vi, block.cross.kv_vi)):
-        k, v = kv(tokens[:, at.top : at.bottom, at.left : at.right]).chunk(2, dim=-1)
+        k, v = kv(tokens).chunk(2, dim=-1)
         sums.append((block.cross._split(k).transpose(-2, -1) @ block.cross._split(v)).double())
     g.kv = sums if g.kv is None else [a + b for a, b in zip(g.kv, sums)]
 

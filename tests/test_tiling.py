@@ -40,7 +40,10 @@ def test_tiles_equal_one_pass(arch):
     want = fuse_y(model, ir, vi)
     got = fuse_y_tiled(model, ir, vi, core=64, device=CPU)
     assert got.shape == want.shape
-    assert (got - want).abs().max() < 1e-5
+    # Float rounding differs with the window sizes and thread counts: 1e-6 to 3e-6 seen here, and once over
+    # 1e-5. A halo of 16 instead of 44 gives 4e-4; 1 grey level is 4e-3.
+    error = (got - want).abs().max().item()
+    assert error < 1e-4, error
     assert model.training is False
 
 

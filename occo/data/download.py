@@ -21,7 +21,7 @@ import shutil
 import struct
 import urllib.error
 import urllib.request
-from email.message import Message
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -154,28 +154,24 @@ def verified(
     return True
 
 
+@dataclass(frozen=True)
 class _Remote:
-    """What the server said about the file: size and validators, kept in ``<file>.part.json`` between runs."""
+    """What the server said about the file (size, validators), kept in ``<file>.part.json`` between runs."""
 
-    def __init__(self, url: str, total: int | None, etag: str | None, modified: str | None) -> None:
-        self.url, self.total, self.etag, self.modified = url, total, etag, modified
-
-    @classmethod
-    def of(cls, url: str, headers: Message, total: int | None) -> _Remote:
-        etag = headers.get("ETag")
-        strong = etag if etag and not etag.startswith("W/") else None  # If-Range needs a strong ETag
-        return cls(url, total, strong, headers.get("Last-Modified"))
+    url: str
+    total: int | None
+    etag: str | None  # strong ETags only: If-Range may not use a weak one
+    modified: str | None
 
     @classmethod
     def load(cls, path: Path) -> _Remote | None:
         try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-            return cls(meta["url"], meta["total"], meta["etag"], meta["modified"])
-        except (OSError, ValueError, KeyError, TypeError):
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
             return None
 
     def save(self, path: Path) -> None:
-        write_text_atomic(path, json.dumps(vars(self)) + "\n")
+        write_text_atomic(path, json.dumps(asdict(self)) + "\n")
 
     @property
     def validator(self) -> str | None:
@@ -197,7 +193,7 @@ def _content_range(header: str | None, offset: int, url: str, part: Path) -> int
     return total
 
 
-def _free_space_check(part: Path, need: int) -> None:
+def _check_free_space(part: Path, need: int) -> None:
     free = shutil.disk_usage(part.parent).free
     if need > free:
         raise DataError(f"{part} needs {need:,} more bytes, {part.parent} has {free:,} free")
@@ -243,15 +239,18 @@ def _download(url: str, part: Path, timeout: float, size: int | None) -> None:
                 log.info("%s changed or cannot be resumed; downloading it from the start", url)
             offset, mode = 0, "wb"
             total = int(length) if length else None
-            _Remote.of(url, resp.headers, total).save(meta_path)
         if size is not None and total is not None and total != size:
             raise DataError(f"{url} is {total:,} bytes on the server, the registry says {size:,}; not downloading it")
         limit = total if total is not None else size
         if limit is not None:
-            _free_space_check(part, limit - offset)
+            _check_free_space(part, limit - offset)
         with part.open(mode) as fh, tqdm(
             total=limit, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem
         ) as bar:
+            if mode == "wb":  # the .part is empty now: record which remote file its bytes come from
+                etag = resp.headers.get("ETag")
+                strong = etag if etag and not etag.startswith("W/") else None
+                _Remote(url, total, strong, resp.headers.get("Last-Modified")).save(meta_path)
             while chunk := resp.read(_CHUNK):
                 fh.write(chunk)
                 bar.update(len(chunk))
