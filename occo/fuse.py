@@ -180,7 +180,7 @@ def _fuse_tiled(
     need = ir[0].numel() * bytes_per_pixel(cfg)
     if cfg.compat != "fixed":
         raise DataError(
-            f"{pair.ir} needs about {need / _GIB:.1f} GB in one pass, over the memory budget of {budget / _GIB:.1f} GB, "
+            f"{pair.ir} needs about {need / _GIB:.3g} GB in one pass, over the memory budget of {budget / _GIB:.3g} GB, "
             f"and a compat={cfg.compat!r} checkpoint normalises each image with its own whole-image statistics, "
             "which tiles cannot reproduce: raise the memory budget"
         )
@@ -188,6 +188,6 @@ def _fuse_tiled(
         core = core_side(cfg, budget)
     except ValueError as exc:
         raise DataError(f"cannot fuse {pair.ir} in tiles: {exc}") from exc
-    log.info("%s: about %.1f GB in one pass, over the %.1f GB budget; fusing in tiles of %d pixels",
+    log.info("%s: about %.3g GB in one pass, over the %.3g GB budget; fusing in tiles of %d pixels",
              pair.ir, need / _GIB, budget / _GIB, core)
     return fuse_y_tiled(model, ir, vi_y, core=core, device=device)
