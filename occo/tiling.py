@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from occo.nn.blocks import spatial_softmax
 from occo.nn.config import ArchConfig
-from occo.nn.fifn import FIFB, normalise_output
+from occo.nn.fifn import FIFB, _encode, _tokens, normalise_output
 
 # Peak working memory of one forward per input pixel, in float32 maps per channel of each scale,
 # weighted by the scale's share of the pixels. Measured for the default widths at 256x256 on CPU by
@@ -126,14 +126,6 @@ def _scales(tile: Tile, n: int) -> list[_Scale]:
     ]
 
 
-def _encode(stages: nn.ModuleList, x: Tensor) -> list[Tensor]:
-    feats = []
-    for i, stage in enumerate(stages):
-        x = stage(F.max_pool2d(x, 2) if i else x)
-        feats.append(x)
-    return feats
-
-
 def _core(x: Tensor, at: _Scale) -> Tensor:
     return x[..., at.top : at.bottom, at.left : at.right]
 
@@ -141,10 +133,6 @@ def _core(x: Tensor, at: _Scale) -> Tensor:
 def _empty(at: _Scale) -> bool:
     """A core of the image's last few rows/columns can hold no pixel of the coarser scales."""
     return at.bottom <= at.top or at.right <= at.left
-
-
-def _tokens(x: Tensor) -> Tensor:
-    return x.permute(0, 2, 3, 1)
 
 
 @dataclass

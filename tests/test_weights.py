@@ -59,11 +59,18 @@ weights:
 BLOBS = {"one.pth": b"weights" * 100, "config.json": b"{}", "vocab.txt": b"[CLS]\n[SEP]\n"}
 
 
-def test_downloads_single_file_and_folder_then_reuses_them(tmp_path, server, monkeypatch):
+@pytest.fixture()
+def served(tmp_path: Path, server, monkeypatch) -> Path:
+    """BLOBS on the server and in the registry; returns the www folder."""
     www, base = server
     for name, blob in BLOBS.items():
         (www / name).write_bytes(blob)
     _registry(tmp_path, base, BLOBS, monkeypatch)
+    return www
+
+
+def test_downloads_single_file_and_folder_then_reuses_them(tmp_path, served):
+    www = served
     root = tmp_path / "repo"
     one = resolve_weights("single", None, param="x.weights", root=root)
     assert one == root / "models/pretrained/one.pth" and one.read_bytes() == BLOBS["one.pth"]
@@ -115,12 +122,8 @@ def test_shipped_registry_validates():
     assert {"vgg19", "sam_vit_h", "groundingdino_swint_ogc"} <= set(weights)
 
 
-def test_unpinned_file_is_checked_against_its_download_record(tmp_path, server, monkeypatch):
+def test_unpinned_file_is_checked_against_its_download_record(tmp_path, served):
     """vocab.txt has no pinned sha256: the hash recorded at download time guards it afterwards."""
-    www, base = server
-    for name, blob in BLOBS.items():
-        (www / name).write_bytes(blob)
-    _registry(tmp_path, base, BLOBS, monkeypatch)
     root = tmp_path / "repo"
     folder = resolve_weights("folder", None, param="x.folder", root=root)
     (folder / "vocab.txt").write_bytes(b"[CLS]\n")  # damaged after the download
