@@ -57,8 +57,9 @@ def resolve_weights(name: str, local: str | Path | None, *, param: str, root: Pa
     A single-file entry resolves to ``<root>/models/pretrained/<filename>``, a ``files`` entry to the
     folder ``<root>/models/pretrained/<name>/``. Downloads are resumable and verified, and a present
     copy is checked against its pinned sha256 or its download's ``.sha256`` record
-    (occo.data.download). Raises WeightsUnavailableError naming the file(s), URL(s) and ``param`` when ``local`` does not exist, or
-    the registry copy is absent and cannot be downloaded (or ``download`` is false).
+    (occo.data.download). Raises WeightsUnavailableError naming the file(s), URL(s) and ``param``
+    when ``local`` does not exist, or the registry copy is absent or fails its check and cannot be
+    downloaded (or ``download`` is false).
     """
     entry = weights_entry(name)
     if local is not None:

@@ -7,8 +7,8 @@ order), or the string ``registry`` to download the official archives listed in `
 - official: the dataset's own archive layout, mapped by its registry entry;
 - ours: ``<split>/ir``, ``<split>/vi`` (+ ``labels/``, ``masks/``).
 
-Images are copied byte for byte, after a check that each is readable, within the pixel cap and,
-when it is reached through a symlink, still inside the source folder. Published fused results (``fused/<Method>/``) go to
+Images are copied byte for byte, once each is read, within the pixel cap and, where a symlink
+leads to it, inside the source folder. Published fused results (``fused/<Method>/``) go to
 ``<external_root>/<Method>/<name>/<split>/``. ``MANIFEST.md``, ``README.md`` and ``splits/*.txt``
 are kept as provenance in ``<out_root>/<name>/``.
 """
@@ -218,7 +218,8 @@ def _run_plan(
             (split_dir / "ir").mkdir(parents=True)
             (split_dir / "vi").mkdir()
             for pair in tqdm(kept, desc=f"{name}/{src.split}", unit="pair"):
-                _inside(pair.ir, root), _inside(pair.vi, root)
+                _inside(pair.ir, root)
+                _inside(pair.vi, root)
                 ir, _ = load_pair(pair, max_pixels=max_pixels)
                 sizes[pair.id] = ir.shape[:2]
                 shutil.copy2(pair.ir, split_dir / "ir" / f"{pair.id}{pair.ir.suffix}")
