@@ -92,7 +92,10 @@ def main() -> None:
     parser.add_argument("--budget-gb", type=float, default=0.2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.devices == "auto" else args.devices.split(",")
+    if args.devices == "auto":
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    else:
+        devices = args.devices.split(",")
     cfg = ArchConfig()
     estimate = bytes_per_pixel(cfg)
     torch.set_grad_enabled(False)

@@ -143,7 +143,8 @@ def fuse_folder(
     stale = set(_check_makers(out_dir, pairs, checkpoint_sha256, overwrite=overwrite, replace_other=replace_other))
     todo = [p for p in pairs if overwrite or out_dir / f"{p.id}.png" in stale or not (out_dir / f"{p.id}.png").exists()]
     if len(todo) < len(pairs):
-        log.info("%s: %d of %d outputs exist (made by this checkpoint), skipped", out_dir, len(pairs) - len(todo), len(pairs))
+        skipped = len(pairs) - len(todo)
+        log.info("%s: %d of %d outputs exist (made by this checkpoint), skipped", out_dir, skipped, len(pairs))
     per_pixel = bytes_per_pixel(model.cfg)
     by_size: dict[tuple[int, int], list[Pair]] = defaultdict(list)
     for p in todo:
@@ -180,7 +181,8 @@ def _fuse_tiled(
     need = ir[0].numel() * bytes_per_pixel(cfg)
     if cfg.compat != "fixed":
         raise DataError(
-            f"{pair.ir} needs about {need / _GIB:.3g} GB in one pass, over the memory budget of {budget / _GIB:.3g} GB, "
+            f"{pair.ir} needs about {need / _GIB:.3g} GB in one pass, over the memory budget of "
+            f"{budget / _GIB:.3g} GB, "
             f"and a compat={cfg.compat!r} checkpoint normalises each image with its own whole-image statistics, "
             "which tiles cannot reproduce: raise the memory budget"
         )

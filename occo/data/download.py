@@ -226,8 +226,10 @@ def _download(url: str, part: Path, timeout: float, size: int | None) -> None:
         if offset and status == 206:
             total = _content_range(resp.headers.get("Content-Range"), offset, url, part)
             if total is not None and remote.total is not None and total != remote.total:
-                raise DataError(f"cannot resume {url}: the file was {remote.total} bytes and is now {total} although "
-                                f"its validator {remote.validator!r} is unchanged; delete {part} to download from the start")
+                raise DataError(
+                    f"cannot resume {url}: the file was {remote.total} bytes and is now {total} although its "
+                    f"validator {remote.validator!r} is unchanged; delete {part} to download from the start"
+                )
             total = total if total is not None else remote.total
             if length is not None and total is not None and int(length) != total - offset:
                 raise DataError(f"cannot resume {url}: Content-Length {length} does not match Content-Range "
