@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from occo.data.io import IMAGE_EXTS, write_text_atomic
+from occo.data.io import IMAGE_EXTS, MAX_PIXELS, DataError, write_text_atomic
 from occo.data.pairs import find_pairs
 from occo.device import batch_size_flag, device_flag
 from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, summarise
@@ -43,23 +43,53 @@ def _convert_checkpoint(args: argparse.Namespace) -> None:
     print(convert_checkpoint(args.src, args.dst))
 
 
+def _apart(out: Path, inputs: dict[str, Path]) -> None:
+    """An output folder may not be, contain or lie inside an input folder."""
+    target = out.resolve()
+    for flag, folder in inputs.items():
+        source = folder.resolve()
+        if target == source or source in target.parents or target in source.parents:
+            raise SystemExit(
+                f"--out {out} is, contains or lies inside {flag} {folder}: fused images would mix with "
+                "(or replace) the sources; choose a separate folder"
+            )
+
+
 def _fuse(args: argparse.Namespace) -> None:
+    from occo.data.download import sha256_file
+    from occo.data.io import check_max_pixels
     from occo.data.pairs import Pair
-    from occo.fuse import fuse_folder  # torch model code: only for this command
     from occo.device import resolve_batch_size, resolve_device
+    from occo.fuse import fuse_folder, memory_budget
     from occo.nn import load_model
 
+    for flag, path in (("--ir", args.ir), ("--vi", args.vi), ("--checkpoint", args.checkpoint)):
+        if not path.exists():
+            raise SystemExit(f"{flag} {path} does not exist")
     if args.ir.is_file() != args.vi.is_file():
         raise SystemExit("--ir and --vi must both be folders or both be image files")
+    suffix = args.out.suffix.lower()  # never another image suffix: fused_out_flag refuses those
     if args.ir.is_file():  # one pair: --out is the output file, or a folder to hold <infrared stem>.png
-        out = args.out if args.out.suffix.lower() == ".png" else args.out / f"{args.ir.stem}.png"
+        out = args.out if suffix == ".png" else args.out / f"{args.ir.stem}.png"
+        if out.resolve() in (args.ir.resolve(), args.vi.resolve()):
+            raise SystemExit(f"--out {out} is one of the input images; choose another file")
         pairs, out_dir = [Pair(id=out.stem, ir=args.ir, vi=args.vi)], out.parent
     else:
+        if suffix == ".png":
+            raise SystemExit(f"--out {args.out} names an image file, but --ir and --vi are folders: "
+                             "give a folder for --out")
+        _apart(args.out, {"--ir": args.ir, "--vi": args.vi})
         pairs, out_dir = find_pairs(args.ir, args.vi), args.out
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
+    max_pixels = check_max_pixels(args.max_pixels, "--max-pixels")
+    budget = memory_budget(args.memory_budget, "--memory-budget", device)
     model, _ = load_model(args.checkpoint, device)
-    batch_size = resolve_batch_size(args.batch_size, device)
-    for path in fuse_folder(model, pairs, out_dir, device=device, batch_size=batch_size, overwrite=args.overwrite):
+    written = fuse_folder(
+        model, pairs, out_dir, checkpoint_sha256=sha256_file(args.checkpoint), device=device,
+        batch_size=resolve_batch_size(args.batch_size, device), overwrite=args.overwrite,
+        max_pixels=max_pixels, memory_budget_bytes=budget,
+    )
+    for path in written:
         print(path)
 
 
@@ -117,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         "fuse",
         help="fuse infrared/visible pairs (two folders, or two files) with a trained checkpoint",
         description="Fuse the luminance with the network of --checkpoint and restore colour from the visible "
-        "image; writes 8-bit PNGs named by pair id and skips outputs that exist (unless --overwrite).",
+        "image; writes 8-bit PNGs named by pair id, each recording the checkpoint's sha256. Outputs of this "
+        "checkpoint that exist are skipped (unless --overwrite); those of another checkpoint are refused.",
     )
     fu.add_argument("--ir", type=Path, required=True, help="infrared folder or image file")
     fu.add_argument("--vi", type=Path, required=True, help="visible folder or image file")
@@ -126,7 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     fu.add_argument("--device", type=device_flag, default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     fu.add_argument("--batch-size", type=batch_size_flag, default="auto",
                     help="same-size pairs fused together: 'auto' (1 on CPU, 8 on CUDA) or N")
-    fu.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    fu.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                    help=f"refuse images with more pixels, read from the header (default {MAX_PIXELS:,})")
+    fu.add_argument("--memory-budget", default="auto", metavar="GB",
+                    help="working memory of one forward pass, in GB, or 'auto' (half of what the device has free, "
+                    "the default); batches shrink to fit and larger images are fused in tiles, same result")
+    fu.add_argument("--overwrite", action="store_true",
+                    help="replace existing outputs, also those made by another checkpoint (refused otherwise)")
     fu.set_defaults(func=_fuse)
     return parser
 

@@ -67,6 +67,10 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Seed = NonNegativeInt
 Device = one_error(Annotated[str, Field(pattern=f"^(?:{DEVICE_PATTERN.pattern})$")], f"should be {DEVICES}")
 BatchSize = one_error(Literal["auto"] | PositiveInt, "should be auto or a positive integer")
+ScaleInts = one_error(
+    Annotated[list[PositiveInt], Field(min_length=2)], "should be a list of positive integers, one per scale (2 or more)"
+)
+MemoryBudget = one_error(Literal["auto"] | Positive, "should be auto or a positive number of GB")
 DatasetSplit = one_error(Annotated[str, Field(pattern=r"^[^/]+/[^/]+$")], "should be '<dataset>/<split>'")
 HeightWidth = one_error(
     PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] | None,
@@ -133,6 +137,8 @@ class DatasetSource(TypedDict, total=False):
 @with_config(SECTION)
 class Download(TypedDict, total=False):
     synthetic: Synthetic | None
+    max_pixels: PositiveInt
+    max_unpack_ratio: Positive
     datasets: dict[str, DatasetSource] | None
 
 
@@ -183,6 +189,8 @@ class Arch(TypedDict, total=False):
     spatial_gate: SpatialGate
     token_norm: TokenNorm
     attention_routing: AttentionRouting
+    widths: ScaleInts
+    heads: ScaleInts
 
 
 @with_config(SECTION)
@@ -224,6 +232,8 @@ class Fuse(TypedDict, total=False):
     extra_checkpoints: dict[str, PathStr] | None
     device: Device
     batch_size: BatchSize
+    max_pixels: PositiveInt
+    memory_budget_gb: MemoryBudget
     datasets: list[DatasetSplit] | None
 
 

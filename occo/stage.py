@@ -19,6 +19,7 @@ def run_stage(
     *,
     section: str | None = None,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    errors: tuple[type[Exception], ...] = (),
 ) -> None:
     """Parse ``--params`` and ``--root`` (default: the repo holding ``stages/<script>``), set up logging,
     validate the whole params file against ``occo.params.Params`` and call ``run(params, root, args)`` —
@@ -27,7 +28,8 @@ def run_stage(
     A params file that breaks the schema ends the stage before ``run`` with one line per problem
     (``<stage>: <file> <key> = <value>: <what is allowed>``). Bad input met while running — the library's
     ``ValueError``s (``DataError``, ``CheckpointError``, …) and ``OSError``s (a missing or unwritable
-    file) — ends it with one line too, never a traceback.
+    file) — ends it with one line too, never a traceback, as do the stage's own ``errors`` (e.g. training
+    that diverged).
     """
     name = Path(script).stem
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
@@ -53,7 +55,7 @@ def run_stage(
     start = time.perf_counter()
     try:
         run(params, args.root.resolve(), args)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, *errors) as err:
         raise SystemExit(f"{name}: {err}") from None
     # bench/pipeline.py reads this line to time each stage of a `dvc repro` / `dvc exp run`
     logging.getLogger("occo.stage").info("stage %s done in %.1f s", name, time.perf_counter() - start)

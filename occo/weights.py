@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from occo.data.download import fetch, sha256_file
+from occo.data.download import fetch, verified
 from occo.data.io import DataError
 from occo.data.registry import load_registry
 
@@ -51,20 +51,15 @@ def _how_to_provide(name: str, entry: dict, param: str) -> str:
     return f"get {where} where there is internet and set {param}: {target} in params.yaml"
 
 
-def _verified(path: Path, item: dict) -> bool:
-    """True when ``path`` exists and matches the pinned sha256 (an unpinned file is trusted as is)."""
-    if not path.is_file():
-        return False
-    return item.get("sha256") is None or sha256_file(path) == item["sha256"]
-
-
 def resolve_weights(name: str, local: str | Path | None, *, param: str, root: Path, download: bool = True) -> Path:
     """The path of the weights ``name``: ``local`` when given, else the registry copy (fetched if needed).
 
     A single-file entry resolves to ``<root>/models/pretrained/<filename>``, a ``files`` entry to the
-    folder ``<root>/models/pretrained/<name>/``. Downloads are resumable and sha256-checked. Raises
-    WeightsUnavailableError naming the file(s), URL(s) and ``param`` when ``local`` does not exist, or
-    the registry copy is absent and cannot be downloaded (or ``download`` is false).
+    folder ``<root>/models/pretrained/<name>/``. Downloads are resumable and verified, and a present
+    copy is checked against its pinned sha256 or its download's ``.sha256`` record
+    (occo.data.download). Raises WeightsUnavailableError naming the file(s), URL(s) and ``param``
+    when ``local`` does not exist, or the registry copy is absent or fails its check and cannot be
+    downloaded (or ``download`` is false).
     """
     entry = weights_entry(name)
     if local is not None:
@@ -78,13 +73,15 @@ def resolve_weights(name: str, local: str | Path | None, *, param: str, root: Pa
     folder = target if "files" in entry else target.parent
     for item in weight_files(entry):
         path = folder / item["filename"]
-        if _verified(path, item):
-            continue
+        checks = {"sha256": item.get("sha256"), "sha256_prefix": item.get("sha256_prefix"), "size": item.get("size")}
         if not download:
-            raise WeightsUnavailableError(f"{name} weights {path} are missing: {_how_to_provide(name, entry, param)}")
+            if not verified(path, **checks):
+                raise WeightsUnavailableError(
+                    f"{name} weights {path} are missing or fail their check: {_how_to_provide(name, entry, param)}"
+                )
+            continue
         try:
-            fetch(item["url"], path, sha256=item.get("sha256"), sha256_prefix=item.get("sha256_prefix"),
-                  hint=_how_to_provide(name, entry, param))
+            fetch(item["url"], path, **checks, hint=_how_to_provide(name, entry, param))
         except DataError as exc:
             raise WeightsUnavailableError(f"{name} weights {path} are not available: {exc}") from exc
     log.info("%s weights: %s", name, target)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from occo.data import DataError, find_pairs, write_text_atomic
+from occo.data import DataError, check_name, find_pairs, write_text_atomic
 from occo.metrics.evaluate import evaluate_pairs, markdown_table, summarise
 from occo.metrics.suite import METRICS
 from occo.stage import run_stage
@@ -59,7 +59,8 @@ def evaluation_splits(params: dict, root: Path) -> dict[str, str]:
     index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
     chosen = {}
     for dataset, splits in index.items():
-        split = (params.get("splits") or {}).get(dataset, "test")
+        check_name(dataset, "dataset of data/raw/INDEX.json")
+        split = check_name((params.get("splits") or {}).get(dataset, "test"), f"evaluate.splits.{dataset}")
         if split not in splits:
             log.warning("%s has no %r split (has %s); set evaluate.splits.%s", dataset, split, sorted(splits), dataset)
             continue

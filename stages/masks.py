@@ -22,7 +22,7 @@ import logging
 from functools import cache
 from pathlib import Path
 
-from occo.data import find_pairs
+from occo.data import check_name, find_pairs
 from occo.device import resolve_batch_size, resolve_device
 from occo.masks.gallery import write_gallery
 from occo.masks.generate import generate_masks
@@ -48,7 +48,9 @@ def run(params: dict, root: Path) -> dict[str, dict[str, int]]:
     models = cache(lambda: load_models(params, root, device, dtype))
     written: dict[str, dict[str, int]] = {}
     for dataset, splits in (params.get("datasets") or {}).items():
+        check_name(dataset, "masks.datasets key")
         for split in splits:
+            check_name(split, f"masks.datasets.{dataset} entry")
             if split not in index.get(dataset, {}):
                 log.warning(
                     "skipping %s/%s: not in data/raw/INDEX.json (has %s)", dataset, split, index.get(dataset, {})

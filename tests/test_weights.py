@@ -59,17 +59,25 @@ weights:
 BLOBS = {"one.pth": b"weights" * 100, "config.json": b"{}", "vocab.txt": b"[CLS]\n[SEP]\n"}
 
 
-def test_downloads_single_file_and_folder_then_reuses_them(tmp_path, server, monkeypatch):
+@pytest.fixture()
+def served(tmp_path: Path, server, monkeypatch) -> Path:
+    """BLOBS on the server and in the registry; returns the www folder."""
     www, base = server
     for name, blob in BLOBS.items():
         (www / name).write_bytes(blob)
     _registry(tmp_path, base, BLOBS, monkeypatch)
+    return www
+
+
+def test_downloads_single_file_and_folder_then_reuses_them(tmp_path, served):
+    www = served
     root = tmp_path / "repo"
     one = resolve_weights("single", None, param="x.weights", root=root)
     assert one == root / "models/pretrained/one.pth" and one.read_bytes() == BLOBS["one.pth"]
     folder = resolve_weights("folder", None, param="x.folder", root=root)
     assert folder == default_location("folder", root)
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "vocab.txt"]
+    names = ["config.json", "config.json.sha256", "vocab.txt", "vocab.txt.sha256"]  # with the download records
+    assert sorted(p.name for p in folder.iterdir()) == names
     for name in BLOBS:
         (www / name).unlink()  # present copies are used without the network
     assert resolve_weights("single", None, param="x.weights", root=root) == one
@@ -113,3 +121,14 @@ def test_unknown_name_lists_known_ones():
 def test_shipped_registry_validates():
     weights = registry_module.load_registry()["weights"]
     assert {"vgg19", "sam_vit_h", "groundingdino_swint_ogc"} <= set(weights)
+
+
+def test_unpinned_file_is_checked_against_its_download_record(tmp_path, served):
+    """vocab.txt has no pinned sha256: the hash recorded at download time guards it afterwards."""
+    root = tmp_path / "repo"
+    folder = resolve_weights("folder", None, param="x.folder", root=root)
+    (folder / "vocab.txt").write_bytes(b"[CLS]\n")  # damaged after the download
+    with pytest.raises(WeightsUnavailableError, match=r"vocab\.txt are missing or fail their check.*x\.folder"):
+        resolve_weights("folder", None, param="x.folder", root=root, download=False)
+    resolve_weights("folder", None, param="x.folder", root=root)
+    assert (folder / "vocab.txt").read_bytes() == BLOBS["vocab.txt"]

@@ -1,15 +1,18 @@
-"""Data layer: image I/O, colour conversion, pairing, synthetic data, dataset import and downloads."""
+"""Data layer: image I/O, colour conversion, pairing, names, synthetic data, dataset import, downloads and archives."""
 
+from occo.data.archive import extract, is_archive
 from occo.data.color import rgb_to_ycbcr, ycbcr_to_rgb
-from occo.data.download import extract, fetch, is_archive, sha256_file
+from occo.data.download import fetch, sha256_file
 from occo.data.importer import import_dataset
 from occo.data.io import (
     IMAGE_EXTS,
+    MAX_PIXELS,
     DataError,
     atomic_dir,
     atomic_path,
     load_array,
     read_image,
+    read_size,
     rgb_to_gray_matlab,
     rgb_to_gray_opencv,
     save_png,
@@ -17,6 +20,7 @@ from occo.data.io import (
     to_uint8,
     write_text_atomic,
 )
+from occo.data.names import check_name
 from occo.data.pairs import Pair, find_pairs, index_images, load_pair, match_pairs
 from occo.data.registry import load_registry
 from occo.data.synthetic import DET_CLASSES, SEG_CLASSES, make_synthetic
@@ -24,11 +28,13 @@ from occo.data.synthetic import DET_CLASSES, SEG_CLASSES, make_synthetic
 __all__ = [
     "DET_CLASSES",
     "IMAGE_EXTS",
+    "MAX_PIXELS",
     "SEG_CLASSES",
     "DataError",
     "Pair",
     "atomic_dir",
     "atomic_path",
+    "check_name",
     "extract",
     "fetch",
     "find_pairs",
@@ -41,6 +47,7 @@ __all__ = [
     "make_synthetic",
     "match_pairs",
     "read_image",
+    "read_size",
     "rgb_to_gray_matlab",
     "rgb_to_gray_opencv",
     "rgb_to_ycbcr",

@@ -7,7 +7,8 @@ order), or the string ``registry`` to download the official archives listed in `
 - official: the dataset's own archive layout, mapped by its registry entry;
 - ours: ``<split>/ir``, ``<split>/vi`` (+ ``labels/``, ``masks/``).
 
-Images are copied byte for byte. Published fused results (``fused/<Method>/``) go to
+Images are copied byte for byte, once each is read, within the pixel cap and, where a symlink
+leads to it, inside the source folder. Published fused results (``fused/<Method>/``) go to
 ``<external_root>/<Method>/<name>/<split>/``. ``MANIFEST.md``, ``README.md`` and ``splits/*.txt``
 are kept as provenance in ``<out_root>/<name>/``.
 """
@@ -23,8 +24,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from occo.data.download import LOCAL_SOURCE_HINT, extract, fetch, is_archive
-from occo.data.io import IMAGE_EXTS, DataError, atomic_dir, load_array
+from occo.data.archive import MAX_UNPACK_RATIO, extract, is_archive
+from occo.data.download import LOCAL_SOURCE_HINT, fetch
+from occo.data.io import IMAGE_EXTS, MAX_PIXELS, DataError, atomic_dir, load_array
+from occo.data.names import check_name
 from occo.data.pairs import image_size, index_images, load_pair, match_pairs
 from occo.data.registry import load_registry
 
@@ -160,21 +163,32 @@ def _select(plan: _Plan, split: str | None, where: str) -> _Plan:
     return _Plan(plan.layout, chosen, plan.provenance)
 
 
-def _check_size(path: Path, pair_id: str, size: tuple[int, int]) -> None:
-    arr = load_array(path)
+def _inside(path: Path, root: Path) -> Path:
+    """``path`` when it resolves inside ``root`` (a resolved folder); a symlink that leaves it raises DataError."""
+    target = path.resolve()
+    if target != root and root not in target.parents:
+        raise DataError(f"{path} links to {target}, outside the source folder {root}: copy the file in instead")
+    return path
+
+
+def _check_size(path: Path, pair_id: str, size: tuple[int, int], max_pixels: int | None) -> None:
+    arr = load_array(path, max_pixels=max_pixels)
     if arr.shape[:2] != size:
         raise DataError(f"size mismatch: {path} is {image_size(arr)}, but pair {pair_id} is {size[0]}x{size[1]}")
 
 
-def _copy_tree(src: Path, dst: Path, dropped: set[str], sizes: dict[str, tuple[int, int]]) -> int:
+def _copy_tree(
+    src: Path, dst: Path, dropped: set[str], sizes: dict[str, tuple[int, int]], root: Path, max_pixels: int | None
+) -> int:
     """Copy a labels/masks tree, leaving out files of dropped ids; images of kept ids are size-checked."""
     copied = 0
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
         if any(part.startswith(".") for part in rel.parts) or not path.is_file() or path.stem in dropped:
             continue
+        _inside(path, root)
         if path.suffix.lower() in IMAGE_EXTS and path.stem in sizes:
-            _check_size(path, path.stem, sizes[path.stem])
+            _check_size(path, path.stem, sizes[path.stem], max_pixels)
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dst / rel)
         copied += 1
@@ -182,8 +196,15 @@ def _copy_tree(src: Path, dst: Path, dropped: set[str], sizes: dict[str, tuple[i
 
 
 def _run_plan(
-    name: str, plan: _Plan, out_root: Path, external_root: Path | None, limit: int | None
+    name: str,
+    plan: _Plan,
+    root: Path,
+    out_root: Path,
+    external_root: Path | None,
+    limit: int | None,
+    max_pixels: int | None,
 ) -> dict[str, int]:
+    """Copy ``plan`` (read from the resolved folder ``root``) into ``out_root/name``; returns pairs per split."""
     counts: dict[str, int] = {}
     with ExitStack() as stack:
         build = stack.enter_context(atomic_dir(out_root / name))
@@ -197,12 +218,14 @@ def _run_plan(
             (split_dir / "ir").mkdir(parents=True)
             (split_dir / "vi").mkdir()
             for pair in tqdm(kept, desc=f"{name}/{src.split}", unit="pair"):
-                ir, _ = load_pair(pair)
+                _inside(pair.ir, root)
+                _inside(pair.vi, root)
+                ir, _ = load_pair(pair, max_pixels=max_pixels)
                 sizes[pair.id] = ir.shape[:2]
                 shutil.copy2(pair.ir, split_dir / "ir" / f"{pair.id}{pair.ir.suffix}")
                 shutil.copy2(pair.vi, split_dir / "vi" / f"{pair.id}{pair.vi.suffix}")
             for folder, rel in src.extras:
-                n = _copy_tree(folder, split_dir / rel, dropped, sizes)
+                n = _copy_tree(folder, split_dir / rel, dropped, sizes, root, max_pixels)
                 log.info("%s/%s: copied %d files of %s", name, src.split, n, folder)
             for method, folder in src.fused:
                 files = index_images(folder)
@@ -215,14 +238,14 @@ def _run_plan(
                 dst = external[method] / src.split
                 dst.mkdir(parents=True, exist_ok=True)
                 for key in chosen:
-                    _check_size(files[key], key, sizes[key])
+                    _check_size(_inside(files[key], root), key, sizes[key], max_pixels)
                     shutil.copy2(files[key], dst / f"{key}{files[key].suffix}")
                 target = external_root / method / name / src.split
                 log.info("%s/%s: %d fused results of %s -> %s", name, src.split, len(chosen), method, target)
             counts[src.split] = len(kept)
         for path, rel in plan.provenance:
             (build / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, build / rel)
+            shutil.copy2(_inside(path, root), build / rel)
     summary = ", ".join(f"{s} {n} pairs" for s, n in counts.items())
     log.info("imported %s (%s layout): %s -> %s", name, plan.layout, summary, out_root / name)
     return counts
@@ -238,15 +261,22 @@ def import_dataset(
     registry: dict | None = None,
     external_root: Path | None = None,
     downloads_root: Path | None = None,
+    max_pixels: int | None = MAX_PIXELS,
+    max_unpack_ratio: float = MAX_UNPACK_RATIO,
 ) -> dict[str, int]:
     """Import dataset ``name`` from ``source`` into ``out_root/name``; returns pairs per split.
 
     ``source`` is a folder, a zip/tar archive, or ``"registry"`` (official archives are downloaded
     to ``downloads_root``, default ``out_root/../downloads``). ``split`` names the split of a flat
     folder and otherwise selects one split; ``limit`` keeps the first N ids of each split. Every
-    kept pair is read and size-checked; any problem raises DataError naming the file. The previous
-    import is replaced only once the new one is complete.
+    kept pair is read and size-checked (at most ``max_pixels`` pixels an image); symlinks may not
+    leave the source folder; archives may unpack to at most ``max_unpack_ratio`` times their size.
+    Any problem raises DataError naming the file. The previous import is replaced only once the new
+    one is complete.
     """
+    check_name(name, "dataset name")
+    if split is not None:
+        check_name(split, f"split of {name}")
     if limit is not None and limit < 1:
         raise DataError(f"limit for {name} must be a positive number of pairs, got {limit}")
     out_root = Path(out_root)
@@ -254,7 +284,8 @@ def import_dataset(
     entry = registry["datasets"].get(name)
 
     def from_folder(root: Path) -> dict[str, int]:
-        return _run_plan(name, _plan(name, root, split, entry), out_root, external_root, limit)
+        root = root.resolve()
+        return _run_plan(name, _plan(name, root, split, entry), root, out_root, external_root, limit, max_pixels)
 
     def scratch() -> tempfile.TemporaryDirectory:
         out_root.mkdir(parents=True, exist_ok=True)
@@ -269,17 +300,19 @@ def import_dataset(
             raise DataError(f"{name} has no direct download (get it from {where}); {hint}")
         downloads = Path(downloads_root) if downloads_root is not None else out_root.parent / "downloads"
         archives = [
-            fetch(a["url"], downloads / a["filename"], sha256=a.get("sha256"), sha256_prefix=a.get("sha256_prefix"))
+            fetch(a["url"], downloads / a["filename"], sha256=a.get("sha256"), sha256_prefix=a.get("sha256_prefix"),
+                  size=a.get("size"))
             for a in entry["archives"]
         ]
         where = ", ".join(str(a) for a in archives)
         with scratch() as tmp:
+            root = Path(tmp).resolve()
             for archive in archives:
-                extract(archive, tmp)
-            plan = _official_plan(name, Path(tmp), entry)
+                extract(archive, root, max_ratio=max_unpack_ratio)
+            plan = _official_plan(name, root, entry)
             if plan is None:
                 raise DataError(f"{where} do not have the {name} layout given in the registry")
-            return _run_plan(name, _select(plan, split, where), out_root, external_root, limit)
+            return _run_plan(name, _select(plan, split, where), root, out_root, external_root, limit, max_pixels)
 
     source = Path(source)
     if source.is_dir():
@@ -289,7 +322,7 @@ def import_dataset(
     if not is_archive(source):
         raise DataError(f"source for {name} is neither a folder nor a zip/tar archive: {source}")
     with scratch() as tmp:
-        root = extract(source, tmp)
+        root = extract(source, tmp, max_ratio=max_unpack_ratio)
         children = _visible_dirs(root)
         if len(children) == 1 and not any(p.is_file() for p in root.iterdir()):
             root = children[0]

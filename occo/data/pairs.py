@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from occo.data.io import IMAGE_EXTS, DataError, load_array
+from occo.data.io import IMAGE_EXTS, MAX_PIXELS, DataError, load_array
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +118,10 @@ def image_size(arr: np.ndarray) -> str:
     return f"{arr.shape[0]}x{arr.shape[1]}"
 
 
-def load_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
-    """Load both images of a pair; differing sizes raise DataError naming both files."""
-    ir = load_array(pair.ir)
-    vi = load_array(pair.vi)
+def load_pair(pair: Pair, *, max_pixels: int | None = MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """Load both images of a pair (each within ``max_pixels``); differing sizes raise DataError naming both files."""
+    ir = load_array(pair.ir, max_pixels=max_pixels)
+    vi = load_array(pair.vi, max_pixels=max_pixels)
     if ir.shape[:2] != vi.shape[:2]:
         raise DataError(
             f"size mismatch for pair {pair.id}: infrared {pair.ir} is {image_size(ir)}, "

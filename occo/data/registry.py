@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 import yaml
 
 from occo.data.io import DataError
+from occo.data.names import check_name
 
 REGISTRY_PATH = Path(__file__).with_name("registry.yaml")
 
@@ -31,6 +32,13 @@ class _Checker:
             self.fail(where, f"'{key}' must be a non-empty string")
         return value
 
+    def name(self, value: Any, where: str) -> str:
+        """A name that becomes a file or folder name (datasets, splits, weights, downloaded files)."""
+        try:
+            return check_name(value, "the name")
+        except DataError as exc:
+            self.fail(where, str(exc))
+
     def mapping(self, value: Any, where: str) -> dict:
         if not isinstance(value, dict):
             self.fail(where, "must be a mapping")
@@ -43,7 +51,7 @@ class _Checker:
         out: dict[str, dict] = {}
         for i, entry in enumerate(entries):
             entry = self.mapping(entry, f"{key}[{i}]")
-            name = self.text(entry, "name", f"{key}[{i}]")
+            name = self.name(self.text(entry, "name", f"{key}[{i}]"), f"{key}[{i}]")
             if name in out:
                 self.fail(f"{key}[{i}]", f"duplicate name {name}")
             out[name] = entry
@@ -61,8 +69,11 @@ class _Checker:
 
     def download(self, entry: dict, where: str) -> None:
         self.text(entry, "url", where)
-        self.text(entry, "filename", where)
+        self.name(self.text(entry, "filename", where), f"{where} filename")
         self.hashes(entry, where)
+        size = entry.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            self.fail(where, "'size' must be null or a positive number of bytes")
 
     def split(self, spec: Any, where: str) -> None:
         spec = self.mapping(spec, where)
@@ -92,8 +103,8 @@ def load_registry(path: str | Path | None = None) -> dict[str, dict[str, dict]]:
     Returns ``{"datasets": {name: entry}, "weights": {name: entry}}``. Each dataset has
     ``homepage``, ``archives`` (``url``, ``filename``, ``sha256``), and ``splits`` mapping a split
     name to folders ``ir``, ``vi`` and optional ``labels``/``pattern``/``id_width``. Each weight is
-    one file (``url``, ``filename``, ``sha256``) or a folder of ``files`` (each ``url``, ``filename``,
-    ``sha256``).
+    one file (``url``, ``filename``, ``sha256``, optional ``size`` in bytes) or a folder of ``files``
+    (each ``url``, ``filename``, ``sha256``). Names and file names must be single path components.
     """
     path = Path(path) if path is not None else REGISTRY_PATH
     check = _Checker(path)
@@ -114,6 +125,7 @@ def load_registry(path: str | Path | None = None) -> dict[str, dict[str, dict]]:
         if not splits:
             check.fail(f"{name} splits", "no splits")
         for split, spec in splits.items():
+            check.name(split, f"{name} splits")
             check.split(spec, f"{name} split {split}")
     weights = check.items(doc, "weights")
     for name, entry in weights.items():

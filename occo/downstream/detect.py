@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from occo.data.download import sha256_file
 from occo.data.io import IMAGE_EXTS, DataError, atomic_dir, write_text_atomic
+from occo.data.names import check_name
 from occo.data.pairs import find_pairs, index_images
 from occo.device import resolve_device
 from occo.downstream.labels import FORMATS, convert_label, read_class_names, write_yolo
@@ -78,6 +79,7 @@ class DatasetSpec:
     @classmethod
     def from_params(cls, name: str, entry: dict) -> DatasetSpec:
         """Validate one ``detect.datasets.<name>`` entry; DataError naming the param otherwise."""
+        check_name(name, "detect.datasets key")
         where = f"detect.datasets.{name}"
         missing = [k for k in ("train", "val", "labels", "format", "classes", "paper_classes") if k not in entry]
         if missing:
@@ -93,6 +95,8 @@ class DatasetSpec:
             source_classes=[str(c) for c in entry["source_classes"]] if entry.get("source_classes") else None,
             val_fraction=float(entry["val_fraction"]) if entry.get("val_fraction") is not None else None,
         )
+        for key in ("train", "val"):
+            check_name(getattr(spec, key), f"{where}.{key}")
         if spec.format not in FORMATS:
             raise DataError(f"params {where}.format is {spec.format!r}; expected one of {', '.join(FORMATS)}")
         if spec.format == "yolo" and spec.source_classes is None:
@@ -516,6 +520,8 @@ def run_detect(
     not run again.
     """
     root = Path(root)
+    for method in params["methods"]:
+        check_name(method, "detect.methods entry")
     prepare_ultralytics(root)
     specs = params.get("datasets") or {}
     names = select(params.get("run") or [], dataset, "detect.run")

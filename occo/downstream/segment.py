@@ -52,7 +52,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from occo.data import SEG_CLASSES, DataError, index_images, load_array, to_uint8, write_text_atomic
+from occo.data import SEG_CLASSES, DataError, check_name, index_images, load_array, to_uint8, write_text_atomic
 from occo.data.io import atomic_path
 from occo.device import resolve_device
 from occo.downstream.sources import OURS, REFERENCE, Outputs, gather_reference, method_images, part_methods, select
@@ -593,6 +593,11 @@ def run_segment(
     output folders are created either way, so DVC always finds its outputs.
     """
     root = Path(root)
+    check_name(params["dataset"], "segment.dataset")
+    for key in ("train_split", "test_split"):
+        check_name(params[key], f"segment.{key}")
+    for entry in params["methods"]:
+        check_name(entry, "segment.methods entry")
     (name,) = select([params["dataset"]], dataset, "segment.dataset")
     methods = select(params["methods"], method, "segment.methods")
     outputs = OUTPUTS[part]

@@ -1,5 +1,6 @@
 import importlib.util
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -128,6 +129,59 @@ def test_size_mismatch_of_fused_result(tmp_path):
         import_dataset("DS", src, tmp_path / "raw", split="test", external_root=tmp_path / "ext")
 
 
+@pytest.mark.parametrize("where", ["vi/b.jpg", "labels/det/infrared/b.txt", "fused/Meth/b.png", "MANIFEST.md", "vi"])
+def test_symlink_out_of_the_source_is_refused(tmp_path, where):
+    """A link that leaves the imported folder would copy its target into data/raw (and the DVC cache)."""
+    src = _flat(tmp_path / "src", ["a", "b"])
+    outside = _flat(tmp_path / "elsewhere", ["a", "b"]) / where
+    (src / where).unlink() if (src / where).is_file() else shutil.rmtree(src / where)
+    (src / where).symlink_to(outside)
+    with pytest.raises(DataError) as err:
+        import_dataset("DS", src, tmp_path / "raw", split="test", external_root=tmp_path / "ext")
+    msg = str(err.value)
+    assert f"links to {outside.resolve()}" in msg and f"outside the source folder {src.resolve()}" in msg
+    assert not (tmp_path / "raw" / "DS").exists() and not (tmp_path / "ext" / "Meth" / "DS").exists()
+
+
+def test_symlink_inside_the_source_is_followed(tmp_path):
+    src = _flat(tmp_path / "src", ["a", "b"])
+    (src / "vi" / "b.jpg").unlink()
+    (src / "vi" / "b.jpg").symlink_to(src / "vi" / "a.jpg")
+    assert import_dataset("DS", src, tmp_path / "raw", split="test") == {"test": 2}
+    assert (tmp_path / "raw/DS/test/vi/b.jpg").read_bytes() == (src / "vi" / "a.jpg").read_bytes()
+
+
+@pytest.mark.parametrize(("name", "split"), [("../masks", "test"), ("..", "test"), ("DS", "../x"), ("a/b", "test"),
+                                             ("", "test"), ("DS", ".")])
+def test_names_that_would_leave_the_folder_are_refused(tmp_path, name, split):
+    src = _flat(tmp_path / "src", ["a"])
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "keep.png").write_bytes(b"x")
+    with pytest.raises(DataError, match="must be one folder name"):
+        import_dataset(name, src, tmp_path / "raw", split=split)
+    assert _names(tmp_path / "masks") == ["keep.png"]
+
+
+def test_images_over_the_pixel_cap_are_refused(tmp_path):
+    src = _flat(tmp_path / "src", ["a", "b"])
+    with pytest.raises(DataError, match=r"ir/a\.png is 6x8 = 48 pixels, over the cap of 47 pixels"):
+        import_dataset("DS", src, tmp_path / "raw", split="test", max_pixels=47)
+    assert import_dataset("DS", src, tmp_path / "raw", split="test", max_pixels=48) == {"test": 2}
+
+
+def test_archive_source_over_the_unpack_ratio_is_refused(tmp_path):
+    src = _official_msrs(tmp_path / "MSRS-main")
+    (src / "padding.bin").write_bytes(b"\0" * 2_000_000)
+    archive = tmp_path / "MSRS-main.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(src.rglob("*")):
+            zf.write(path, path.relative_to(src.parent))
+    with pytest.raises(DataError, match="likely archive bomb"):
+        import_dataset("MSRS", archive, tmp_path / "raw")
+    assert _names(tmp_path / "raw") == []  # the scratch folder is gone too
+    assert import_dataset("MSRS", archive, tmp_path / "raw", max_unpack_ratio=10_000) == {"test": 2, "train": 2}
+
+
 def test_unpaired_source_fails(tmp_path):
     src = _flat(tmp_path / "src", ["a", "b"])
     (src / "vi" / "b.jpg").unlink()
@@ -197,7 +251,7 @@ def test_registry_source_downloads_and_imports(tmp_path):
     }))
     counts = import_dataset("FAKE", "registry", tmp_path / "data" / "raw", registry=load_registry(reg), limit=1)
     assert counts == {"test": 1}
-    assert _names(tmp_path / "data" / "downloads") == ["fake.zip"]
+    assert _names(tmp_path / "data" / "downloads") == ["fake.zip", "fake.zip.sha256"]
     assert _names(tmp_path / "data" / "raw" / "FAKE" / "test" / "labels" / "seg") == ["00001D.png"]
 
 
@@ -281,3 +335,22 @@ def test_download_stage_missing_required_source(tmp_path):
         _stage().run(params, tmp_path)
     with pytest.raises(DataError, match="download.datasets.BAD"):
         _stage().run({"datasets": {"BAD": {"split": "test"}}}, tmp_path)
+
+
+def test_download_stage_checks_names_and_caps(tmp_path):
+    src = _flat(tmp_path / "local", ["a", "b"])
+    masks = tmp_path / "data" / "masks"
+    masks.mkdir(parents=True)
+    (masks / "keep.png").write_bytes(b"x")
+    bad = {"datasets": {"../masks": {"source": str(src), "split": "test"}}}
+    with pytest.raises(DataError, match=r"download.datasets key must be one folder name .*'\.\./masks'"):
+        _stage().run(bad, tmp_path)
+    assert _names(masks) == ["keep.png"]
+    capped = {"max_pixels": 47, "datasets": {"LOCAL": {"source": str(src), "split": "test"}}}
+    with pytest.raises(DataError, match="over the cap of 47 pixels"):
+        _stage().run(capped, tmp_path)
+    with pytest.raises(DataError, match="download.max_pixels must be a whole number"):
+        _stage().run({**capped, "max_pixels": "big"}, tmp_path)
+    with pytest.raises(DataError, match="download.max_unpack_ratio must be a number of at least 1"):
+        _stage().run({**capped, "max_pixels": 48, "max_unpack_ratio": 0}, tmp_path)
+    assert _stage().run({**capped, "max_pixels": 48}, tmp_path)["LOCAL"] == {"test": 2}

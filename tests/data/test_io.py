@@ -1,4 +1,6 @@
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -6,11 +8,14 @@ import torch
 from PIL import Image
 
 from occo.data.io import (
+    MAX_PIXELS,
     DataError,
     atomic_dir,
+    check_max_pixels,
     atomic_path,
     load_array,
     read_image,
+    read_size,
     rgb_to_gray_matlab,
     rgb_to_gray_opencv,
     save_png,
@@ -249,3 +254,41 @@ def test_atomic_dir_swaps_only_on_success(tmp_path):
         (tmp / "new.txt").write_text("new")
     assert [p.name for p in target.iterdir()] == ["new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose header claims width x height grey pixels, with one tiny IDAT: a few hundred bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [100_000, 10_000])  # past Pillow's own bomb limit; past our cap only
+def test_huge_header_is_refused_before_decoding(tmp_path, side):
+    path = _png_header_only(tmp_path / "huge.png", side, side)
+    for read in (load_array, read_size, read_image):
+        with pytest.raises(DataError) as err:
+            read(path)
+        msg = str(err.value)
+        assert str(path) in msg and f"{MAX_PIXELS:,}" in msg and "\n" not in msg
+
+
+def test_pixel_cap_is_a_parameter(tmp_path):
+    save_png(tmp_path / "a.png", np.zeros((40, 48), np.uint8))
+    assert read_size(tmp_path / "a.png") == (40, 48)
+    assert load_array(tmp_path / "a.png", max_pixels=40 * 48).shape == (40, 48)
+    with pytest.raises(DataError, match=r"a\.png is 40x48 = 1,920 pixels, over the cap of 1,919 pixels"):
+        load_array(tmp_path / "a.png", max_pixels=40 * 48 - 1)
+    assert load_array(tmp_path / "a.png", max_pixels=None).shape == (40, 48)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, "1e6", True, 10**12])
+def test_check_max_pixels(bad):
+    assert check_max_pixels(MAX_PIXELS, "fuse.max_pixels") == MAX_PIXELS
+    with pytest.raises(DataError, match="fuse.max_pixels must be a whole number of pixels"):
+        check_max_pixels(bad, "fuse.max_pixels")
