@@ -217,7 +217,10 @@ def resolve_vgg19(local: str | None, root: Path, *, download: bool = True) -> Pa
         if not download:
             raise WeightsUnavailableError(f"VGG19 weights {path} are missing: {hint}")
         try:
-            fetch(entry["url"], path, sha256=entry.get("sha256"), sha256_prefix=entry.get("sha256_prefix"), hint=hint)
+            fetch(
+                entry["url"], path, sha256=entry.get("sha256"), sha256_prefix=entry.get("sha256_prefix"),
+                size=entry.get("size"), hint=hint,
+            )
         except DataError as exc:
             raise WeightsUnavailableError(f"VGG19 weights {path} are not available: {exc}") from exc
     return path
