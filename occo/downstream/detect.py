@@ -520,8 +520,8 @@ def run_detect(
     not run again.
     """
     root = Path(root)
-    for method in params["methods"]:
-        check_name(method, "detect.methods entry")
+    for entry in params["methods"]:  # not `method`: that is the restriction argument
+        check_name(entry, "detect.methods entry")
     prepare_ultralytics(root)
     specs = params.get("datasets") or {}
     names = select(params.get("run") or [], dataset, "detect.run")
@@ -530,7 +530,8 @@ def run_detect(
     outputs = OUTPUTS[part]
     cfg: TrainConfig | None = None
     all_results: dict[str, dict[str, dict[str, Any]]] = {}
-    (root / outputs.metrics).mkdir(parents=True, exist_ok=True)
+    for folder in (outputs.metrics, outputs.models, outputs.work):  # DVC's outputs, even with nothing to train
+        (root / folder).mkdir(parents=True, exist_ok=True)
     for name in names:
         if name not in specs:
             raise DataError(f"params detect.run names {name!r}, which detect.datasets does not define")
