@@ -7,22 +7,53 @@ import json
 import logging
 from pathlib import Path
 
+import torch
+
 from occo.data.io import DataError, write_text_atomic
 from occo.data.pairs import find_pairs
+from occo.device import resolve_device
 from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, summarise
 from occo.nn.checkpoint import CheckpointError
 from occo.metrics.suite import VARIANTS
 
 
+def _batch_size_arg(text: str) -> int | str:
+    """argparse type of ``--batch-size``: 'auto' or a positive integer."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {text!r}")
+    return int(text)
+
+
+def _device_arg(text: str) -> str:
+    """argparse type of ``--device``: 'auto' or a torch device string."""
+    if text != "auto":
+        try:
+            torch.device(text)
+        except (RuntimeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    return text
+
+
 def _evaluate(args: argparse.Namespace) -> None:
-    if args.out is not None and args.out.suffix != ".json":
-        raise SystemExit(f"--out must name a .json file (the per-image CSV goes beside it), got {args.out}")
-    pairs = find_pairs(args.ir, args.vi)
-    methods: dict[str, Path | None] = {name: None for name in args.baselines}
+    for flag, path in (("--ir", args.ir), ("--vi", args.vi), *(("--fused", p) for p in args.fused)):
+        if path.is_file():
+            raise SystemExit(f"error: {flag} takes a folder of images named by pair id, got the file {path}")
+    if args.out is not None and (args.out.is_dir() or args.out.suffix != ".json"):
+        raise SystemExit(f"error: --out must name a .json file (the per-image CSV goes beside it), got {args.out}"
+                         + (" (a folder)" if args.out.is_dir() else ""))
+    if resolve_device(args.device).type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {args.device}: CUDA is not available here; use auto or cpu")
+    baselines = [] if args.baselines is None else args.baselines or list(BASELINES)  # --baselines alone: all
+    methods: dict[str, Path | None] = {name: None for name in baselines}
     for folder in args.fused:
         if folder.name in methods:
-            raise SystemExit(f"two methods would be named {folder.name!r}; rename one of the folders")
+            raise SystemExit(f"error: two methods would be named {folder.name!r}; rename one of the folders")
         methods[folder.name] = folder
+    if not methods:
+        raise SystemExit("error: nothing to score: give --fused FOLDER (repeatable) and/or --baselines [NAME ...]")
+    pairs = find_pairs(args.ir, args.vi)
     per_image = evaluate_pairs(
         pairs, methods, variant=args.variant, device=args.device, batch_size=args.batch_size
     )
@@ -74,12 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ir", type=Path, required=True, help="folder of infrared images")
     ev.add_argument("--vi", type=Path, required=True, help="folder of visible images")
     ev.add_argument("--fused", type=Path, action="append", default=[], help="folder of fused images (repeatable)")
-    ev.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
-                    help="pixel baselines scored beside the folders (default: all)")
+    ev.add_argument("--baselines", nargs="*", choices=list(BASELINES), metavar="NAME",
+                    help=f"also score pixel baselines: all ({', '.join(BASELINES)}) when given alone, or those named")
     ev.add_argument("--variant", default="matlab", choices=list(VARIANTS), help="metric convention (docs/metrics.md)")
-    ev.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
-    ev.add_argument("--batch-size", default="auto", help="same-size pairs scored together: 'auto' (1 on CPU, 8 on CUDA) or N")
-    ev.add_argument("--out", type=Path, help="write the means here (JSON) and per-image values beside it (CSV)")
+    ev.add_argument("--device", default="auto", type=_device_arg, help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    ev.add_argument("--batch-size", default="auto", type=_batch_size_arg,
+                    help="same-size pairs scored together: 'auto' (1 on CPU, 8 on CUDA) or N")
+    ev.add_argument("--out", type=Path, help="write the means here (a .json file) and per-image values beside it (.csv)")
     ev.set_defaults(func=_evaluate)
     cv = sub.add_parser(
         "convert-checkpoint",

@@ -45,7 +45,7 @@ def _evaluate_args(root: Path, *extra: str) -> list[str]:
 
 def test_evaluate_prints_table_and_writes_json_and_csv(folders, tmp_path, capsys):
     out = tmp_path / "results" / "x.json"
-    main(_evaluate_args(folders, "--fused", str(folders / "MyMethod"), "--out", str(out)))
+    main(_evaluate_args(folders, "--fused", str(folders / "MyMethod"), "--baselines", "--out", str(out)))
     printed = capsys.readouterr().out
     methods = [*BASELINES, "MyMethod"]
     assert "| Method | n | " + " | ".join(METRICS) + " |" in printed
@@ -114,14 +114,75 @@ def test_out_must_be_json(folders, tmp_path):
     assert not (tmp_path / "x.csv").exists()
 
 
+@pytest.mark.parametrize("out", ["x.jpg", "folder", "results.json"])
+def test_out_not_a_json_file_is_a_one_line_error_before_any_work(folders, tmp_path, out, monkeypatch):
+    """--out x.jpg and --out <a folder> (even one named like a .json file) name the flag, the value and what is allowed."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "results.json").mkdir()
+    monkeypatch.setattr("occo.cli.evaluate_pairs", lambda *a, **k: pytest.fail("scored before checking --out"))
+    with pytest.raises(SystemExit) as err:
+        main(_evaluate_args(folders, "--baselines", "mean", "--out", str(tmp_path / out)))
+    msg = str(err.value.code)
+    assert msg.startswith("error: --out") and ".json" in msg and str(tmp_path / out) in msg and "\n" not in msg
+
+
+def test_baselines_only_when_asked(folders, tmp_path, capsys):
+    """Without --baselines only the fused folders are scored; --baselines alone adds all four."""
+    out = tmp_path / "x.json"
+    main(_evaluate_args(folders, "--fused", str(folders / "MyMethod"), "--out", str(out)))
+    assert list(json.loads(out.read_text(encoding="utf-8"))) == ["MyMethod"]
+    assert "| visible |" not in capsys.readouterr().out
+    main(_evaluate_args(folders, "--fused", str(folders / "MyMethod"), "--baselines", "--out", str(out)))
+    assert list(json.loads(out.read_text(encoding="utf-8"))) == [*BASELINES, "MyMethod"]
+
+
+def test_nothing_to_score_is_an_error(folders):
+    with pytest.raises(SystemExit) as err:
+        main(_evaluate_args(folders))
+    assert "nothing to score" in str(err.value.code) and "--fused" in str(err.value.code)
+
+
+@pytest.mark.parametrize("flag", ["--ir", "--vi", "--fused"])
+def test_a_file_where_a_folder_is_expected_says_so(folders, flag):
+    """issue 11: `--ir <file>` said "folder not found" for a file that exists."""
+    image = folders / ("ir" if flag == "--ir" else "vi" if flag == "--vi" else "MyMethod") / "01.png"
+    args = _evaluate_args(folders, "--fused", str(folders / "MyMethod"))
+    args[args.index(flag) + 1] = str(image)
+    with pytest.raises(SystemExit) as err:
+        main(args)
+    msg = str(err.value.code)
+    assert msg == f"error: {flag} takes a folder of images named by pair id, got the file {image}"
+
+
+@pytest.mark.parametrize(
+    "option,value,expect",
+    [("--batch-size", "abc", "'auto' or a positive integer"), ("--batch-size", "0", "'auto' or a positive integer"),
+     ("--device", "gpu", "use auto, cpu, cuda or cuda:N")],
+)
+def test_bad_batch_size_or_device_is_a_usage_error(option, value, expect, capsys):
+    with pytest.raises(SystemExit) as err:
+        build_parser().parse_args(["evaluate", "--ir", "a", "--vi", "b", option, value])
+    assert err.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert option in lines[-1] and repr(value) in lines[-1] and expect in lines[-1]
+    assert build_parser().parse_args(["evaluate", "--ir", "a", "--vi", "b", "--batch-size", "4"]).batch_size == 4
+
+
+def test_cuda_without_cuda_is_a_one_line_error(folders, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(SystemExit) as err:
+        main(["evaluate", "--ir", str(folders / "ir"), "--vi", str(folders / "vi"), "--device", "cuda:1", "--baselines"])
+    assert str(err.value.code) == "error: --device cuda:1: CUDA is not available here; use auto or cpu"
+
+
 def test_two_methods_with_one_name(folders, tmp_path):
     other = tmp_path / "elsewhere" / "MyMethod"
     other.mkdir(parents=True)
     with pytest.raises(SystemExit, match="MyMethod"):
         main(_evaluate_args(folders, "--fused", str(folders / "MyMethod"), "--fused", str(other)))
-    # A folder named like a default baseline collides with it.
+    # A folder named like a requested baseline collides with it.
     with pytest.raises(SystemExit, match="'mean'"):
-        main(_evaluate_args(folders, "--fused", str(tmp_path / "mean")))
+        main(_evaluate_args(folders, "--baselines", "--fused", str(tmp_path / "mean")))
 
 
 def test_parser_rejects_unknown_choices(capsys):
@@ -152,7 +213,7 @@ def test_installed_console_script(folders, tmp_path):
     assert "| mean | 3 |" in proc.stdout
     assert list(json.loads(out.read_text(encoding="utf-8"))) == ["mean"]
 
-    bad = subprocess.run([str(script), "evaluate", "--ir", str(tmp_path / "none"), "--vi", str(folders / "vi")],
+    bad = subprocess.run([str(script), "evaluate", "--ir", str(tmp_path / "none"), "--vi", str(folders / "vi"), "--baselines"],
                          capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode == 1
     assert "error:" in bad.stderr and str(tmp_path / "none") in bad.stderr

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def _in_order(pool: ThreadPoolExecutor, fn: Callable, jobs: Iterable, ahead: int
     """``map(fn, jobs)`` on ``pool`` with at most ``ahead`` jobs submitted and not yet consumed
     (``Executor.map`` submits every job at once; jobs must not be None)."""
     todo = iter(jobs)
-    pending: deque[Future] = deque(pool.submit(fn, job) for job, _ in zip(todo, range(ahead)))
+    pending: deque[Future] = deque(pool.submit(fn, job) for job in islice(todo, ahead))
     while pending:
         result = pending.popleft().result()
         nxt = next(todo, None)

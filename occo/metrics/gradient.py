@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from occo.metrics.filters import sobel_conv
+from occo.metrics.filters import row_strips, sobel_conv
 
 # Xydeas & Petrović (2000) sigmoid parameters, as in every public Qabf implementation.
 _TG, _KG, _DG = 0.9994, -15.0, 0.5
@@ -65,9 +65,14 @@ class EdgeMaps:
 
 
 def edge_maps(x: torch.Tensor) -> EdgeMaps:
-    """:class:`EdgeMaps` of ``x`` (B, C, H, W), Sobel responses by ``conv2(·, 'same')`` with zero padding."""
+    """:class:`EdgeMaps` of ``x`` (B, C, H, W), Sobel responses by ``conv2(·, 'same')`` with zero padding.
+
+    ``atan(sy / sx)`` is taken as ``atan2`` of the direction turned to ``sx ≥ 0`` (the same angle,
+    to the last bit or so, at half the cost of ``atan`` on CPU), and ``atan2(1, 0) = π/2`` where sx = 0.
+    """
     sx, sy = sobel_conv(x)
-    angle = torch.where(sx == 0, math.pi / 2, torch.atan(sy / sx))
+    vertical = sx == 0
+    angle = torch.atan2(torch.sign(sx).mul_(sy).add_(vertical), sx.abs())
     return EdgeMaps(torch.sqrt(sx * sx + sy * sy), angle)
 
 
@@ -85,6 +90,15 @@ def qabf_sources(a: torch.Tensor, b: torch.Tensor) -> QabfSources:
     return QabfSources(edges, _sum64(edges.strength, (1, 2, 3)))
 
 
+def _edge_preservation(g_x: torch.Tensor, a_x: torch.Tensor, g_f: torch.Tensor, a_f: torch.Tensor) -> torch.Tensor:
+    """Σ Q^{XF} g_X per image and source (B, C) over one strip of rows."""
+    ratio = torch.where(g_x == g_f, g_f, torch.minimum(g_x, g_f) / torch.maximum(g_x, g_f))
+    q_g = torch.sigmoid(ratio.sub_(_DG).mul_(-_KG))
+    orient = torch.abs(a_x - a_f).mul_(-1 / (math.pi / 2)).add_(1 - _DA)
+    q_a = torch.sigmoid(orient.mul_(-_KA))
+    return _sum64(q_g.mul_(q_a).mul_(g_x), (2, 3))
+
+
 def qabf_score(f: torch.Tensor, src: QabfSources) -> torch.Tensor:
     """Qabf = Σ (Q^{AF} g_A + Q^{BF} g_B) / Σ (g_A + g_B) (Xydeas & Petrović 2000).
 
@@ -93,12 +107,12 @@ def qabf_score(f: torch.Tensor, src: QabfSources) -> torch.Tensor:
     ``A = 1 - |α_X - α_F| / (π/2)``; ``Q_g = Tg / (1 + e^{kg(G - Dg)})``, ``Q_α = Ta / (1 + e^{ka(A - Da)})``.
     """
     fe = edge_maps(f.unsqueeze(1))
-    g_x, g_f = src.edges.strength, fe.strength
-    ratio = torch.where(g_x == g_f, g_f, torch.minimum(g_x, g_f) / torch.maximum(g_x, g_f))
-    q_g = torch.sigmoid(ratio.sub_(_DG).mul_(-_KG))
-    orient = torch.abs(src.edges.angle - fe.angle).mul_(-1 / (math.pi / 2)).add_(1 - _DA)
-    q_a = torch.sigmoid(orient.mul_(-_KA))
-    return _TG * _TA * _sum64(q_g.mul_(q_a).mul_(g_x), (1, 2, 3)) / src.total
+    g, a = src.edges.strength, src.edges.angle
+    parts = [
+        _edge_preservation(g[:, :, r], a[:, :, r], fe.strength[:, :, r], fe.angle[:, :, r])
+        for r in row_strips(f.shape[1], f.shape[2], f.device)
+    ]
+    return _TG * _TA * torch.stack(parts).sum(dim=0).sum(dim=1) / src.total
 
 
 def qabf(f: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -14,21 +14,35 @@ from dataclasses import dataclass
 
 import torch
 
-from occo.metrics.filters import box_filter_valid, gaussian_taps, separable_filter
+from occo.metrics.filters import box_filter_valid, gaussian_taps, row_strips, separable_filter
 
 Window = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _with_products(f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """The planes F, F², F·X_1, …, F·X_C for window statistics: f (B, H, W), x (B, C, H, W) → (B, 2 + C, H, W)."""
-    fc = f.unsqueeze(1)
-    return torch.cat([fc, fc * fc, fc * x], dim=1)
+    out = f.new_empty(f.shape[0], 2 + x.shape[1], *f.shape[1:])
+    out[:, 0] = f
+    torch.mul(f, f, out=out[:, 1])
+    torch.mul(f.unsqueeze(1), x, out=out[:, 2:])
+    return out
 
 
 def _local_moments(x: torch.Tensor, window: Window) -> tuple[torch.Tensor, torch.Tensor]:
     """Local means and raw second moments of every plane of ``x`` (B, C, H, W), one filter call."""
-    stats = window(torch.cat([x, x * x], dim=1))
-    return stats[:, : x.shape[1]], stats[:, x.shape[1] :]
+    c = x.shape[1]
+    planes = x.new_empty(x.shape[0], 2 * c, *x.shape[2:])
+    planes[:, :c] = x
+    torch.mul(x, x, out=planes[:, c:])
+    stats = window(planes)
+    return stats[:, :c], stats[:, c:]
+
+
+def _strip_sums(terms, *planes: torch.Tensor) -> torch.Tensor:
+    """Σ over pixels of ``terms(*strips)`` (a (B, C, h, w) map per strip of rows of ``planes``) → (B, C)."""
+    rows, cols = planes[0].shape[-2:]
+    parts = [terms(*(p[:, :, r] for p in planes)).sum(dim=(2, 3)) for r in row_strips(rows, cols, planes[0].device)]
+    return torch.stack(parts).sum(dim=0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -72,14 +86,17 @@ def ssim_score(f: torch.Tensor, src: SsimSources) -> torch.Tensor:
 
     Map: ``((2μxμy + C1)(2σxy + C2)) / ((μx² + μy² + C1)(σx² + σy² + C2))`` (Wang et al. 2004, Eq. 13).
     """
+
+    def ssim_map(stats, mu, mu_sq_c1, var_c2):
+        mu_f, sq_f, cross = stats[:, :1], stats[:, 1:2], stats[:, 2:]
+        mu_fx = mu_f * mu
+        var_f = (sq_f - mu_f * mu_f).mul_(src.norm)
+        cov = (cross - mu_fx).mul_(2 * src.norm).add_(src.c2)
+        num = mu_fx.mul_(2).add_(src.c1).mul_(cov)
+        return num.div_((mu_f * mu_f + mu_sq_c1).mul_(var_f + var_c2))
+
     stats = src.window(_with_products(f, src.images))
-    mu_f, sq_f, cross = stats[:, :1], stats[:, 1:2], stats[:, 2:]
-    mu_fx = mu_f * src.mu
-    var_f = src.norm * (sq_f - mu_f * mu_f)
-    cov = src.norm * (cross - mu_fx)
-    num = (2 * mu_fx + src.c1) * (2 * cov + src.c2)
-    den = (mu_f * mu_f + src.mu_sq_c1) * (var_f + src.var_c2)
-    return (num / den).flatten(2).mean(dim=2).sum(dim=1)
+    return _strip_sums(ssim_map, stats, src.mu, src.mu_sq_c1, src.var_c2).sum(dim=1) / stats[0, 0].numel()
 
 
 def ssim_sum(f: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, window: str, data_range: float) -> torch.Tensor:
@@ -133,13 +150,13 @@ def vif_sources(a: torch.Tensor, b: torch.Tensor, *, sigma_nsq: float = 2.0, eps
         if scale > 0:
             x = _subsample(x, w)
         mu, sq = _local_moments(x, lambda s: separable_filter(s, w))
-        s1 = (sq - mu * mu).clamp_min(0)
+        s1 = (sq - mu * mu).clamp_min_(0)
         images.append(x)
         mus.append(mu)
-        invs.append(1 / (s1 + eps))
-        s1 = torch.where(s1 < eps, 0.0, s1)
+        invs.append((s1 + eps).reciprocal_())
+        s1.mul_(s1 >= eps)
         s1s.append(s1)
-        den = den + torch.log1p(s1 / sigma_nsq).flatten(2).sum(dim=2)
+        den = den + _strip_sums(lambda v: torch.log1p(v / sigma_nsq), s1)
     return VifSources(taps, tuple(images), tuple(mus), tuple(s1s), tuple(invs), den, sigma_nsq, eps)
 
 
@@ -150,18 +167,22 @@ def vif_score(f: torch.Tensor, src: VifSources, *, nan_as_one: bool = False) -> 
     (``g = 0`` where σ₁² < ε, σ₂² < ε or g < 0) leave the term ``log(1 + g² σ₁² / (σ_v² + σ_n²))``
     where they hold and zero elsewhere.
     """
+
+    def terms(stats, mu, s1, inv):
+        mu_f, sq_f, cross = stats[:, :1], stats[:, 1:2], stats[:, 2:]
+        s2 = (sq_f - mu_f * mu_f).clamp_min_(0)
+        s12 = torch.addcmul(cross, mu_f, mu, value=-1)
+        g = s12.mul(inv)
+        sv = torch.addcmul(s2, g, s12, value=-1).clamp_min_(src.eps).add_(src.sigma_nsq)
+        g = g.clamp_min_(0).mul_(s2 >= src.eps)
+        return torch.log1p(g.mul_(g).mul_(s1).div_(sv))
+
     num = torch.zeros_like(src.den)
     for scale, w in enumerate(src.taps):
         if scale > 0:
             f = _subsample(f.unsqueeze(1), w)[:, 0]
         stats = separable_filter(_with_products(f, src.images[scale]), w)
-        mu_f, sq_f, cross = stats[:, :1], stats[:, 1:2], stats[:, 2:]
-        s2 = (sq_f - mu_f * mu_f).clamp_min(0)
-        s12 = torch.addcmul(cross, mu_f, src.mu[scale], value=-1)
-        g = s12 * src.inv[scale]
-        sv = torch.addcmul(s2, g, s12, value=-1).clamp_min_(src.eps).add_(src.sigma_nsq)
-        g = g.clamp_min_(0).mul_(s2 >= src.eps)
-        num = num + torch.log1p(g.mul_(g).mul_(src.s1[scale]).div_(sv)).flatten(2).sum(dim=2)
+        num = num + _strip_sums(terms, stats, src.mu[scale], src.s1[scale], src.inv[scale])
     ratio = num / src.den
     if nan_as_one:
         ratio = torch.nan_to_num(ratio, nan=1.0)

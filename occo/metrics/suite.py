@@ -193,4 +193,4 @@ def compute_metrics(
     Returns ``{name: (B,) float64 tensor}``.
     """
     _check_batch(f, a, b)
-    return score(f, prepare_sources(a, b, variant))
+    return score(to_levels(f), prepare_sources(a, b, variant))
