@@ -188,7 +188,8 @@ def evaluate_pairs(
 
     rows: list[dict] = []
     threads = max(1, cores // workers) if dev.type == "cpu" else torch.get_num_threads()
-    with _torch_threads(threads), ThreadPoolExecutor(max_workers=workers) as pool:
+    # torch's OpenMP and MKL thread counts are per thread: each worker sets its own before its first op.
+    with _torch_threads(threads), ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
         with tqdm(total=len(pairs), desc=desc, unit="pair") as bar:
             try:
                 for job, job_rows in zip(jobs, _in_order(pool, run, jobs, ahead=2 * workers)):
