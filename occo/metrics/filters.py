@@ -23,9 +23,13 @@ _CV_DEPTH = {torch.float32: cv2.CV_32F, torch.float64: cv2.CV_64F}
 _STRIP_BYTES = 1 << 18
 
 
-def row_strips(rows: int, cols: int, device: torch.device) -> list[slice]:
-    """Row ranges for per-pixel work on (…, rows, cols) float64 planes: cache-sized on CPU, all rows elsewhere."""
-    step = max(8, _STRIP_BYTES // (8 * max(cols, 1))) if device.type == "cpu" else max(rows, 1)
+def row_strips(rows: int, cols: int, device: torch.device, *, halo: int = 0) -> list[slice]:
+    """Row ranges for per-pixel work on (…, rows, cols) float64 planes: cache-sized on CPU, all rows elsewhere.
+
+    ``halo``: extra input rows each strip reads (a window's size - 1); strips are kept at least 4× as
+    tall so that filtering the overlaps adds at most a quarter to the row pass.
+    """
+    step = max(8, 4 * halo, _STRIP_BYTES // (8 * max(cols, 1))) if device.type == "cpu" else max(rows, 1)
     return [slice(r, min(rows, r + step)) for r in range(0, max(rows, 1), step)]  # one empty strip if rows = 0
 
 

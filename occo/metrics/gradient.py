@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from occo.metrics.filters import row_strips, sobel_conv
 
@@ -64,29 +65,38 @@ class EdgeMaps:
     angle: torch.Tensor
 
 
-def edge_maps(x: torch.Tensor) -> EdgeMaps:
-    """:class:`EdgeMaps` of ``x`` (B, C, H, W), Sobel responses by ``conv2(·, 'same')`` with zero padding.
+def _edge_strips(x: torch.Tensor):
+    """``(r, EdgeMaps of rows r)`` of ``x`` (B, C, H, W) strip by strip: Sobel responses of ``x`` zero
+    padded once, each strip with its one-row halo (the strip's own border is cropped)."""
+    padded = F.pad(x, (1, 1, 1, 1))
+    for r in row_strips(x.shape[-2], x.shape[-1], x.device, halo=2):
+        sx, sy = sobel_conv(padded[:, :, r.start : r.stop + 2])
+        sx, sy = sx[:, :, 1:-1, 1:-1], sy[:, :, 1:-1, 1:-1]
+        # atan(sy / sx) as atan2 of the direction turned to sx >= 0 (the same angle to the last bit or
+        # so, at half the cost of atan on CPU); atan2(1, 0) = π/2 where sx = 0.
+        angle = torch.atan2(torch.sign(sx).mul_(sy).add_(sx == 0), sx.abs())
+        yield r, EdgeMaps(torch.sqrt(sx * sx + sy * sy), angle)
 
-    ``atan(sy / sx)`` is taken as ``atan2`` of the direction turned to ``sx ≥ 0`` (the same angle,
-    to the last bit or so, at half the cost of ``atan`` on CPU), and ``atan2(1, 0) = π/2`` where sx = 0.
-    """
-    sx, sy = sobel_conv(x)
-    vertical = sx == 0
-    angle = torch.atan2(torch.sign(sx).mul_(sy).add_(vertical), sx.abs())
-    return EdgeMaps(torch.sqrt(sx * sx + sy * sy), angle)
+
+def edge_maps(x: torch.Tensor) -> EdgeMaps:
+    """:class:`EdgeMaps` of ``x`` (B, C, H, W), Sobel responses by ``conv2(·, 'same')`` with zero padding."""
+    strength, angle = torch.empty_like(x), torch.empty_like(x)
+    for r, e in _edge_strips(x):
+        strength[:, :, r], angle[:, :, r] = e.strength, e.angle
+    return EdgeMaps(strength, angle)
 
 
 @dataclass(frozen=True)
 class QabfSources:
-    """The source-only part of Qabf: edge maps of A and B (B, 2, H, W) and ``Σ (g_A + g_B)`` (B,)."""
+    """The source-only part of Qabf: edge maps of the sources (B, C, H, W) and their total strength ``Σ g`` (B,)."""
 
     edges: EdgeMaps
     total: torch.Tensor
 
 
-def qabf_sources(a: torch.Tensor, b: torch.Tensor) -> QabfSources:
-    """Edge maps and total edge strength of the sources (B, H, W), computed once per pair."""
-    edges = edge_maps(torch.stack([a, b], dim=1))
+def qabf_sources(x: torch.Tensor) -> QabfSources:
+    """Edge maps and total edge strength of the sources stacked on dim 1 (B, C, H, W), computed once per pair."""
+    edges = edge_maps(x)
     return QabfSources(edges, _sum64(edges.strength, (1, 2, 3)))
 
 
@@ -106,13 +116,11 @@ def qabf_score(f: torch.Tensor, src: QabfSources) -> torch.Tensor:
     MATLAB copy does — ``G = g_F`` where ``g_X = g_F`` (so the result depends on the image scale);
     ``A = 1 - |α_X - α_F| / (π/2)``; ``Q_g = Tg / (1 + e^{kg(G - Dg)})``, ``Q_α = Ta / (1 + e^{ka(A - Da)})``.
     """
-    fe = edge_maps(f.unsqueeze(1))
     g, a = src.edges.strength, src.edges.angle
-    parts = [
-        _edge_preservation(g[:, :, r], a[:, :, r], fe.strength[:, :, r], fe.angle[:, :, r])
-        for r in row_strips(f.shape[1], f.shape[2], f.device)
-    ]
-    return _TG * _TA * torch.stack(parts).sum(dim=0).sum(dim=1) / src.total
+    total = torch.zeros(g.shape[:2], dtype=torch.float64, device=g.device)
+    for r, fe in _edge_strips(f.unsqueeze(1)):
+        total += _edge_preservation(g[:, :, r], a[:, :, r], fe.strength, fe.angle)
+    return _TG * _TA * total.sum(dim=1) / src.total
 
 
 def qabf(f: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -121,4 +129,4 @@ def qabf(f: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     Inputs' scale matters: the MATLAB code's reference values are those of 0..255 images, CDDFuse
     passes 0..255 too (docs/metrics.md).
     """
-    return qabf_score(f, qabf_sources(a, b))
+    return qabf_score(f, qabf_sources(torch.stack([a, b], dim=1)))

@@ -27,8 +27,13 @@ class Moments:
 
 
 def image_moments(*images: torch.Tensor) -> Moments:
-    """Moments of (B, H, W) images of one shape, e.g. ``image_moments(f, a, b)``, with one matrix product."""
-    x = torch.stack([im.flatten(1) for im in images], dim=1).double()
+    """Moments of (B, H, W) images of one shape, e.g. ``image_moments(f, a, b)``."""
+    return stack_moments(torch.stack(images, dim=1))
+
+
+def stack_moments(x: torch.Tensor) -> Moments:
+    """Moments of the images stacked on dim 1 of ``x`` (B, K, H, W), with one matrix product."""
+    x = x.flatten(2).double()
     return Moments(x.shape[-1], x.sum(dim=-1), x @ x.transpose(1, 2))
 
 

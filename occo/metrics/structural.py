@@ -5,14 +5,20 @@ sources' own statistics (local means and variances, VIF's subsampled sources and
 do not depend on F: :func:`ssim_sources` and :func:`vif_sources` compute them once per pair, and
 :func:`ssim_score` / :func:`vif_score` add what each fused image needs. Computed in float64: the
 local variances E[x²] - μ² cancel digits, and float32 moves both metrics by ~1e-6 relative.
+
+Window statistics are filtered strip by strip of output rows (:func:`_filtered_strips`): on CPU the
+product planes, their filtered values and the per-pixel terms of one strip stay in cache and no
+full-size temporary is allocated (fresh full-size arrays cost as much in page faults as in arithmetic).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from occo.metrics.filters import box_filter_valid, gaussian_taps, row_strips, separable_filter
 
@@ -28,21 +34,22 @@ def _with_products(f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _local_moments(x: torch.Tensor, window: Window) -> tuple[torch.Tensor, torch.Tensor]:
-    """Local means and raw second moments of every plane of ``x`` (B, C, H, W), one filter call."""
+def _with_squares(x: torch.Tensor) -> torch.Tensor:
+    """The planes X_1, …, X_C, X_1², …, X_C²: (B, C, H, W) → (B, 2C, H, W)."""
     c = x.shape[1]
-    planes = x.new_empty(x.shape[0], 2 * c, *x.shape[2:])
-    planes[:, :c] = x
-    torch.mul(x, x, out=planes[:, c:])
-    stats = window(planes)
-    return stats[:, :c], stats[:, c:]
+    out = x.new_empty(x.shape[0], 2 * c, *x.shape[2:])
+    out[:, :c] = x
+    torch.mul(x, x, out=out[:, c:])
+    return out
 
 
-def _strip_sums(terms, *planes: torch.Tensor) -> torch.Tensor:
-    """Σ over pixels of ``terms(*strips)`` (a (B, C, h, w) map per strip of rows of ``planes``) → (B, C)."""
-    rows, cols = planes[0].shape[-2:]
-    parts = [terms(*(p[:, :, r] for p in planes)).sum(dim=(2, 3)) for r in row_strips(rows, cols, planes[0].device)]
-    return torch.stack(parts).sum(dim=0)
+def _filtered_strips(
+    planes: Callable[[slice], torch.Tensor], window: Window, size: int, rows: int, cols: int, device: torch.device
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """``(r, window(planes(rows r plus the window's halo)))`` for strips ``r`` of a 'valid' output of
+    ``rows × cols`` (a ``size × size`` window): the whole output at once off CPU."""
+    for r in row_strips(rows, cols, device, halo=size - 1):
+        yield r, window(planes(slice(r.start, r.stop + size - 1)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -50,10 +57,12 @@ def _strip_sums(terms, *planes: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SsimSources:
-    """Source-only SSIM terms of A and B (B, 2, …): the images, local means ``mu``, ``mu² + C1`` and
-    ``σ² + C2``, for the window and constants they were computed with."""
+    """Source-only SSIM terms of the sources (B, C, …): the images as the window reads them (edge
+    padded by ``pad`` for the Gaussian window), local means ``mu``, ``mu² + C1`` and ``σ² + C2``."""
 
     window: Window
+    size: int
+    pad: int
     norm: float
     c1: float
     c2: float
@@ -63,22 +72,36 @@ class SsimSources:
     var_c2: torch.Tensor
 
 
-def _ssim_window(window: str, dtype: torch.dtype, device: torch.device) -> tuple[Window, float]:
+def _ssim_window(window: str, dtype: torch.dtype, device: torch.device) -> tuple[Window, int, int, float]:
+    """'valid' window filter, its size, the edge padding that makes its output full-size, and the variance factor."""
     if window == "gaussian":
         taps = gaussian_taps(11, 1.5, dtype=dtype, device=device)
-        return (lambda s: separable_filter(s, taps, pad="replicate")), 1.0
+        return (lambda s: separable_filter(s, taps)), 11, 5, 1.0
     if window == "uniform":
-        return (lambda s: box_filter_valid(s, 7)), 49 / 48
+        return (lambda s: box_filter_valid(s, 7)), 7, 0, 49 / 48
     raise ValueError(f"unknown SSIM window {window!r}; use 'gaussian' or 'uniform'")
 
 
-def ssim_sources(a: torch.Tensor, b: torch.Tensor, *, window: str, data_range: float) -> SsimSources:
-    """SSIM terms of the sources (B, H, W) that every fused image reuses; see :func:`ssim_sum`."""
-    x = torch.stack([a, b], dim=1)
-    filt, norm = _ssim_window(window, x.dtype, x.device)
+def _pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Edge-replicate (B, C, H, W) by ``pad`` pixels on every side (MATLAB ``imgaussfilt``'s padding)."""
+    return F.pad(x, (pad,) * 4, mode="replicate") if pad else x
+
+
+def ssim_sources(x: torch.Tensor, *, window: str, data_range: float) -> SsimSources:
+    """SSIM terms of the sources stacked on dim 1 (B, C, H, W) that every fused image reuses; see :func:`ssim_sum`."""
+    filt, size, pad, norm = _ssim_window(window, x.dtype, x.device)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu, sq = _local_moments(x, filt)
-    return SsimSources(filt, norm, c1, c2, x, mu, mu * mu + c1, norm * (sq - mu * mu) + c2)
+    images = _pad(x, pad)
+    rows, cols = images.shape[-2] - size + 1, images.shape[-1] - size + 1
+    c = x.shape[1]
+    mu, mu_sq_c1, var_c2 = (x.new_empty(x.shape[0], c, max(rows, 0), max(cols, 0)) for _ in range(3))
+    for r, stats in _filtered_strips(lambda rows: _with_squares(images[:, :, rows]), filt, size, rows, cols, x.device):
+        m, sq = stats[:, :c], stats[:, c:]
+        mu[:, :, r] = m
+        m_sq = m * m
+        torch.add(m_sq, c1, out=mu_sq_c1[:, :, r])
+        var_c2[:, :, r] = (sq - m_sq).mul_(norm).add_(c2)
+    return SsimSources(filt, size, pad, norm, c1, c2, images, mu, mu_sq_c1, var_c2)
 
 
 def ssim_score(f: torch.Tensor, src: SsimSources) -> torch.Tensor:
@@ -86,17 +109,20 @@ def ssim_score(f: torch.Tensor, src: SsimSources) -> torch.Tensor:
 
     Map: ``((2μxμy + C1)(2σxy + C2)) / ((μx² + μy² + C1)(σx² + σy² + C2))`` (Wang et al. 2004, Eq. 13).
     """
-
-    def ssim_map(stats, mu, mu_sq_c1, var_c2):
+    fp = _pad(f.unsqueeze(1), src.pad)[:, 0]
+    rows, cols = src.mu.shape[-2:]
+    total = src.mu.new_zeros(src.mu.shape[:2])
+    for r, stats in _filtered_strips(
+        lambda rows: _with_products(fp[:, rows], src.images[:, :, rows]), src.window, src.size, rows, cols, f.device
+    ):
         mu_f, sq_f, cross = stats[:, :1], stats[:, 1:2], stats[:, 2:]
+        mu, mu_sq_c1, var_c2 = src.mu[:, :, r], src.mu_sq_c1[:, :, r], src.var_c2[:, :, r]
         mu_fx = mu_f * mu
         var_f = (sq_f - mu_f * mu_f).mul_(src.norm)
         cov = (cross - mu_fx).mul_(2 * src.norm).add_(src.c2)
         num = mu_fx.mul_(2).add_(src.c1).mul_(cov)
-        return num.div_((mu_f * mu_f + mu_sq_c1).mul_(var_f + var_c2))
-
-    stats = src.window(_with_products(f, src.images))
-    return _strip_sums(ssim_map, stats, src.mu, src.mu_sq_c1, src.var_c2).sum(dim=1) / stats[0, 0].numel()
+        total += num.div_((mu_f * mu_f + mu_sq_c1).mul_(var_f + var_c2)).sum(dim=(2, 3))
+    return (total / (rows * cols)).sum(dim=1)
 
 
 def ssim_sum(f: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, window: str, data_range: float) -> torch.Tensor:
@@ -107,7 +133,7 @@ def ssim_sum(f: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, window: str, 
     defaults, 7×7 box, sample (co)variances (factor N/(N-1), N = 49), mean over the 'valid'
     windows (the map without a 3-pixel border). Both use ``C1 = (0.01 L)²``, ``C2 = (0.03 L)²``.
     """
-    return ssim_score(f, ssim_sources(a, b, window=window, data_range=data_range))
+    return ssim_score(f, ssim_sources(torch.stack([a, b], dim=1), window=window, data_range=data_range))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -115,9 +141,9 @@ def ssim_sum(f: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, window: str, 
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class VifSources:
-    """Source-only VIF terms of A and B (B, 2, …) per scale: the (subsampled) sources ``images``,
+    """Source-only VIF terms of the sources (B, C, …) per scale: the (subsampled) sources ``images``,
     local means ``mu``, variances ``s1`` (zero where < eps, the LIVE guard), ``inv = 1 / (σ₁² + eps)``
-    (the unguarded variance, as the LIVE code divides) and the denominator ``den`` (B, 2) in nats."""
+    (the unguarded variance, as the LIVE code divides) and the denominator ``den`` (B, C) in nats."""
 
     taps: tuple[torch.Tensor, ...]
     images: tuple[torch.Tensor, ...]
@@ -140,23 +166,34 @@ def _subsample(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     return separable_filter(x, taps)[:, :, ::2, ::2]
 
 
-def vif_sources(a: torch.Tensor, b: torch.Tensor, *, sigma_nsq: float = 2.0, eps: float = 1e-10) -> VifSources:
-    """VIF terms of the sources (B, H, W) that every fused image reuses; see :func:`vif`."""
-    x = torch.stack([a, b], dim=1)
+def _valid_shape(x: torch.Tensor, size: int) -> tuple[int, int]:
+    return max(x.shape[-2] - size + 1, 0), max(x.shape[-1] - size + 1, 0)
+
+
+def vif_sources(x: torch.Tensor, *, sigma_nsq: float = 2.0, eps: float = 1e-10) -> VifSources:
+    """VIF terms of the sources stacked on dim 1 (B, C, H, W) that every fused image reuses; see :func:`vif`."""
     taps = _vif_taps(x.dtype, x.device)
+    c = x.shape[1]
+    flat = math.nextafter(eps, 0)  # F.threshold keeps values > flat, i.e. >= eps
     images, mus, s1s, invs = [], [], [], []
     den = x.new_zeros(x.shape[:2])
     for scale, w in enumerate(taps):
         if scale > 0:
             x = _subsample(x, w)
-        mu, sq = _local_moments(x, lambda s: separable_filter(s, w))
-        s1 = (sq - mu * mu).clamp_min_(0)
+        rows, cols = _valid_shape(x, len(w))
+        mu, s1, inv = (x.new_empty(x.shape[0], c, rows, cols) for _ in range(3))
+        window = lambda s, w=w: separable_filter(s, w)  # noqa: E731
+        for r, stats in _filtered_strips(lambda rows, x=x: _with_squares(x[:, :, rows]), window, len(w), rows, cols, x.device):
+            m = stats[:, :c]
+            mu[:, :, r] = m
+            var = (stats[:, c:] - m * m).clamp_min_(0)
+            torch.reciprocal(var + eps, out=inv[:, :, r])
+            s1[:, :, r] = F.threshold(var, flat, 0.0)
+            den += torch.log1p(s1[:, :, r] / sigma_nsq).sum(dim=(2, 3))
         images.append(x)
         mus.append(mu)
-        invs.append((s1 + eps).reciprocal_())
-        s1.mul_(s1 >= eps)
         s1s.append(s1)
-        den = den + _strip_sums(lambda v: torch.log1p(v / sigma_nsq), s1)
+        invs.append(inv)
     return VifSources(taps, tuple(images), tuple(mus), tuple(s1s), tuple(invs), den, sigma_nsq, eps)
 
 
@@ -167,22 +204,22 @@ def vif_score(f: torch.Tensor, src: VifSources, *, nan_as_one: bool = False) -> 
     (``g = 0`` where σ₁² < ε, σ₂² < ε or g < 0) leave the term ``log(1 + g² σ₁² / (σ_v² + σ_n²))``
     where they hold and zero elsewhere.
     """
-
-    def terms(stats, mu, s1, inv):
-        mu_f, sq_f, cross = stats[:, :1], stats[:, 1:2], stats[:, 2:]
-        s2 = (sq_f - mu_f * mu_f).clamp_min_(0)
-        s12 = torch.addcmul(cross, mu_f, mu, value=-1)
-        g = s12.mul(inv)
-        sv = torch.addcmul(s2, g, s12, value=-1).clamp_min_(src.eps).add_(src.sigma_nsq)
-        g = g.clamp_min_(0).mul_(s2 >= src.eps)
-        return torch.log1p(g.mul_(g).mul_(s1).div_(sv))
-
     num = torch.zeros_like(src.den)
     for scale, w in enumerate(src.taps):
         if scale > 0:
             f = _subsample(f.unsqueeze(1), w)[:, 0]
-        stats = separable_filter(_with_products(f, src.images[scale]), w)
-        num = num + _strip_sums(terms, stats, src.mu[scale], src.s1[scale], src.inv[scale])
+        x = src.images[scale]
+        rows, cols = _valid_shape(x, len(w))
+        window = lambda s, w=w: separable_filter(s, w)  # noqa: E731
+        planes = lambda rows, f=f, x=x: _with_products(f[:, rows], x[:, :, rows])  # noqa: E731
+        for r, stats in _filtered_strips(planes, window, len(w), rows, cols, f.device):
+            mu_f, sq_f, cross = stats[:, :1], stats[:, 1:2], stats[:, 2:]
+            s2 = (sq_f - mu_f * mu_f).clamp_min_(0)
+            s12 = cross - mu_f * src.mu[scale][:, :, r]
+            g = s12 * src.inv[scale][:, :, r]
+            sv = (s2 - g * s12).clamp_min_(src.eps).add_(src.sigma_nsq)
+            g = g.clamp_min_(0).mul_(s2 >= src.eps)
+            num += torch.log1p(g.mul_(g).mul_(src.s1[scale][:, :, r]).div_(sv)).sum(dim=(2, 3))
     ratio = num / src.den
     if nan_as_one:
         ratio = torch.nan_to_num(ratio, nan=1.0)
@@ -201,4 +238,4 @@ def vif(
     (the base of the logarithm cancels in the ratio). ``nan_as_one`` reproduces the CDDFuse
     evaluator, which turns a NaN ratio (flat source) into 1.
     """
-    return vif_score(f, vif_sources(a, b, sigma_nsq=sigma_nsq, eps=eps), nan_as_one=nan_as_one)
+    return vif_score(f, vif_sources(torch.stack([a, b], dim=1), sigma_nsq=sigma_nsq, eps=eps), nan_as_one=nan_as_one)

@@ -30,10 +30,10 @@ from occo.metrics.information import (
 from occo.metrics.statistics import (
     Moments,
     correlation_coefficient,
-    image_moments,
     moments_from_joints,
     psnr,
     scd,
+    stack_moments,
     standard_deviation,
 )
 from occo.metrics.structural import SsimSources, VifSources, ssim_score, ssim_sources, vif_score, vif_sources
@@ -161,16 +161,16 @@ def prepare_sources(a: torch.Tensor, b: torch.Tensor, variant: str = "matlab") -
     """Every source-only term of the metrics for infrared ``a`` and visible ``b`` (B, H, W) grey levels 0..255."""
     _check_batch(a, b)
     spec = get_variant(variant)
-    a8, b8 = to_levels(a), to_levels(b)
-    a64, b64 = a8.double(), b8.double()
+    x8 = torch.stack([to_levels(a), to_levels(b)], dim=1)
+    x64 = x8.double()
     return Sources(
         variant=spec.name,
         shape=tuple(a.shape),
-        joint_index=joint_index(torch.stack([a8, b8], dim=1)),
-        moments=image_moments(a64, b64),
-        qabf=qabf_sources(a64, b64),
-        ssim=ssim_sources(a64, b64, window=spec.ssim_window, data_range=255.0),
-        vif=vif_sources(a64, b64),
+        joint_index=joint_index(x8),
+        moments=stack_moments(x64),
+        qabf=qabf_sources(x64),
+        ssim=ssim_sources(x64, window=spec.ssim_window, data_range=255.0),
+        vif=vif_sources(x64),
     )
 
 
