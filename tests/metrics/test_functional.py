@@ -452,3 +452,23 @@ def test_sources_prepared_once_score_every_fused_image(variant):
             assert torch.equal(got[name], want[name]), name
     with pytest.raises(ValueError, match="shape"):
         score(f[:1], sources)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_device_path_equals_cpu_path(variant, monkeypatch):
+    """What CUDA runs (shifted multiply-add filters, whole images instead of row strips), checked on CPU."""
+    import occo.metrics.filters as filters
+    import occo.metrics.gradient as gradient
+    import occo.metrics.structural as structural
+
+    f, a, b = (rand_levels((2, 200, 400), s) for s in (70, 71, 72))
+    assert len(filters.row_strips(200, 400, torch.device("cpu"), halo=16)) > 1  # several strips on CPU
+    assert filters.row_strips(200, 400, torch.device("cuda")) == [slice(0, 200)]
+    cpu = compute_metrics(f, a, b, variant)
+    whole = lambda rows, cols, device, halo=0: [slice(0, max(rows, 0))]  # noqa: E731
+    monkeypatch.setattr(filters, "_CV_DEPTH", {})
+    monkeypatch.setattr(structural, "row_strips", whole)
+    monkeypatch.setattr(gradient, "row_strips", whole)
+    other = compute_metrics(f, a, b, variant)
+    for name in METRICS:
+        np.testing.assert_allclose(other[name].numpy(), cpu[name].numpy(), rtol=1e-12, err_msg=name)
