@@ -179,7 +179,7 @@ def evaluate_pairs(
     dev = resolve_device(device)
     jobs = _jobs(pairs, resolve_batch_size(batch_size, dev))
     cores = available_cores()
-    workers = workers or cores
+    workers = cores if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers}")
 

@@ -310,8 +310,9 @@ def test_each_image_decoded_once_and_torch_threads_share_the_cores(tmp_path, mon
     assert sorted(decoded).count("01.png") == 4
     assert threads_seen == {2}  # 2 workers x 2 torch threads = 4 cores
     assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="workers"):
-        evaluate_pairs(pairs, methods, device="cpu", workers=-1)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="workers"):
+            evaluate_pairs(pairs, methods, device="cpu", workers=bad)
 
 
 def test_every_pair_scored_beyond_the_look_ahead(tmp_path):
