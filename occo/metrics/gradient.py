@@ -10,6 +10,7 @@ float64: in float32 its orientation term (atan and the sigmoid of 22·(A - 0.8))
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -65,7 +66,7 @@ class EdgeMaps:
     angle: torch.Tensor
 
 
-def _edge_strips(x: torch.Tensor):
+def _edge_strips(x: torch.Tensor) -> Iterator[tuple[slice, EdgeMaps]]:
     """``(r, EdgeMaps of rows r)`` of ``x`` (B, C, H, W) strip by strip: Sobel responses of ``x`` zero
     padded once, each strip with its one-row halo (the strip's own border is cropped)."""
     padded = F.pad(x, (1, 1, 1, 1))

@@ -16,6 +16,7 @@ import torch
 
 from occo.metrics.information import LEVELS
 
+
 @dataclass(frozen=True)
 class Moments:
     """Raw moments of images X_0..X_{K-1} per batch item: ``n`` pixels, ``sums`` (B, K) of Σ X_i and
