@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -75,10 +76,9 @@ class SsimSources:
 def _ssim_window(window: str, dtype: torch.dtype, device: torch.device) -> tuple[Window, int, int, float]:
     """'valid' window filter, its size, the edge padding that makes its output full-size, and the variance factor."""
     if window == "gaussian":
-        taps = gaussian_taps(11, 1.5, dtype=dtype, device=device)
-        return (lambda s: separable_filter(s, taps)), 11, 5, 1.0
+        return partial(separable_filter, taps=gaussian_taps(11, 1.5, dtype=dtype, device=device)), 11, 5, 1.0
     if window == "uniform":
-        return (lambda s: box_filter_valid(s, 7)), 7, 0, 49 / 48
+        return partial(box_filter_valid, size=7), 7, 0, 49 / 48
     raise ValueError(f"unknown SSIM window {window!r}; use 'gaussian' or 'uniform'")
 
 
@@ -182,8 +182,8 @@ def vif_sources(x: torch.Tensor, *, sigma_nsq: float = 2.0, eps: float = 1e-10) 
             x = _subsample(x, w)
         rows, cols = _valid_shape(x, len(w))
         mu, s1, inv = (x.new_empty(x.shape[0], c, rows, cols) for _ in range(3))
-        window = lambda s, w=w: separable_filter(s, w)  # noqa: E731
-        for r, stats in _filtered_strips(lambda rows, x=x: _with_squares(x[:, :, rows]), window, len(w), rows, cols, x.device):
+        window = partial(separable_filter, taps=w)
+        for r, stats in _filtered_strips(lambda rows: _with_squares(x[:, :, rows]), window, len(w), rows, cols, x.device):
             m = stats[:, :c]
             mu[:, :, r] = m
             var = (stats[:, c:] - m * m).clamp_min_(0)
@@ -210,9 +210,10 @@ def vif_score(f: torch.Tensor, src: VifSources, *, nan_as_one: bool = False) -> 
             f = _subsample(f.unsqueeze(1), w)[:, 0]
         x = src.images[scale]
         rows, cols = _valid_shape(x, len(w))
-        window = lambda s, w=w: separable_filter(s, w)  # noqa: E731
-        planes = lambda rows, f=f, x=x: _with_products(f[:, rows], x[:, :, rows])  # noqa: E731
-        for r, stats in _filtered_strips(planes, window, len(w), rows, cols, f.device):
+        window = partial(separable_filter, taps=w)
+        for r, stats in _filtered_strips(
+            lambda rows: _with_products(f[:, rows], x[:, :, rows]), window, len(w), rows, cols, f.device
+        ):
             mu_f, sq_f, cross = stats[:, :1], stats[:, 1:2], stats[:, 2:]
             s2 = (sq_f - mu_f * mu_f).clamp_min_(0)
             s12 = cross - mu_f * src.mu[scale][:, :, r]
