@@ -1,123 +1,102 @@
-"""Benchmark: the batched torch metric suite against a per-image NumPy/SciPy implementation.
+"""Benchmark: `occo evaluate` against a per-image NumPy/SciPy evaluator, both as whole commands.
 
-Both compute the same eleven metrics (EN, SF, AG, CC, SD, MI, VIF, Qabf, SSIM, SCD, PSNR) with the
-same definitions (variant ``matlab`` or ``cddfuse``) on the same real fused/infrared/visible triples,
-in one run; the script checks that every value agrees to ``--rtol`` and prints the speed ratio.
-Images are decoded and converted to grey before timing: only metric computation is timed.
+Both score the same folder of real fused TNO-42 images (full size) against their sources — folders
+in, JSON out, decoding and interpreter start-up included — in one run, back to back, for a few
+rounds. The script checks that every per-image value agrees to ``--rtol`` and prints, per round
+and as medians, the wall time per image, the CPU time per image and the speed ratio.
+``bench/metrics_numpy.py`` is the baseline: the field's way of writing these metrics (one image at
+a time, full 2-D convolutions), checked against the same MATLAB and Python reference values.
 
-    python bench/metrics.py                      # 24 TNO-42 triples, CPU (and CUDA when present)
-    python bench/metrics.py --batch-size 4       # batching: slower on CPU (cache), faster on CUDA
-    python bench/metrics.py --triples 126 --variant cddfuse
+    python bench/metrics.py                               # DenseFuse's 42 images, matlab variant, 3 rounds
+    python bench/metrics.py --method SeAFusion --variant cddfuse --rounds 1
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.metrics_numpy import metrics_cddfuse, metrics_matlab  # noqa: E402
-from occo.data import load_array  # noqa: E402
-from occo.device import resolve_batch_size  # noqa: E402
-from occo.metrics.suite import METRICS, compute_metrics, grey_levels  # noqa: E402
-
-NUMPY = {"matlab": metrics_matlab, "cddfuse": metrics_cddfuse}
+from occo.metrics.suite import METRICS  # noqa: E402
 
 
-def load_triples(ref: Path, n: int, variant: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """The first ``n`` (method, id) triples of the TNO-42 reference set as grey uint8 arrays."""
-    triples = []
-    for method in sorted(p.name for p in (ref / "fused").iterdir()):
-        for fused in sorted((ref / "fused" / method).glob("*.png")):
-            if len(triples) == n:
-                return triples
-            grey = [grey_levels(load_array(p), variant).astype(np.uint8)
-                    for p in (fused, ref / "ir" / fused.name, ref / "vi" / fused.name)]
-            triples.append((f"{method}/{fused.stem}", *grey))
-    return triples
-
-
-def run_numpy(triples, variant: str) -> tuple[float, list[dict[str, float]]]:
-    fn = NUMPY[variant]
-    cast = (lambda x: x) if variant == "matlab" else (lambda x: x.astype(np.float32))
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Run ``cmd`` with the repository first on PYTHONPATH; return its wall and CPU (user + sys) seconds."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    values = [fn(cast(f), cast(a), cast(b)) for _, f, a, b in triples]
-    return time.perf_counter() - start, values
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)  # cwd: `python -c` imports from it first
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def run_torch(triples, variant: str, device: torch.device, batch_size: int) -> tuple[float, list[dict[str, float]]]:
-    """Group same-size triples into batches; time transfer + computation + copy back."""
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, (_, f, _, _) in enumerate(triples):
-        groups.setdefault(f.shape, []).append(i)
-    values: list[dict[str, float]] = [{} for _ in triples]
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for idx in groups.values():
-        for lo in range(0, len(idx), batch_size):
-            chunk = idx[lo : lo + batch_size]
-            f, a, b = (torch.from_numpy(np.stack([triples[i][k] for i in chunk])).to(device) for k in (1, 2, 3))
-            out = compute_metrics(f, a, b, variant)
-            table = torch.stack([out[m] for m in METRICS], dim=1).cpu().numpy()
-            for i, row in zip(chunk, table):
-                values[i] = dict(zip(METRICS, row.tolist()))
-    return time.perf_counter() - start, values
-
-
-def worst_error(ref: list[dict[str, float]], got: list[dict[str, float]]) -> dict[str, float]:
-    """Largest relative difference per metric (NaN on both sides counts as equal)."""
+def worst_error(ours: pd.DataFrame, baseline: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Largest relative difference per metric over the images (NaN on both sides counts as equal)."""
     worst = {}
     for m in METRICS:
-        r = np.array([v[m] for v in ref])
-        g = np.array([v[m] for v in got])
-        both_nan = np.isnan(r) & np.isnan(g)
-        rel = np.abs(g - r) / np.maximum(np.abs(r), 1e-12)
-        worst[m] = float(np.max(np.where(both_nan, 0.0, rel)))
+        got = ours[m].to_numpy()
+        ref = np.array([baseline[i][m] for i in ours["id"]])
+        rel = np.abs(got - ref) / np.maximum(np.abs(ref), 1e-12)
+        worst[m] = float(np.max(np.where(np.isnan(got) & np.isnan(ref), 0.0, rel)))
     return worst
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", type=Path, default=REPO.parent / "shared/reference/tno42")
-    parser.add_argument("--triples", type=int, default=24)
-    parser.add_argument("--variant", choices=list(NUMPY), default="matlab")
-    parser.add_argument("--batch-size", default="auto", help="'auto' (1 on CPU, 8 on CUDA) or N")
-    parser.add_argument("--repeats", type=int, default=3, help="torch timing repeats (median reported)")
+    parser.add_argument("--method", default="DenseFuse", help="folder of fused images under <ref>/fused/")
+    parser.add_argument("--variant", choices=("matlab", "cddfuse"), default="matlab")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of both commands (medians reported)")
     parser.add_argument("--rtol", type=float, default=1e-6)
     args = parser.parse_args()
-    if not (args.ref / "fused").is_dir():
-        raise SystemExit(f"reference set not found: {args.ref} (pass --ref)")
+    ir, vi, fused = args.ref / "ir", args.ref / "vi", args.ref / "fused" / args.method
+    if not fused.is_dir():
+        raise SystemExit(f"reference set not found: {fused} (pass --ref / --method)")
+    n = len([p for p in fused.iterdir() if p.suffix == ".png"])
 
-    triples = load_triples(args.ref, args.triples, args.variant)
-    sizes = sorted({f"{f.shape[1]}x{f.shape[0]}" for _, f, _, _ in triples})
-    print(f"{len(triples)} triples from {args.ref} ({', '.join(sizes)}), variant {args.variant}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-    t_np, ref = run_numpy(triples, args.variant)
-    print(f"numpy per-image          : {t_np:8.2f} s  ({t_np / len(triples) * 1000:7.1f} ms/triple)")
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    failed = False
-    for dev in devices:
-        size = resolve_batch_size(args.batch_size, dev)
-        run_torch(triples[:size], args.variant, dev, size)  # warm-up
-        runs = [run_torch(triples, args.variant, dev, size) for _ in range(args.repeats)]
-        t = statistics.median(r[0] for r in runs)
-        worst = worst_error(ref, runs[0][1])
-        bad = {m: e for m, e in worst.items() if e > args.rtol}
-        failed |= bool(bad)
-        print(f"torch, batch {size:2d} ({dev.type:4s}): {t:8.2f} s  ({t / len(triples) * 1000:7.1f} ms/triple)  "
-              f"speed-up x{t_np / t:.1f}  worst rel. diff {max(worst.values()):.1e}"
-              + (f"  ABOVE rtol: {bad}" if bad else ""))
-    if failed:
-        raise SystemExit(f"values differ by more than rtol={args.rtol}")
+    with tempfile.TemporaryDirectory() as tmp:
+        ours_json, base_json = Path(tmp) / "occo.json", Path(tmp) / "numpy.json"
+        ours = [sys.executable, "-c", "from occo.cli import main; main()", "evaluate", "--ir", str(ir), "--vi", str(vi),
+                "--fused", str(fused), "--variant", args.variant, "--out", str(ours_json)]
+        base = [sys.executable, str(REPO / "bench" / "metrics_numpy.py"), "--ir", str(ir), "--vi", str(vi),
+                "--fused", str(fused), "--variant", args.variant, "--out", str(base_json)]
+        print(f"{n} {args.method} images of {args.ref} ({args.variant}), {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f}")
+        print("| round | occo evaluate s/image (CPU) | NumPy/SciPy s/image (CPU) | ratio wall | ratio CPU | load |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        rows = []
+        for r in range(args.rounds):
+            (w_o, c_o), (w_b, c_b) = timed(ours), timed(base)
+            rows.append((w_o, c_o, w_b, c_b))
+            print(f"| {r + 1} | {w_o / n:.3f} ({c_o / n:.3f}) | {w_b / n:.3f} ({c_b / n:.3f}) | "
+                  f"{w_b / w_o:.1f} | {c_b / c_o:.1f} | {os.getloadavg()[0]:.1f} |")
+        per_image = pd.read_csv(ours_json.with_suffix(".csv"), dtype={"id": str})
+        worst = worst_error(per_image, json.loads(base_json.read_text(encoding="utf-8"))["per_image"])
+    w_o, _, w_b, _ = (statistics.median(col) for col in zip(*rows))
+    wall_ratio = statistics.median(wb / wo for wo, _, wb, _ in rows)
+    cpu_ratio = statistics.median(cb / co for _, co, _, cb in rows)
+    print(f"median of {len(rows)}: occo evaluate {w_o / n:.3f} s/image, NumPy/SciPy {w_b / n:.3f} s/image, "
+          f"ratio x{wall_ratio:.1f} wall, x{cpu_ratio:.1f} CPU")
+    print("worst relative difference per metric: " + ", ".join(f"{m} {e:.0e}" for m, e in worst.items()))
+    bad = {m: e for m, e in worst.items() if e > args.rtol}
+    if bad:
+        raise SystemExit(f"values differ by more than rtol={args.rtol}: {bad}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,12 @@ the field's research code is written: one image at a time, float64 (or the calle
 reference Python code keeps float32), full 2-D ``scipy.signal.convolve2d`` / ``correlate2d`` window
 filters (no separable filters, no batching across images), histograms with ``np.bincount``.
 
-Two variants:
+Two variants, and a command that scores a folder of fused images the way research scripts do (one
+image at a time: decode, metrics, next; JSON out), the baseline ``bench/metrics.py`` times
+``occo evaluate`` against:
+
+    python bench/metrics_numpy.py --ir IR_DIR --vi VI_DIR --fused FUSED_DIR [--variant cddfuse] --out x.json
+
 
 ``metrics_matlab(f, a, b)``
     The current MATLAB code of Linfeng-Tang/Evaluation-for-Image-Fusion
@@ -36,6 +41,8 @@ Two variants:
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 from pathlib import Path
 
@@ -48,6 +55,7 @@ __all__ = [
     "grey_opencv",
     "metrics_matlab",
     "metrics_cddfuse",
+    "evaluate_folders",
     "MATLAB_KEYS",
     "CDDFUSE_KEYS",
 ]
@@ -436,3 +444,43 @@ def metrics_cddfuse(f, a, b) -> dict[str, float]:
     out["Qabf"] = _qabf(f, a, b)
     out["SSIM"] = _ssim_skimage(f, a) + _ssim_skimage(f, b)
     return {k: out[k] for k in CDDFUSE_KEYS}
+
+
+# --------------------------------------------------------------------------------------------------
+# Folders in, JSON out
+# --------------------------------------------------------------------------------------------------
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _by_stem(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(Path(folder).iterdir()) if p.suffix.lower() in _IMAGE_SUFFIXES}
+
+
+def evaluate_folders(ir_dir, vi_dir, fused_dir, variant: str = "matlab") -> dict[str, dict[str, float]]:
+    """Metrics of every fused image (named like its source pair) in ``fused_dir``, one image at a time."""
+    read, metrics = {"matlab": (grey_matlab, metrics_matlab), "cddfuse": (grey_opencv, metrics_cddfuse)}[variant]
+    ir, vi = _by_stem(ir_dir), _by_stem(vi_dir)
+    out = {}
+    for id_, fused in _by_stem(fused_dir).items():
+        if id_ in ir and id_ in vi:
+            with np.errstate(all="ignore"):  # NaN/inf where MATLAB gives them (e.g. SCD of a copy)
+                out[id_] = metrics(read(fused), read(ir[id_]), read(vi[id_]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Per-image NumPy/SciPy fusion metrics of a folder (JSON out)")
+    parser.add_argument("--ir", type=Path, required=True)
+    parser.add_argument("--vi", type=Path, required=True)
+    parser.add_argument("--fused", type=Path, required=True)
+    parser.add_argument("--variant", choices=("matlab", "cddfuse"), default="matlab")
+    parser.add_argument("--out", type=Path, required=True, help="JSON: means and per-image values")
+    args = parser.parse_args(argv)
+    per_image = evaluate_folders(args.ir, args.vi, args.fused, args.variant)
+    keys = next(iter(per_image.values())).keys() if per_image else ()
+    means = {k: float(np.mean([v[k] for v in per_image.values()])) for k in keys}
+    args.out.write_text(json.dumps({"means": means, "per_image": per_image}, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,14 +17,18 @@ from occo.metrics.suite import VARIANTS
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    if args.out is not None and args.out.suffix != ".json":
-        raise SystemExit(f"--out must name a .json file (the per-image CSV goes beside it), got {args.out}")
-    pairs = find_pairs(args.ir, args.vi)
-    methods: dict[str, Path | None] = {name: None for name in args.baselines}
+    for flag, path in (("--ir", args.ir), ("--vi", args.vi), *(("--fused", p) for p in args.fused)):
+        if path.is_file():
+            raise SystemExit(f"{flag} takes a folder of images named by pair id, got the file {path}")
+    baselines = [] if args.baselines is None else args.baselines or list(BASELINES)  # --baselines alone: all
+    methods: dict[str, Path | None] = {name: None for name in baselines}
     for folder in args.fused:
         if folder.name in methods:
             raise SystemExit(f"two methods would be named {folder.name!r}; rename one of the folders")
         methods[folder.name] = folder
+    if not methods:
+        raise SystemExit("nothing to score: give --fused FOLDER (repeatable) and/or --baselines [NAME ...]")
+    pairs = find_pairs(args.ir, args.vi)
     per_image = evaluate_pairs(
         pairs, methods, variant=args.variant, device=args.device, batch_size=args.batch_size
     )
@@ -126,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ir", type=Path, required=True, help="folder of infrared images")
     ev.add_argument("--vi", type=Path, required=True, help="folder of visible images")
     ev.add_argument("--fused", type=Path, action="append", default=[], help="folder of fused images (repeatable)")
-    ev.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
-                    help="pixel baselines scored beside the folders (default: all)")
+    ev.add_argument("--baselines", nargs="*", choices=list(BASELINES), metavar="NAME",
+                    help=f"also score pixel baselines: all ({', '.join(BASELINES)}) when given alone, or those named")
     ev.add_argument("--variant", default="matlab", choices=list(VARIANTS), help="metric convention (docs/metrics.md)")
     ev.add_argument("--device", type=device_flag, default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     ev.add_argument("--batch-size", type=batch_size_flag, default="auto",

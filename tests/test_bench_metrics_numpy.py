@@ -188,3 +188,30 @@ def test_identity_and_mi_quirk():
     with np.errstate(all="ignore"):
         mc = metrics_cddfuse(xf, xf, xf)
     assert abs(mc["MI"] - 2 * H * np.log(2)) < 1e-12
+
+
+def test_folder_command_writes_means_and_per_image_values(tmp_path):
+    """The benchmark baseline's command: folders in, JSON out, one image at a time, pairs matched by stem."""
+    import json
+
+    from PIL import Image
+
+    from bench.metrics_numpy import main
+
+    rng = np.random.default_rng(3)
+    arrays = {}
+    for id_ in ("01", "02"):
+        for folder in ("ir", "vi", "fused"):
+            x = rng.integers(0, 256, (40, 48), dtype=np.uint8)
+            arrays[folder, id_] = x
+            (tmp_path / folder).mkdir(exist_ok=True)
+            Image.fromarray(x).save(tmp_path / folder / f"{id_}.png")
+    Image.fromarray(arrays["fused", "01"]).save(tmp_path / "fused" / "99.png")  # no source pair: skipped
+    out = tmp_path / "x.json"
+    main(["--ir", str(tmp_path / "ir"), "--vi", str(tmp_path / "vi"), "--fused", str(tmp_path / "fused"), "--out", str(out)])
+    got = json.loads(out.read_text(encoding="utf-8"))
+    assert sorted(got["per_image"]) == ["01", "02"]
+    for id_ in ("01", "02"):
+        want = metrics_matlab(arrays["fused", id_], arrays["ir", id_], arrays["vi", id_])
+        assert got["per_image"][id_] == pytest.approx(want, rel=1e-12)
+    assert got["means"]["VIF"] == pytest.approx(np.mean([got["per_image"][i]["VIF"] for i in ("01", "02")]), rel=1e-12)

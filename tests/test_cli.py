@@ -45,7 +45,7 @@ def _evaluate_args(root: Path, *extra: str) -> list[str]:
 
 def test_evaluate_prints_table_and_writes_json_and_csv(folders, tmp_path, capsys):
     out = tmp_path / "results" / "x.json"
-    main(_evaluate_args(folders, "--fused", str(folders / "MyMethod"), "--out", str(out)))
+    main(_evaluate_args(folders, "--fused", str(folders / "MyMethod"), "--baselines", "--out", str(out)))
     printed = capsys.readouterr().out
     methods = [*BASELINES, "MyMethod"]
     assert "| Method | n | " + " | ".join(METRICS) + " |" in printed
@@ -194,14 +194,41 @@ def test_checkpoint_with_zero_heads_is_one_line_naming_the_file(folders, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+def test_baselines_only_when_asked(folders, tmp_path, capsys):
+    """Without --baselines only the fused folders are scored; --baselines alone adds all four."""
+    out = tmp_path / "x.json"
+    main(_evaluate_args(folders, "--fused", str(folders / "MyMethod"), "--out", str(out)))
+    assert list(json.loads(out.read_text(encoding="utf-8"))) == ["MyMethod"]
+    assert "| visible |" not in capsys.readouterr().out
+    main(_evaluate_args(folders, "--fused", str(folders / "MyMethod"), "--baselines", "--out", str(out)))
+    assert list(json.loads(out.read_text(encoding="utf-8"))) == [*BASELINES, "MyMethod"]
+
+
+def test_nothing_to_score_is_an_error(folders):
+    with pytest.raises(SystemExit) as err:
+        main(_evaluate_args(folders))
+    assert "nothing to score" in str(err.value) and "--fused" in str(err.value)
+
+
+@pytest.mark.parametrize("flag", ["--ir", "--vi", "--fused"])
+def test_a_file_where_a_folder_is_expected_says_so(folders, flag):
+    """issue 11: `--ir <file>` said "folder not found" for a file that exists."""
+    image = folders / ("ir" if flag == "--ir" else "vi" if flag == "--vi" else "MyMethod") / "01.png"
+    args = _evaluate_args(folders, "--fused", str(folders / "MyMethod"))
+    args[args.index(flag) + 1] = str(image)
+    with pytest.raises(SystemExit) as err:
+        main(args)
+    assert str(err.value) == f"occo evaluate: {flag} takes a folder of images named by pair id, got the file {image}"
+
+
 def test_two_methods_with_one_name(folders, tmp_path):
     other = tmp_path / "elsewhere" / "MyMethod"
     other.mkdir(parents=True)
     with pytest.raises(SystemExit, match="MyMethod"):
         main(_evaluate_args(folders, "--fused", str(folders / "MyMethod"), "--fused", str(other)))
-    # A folder named like a default baseline collides with it.
+    # A folder named like a requested baseline collides with it.
     with pytest.raises(SystemExit, match="'mean'"):
-        main(_evaluate_args(folders, "--fused", str(tmp_path / "mean")))
+        main(_evaluate_args(folders, "--baselines", "--fused", str(tmp_path / "mean")))
 
 
 def test_parser_rejects_unknown_choices(capsys):
@@ -232,7 +259,7 @@ def test_installed_console_script(folders, tmp_path):
     assert "| mean | 3 |" in proc.stdout
     assert list(json.loads(out.read_text(encoding="utf-8"))) == ["mean"]
 
-    bad = subprocess.run([str(script), "evaluate", "--ir", str(tmp_path / "none"), "--vi", str(folders / "vi")],
+    bad = subprocess.run([str(script), "evaluate", "--ir", str(tmp_path / "none"), "--vi", str(folders / "vi"), "--baselines"],
                          capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode == 2
     assert bad.stderr.startswith("occo evaluate: ") and str(tmp_path / "none") in bad.stderr

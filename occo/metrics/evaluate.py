@@ -1,27 +1,36 @@
 """Evaluate fused images against their sources: the engine behind `occo evaluate` and the evaluate stage.
 
-Pairs are read on a thread pool, reduced to grey levels the way the chosen metric variant reads
-them, grouped by image size and scored in batches on one device. Baseline "methods" are computed
-from the sources on the fly; every other method is a folder of fused images named by pair id.
+Work is cut into jobs of pairs (one pair on CPU, a batch of same-size pairs on CUDA). A job decodes
+its infrared, visible and fused images once, reduces them to grey levels the way the metric variant
+reads them, analyses the sources once (:func:`~occo.metrics.suite.prepare_sources`) and scores every
+method against them. Jobs run on a few threads with a bounded look-ahead, so memory does not grow
+with the dataset; on CPU each thread runs torch single-threaded (threads × torch threads ≤ cores).
+Baseline "methods" are computed from the sources; every other method is a folder of fused images
+named by pair id.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from occo.data.io import DataError, load_array
 from occo.data.pairs import Pair, image_size, index_images, load_pair
 from occo.device import resolve_batch_size, resolve_device
-from occo.metrics.suite import METRICS, compute_metrics, grey_levels
+from occo.metrics.suite import METRICS, grey_levels, prepare_sources, score
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +40,7 @@ Baseline = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 BASELINES: dict[str, Baseline] = {
     "visible": lambda a, b: b,
     "infrared": lambda a, b: a,
-    "mean": lambda a, b: torch.round((a + b) / 2),
+    "mean": lambda a, b: torch.round((a.double() + b) / 2),
     "max": torch.maximum,
 }
 
@@ -44,9 +53,17 @@ class _Item:
     fused: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _load(pair: Pair, folders: dict[str, dict[str, Path]], variant: str) -> _Item:
     ir, vi = load_pair(pair)
-    item = _Item(pair.id, grey_levels(ir, variant).astype(np.uint8), grey_levels(vi, variant).astype(np.uint8))
+    item = _Item(pair.id, grey_levels(ir, variant), grey_levels(vi, variant))
     for method, files in folders.items():
         path = files.get(pair.id)
         if path is None:
@@ -57,41 +74,76 @@ def _load(pair: Pair, folders: dict[str, dict[str, Path]], variant: str) -> _Ite
                 f"size mismatch for {method} {pair.id}: fused {path} is {image_size(fused)}, "
                 f"sources are {image_size(ir)}"
             )
-        item.fused[method] = grey_levels(fused, variant).astype(np.uint8)
+        item.fused[method] = grey_levels(fused, variant)
     return item
 
 
-def _batches(items: Iterator[_Item], batch_size: int) -> Iterator[list[_Item]]:
-    """Group items of one image size into batches of at most ``batch_size``, in arrival order."""
-    buckets: dict[tuple[int, int], list[_Item]] = {}
-    for item in items:
-        bucket = buckets.setdefault(item.ir.shape, [])
-        bucket.append(item)
-        if len(bucket) == batch_size:
-            yield buckets.pop(item.ir.shape)
-    yield from buckets.values()
+def _header_size(path: Path) -> tuple[int, int]:
+    """(width, height) from an image file's header, without decoding it."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"cannot read image {path}: {' '.join(str(exc).split())}") from exc
 
 
-def _score(batch: list[_Item], methods: dict[str, Path | None], variant: str, device: torch.device) -> list[dict]:
+def _jobs(pairs: list[Pair], batch_size: int) -> list[list[Pair]]:
+    """Pairs cut into jobs: one pair each, or up to ``batch_size`` pairs of one size (from the headers)."""
+    if batch_size == 1:
+        return [[p] for p in pairs]
+    by_size: dict[tuple[int, int], list[Pair]] = {}
+    for p in pairs:
+        by_size.setdefault(_header_size(p.ir), []).append(p)
+    return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
+
+
+def _score(items: list[_Item], methods: dict[str, Path | None], variant: str, device: torch.device) -> list[dict]:
+    """Rows of every method on one job's items: sources analysed once, each method scored against them."""
+
     def stack(arrays: list[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.stack(arrays)).to(device=device, dtype=torch.float64)
+        return torch.from_numpy(np.stack(arrays)).to(device)
 
-    a, b = stack([it.ir for it in batch]), stack([it.vi for it in batch])
+    a, b = stack([it.ir for it in items]), stack([it.vi for it in items])
+    sources = prepare_sources(a, b, variant)
     rows = []
     for method, folder in methods.items():
         if folder is None:
-            keep = list(range(len(batch)))
+            keep = list(range(len(items)))
             f = BASELINES[method](a, b)
         else:
-            keep = [i for i, it in enumerate(batch) if method in it.fused]
+            keep = [i for i, it in enumerate(items) if method in it.fused]
             if not keep:
                 continue
-            f = stack([batch[i].fused[method] for i in keep])
-        idx = torch.tensor(keep, device=device)
-        values = compute_metrics(f, a.index_select(0, idx), b.index_select(0, idx), variant)
+            # A pair this method lacks is scored on a stand-in (its visible image) and dropped.
+            f = stack([it.fused.get(method, it.vi) for it in items])
+        values = score(f, sources)
         table = torch.stack([values[m] for m in METRICS], dim=1).cpu().numpy()
-        rows += [{"method": method, "id": batch[i].id, **dict(zip(METRICS, row))} for i, row in zip(keep, table)]
+        rows += [{"method": method, "id": items[i].id, **dict(zip(METRICS, table[i]))} for i in keep]
     return rows
+
+
+def _in_order(pool: ThreadPoolExecutor, fn: Callable, jobs: Iterable, ahead: int) -> Iterator:
+    """``map(fn, jobs)`` on ``pool`` with at most ``ahead`` jobs submitted and not yet consumed
+    (``Executor.map`` submits every job at once; jobs must not be None)."""
+    todo = iter(jobs)
+    pending: deque[Future] = deque(pool.submit(fn, job) for job in islice(todo, ahead))
+    while pending:
+        result = pending.popleft().result()
+        nxt = next(todo, None)
+        if nxt is not None:
+            pending.append(pool.submit(fn, nxt))
+        yield result
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run torch's CPU kernels on ``n`` threads inside the block (threads it starts pick this up)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def evaluate_pairs(
@@ -101,15 +153,16 @@ def evaluate_pairs(
     variant: str = "matlab",
     device: str = "auto",
     batch_size: int | str = "auto",
-    workers: int = 4,
+    workers: int | None = None,
     desc: str = "evaluate",
 ) -> pd.DataFrame:
     """Per-image metrics of every method on ``pairs``.
 
     ``methods`` maps a name to a folder of fused images (files named by pair id, any image
     extension) or to ``None`` for a baseline of :data:`BASELINES`. A folder lacking some ids is
-    scored on the ids it has (a warning lists how many are missing). Returns one row per
-    (method, id) with the columns ``method, id`` and :data:`METRICS`.
+    scored on the ids it has (a warning lists how many are missing). ``workers`` threads decode and
+    score (default: one per core; on CPU torch then runs single-threaded in each). Returns one row
+    per (method, id) with the columns ``method, id`` and :data:`METRICS`.
     """
     unknown = [m for m, folder in methods.items() if folder is None and m not in BASELINES]
     if unknown:
@@ -124,13 +177,27 @@ def evaluate_pairs(
         if not ids & files.keys():
             raise DataError(f"no fused image in {methods[method]} matches any pair id")
     dev = resolve_device(device)
-    size = resolve_batch_size(batch_size, dev)
+    jobs = _jobs(pairs, resolve_batch_size(batch_size, dev))
+    cores = available_cores()
+    workers = cores if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers}")
+
+    def run(job: list[Pair]) -> list[dict]:
+        return _score([_load(p, folders, variant) for p in job], methods, variant, dev)
+
     rows: list[dict] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(pairs), desc=desc, unit="pair") as bar:
-        items = pool.map(lambda p: _load(p, folders, variant), pairs)
-        for batch in _batches(items, size):
-            rows += _score(batch, methods, variant, dev)
-            bar.update(len(batch))
+    threads = max(1, cores // workers) if dev.type == "cpu" else torch.get_num_threads()
+    # torch's OpenMP and MKL thread counts are per thread: each worker sets its own before its first op.
+    with _torch_threads(threads), ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+        with tqdm(total=len(pairs), desc=desc, unit="pair") as bar:
+            try:
+                for job, job_rows in zip(jobs, _in_order(pool, run, jobs, ahead=2 * workers)):
+                    rows += job_rows
+                    bar.update(len(job))
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
     frame = pd.DataFrame(rows, columns=["method", "id", *METRICS])
     rank = frame["method"].map({m: i for i, m in enumerate(methods)})
     return frame.assign(_rank=rank).sort_values(["_rank", "id"]).drop(columns="_rank").reset_index(drop=True)

@@ -256,3 +256,68 @@ def test_method_folder_named_like_a_baseline_is_scored_as_a_folder(tmp_path):
     pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
     frame = evaluate_pairs(pairs, {"max": tmp_path / "fused" / "max"}, device="cpu")
     assert_close(values(frame, "max", "01"), direct(arrays["max/01"], arrays["ir/01"], arrays["vi/01"]))
+
+
+def test_look_ahead_is_bounded():
+    """Jobs are submitted a few at a time, not all at once (issue 11: memory grew with the dataset)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from occo.metrics.evaluate import _in_order
+
+    pulled = []
+
+    def jobs():
+        for i in range(50):
+            pulled.append(i)
+            yield i
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = _in_order(pool, lambda x: x * x, jobs(), ahead=4)
+        assert next(results) == 0
+        assert len(pulled) <= 5  # 4 submitted before the first result, one more after it
+        assert list(results) == [i * i for i in range(1, 50)]
+
+
+def test_each_image_decoded_once_and_torch_threads_share_the_cores(tmp_path, monkeypatch):
+    make_set(tmp_path, ["01", "02", "03", "04"], fused_methods=("M1", "M2"))
+    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    import occo.data.pairs
+    import occo.metrics.evaluate as ev
+
+    decoded: list[str] = []
+    real_load_array = ev.load_array
+
+    def counting(path, **kwargs):
+        decoded.append(Path(path).name)
+        return real_load_array(path, **kwargs)
+
+    monkeypatch.setattr(ev, "load_array", counting)
+    monkeypatch.setattr(occo.data.pairs, "load_array", counting)
+    threads_seen: set[int] = set()
+    real_score = ev._score
+
+    def spying(*args, **kwargs):
+        threads_seen.add(torch.get_num_threads())
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(ev, "_score", spying)
+    monkeypatch.setattr(ev, "available_cores", lambda: 4)
+    before = torch.get_num_threads()
+    methods = {"mean": None, "M1": tmp_path / "fused" / "M1", "M2": tmp_path / "fused" / "M2"}
+    frame = evaluate_pairs(pairs, methods, device="cpu", workers=2)
+    assert len(frame) == 3 * 4
+    assert len(decoded) == 4 * 4 and len(set(zip(decoded, range(len(decoded))))) == 16  # ir, vi, M1, M2 per pair
+    assert sorted(decoded).count("01.png") == 4
+    assert threads_seen == {2}  # 2 workers x 2 torch threads = 4 cores
+    assert torch.get_num_threads() == before
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="workers"):
+            evaluate_pairs(pairs, methods, device="cpu", workers=bad)
+
+
+def test_every_pair_scored_beyond_the_look_ahead(tmp_path):
+    ids = [f"{i:02d}" for i in range(7)]
+    make_set(tmp_path, ids, size=(24, 28), fused_methods=())
+    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    frame = evaluate_pairs(pairs, {"max": None}, device="cpu", workers=1)  # look-ahead of 2 jobs
+    assert list(frame["id"]) == ids

@@ -15,12 +15,20 @@ import pytest
 import torch
 from scipy.signal import convolve2d, correlate2d
 
-from occo.metrics.filters import box_filter_valid, gaussian_taps, separable_filter, sobel_conv
+from occo.metrics.filters import _torch_separable, box_filter_valid, gaussian_taps, separable_filter, sobel_conv
 from occo.metrics.gradient import average_gradient, qabf, spatial_frequency
-from occo.metrics.information import entropy, histogram, joint_histogram, mutual_information
-from occo.metrics.statistics import correlation_coefficient, mse, pearson, psnr, scd, standard_deviation
+from occo.metrics.information import entropy, histogram, joint_counts, joint_histogram, joint_index, mutual_information
+from occo.metrics.statistics import (
+    correlation_coefficient,
+    image_moments,
+    moments_from_joints,
+    mse,
+    psnr,
+    scd,
+    standard_deviation,
+)
 from occo.metrics.structural import ssim_sum, vif
-from occo.metrics.suite import METRICS, VARIANTS, compute_metrics, get_variant, grey_levels
+from occo.metrics.suite import METRICS, VARIANTS, compute_metrics, get_variant, grey_levels, prepare_sources, score
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -117,8 +125,9 @@ def test_mi_nats_without_merge_equals_contingency_computation():
     assert mutual_information(t(f), t(a), t(b)).item() != pytest.approx(want / math.log(2), rel=1e-6)
 
 
-@pytest.mark.parametrize("bad", [256, -1, 255.6])
+@pytest.mark.parametrize("bad", [256, -1, 255.6, 12.5])
 def test_grey_level_out_of_range_raises(bad):
+    """Every metric reads integer grey levels; a fractional one is an error, not silently rounded."""
     x = np.zeros((4, 4))
     x[1, 2] = bad
     with pytest.raises(ValueError, match="0..255"):
@@ -135,7 +144,7 @@ def test_grey_level_out_of_range_raises(bad):
 def test_sd_sf_on_2x2():
     x = [[1, 2], [3, 4]]
     # mean 2.5, population variance (2.25 + 0.25 + 0.25 + 2.25) / 4 = 1.25
-    assert standard_deviation(t(x)).item() == pytest.approx(math.sqrt(1.25), rel=1e-15)
+    assert standard_deviation(image_moments(t(x))).item() == pytest.approx(math.sqrt(1.25), rel=1e-15)
     # row differences F[i+1,j] - F[i,j] = (2, 2) -> RF² = 4; column differences (1, 1) -> CF² = 1
     assert spatial_frequency(t(x)).item() == pytest.approx(math.sqrt(5.0), rel=1e-15)
 
@@ -169,31 +178,47 @@ def test_ag_matches_numpy_gradient_and_ratio():
 
 def test_cc_is_one_for_linear_transforms_of_f():
     f = rand_levels((12, 10), 2)[None]
-    assert correlation_coefficient(f, 2 * f + 3, 0.25 * f - 7).item() == pytest.approx(1.0, abs=1e-14)
-    assert correlation_coefficient(f, -f, f).item() == pytest.approx(0.0, abs=1e-14)
+    assert correlation_coefficient(image_moments(f, 2 * f + 3, 0.25 * f - 7)).item() == pytest.approx(1.0, abs=1e-14)
+    assert correlation_coefficient(image_moments(f, -f, f)).item() == pytest.approx(0.0, abs=1e-14)
 
 
-def test_pearson_constant_is_nan_and_scd_of_a_copy_is_nan():
+def test_cc_against_numpy_and_constant_fused_is_nan():
+    f, a, b = (rand_levels((1, 9, 7), s) for s in (4, 5, 6))
+    r_a = np.corrcoef(a.flatten().numpy(), f.flatten().numpy())[0, 1]
+    r_b = np.corrcoef(b.flatten().numpy(), f.flatten().numpy())[0, 1]
+    assert correlation_coefficient(image_moments(f, a, b)).item() == pytest.approx((r_a + r_b) / 2, rel=1e-12)
+    assert torch.isnan(correlation_coefficient(image_moments(torch.ones_like(a), a, b))).all()
+
+
+def test_scd_of_a_copy_is_exactly_nan():
     a = rand_levels((6, 6), 4)[None]
     b = rand_levels((6, 6), 5)[None]
-    assert torch.isnan(pearson(torch.ones_like(a), a)).all()
-    assert torch.isnan(scd(b, a, b)).all()  # F - B = 0
+    assert torch.isnan(scd(image_moments(b, a, b))).all()  # F - B = 0: a zero variance, exactly
     # SCD against numpy corrcoef.
     f = rand_levels((6, 6), 6)[None]
     r1 = np.corrcoef((f - b).flatten().numpy(), a.flatten().numpy())[0, 1]
     r2 = np.corrcoef((f - a).flatten().numpy(), b.flatten().numpy())[0, 1]
-    assert scd(f, a, b).item() == pytest.approx(r1 + r2, rel=1e-12)
+    assert scd(image_moments(f, a, b)).item() == pytest.approx(r1 + r2, rel=1e-12)
+
+
+def test_scd_of_the_visible_image_is_nan_on_large_images():
+    """F = B stays exactly NaN where float sums of ~10^10 would leave a rounding residue."""
+    a, b = (rand_levels((1, 600, 800), s) for s in (7, 8))
+    assert torch.isnan(scd(image_moments(b, a, b))).all()
+    assert torch.isnan(compute_metrics(b, a, b)["SCD"]).all()
 
 
 def test_psnr_peak_per_image():
     f = torch.stack([torch.full((3, 4), 10.0), torch.full((3, 4), 20.0)]).double()
     a = f + 1  # squared error 1
     b = f - 3  # squared error 9 -> MSE = (1 + 9) / 2 = 5
-    np.testing.assert_allclose(mse(f, a, b).numpy(), [5.0, 5.0])
+    m = image_moments(f, a, b)
+    np.testing.assert_allclose(mse(m).numpy(), [5.0, 5.0])
+    np.testing.assert_allclose(mse(m, scale=255.0).numpy(), [5.0 / 255**2] * 2, rtol=1e-15)
     peak = torch.tensor([255.0, 100.0], dtype=torch.float64)
-    got = psnr(f, a, b, peak=peak).numpy()
+    got = psnr(m, peak=peak).numpy()
     np.testing.assert_allclose(got, 10 * np.log10(np.array([255.0, 100.0]) ** 2 / 5), rtol=1e-14)
-    np.testing.assert_allclose(psnr(f, a, b, peak=255.0).numpy(), [10 * math.log10(255**2 / 5)] * 2, rtol=1e-14)
+    np.testing.assert_allclose(psnr(m, peak=255.0).numpy(), [10 * math.log10(255**2 / 5)] * 2, rtol=1e-14)
     # cddfuse variant: peak = max(F) per image (images large enough for the whole suite)
     f, a, b = (x.repeat(1, 14, 10) for x in (f, a, b))
     got_c = compute_metrics(f, a, b, "cddfuse")["PSNR"].numpy()
@@ -297,6 +322,31 @@ def test_separable_filter_is_a_correlation_not_a_convolution():
     )
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("pad", [None, "replicate"])
+def test_opencv_and_torch_filter_paths_agree(dtype, pad):
+    """CPU stacks go through OpenCV, other devices through shifted multiply-adds: same values."""
+    stack = rand_levels((2, 3, 21, 26), 15).to(dtype)
+    taps = gaussian_taps(9, 1.8, dtype=dtype, device=torch.device("cpu"))
+    got = separable_filter(stack, taps, pad=pad)
+    want = _torch_separable(stack, taps.tolist(), pad)
+    assert got.shape == want.shape and got.dtype == dtype
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-13 if dtype == torch.float64 else 1e-5)
+    box = box_filter_valid(stack, 7)
+    np.testing.assert_allclose(box.numpy(), _torch_separable(stack, [1 / 7] * 7, None).numpy(),
+                               rtol=1e-13 if dtype == torch.float64 else 1e-5)
+
+
+def test_window_larger_than_image_gives_empty_valid_output():
+    stack = rand_levels((1, 2, 5, 30), 16)
+    taps = gaussian_taps(9, 1.8, dtype=torch.float64, device=torch.device("cpu"))
+    assert separable_filter(stack, taps).shape == (1, 2, 0, 22)
+    assert _torch_separable(stack, taps.tolist(), None).shape == (1, 2, 0, 22)
+    assert separable_filter(stack, taps, pad="replicate").shape == stack.shape
+    with pytest.raises(ValueError, match="padding"):
+        separable_filter(stack, taps, pad="reflect")
+
+
 def test_box_filter_valid_is_window_mean():
     x = rand_levels((1, 2, 10, 12), 14)
     got = box_filter_valid(x, 7)
@@ -356,7 +406,7 @@ def test_grey_levels_variants():
     w = (0.298936021293775, 0.587043074451121, 0.114020904255103)
     want = np.floor(rgb.astype(float) @ np.array(w) + 0.5)
     got = grey_levels(rgb, "matlab")
-    assert got.dtype == np.float64 and got.shape == (1, 5)
+    assert got.dtype == np.uint8 and got.shape == (1, 5)  # levels, ready for the histogram metrics
     np.testing.assert_array_equal(got, want)
     # The cddfuse variant uses OpenCV's weights (0.299, 0.587, 0.114) and rounds half to even: the two
     # conversions differ by one level on some colours.
@@ -376,3 +426,49 @@ def test_small_images_are_scored_like_the_reference():
     want = bench.metrics_matlab(*(x[0].numpy().astype(np.uint8) for x in (f, a, b)))
     for name in METRICS:
         assert got[name].item() == pytest.approx(want[name], rel=1e-9), name
+
+
+def test_moments_from_joint_histograms_equal_image_moments():
+    """The suite reads every sum of F, A, B off the joint histograms it counts for MI: exactly."""
+    f, a, b = (rand_levels((2, 30, 41), s) for s in (50, 51, 52))
+    sources = image_moments(a, b)
+    joints = joint_counts(joint_index(torch.stack([a, b], dim=1)), f)
+    got = moments_from_joints(joints, sources)
+    want = image_moments(f, a, b)
+    assert got.n == want.n == 30 * 41
+    assert torch.equal(got.sums, want.sums) and torch.equal(got.gram, want.gram)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_sources_prepared_once_score_every_fused_image(variant):
+    """prepare_sources + score = compute_metrics, for several fused images against one preparation."""
+    a, b = (rand_levels((2, 36, 44), s) for s in (60, 61))
+    sources = prepare_sources(a.to(torch.uint8), b.to(torch.uint8), variant)
+    for seed in (62, 63, 64):
+        f = rand_levels((2, 36, 44), seed)
+        got = score(f, sources)
+        want = compute_metrics(f, a, b, variant)
+        for name in METRICS:
+            assert torch.equal(got[name], want[name]), name
+    with pytest.raises(ValueError, match="shape"):
+        score(f[:1], sources)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_device_path_equals_cpu_path(variant, monkeypatch):
+    """What CUDA runs (shifted multiply-add filters, whole images instead of row strips), checked on CPU."""
+    import occo.metrics.filters as filters
+    import occo.metrics.gradient as gradient
+    import occo.metrics.structural as structural
+
+    f, a, b = (rand_levels((2, 200, 400), s) for s in (70, 71, 72))
+    assert len(filters.row_strips(200, 400, torch.device("cpu"), halo=16)) > 1  # several strips on CPU
+    assert filters.row_strips(200, 400, torch.device("cuda")) == [slice(0, 200)]
+    cpu = compute_metrics(f, a, b, variant)
+    whole = lambda rows, cols, device, halo=0: [slice(0, max(rows, 0))]  # noqa: E731
+    monkeypatch.setattr(filters, "_CV_DEPTH", {})
+    monkeypatch.setattr(structural, "row_strips", whole)
+    monkeypatch.setattr(gradient, "row_strips", whole)
+    other = compute_metrics(f, a, b, variant)
+    for name in METRICS:
+        np.testing.assert_allclose(other[name].numpy(), cpu[name].numpy(), rtol=1e-12, err_msg=name)
