@@ -1,13 +1,13 @@
 """Object detection on fused images (paper §4.3, Tables 3–4): YOLOv5 trained and tested per method.
 
 For every dataset × method (``occo``, ``visible``, ``infrared``, published methods) a YOLO dataset
-is built under ``data/detect/<dataset>/<method>/`` — the method's images of the train and val
+is built under ``.cache/occo/detect/<dataset>/<method>/`` (scratch, rebuilt by every run) — the method's images of the train and val
 splits (symlinked), the dataset's labels converted to YOLO text, and a data YAML with absolute
 paths — and a detector is trained from the same initial weights, hyperparameters and seed, then
 tested on the shared val split. Runs live in ``models/detect/<dataset>/<method>/`` (ultralytics'
 ``weights/last.pt``), metrics go to ``metrics/detect/<dataset>/<method>.json``. The pipeline splits
 this in two parts (:data:`OUTPUTS`): ``reference`` (source modalities and published methods, trained
-once, under ``data/detect_reference``, ``models/detect_reference``, ``reference/detect``) and ``ours``
+once, under ``models/detect_reference`` and ``reference/detect``) and ``ours``
 (our fused images; it also gathers the reference results into ``metrics/detect``).
 
 The detector is ultralytics' YOLOv5 *u* (``yolov5s.yaml``): the YOLOv5 backbone and neck with the
@@ -492,13 +492,17 @@ def markdown_table(results: dict[str, dict[str, Any]], spec: DatasetSpec) -> str
 
 
 OUTPUTS: dict[str | None, Outputs] = {
-    None: Outputs(models=Path("models/detect"), metrics=Path("metrics/detect"), work=Path("data/detect")),
-    OURS: Outputs(models=Path("models/detect"), metrics=Path("metrics/detect"), work=Path("data/detect")),
+    None: Outputs(models=Path("models/detect"), metrics=Path("metrics/detect"), work=Path(".cache/occo/detect")),
+    OURS: Outputs(models=Path("models/detect"), metrics=Path("metrics/detect"), work=Path(".cache/occo/detect")),
     REFERENCE: Outputs(
-        models=Path("models/detect_reference"), metrics=Path("reference/detect"), work=Path("data/detect_reference")
+        models=Path("models/detect_reference"), metrics=Path("reference/detect"),
+        work=Path(".cache/occo/detect_reference"),
     ),
 }
-"""Where each part writes (``None``: one call for every method, as outside the pipeline)."""
+"""Where each part writes (``None``: one call for every method, as outside the pipeline). ``work`` holds the
+YOLO datasets: scratch that every run rebuilds from its declared inputs (links to the images, converted
+labels, and the label caches ultralytics adds depending on whether it trains or only tests), so it is
+kept out of the pipeline's outputs and of git under .cache/."""
 
 
 def run_detect(
