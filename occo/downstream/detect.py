@@ -547,9 +547,7 @@ def run_detect(
         cfg = cfg or train_config(params, root)
         results = {m: detect_method(cfg, spec, m, root, outputs) for m in trained}
         if part == OURS:
-            results = gather_reference(root, OUTPUTS[REFERENCE].metrics, name, methods, results)
-            for m, record in results.items():
-                write_text_atomic(root / outputs.metrics / name / f"{m}.json", json.dumps(record, indent=2) + "\n")
+            results = gather_reference(root, outputs, OUTPUTS[REFERENCE], name, methods, results)
         if write_tables and part != REFERENCE:
             title = f"## {name} detection ({spec.val} split)\n\n"
             write_text_atomic(root / f"reports/detect/{name}.md", title + markdown_table(results, spec))

@@ -612,9 +612,7 @@ def run_segment(
             return {}
     results = {m: train_method(params, root, m, name, outputs) for m in part_methods(root, methods, part)}
     if part == OURS:
-        results = gather_reference(root, OUTPUTS[REFERENCE].metrics, name, methods, results)
-        for m, record in results.items():
-            write_text_atomic(root / outputs.metrics / name / f"{m}.json", json.dumps(record, indent=2) + "\n")
+        results = gather_reference(root, outputs, OUTPUTS[REFERENCE], name, methods, results)
     if write_tables and part != REFERENCE:
         title = f"{name} {params['test_split']}, DeepLabV3+ {params['encoder']}, {params['epochs']} epochs"
         write_text_atomic(root / REPORT_DIR / f"{name}.md", markdown_table(results, title=title))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from occo.data.io import DataError
+from occo.data.io import DataError, write_text_atomic
 
 SOURCE_MODALITIES = {"visible": "vi", "infrared": "ir"}
 """Single-modality baselines: the source images themselves."""
@@ -48,20 +48,25 @@ def part_methods(root: Path, methods: Sequence[str], part: str | None) -> list[s
 
 
 def gather_reference(
-    root: Path, reference: Path, dataset: str, methods: Sequence[str], ours: Mapping[str, dict[str, Any]]
+    root: Path, outputs: Outputs, reference: Outputs, dataset: str, methods: Sequence[str],
+    ours: Mapping[str, dict[str, Any]],
 ) -> dict[str, dict[str, Any]]:
-    """Every method's metrics on ``dataset`` in ``methods`` order: ours as given, the reference methods'
-    read from ``reference/<dataset>/<method>.json`` (written once by the reference part); DataError
-    naming the file when the reference part has not run."""
+    """Every method's metrics on ``dataset`` in ``methods`` order, each also written to
+    ``<outputs.metrics>/<dataset>/<method>.json``: ours as given, the reference methods' read from
+    ``<reference.metrics>/<dataset>/<method>.json`` (written once by the reference part); DataError naming
+    the file when the reference part has not run."""
     results = {}
     for method in methods:
         if method in ours:
             results[method] = dict(ours[method])
-            continue
-        path = Path(root) / reference / dataset / f"{method}.json"
-        if not path.is_file():
-            raise DataError(f"no reference result {path}: run the reference stage first (dvc repro)")
-        results[method] = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            path = Path(root) / reference.metrics / dataset / f"{method}.json"
+            if not path.is_file():
+                raise DataError(f"no reference result {path}: run the reference stage first (dvc repro)")
+            results[method] = json.loads(path.read_text(encoding="utf-8"))
+        write_text_atomic(
+            Path(root) / outputs.metrics / dataset / f"{method}.json", json.dumps(results[method], indent=2) + "\n"
+        )
     return results
 
 
