@@ -97,7 +97,7 @@ def deeplab(ctx: Context) -> Iterator[Row]:
     start = time.perf_counter()
     record = segment.train_method(params, root, METHOD, DATASET)
     total = time.perf_counter() - start
-    tsv = root / segment.LIVE_DIR / DATASET / METHOD / "plots/metrics/train/epoch_seconds.tsv"
+    tsv = root / segment.OUTPUTS[None].work / DATASET / METHOD / "plots/metrics/train/epoch_seconds.tsv"
     with open(tsv, encoding="utf-8") as f:
         seconds = [float(r["epoch_seconds"]) for r in csv.DictReader(f, delimiter="\t")]
     iterations = record["n_train"] // params["batch_size"]
