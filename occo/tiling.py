@@ -50,22 +50,22 @@ def bytes_per_pixel(cfg: ArchConfig) -> int:
 def halo(cfg: ArchConfig) -> int:
     """Pixels of context a tile needs on each side for its core to equal the whole-image result.
 
-    An upper bound of the local layers' receptive field: two 3x3 convolutions per encoder stage
-    (plus its 2x2 pooling), Eq. 4's depthwise 3x3 convolution, and per decoder stage a bilinear
-    x2 upsampling and two 3x3 convolutions; plus one deepest-scale pixel for where a pixel sits in
-    its pooling cell, rounded up to the pooling grid.
+    The receptive field of the local layers around the cell of an output pixel at each scale: two
+    3x3 convolutions per encoder stage (its 2x2 pooling stays inside the cell), Eq. 4's depthwise
+    3x3 convolution, and per decoder stage a bilinear x2 upsampling (sources up to 1.5 coarse cells
+    away) and two 3x3 convolutions; rounded up to the pooling grid. 80 pixels for four scales, where
+    tiles in float64 already equal one pass from 64.
     """
     n = len(cfg.widths)
-    radius, encoder = 2, [2]
+    encoder = [2]  # stage 0: two 3x3 convolutions
     for s in range(1, n):
-        radius += 2 ** (s - 1) + 2 * 2**s
-        encoder.append(radius)
+        encoder.append(encoder[-1] + 2 * 2**s)
     fused = [r + 2**s for s, r in enumerate(encoder)]
     reach = fused[-1]
     for s in reversed(range(n - 1)):
-        reach = max(reach + 2 ** (s + 2), fused[s]) + 2 * 2**s
+        reach = max(reach + 3 * 2**s, fused[s]) + 2 * 2**s
     grid = _grid(cfg)
-    return -(-(reach + grid) // grid) * grid
+    return -(-reach // grid) * grid
 
 
 def _grid(cfg: ArchConfig) -> int:
@@ -235,25 +235,24 @@ def _fifb(block: FIFB, g: _Globals, vi: Tensor, ir: Tensor) -> Tensor:
     return block.embed(f_vi.permute(0, 3, 1, 2), f_ir.permute(0, 3, 1, 2))
 
 
-def _source_rows(out_start: int, out_end: int, n: int, low_start: int, low_len: int, device: torch.device):
+def _source_rows(out_start: int, out_end: int, n: int, low_start: int, low_len: int, like: Tensor):
     """For whole-image output rows [out_start, out_end) of a x2 align_corners bilinear upsampling of ``n``
-    rows (reflect-padded by one row when the skip is odd): window-relative source rows and weights."""
-    rows = torch.arange(out_start, out_end, device=device)
+    rows (reflect-padded by one row when the skip is odd): window-relative source rows and weights, the
+    positions computed in ``like``'s dtype as PyTorch's kernel does."""
+    rows = torch.arange(out_start, out_end, device=like.device)
     rows = torch.where(rows >= 2 * n, 2 * n - 2, rows)  # the reflect-padded last row
-    scale = (n - 1) / (2 * n - 1) if n > 1 else 0.0
-    src = rows.to(torch.float32) * scale
+    src = rows.to(like.dtype) * ((n - 1) / (2 * n - 1) if n > 1 else 0.0)
     i0 = src.floor().long()
     i1 = torch.clamp(i0 + 1, max=n - 1)
-    lam = src - i0.to(torch.float32)
-    return (i0 - low_start).clamp(0, low_len - 1), (i1 - low_start).clamp(0, low_len - 1), lam
+    return (i0 - low_start).clamp(0, low_len - 1), (i1 - low_start).clamp(0, low_len - 1), src - i0.to(like.dtype)
 
 
 def _upsample(low: Tensor, low_at: _Scale, skip: Tensor, skip_at: _Scale, n_rows: int, n_cols: int) -> Tensor:
     """UpBlock's upsampling (and odd-size padding) at the whole image's coordinates."""
     h, w = skip.shape[-2:]
-    r0, r1, rl = _source_rows(skip_at.wy0, skip_at.wy0 + h, n_rows, low_at.wy0, low.shape[-2], low.device)
-    c0, c1, cl = _source_rows(skip_at.wx0, skip_at.wx0 + w, n_cols, low_at.wx0, low.shape[-1], low.device)
-    rl, cl = rl.to(low.dtype)[:, None], cl.to(low.dtype)
+    r0, r1, rl = _source_rows(skip_at.wy0, skip_at.wy0 + h, n_rows, low_at.wy0, low.shape[-2], low)
+    c0, c1, cl = _source_rows(skip_at.wx0, skip_at.wx0 + w, n_cols, low_at.wx0, low.shape[-1], low)
+    rl = rl[:, None]
     rows = low[..., r0, :] * (1 - rl) + low[..., r1, :] * rl
     return rows[..., c0] * (1 - cl) + rows[..., c1] * cl
 
@@ -275,7 +274,7 @@ def fuse_y_tiled(model: nn.Module, ir_y: Tensor, vi_y: Tensor, *, core: int, dev
     scales = [_scales(t, n) for t in pieces]
     sizes = [(height >> s, width >> s) for s in range(n)]
     glob = [_Globals() for _ in range(n)]
-    raw = torch.empty(1, 1, height, width)
+    raw = torch.empty(1, 1, height, width, dtype=ir_y.dtype)
     was_training = model.training
     model.eval()
 
