@@ -82,7 +82,8 @@ def run_reference(params: dict, root: Path) -> None:
         methods = reference_methods(dataset, split, params, root)
         log.info("%s/%s: %d pairs, reference methods %s", dataset, split, len(pairs), ", ".join(methods))
         per_image = _score(pairs, methods, params, f"evaluate {dataset} (reference)")
-        write_text_atomic(root / REFERENCE / f"{dataset}.json", json.dumps(summarise(per_image), indent=2) + "\n")
+        summary = summarise(per_image.to_dict("records"))
+        write_text_atomic(root / REFERENCE / f"{dataset}.json", json.dumps(summary, indent=2) + "\n")
         write_text_atomic(root / REFERENCE / f"{dataset}.csv", per_image.to_csv(index=False))
     (root / REFERENCE).mkdir(parents=True, exist_ok=True)  # the stage output, even with nothing to score
     log.info("wrote %s", root / REFERENCE)
@@ -107,7 +108,7 @@ def run_ours(params: dict, root: Path) -> None:
             scored = _score(pairs, ours, params, f"evaluate {dataset}")
             per_image = pd.concat([per_image[~per_image["method"].isin(ours)], scored], ignore_index=True)
         per_image = per_image[["method", "id", *METRICS]]
-        summary = summarise(per_image)
+        summary = summarise(per_image.to_dict("records"))
         title = f"{dataset} {split} ({len(pairs)} pairs, metric variant {params['variant']})"
         write_text_atomic(root / f"metrics/fusion/{dataset}.json", json.dumps(summary, indent=2) + "\n")
         write_text_atomic(root / f"reports/fusion/{dataset}.csv", per_image.to_csv(index=False))

@@ -65,10 +65,13 @@ def test_evaluate_prints_table_and_writes_json_and_csv(folders, tmp_path, capsys
     assert list(zip(per_image["method"], per_image["id"])) == [(m, i) for m in methods for i in ("01", "02", "03")]
     # The files hold what the library computes.
     pairs = find_pairs(folders / "ir", folders / "vi")
-    want = summarise(evaluate_pairs(pairs, {"MyMethod": folders / "MyMethod"}, device="cpu"))["MyMethod"]
+    frame = evaluate_pairs(pairs, {"MyMethod": folders / "MyMethod"}, device="cpu")
+    want = summarise(frame.to_dict("records"))["MyMethod"]
     for k in METRICS:
         assert summary["MyMethod"][k] == pytest.approx(want[k], rel=1e-12)
         assert per_image.loc[per_image["method"] == "MyMethod", k].mean() == pytest.approx(want[k], rel=1e-9)
+    # The CSV holds every per-image value exactly (NaN as NaN), as the library's frame.
+    pd.testing.assert_frame_equal(per_image[per_image["method"] == "MyMethod"].reset_index(drop=True), frame)
 
 
 def test_evaluate_variant_and_baseline_selection(folders, tmp_path, capsys):
@@ -78,7 +81,7 @@ def test_evaluate_variant_and_baseline_selection(folders, tmp_path, capsys):
     summary = json.loads(out.read_text(encoding="utf-8"))
     assert list(summary) == ["max"]
     pairs = find_pairs(folders / "ir", folders / "vi")
-    want = summarise(evaluate_pairs(pairs, {"max": None}, variant="cddfuse", device="cpu"))["max"]
+    want = summarise(evaluate_pairs(pairs, {"max": None}, variant="cddfuse", device="cpu").to_dict("records"))["max"]
     assert summary["max"] == pytest.approx(want, rel=1e-12)
 
 
@@ -263,3 +266,21 @@ def test_installed_console_script(folders, tmp_path):
                          capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode == 2
     assert bad.stderr.startswith("occo evaluate: ") and str(tmp_path / "none") in bad.stderr
+
+
+def test_evaluate_command_leaves_pandas_unimported(folders, tmp_path):
+    """`occo evaluate` is timed against per-image evaluators as a whole command: importing pandas
+    (0.2 s, a twentieth of scoring TNO-42) is for the stages only."""
+    code = (
+        "import sys; from occo.cli import main; "
+        f"main(['evaluate', '--ir', {str(folders / 'ir')!r}, '--vi', {str(folders / 'vi')!r}, "
+        f"'--baselines', 'mean', '--out', {str(tmp_path / 'e.json')!r}]); "
+        "assert 'pandas' not in sys.modules, 'pandas was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert pd.read_csv(tmp_path / "e.csv")["method"].tolist() == ["mean"] * 3
+
+
+def test_python_m_occo_cli_runs_the_command(folders):
+    done = subprocess.run([sys.executable, "-m", "occo.cli", "evaluate", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "--fused" in done.stdout

@@ -11,10 +11,14 @@ named by pair id.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
+import math
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +26,6 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from PIL import Image
 from tqdm import tqdm
@@ -32,7 +35,12 @@ from occo.data.pairs import Pair, image_size, index_images, load_pair
 from occo.device import resolve_batch_size, resolve_device
 from occo.metrics.suite import METRICS, grey_levels, prepare_sources, score
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
 
 Baseline = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -97,7 +105,7 @@ def _jobs(pairs: list[Pair], batch_size: int) -> list[list[Pair]]:
     return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
 
 
-def _score(items: list[_Item], methods: dict[str, Path | None], variant: str, device: torch.device) -> list[dict]:
+def _score(items: list[_Item], methods: dict[str, Path | None], variant: str, device: torch.device) -> list[Row]:
     """Rows of every method on one job's items: sources analysed once, each method scored against them."""
 
     def stack(arrays: list[np.ndarray]) -> torch.Tensor:
@@ -146,7 +154,7 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def evaluate_pairs(
+def score_pairs(
     pairs: list[Pair],
     methods: dict[str, Path | None],
     *,
@@ -155,14 +163,14 @@ def evaluate_pairs(
     batch_size: int | str = "auto",
     workers: int | None = None,
     desc: str = "evaluate",
-) -> pd.DataFrame:
-    """Per-image metrics of every method on ``pairs``.
+) -> list[Row]:
+    """Per-image metrics of every method on ``pairs``: one row ``{method, id, *METRICS}`` per
+    (method, id), ordered by method (as in ``methods``), then id.
 
     ``methods`` maps a name to a folder of fused images (files named by pair id, any image
     extension) or to ``None`` for a baseline of :data:`BASELINES`. A folder lacking some ids is
     scored on the ids it has (a warning lists how many are missing). ``workers`` threads decode and
-    score (default: one per core; on CPU torch then runs single-threaded in each). Returns one row
-    per (method, id) with the columns ``method, id`` and :data:`METRICS`.
+    score (default: one per core; on CPU torch then runs single-threaded in each).
     """
     unknown = [m for m, folder in methods.items() if folder is None and m not in BASELINES]
     if unknown:
@@ -183,10 +191,10 @@ def evaluate_pairs(
     if workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers}")
 
-    def run(job: list[Pair]) -> list[dict]:
+    def run(job: list[Pair]) -> list[Row]:
         return _score([_load(p, folders, variant) for p in job], methods, variant, dev)
 
-    rows: list[dict] = []
+    rows: list[Row] = []
     threads = max(1, cores // workers) if dev.type == "cpu" else torch.get_num_threads()
     # torch's OpenMP and MKL thread counts are per thread: each worker sets its own before its first op.
     with _torch_threads(threads), ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
@@ -198,22 +206,44 @@ def evaluate_pairs(
             except BaseException:
                 pool.shutdown(cancel_futures=True)
                 raise
-    frame = pd.DataFrame(rows, columns=["method", "id", *METRICS])
-    rank = frame["method"].map({m: i for i, m in enumerate(methods)})
-    return frame.assign(_rank=rank).sort_values(["_rank", "id"]).drop(columns="_rank").reset_index(drop=True)
+    rank = {m: i for i, m in enumerate(methods)}
+    return sorted(rows, key=lambda row: (rank[row["method"]], row["id"]))
 
 
-def summarise(per_image: pd.DataFrame) -> dict[str, dict[str, float | None]]:
-    """Mean of every metric per method, plus ``n`` (images scored), in the frame's method order.
+def evaluate_pairs(pairs: list[Pair], methods: dict[str, Path | None], **kwargs: Any) -> pd.DataFrame:
+    """:func:`score_pairs` as a DataFrame with the columns ``method, id`` and :data:`METRICS`."""
+    import pandas as pd  # only here: `occo evaluate` works on rows and spares the import
 
-    A metric undefined on some image (e.g. SCD of the ``visible`` baseline, a correlation with a
-    constant difference image) is undefined on average too, as in the MATLAB code: it becomes
-    ``None`` (JSON ``null``) rather than a NaN that strict JSON readers reject.
+    return pd.DataFrame(score_pairs(pairs, methods, **kwargs), columns=["method", "id", *METRICS])
+
+
+def rows_to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Rows of :func:`score_pairs` as CSV text (header ``method,id,*METRICS``; NaN as an empty field,
+    floats at full precision), the same table ``pandas.read_csv`` reads back."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["method", "id", *METRICS])
+    for row in rows:
+        values = [float(row[m]) for m in METRICS]
+        writer.writerow([row["method"], row["id"], *("" if math.isnan(v) else repr(v) for v in values)])
+    return out.getvalue()
+
+
+def summarise(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Mean of every metric per method, plus ``n`` (images scored), in the rows' method order.
+
+    ``rows``: :func:`score_pairs`'s rows (or ``frame.to_dict("records")``). A metric undefined on
+    some image (e.g. SCD of the ``visible`` baseline, a correlation with a constant difference
+    image) is undefined on average too, as in the MATLAB code: it becomes ``None`` (JSON ``null``)
+    rather than a NaN that strict JSON readers reject.
     """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(str(row["method"]), []).append(row)
     out: dict[str, dict[str, float | None]] = {}
-    for method, group in per_image.groupby("method", sort=False):
-        means = group[list(METRICS)].mean(skipna=False)
-        out[str(method)] = {m: (float(v) if np.isfinite(v) else None) for m, v in means.items()} | {"n": len(group)}
+    for method, group in groups.items():
+        means = {m: float(np.mean([float(r[m]) for r in group])) for m in METRICS}
+        out[method] = {m: (v if math.isfinite(v) else None) for m, v in means.items()} | {"n": len(group)}
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from PIL import Image
 
 from occo.data import DataError, find_pairs, save_png
-from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, summarise
+from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, rows_to_csv, summarise
 from occo.metrics.suite import METRICS, compute_metrics
 
 H, W = 40, 48
@@ -98,7 +99,7 @@ def test_missing_fused_ids_scored_on_the_rest(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="occo.metrics.evaluate"):
         frame = evaluate_pairs(pairs, {"mean": None, "MyMethod": tmp_path / "fused" / "MyMethod"}, device="cpu")
     assert sorted(frame.loc[frame["method"] == "MyMethod", "id"]) == ["01", "03"]
-    summary = summarise(frame)
+    summary = summarise(frame.to_dict("records"))
     assert summary["MyMethod"]["n"] == 2 and summary["mean"]["n"] == 3
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -159,7 +160,7 @@ def test_summarise_and_markdown_table(tmp_path):
     pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
     methods = {name: None for name in BASELINES} | {"MyMethod": tmp_path / "fused" / "MyMethod"}
     frame = evaluate_pairs(pairs, methods, device="cpu")
-    summary = summarise(frame)
+    summary = summarise(frame.to_dict("records"))
     assert list(summary) == list(methods)
     for method, s in summary.items():
         assert set(s) == set(METRICS) | {"n"} and s["n"] == 2
@@ -198,8 +199,8 @@ def test_summarise_keeps_undefined_means_undefined():
             {"method": "A", "id": "1", **{k: 5.0 for k in METRICS}},
         ]
     )
-    s = summarise(frame)
-    assert list(s) == ["B", "A"]  # frame order, not sorted
+    s = summarise(frame.to_dict("records"))
+    assert list(s) == ["B", "A"]  # row order, not sorted
     assert s["B"]["SCD"] is None and s["B"]["PSNR"] is None and s["B"]["EN"] == 2.0 and s["B"]["n"] == 2
     assert s["A"]["n"] == 1 and s["A"]["SCD"] == 5.0
     table = markdown_table(s)
@@ -321,3 +322,12 @@ def test_every_pair_scored_beyond_the_look_ahead(tmp_path):
     pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
     frame = evaluate_pairs(pairs, {"max": None}, device="cpu", workers=1)  # look-ahead of 2 jobs
     assert list(frame["id"]) == ids
+
+
+def test_rows_to_csv_round_trips_through_pandas():
+    rows = [
+        {"method": "A", "id": "007", **{k: 0.1 * (i + 1) for i, k in enumerate(METRICS)}},
+        {"method": "A", "id": "008", **{k: np.float64(1 / 3) for k in METRICS}, "SCD": float("nan")},
+    ]
+    back = pd.read_csv(io.StringIO(rows_to_csv(rows)), dtype={"id": str})
+    pd.testing.assert_frame_equal(back, pd.DataFrame(rows, columns=["method", "id", *METRICS]))
