@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import sys
@@ -15,6 +14,7 @@ from occo.data.pairs import find_pairs
 from occo.device import batch_size_flag, device_flag
 from occo.metrics.evaluate import BASELINES, markdown_table, rows_to_csv, score_pairs, summarise
 from occo.metrics.suite import VARIANTS
+from occo.process import skip_final_collection
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run one command; its bad input (DataError and other ValueErrors, OSError, its own SystemExit messages)
     ends it with one line ``occo <command>: ...`` and exit status 2, never a traceback."""
     args = build_parser().parse_args(argv)
+    skip_final_collection()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
@@ -202,11 +203,6 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(err.code, str):
             fail(args.command, err.code)
         raise
-    finally:
-        # The interpreter's last garbage collection walks every object that importing torch created
-        # (~0.3 s on 2 cores, a tenth of `occo evaluate` on TNO-42); the command's files are written
-        # and closed by now, so move all of it to the permanent generation, which that pass skips.
-        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from occo.params import ParamsError, load_params
+from occo.process import skip_final_collection
 
 
 def run_stage(
@@ -43,6 +44,7 @@ def run_stage(
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
+    skip_final_collection()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         params = load_params(args.params)

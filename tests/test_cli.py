@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -284,3 +285,9 @@ def test_evaluate_command_leaves_pandas_unimported(folders, tmp_path):
 def test_python_m_occo_cli_runs_the_command(folders):
     done = subprocess.run([sys.executable, "-m", "occo.cli", "evaluate", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--fused" in done.stdout
+
+
+
+def test_commands_leave_the_collector_alone_until_exit(folders):
+    main(_evaluate_args(folders, "--baselines", "mean"))
+    assert gc.isenabled() and gc.get_freeze_count() == 0
