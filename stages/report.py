@@ -7,7 +7,7 @@ and the random-init switches `masks.random_init`, `train.vgg_random_init`, `dete
 dvclive/train/, the images under data/, and, through git (never dvc: the stage runs under DVC's lock),
 the params and FMB metrics of the workspace's other experiments; the environment variable DVC_EXP_NAME.
 Writes reports/report.md, reports/report.html, reports/figures/, reports/gallery/, reports/plots/ (CSV
-tables for `dvc plots`) and metrics/headline.json (flat headline metrics).
+tables for `dvc plots`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ naming it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -127,13 +127,16 @@ def collect_training(root: Path) -> tuple[dict | None, dict[str, pd.DataFrame]]:
     return summary, {path.relative_to(folder).with_suffix("").as_posix(): read_curve(path) for path in paths}
 
 
-def collect(root: Path) -> Collected:
-    """Read all report inputs under the repository ``root``."""
-    summary, curves = collect_training(root)
+def collect_metrics(root: Path) -> Collected:
+    """The metrics files under ``root`` (metrics/fusion, metrics/detect, metrics/segment), no training log."""
     return Collected(
         fusion=collect_fusion(root),
         detect=collect_downstream(root, DETECT_DIR, ("ap50", "ap50_95")),
         segment=collect_downstream(root, SEGMENT_DIR, ("iou", "miou")),
-        train_summary=summary,
-        curves=curves,
     )
+
+
+def collect(root: Path) -> Collected:
+    """Read all report inputs under the repository ``root``."""
+    summary, curves = collect_training(root)
+    return replace(collect_metrics(root), train_summary=summary, curves=curves)

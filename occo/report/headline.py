@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from occo.data.io import write_text_atomic
-from occo.report.collect import DETECT_DIR, SEGMENT_DIR, Collected, collect_downstream, collect_fusion
+from occo.report.collect import Collected, collect_metrics
 
 FUSION_KEYS = ("EN", "SF", "AG", "CC")  # the paper's Tables 1-2
 HEADLINE = Path("metrics/headline.json")
@@ -43,13 +43,6 @@ def headline(data: Collected, method: str = TRAINED) -> dict[str, float]:
 
 def write_headline(root: Path, method: str = TRAINED) -> Path:
     """Write ``root/metrics/headline.json`` from metrics/fusion, metrics/detect and metrics/segment."""
-    root = Path(root)
-    data = Collected(
-        fusion=collect_fusion(root),
-        detect=collect_downstream(root, DETECT_DIR, ("ap50", "ap50_95")),
-        segment=collect_downstream(root, SEGMENT_DIR, ("iou", "miou")),
-    )
-    path = root / HEADLINE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(headline(data, method), indent=2) + "\n")
+    path = Path(root) / HEADLINE
+    write_text_atomic(path, json.dumps(headline(collect_metrics(Path(root)), method), indent=2) + "\n")
     return path

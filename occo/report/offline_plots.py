@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="where to write the template")
     args = parser.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, html_template())
     print(f"wrote {args.out} (Vega {vl_convert.get_vega_version()}, Vega-Embed {vl_convert.get_vega_embed_version()})")
 

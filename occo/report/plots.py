@@ -16,10 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from occo.report.collect import Collected, read_curve
+from occo.report.headline import FUSION_KEYS
 
-FUSION_PLOT_METRICS = ("EN", "SF", "AG", "CC")
 SEGMENT_LIVE = ("dvclive/segment_reference", "dvclive/segment")
-TRAIN_LOSS = "train/total", "train/pixel", "train/contrast"
 
 
 def train_loss(curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -60,7 +59,7 @@ def _long(frames: list[pd.DataFrame], key: str) -> pd.DataFrame:
 def write_plot_tables(root: Path, data: Collected, out: Path) -> list[Path]:
     """Write every table into ``out`` (the report's plots folder); an empty table still has its header."""
     tables = {"train_loss": train_loss(data.curves), "segment_loss": segment_loss(root)}
-    tables |= {f"fusion_{m}": fusion_metric(data.fusion, m) for m in FUSION_PLOT_METRICS}
+    tables |= {f"fusion_{m}": fusion_metric(data.fusion, m) for m in FUSION_KEYS}
     paths = []
     for name, table in tables.items():
         path = out / f"{name}.csv"

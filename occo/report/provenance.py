@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from occo.report.git import revision
-from occo.report.studies import MISSING, param, show
+from occo.report.studies import param, show
 
 EXP_NAME = "DVC_EXP_NAME"  # set by `dvc exp run` for every stage command (dvc.repo.experiments.queue.base)
 
@@ -32,8 +32,7 @@ def random_init(params: dict) -> list[str]:
     """``param: value (what)`` for every model the params start from random weights."""
     found = []
     for key, value, what in RANDOM_INIT:
-        got = param(params, key)
-        if got is not MISSING and got is value:
+        if param(params, key) is value:  # every value is a singleton, never MISSING
             found.append(f"`{key}: {show(value)}` ({what})")
     return found
 
