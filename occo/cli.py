@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from occo.data.io import IMAGE_EXTS, MAX_PIXELS, DataError, write_text_atomic
+from occo.data.io import IMAGE_EXTS, MAX_PIXELS, write_text_atomic
 from occo.data.pairs import find_pairs
 from occo.device import batch_size_flag, device_flag
 from occo.metrics.evaluate import BASELINES, markdown_table, rows_to_csv, score_pairs, summarise

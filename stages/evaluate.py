@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from occo.data import DataError, check_name, find_pairs, write_text_atomic
-from occo.metrics.evaluate import evaluate_pairs, markdown_table, summarise
+from occo.metrics.evaluate import Row, markdown_table, rows_to_csv, score_pairs, summarise
 from occo.metrics.suite import METRICS
 from occo.stage import run_stage
 
@@ -68,8 +68,8 @@ def evaluation_splits(params: dict, root: Path) -> dict[str, str]:
     return chosen
 
 
-def _score(pairs, methods: dict[str, Path | None], params: dict, desc: str) -> pd.DataFrame:
-    return evaluate_pairs(
+def _score(pairs, methods: dict[str, Path | None], params: dict, desc: str) -> list[Row]:
+    return score_pairs(
         pairs, methods, variant=params["variant"], device=params["device"], batch_size=params["batch_size"], desc=desc
     )
 
@@ -81,10 +81,9 @@ def run_reference(params: dict, root: Path) -> None:
         pairs = find_pairs(data / "ir", data / "vi")
         methods = reference_methods(dataset, split, params, root)
         log.info("%s/%s: %d pairs, reference methods %s", dataset, split, len(pairs), ", ".join(methods))
-        per_image = _score(pairs, methods, params, f"evaluate {dataset} (reference)")
-        summary = summarise(per_image.to_dict("records"))
-        write_text_atomic(root / REFERENCE / f"{dataset}.json", json.dumps(summary, indent=2) + "\n")
-        write_text_atomic(root / REFERENCE / f"{dataset}.csv", per_image.to_csv(index=False))
+        rows = _score(pairs, methods, params, f"evaluate {dataset} (reference)")
+        write_text_atomic(root / REFERENCE / f"{dataset}.json", json.dumps(summarise(rows), indent=2) + "\n")
+        write_text_atomic(root / REFERENCE / f"{dataset}.csv", rows_to_csv(rows))
     (root / REFERENCE).mkdir(parents=True, exist_ok=True)  # the stage output, even with nothing to score
     log.info("wrote %s", root / REFERENCE)
 
@@ -105,7 +104,8 @@ def run_ours(params: dict, root: Path) -> None:
         ours = method_folders(root / OURS, dataset, split)
         if ours:
             log.info("%s/%s: %d pairs, our methods %s", dataset, split, len(pairs), ", ".join(ours))
-            scored = _score(pairs, ours, params, f"evaluate {dataset}")
+            rows = _score(pairs, ours, params, f"evaluate {dataset}")
+            scored = pd.DataFrame(rows, columns=["method", "id", *METRICS])
             per_image = pd.concat([per_image[~per_image["method"].isin(ours)], scored], ignore_index=True)
         per_image = per_image[["method", "id", *METRICS]]
         summary = summarise(per_image.to_dict("records"))

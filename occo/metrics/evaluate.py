@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-from occo.data.io import DataError, load_array
+from occo.data.io import DataError, load_array, read_size
 from occo.data.pairs import Pair, image_size, index_images, load_pair
 from occo.device import resolve_batch_size, resolve_device
 from occo.metrics.suite import METRICS, grey_levels, prepare_sources, score
@@ -86,22 +85,13 @@ def _load(pair: Pair, folders: dict[str, dict[str, Path]], variant: str) -> _Ite
     return item
 
 
-def _header_size(path: Path) -> tuple[int, int]:
-    """(width, height) from an image file's header, without decoding it."""
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot read image {path}: {' '.join(str(exc).split())}") from exc
-
-
 def _jobs(pairs: list[Pair], batch_size: int) -> list[list[Pair]]:
     """Pairs cut into jobs: one pair each, or up to ``batch_size`` pairs of one size (from the headers)."""
     if batch_size == 1:
         return [[p] for p in pairs]
     by_size: dict[tuple[int, int], list[Pair]] = {}
     for p in pairs:
-        by_size.setdefault(_header_size(p.ir), []).append(p)
+        by_size.setdefault(read_size(p.ir), []).append(p)
     return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
 
 
