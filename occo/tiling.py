@@ -210,9 +210,10 @@ def _finish_pass2(block: FIFB, g: _Globals, dtype: torch.dtype) -> None:
 
 
 def _attended(block: FIFB, g: _Globals, c_vi: Tensor, c_ir: Tensor) -> tuple[Tensor, Tensor]:
-    """Eq. 2 with the whole-image contexts: each modality's projected tokens query the other's context."""
+    """Eq. 2 with the whole-image contexts: each modality's projected tokens query the other's context,
+    the results routed as the block routes them."""
     p_vi, p_ir = _projected(block, c_vi, c_ir)
-    return block.cross._attend(p_vi, g.contexts[0]), block.cross._attend(p_ir, g.contexts[1])
+    return block.cross.route(block.cross._attend(p_vi, g.contexts[0]), block.cross._attend(p_ir, g.contexts[1]))
 
 
 def _fifb(block: FIFB, g: _Globals, vi: Tensor, ir: Tensor) -> Tensor:

@@ -32,6 +32,7 @@ def _model(cfg: ArchConfig) -> torch.nn.Module:
         {"spatial_gate": "softmax", "token_norm": "batch"},  # the softmax gate also normalises over the image
         {"cross_attention": False, "cross_channel": False},
         {"spatial_enhancement": False},
+        {"attention_routing": "paper"},
     ],
 )
 def test_tiles_equal_one_pass(arch):

@@ -132,11 +132,14 @@ class CrossAttention(nn.Module):
     def _attend(self, q: Tensor, context: Tensor) -> Tensor:
         return (self._split(q) @ context).transpose(1, 2).reshape(q.shape)
 
+    def route(self, vi_queries_ir: Tensor, ir_queries_vi: Tensor) -> tuple[Tensor, Tensor]:
+        """The two query results as ``(to_vi, to_ir)`` under this block's routing."""
+        return (ir_queries_vi, vi_queries_ir) if self._to_infrared else (vi_queries_ir, ir_queries_vi)
+
     def forward(self, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
         vi, ir = F.relu(self.proj_vi(vi)), F.relu(self.proj_ir(ir))
         vi_queries_ir = self._attend(vi, self._context(ir, self.kv_ir))
-        ir_queries_vi = self._attend(ir, self._context(vi, self.kv_vi))
-        return (ir_queries_vi, vi_queries_ir) if self._to_infrared else (vi_queries_ir, ir_queries_vi)
+        return self.route(vi_queries_ir, self._attend(ir, self._context(vi, self.kv_vi)))
 
     def extra_repr(self) -> str:
         return f"heads={self.heads}, routing={self.routing}"
