@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,13 +124,14 @@ def contrastive_ratio(
 
 
 def per_layer_ratio(
-    d_pos: torch.Tensor, d_neg: torch.Tensor, neg_valid: torch.Tensor, weights: torch.Tensor, eps: float = EPS
+    d_pos: torch.Tensor, d_neg: torch.Tensor, neg_valid: torch.Tensor, weights: Sequence[float], eps: float = EPS
 ) -> torch.Tensor:
     """Eq. 6-8 with Eq. 13-14 as the public code computes them: ``Σ_l λ_l D_l(A, P) / (Σ_k D_l(A, N_k) + ε)``.
 
-    d_pos (L, n), d_neg (L, G, n), neg_valid (G, n), weights λ (L,) → (n,).
+    d_pos (L, n), d_neg (L, G, n), neg_valid (G, n), weights λ (L numbers) → (n,). Plain numbers
+    scale the per-layer ratios without a host-to-device copy of the weights at every step.
     """
-    return (weights[:, None] * contrastive_ratio(d_pos, d_neg, neg_valid, eps)).sum(dim=0)
+    return sum(w * ratio for w, ratio in zip(weights, contrastive_ratio(d_pos, d_neg, neg_valid, eps)))
 
 
 def summed_layer_ratio(d_pos: torch.Tensor, d_neg: torch.Tensor, neg_valid: torch.Tensor, eps: float = EPS) -> torch.Tensor:
@@ -298,7 +299,7 @@ class ContextualContrastiveLoss(nn.Module):
         )  # (L, n + G·n)
         d_pos, d_neg = d[:, :n], d[:, n:].view(len(weights), self.groups, n)
         if self.form.per_layer:
-            ratio = per_layer_ratio(d_pos, d_neg, valid, d.new_tensor(list(weights.values())), self.eps)
+            ratio = per_layer_ratio(d_pos, d_neg, valid, list(weights.values()), self.eps)
         else:
             ratio = summed_layer_ratio(d_pos, d_neg, valid, self.eps)
         return torch.where(valid[0], ratio, torch.zeros_like(ratio)).sum() / count

@@ -255,7 +255,7 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
         if world.main:
             save_checkpoint(
                 ckpt_path, model, arch, optimizer=optimizer.state_dict(), step=step, rng=rng,
-                fingerprint=fingerprint, batches_per_epoch=plan.batches_per_epoch, **extra,
+                fingerprint=fingerprint, **extra,
             )
         saved_step = step
 
