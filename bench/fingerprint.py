@@ -53,7 +53,7 @@ def main() -> None:
             path.write_bytes(os.urandom(args.kb * 1024))
             files[f"ir/{i:06d}"] = path
         paths = list(files.values())
-        stat = lambda: digest_value([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths])  # noqa: E731
+        stat = lambda: digest_value([(p.name, st.st_size, st.st_mtime_ns) for p in paths for st in (p.stat(),)])  # noqa: E731
         with ThreadPoolExecutor(max_workers=args.threads) as pool:
             runs = {
                 "stat only (name, size, mtime)": stat,

@@ -29,7 +29,7 @@ from torch.utils._pytree import tree_flatten
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.train import measure, table  # noqa: E402
+from bench.train import measure, sync, table  # noqa: E402
 from occo.nn import ArchConfig, build_model, fuse_y  # noqa: E402
 from occo.tiling import bytes_per_pixel, core_side, fuse_y_tiled  # noqa: E402
 
@@ -57,11 +57,6 @@ class LiveStorage(TorchDispatchMode):
 
     def _free(self, key: int) -> None:
         self.current -= self.live.pop(key, 0)
-
-
-def sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def images(size: str, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,10 +5,11 @@ method of `detect.methods` it builds a YOLO dataset, trains a detector from the 
 (resumable) and tests it.
 
 `--part reference` (stage `detect_reference`) trains the methods no experiment changes — `visible`,
-`infrared` and published methods — once: data/detect_reference/, models/detect_reference/,
-reference/detect/<dataset>/<method>.json.
+`infrared` and published methods — once: models/detect_reference/, reference/detect/<dataset>/<method>.json
+(YOLO datasets are scratch under .cache/occo/detect_reference/).
 
-`--part ours` (stage `detect`) trains the methods on our fused images (data/detect/, models/detect/) and
+`--part ours` (stage `detect`) trains the methods on our fused images (models/detect/; YOLO datasets
+under .cache/occo/detect/) and
 writes, for every method,
   metrics/detect/<dataset>/<method>.json   per-class AP@0.5, AP@0.5:0.95 and the paper's "all",
   reports/detect/<dataset>.md              a methods × classes table shaped like the paper's Tables 3–4.

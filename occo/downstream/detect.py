@@ -39,7 +39,6 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 from tqdm import tqdm
 
@@ -379,7 +378,7 @@ def train_detector(cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Path:
     if reason is None:
         state, done = saved, saved["checkpoint"]["epochs"]
         log.info("%s: resuming from %s after epoch %d of %d", run_dir, last, done, cfg.epochs)
-        model = YOLO(str(last))
+        model, how = YOLO(str(last)), {"resume": True}
     else:
         if run_dir.exists():
             log.info("%s: %s; starting over", run_dir, reason)
@@ -388,27 +387,24 @@ def train_detector(cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Path:
         state, done = {"identity": identity, "checkpoint": None, "finished": False, "validated": False}, 0
         _write_state(run_dir, state)
         model = YOLO(f"{cfg.model}.yaml")
+        how = {
+            "pretrained": str(cfg.weights) if cfg.weights else False,
+            "epochs": cfg.epochs,
+            "imgsz": cfg.imgsz,
+            "batch": cfg.batch,
+            "nbs": cfg.nbs,
+            "warmup_epochs": cfg.warmup_epochs,
+            "amp": cfg.amp,
+            "seed": cfg.seed,
+            "deterministic": True,
+            "val": False,
+            "project": str(run_dir.parent.resolve()),
+            "name": run_dir.name,
+            "exist_ok": True,
+            "verbose": False,
+        }
     model.add_callback("on_model_save", lambda trainer: _record_checkpoint(run_dir, state, last, trainer.epoch + 1))
-    if reason is None:
-        model.train(resume=True, **common)
-    else:
-        model.train(
-            **common,
-            pretrained=str(cfg.weights) if cfg.weights else False,
-            epochs=cfg.epochs,
-            imgsz=cfg.imgsz,
-            batch=cfg.batch,
-            nbs=cfg.nbs,
-            warmup_epochs=cfg.warmup_epochs,
-            amp=cfg.amp,
-            seed=cfg.seed,
-            deterministic=True,
-            val=False,
-            project=str(run_dir.parent.resolve()),
-            name=run_dir.name,
-            exist_ok=True,
-            verbose=False,
-        )
+    model.train(**common, **how)
     state["finished"] = True  # ultralytics rewrote last.pt at the end (optimizer stripped): record that file
     _record_checkpoint(run_dir, state, last, cfg.epochs)
     seconds = time.perf_counter() - start
@@ -491,9 +487,10 @@ def markdown_table(results: dict[str, dict[str, Any]], spec: DatasetSpec) -> str
     return "\n".join(lines)
 
 
+_OURS = Outputs(models=Path("models/detect"), metrics=Path("metrics/detect"), work=Path(".cache/occo/detect"))
 OUTPUTS: dict[str | None, Outputs] = {
-    None: Outputs(models=Path("models/detect"), metrics=Path("metrics/detect"), work=Path(".cache/occo/detect")),
-    OURS: Outputs(models=Path("models/detect"), metrics=Path("metrics/detect"), work=Path(".cache/occo/detect")),
+    None: _OURS,  # no part: every method, written where `ours` writes
+    OURS: _OURS,
     REFERENCE: Outputs(
         models=Path("models/detect_reference"), metrics=Path("reference/detect"),
         work=Path(".cache/occo/detect_reference"),
