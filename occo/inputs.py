@@ -18,17 +18,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from occo.data.download import fetch, sha256_file
+import torch
+
+from occo.data.download import fetch, registry_checks, sha256_file
 from occo.data.importer import REGISTRY_SOURCE
 from occo.data.io import DataError, write_text_atomic
 from occo.data.registry import load_registry
-from occo.weights import WeightsUnavailableError, default_location, resolve_weights, weight_files, weights_entry
+from occo.weights import ENCODER_WEIGHTS, WeightsUnavailableError, resolve_weights, weights_entry
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ SYNTHETIC = "synthetic"
 PIPELINE_DATA = Path("data")
 """Paths under data/ are pipeline outputs, tracked by dvc.yaml deps; manifests skip them."""
 
-ENCODER_WEIGHTS = {e: f"{e}_imagenet" for e in ("resnet18", "resnet34", "resnet50", "resnet101")}
-"""segment.encoder → registry entry of its ImageNet weights (occo.downstream.segment reads the same names)."""
 STAGES = ("download", "masks", "train", "fuse", "evaluate", "detect", "segment")
 
 
@@ -189,14 +188,11 @@ def _inside_pipeline_data(path: Path, root: Path) -> bool:
 
 
 def _torch_hub_file(filename: str) -> Path:
-    """Where torchvision caches a checkpoint (``$TORCH_HOME/hub/checkpoints``), without importing torch."""
-    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "torch"
-    )
-    return Path(torch_home) / "hub" / "checkpoints" / filename
+    """Where torchvision caches a checkpoint (``<torch.hub.get_dir()>/checkpoints``), as occo.losses.vgg reads it."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
-def resolve_vgg19(local: str | None, root: Path, *, download: bool = True) -> Path:
+def resolve_vgg19(local: str | None, root: Path, cache: HashCache) -> Path:
     """``train.vgg_weights`` when set, else torchvision's cached ``vgg19-dcbb9e9d.pth`` (fetched, hash-checked).
 
     The loss network (occo.losses.vgg) reads the same two places. WeightsUnavailableError naming the
@@ -214,31 +210,11 @@ def resolve_vgg19(local: str | None, root: Path, *, download: bool = True) -> Pa
         return path
     path = _torch_hub_file(entry["filename"])
     if not path.is_file():
-        if not download:
-            raise WeightsUnavailableError(f"VGG19 weights {path} are missing: {hint}")
         try:
-            fetch(
-                entry["url"], path, sha256=entry.get("sha256"), sha256_prefix=entry.get("sha256_prefix"),
-                size=entry.get("size"), hint=hint,
-            )
+            fetch(entry["url"], path, **registry_checks(entry), hint=hint, sha256_of=cache.sha256)
         except DataError as exc:
             raise WeightsUnavailableError(f"VGG19 weights {path} are not available: {exc}") from exc
     return path
-
-
-def _registry_copy_verified(name: str, root: Path, cache: HashCache) -> bool:
-    """True when every file of the registry copy in models/pretrained/ is there and matches its pinned sha256.
-
-    Hashes come from the cache, so a multi-GB checkpoint is read once, not on every run.
-    """
-    entry = weights_entry(name)
-    target = default_location(name, root)
-    folder = target if "files" in entry else target.parent
-    for item in weight_files(entry):
-        path = folder / item["filename"]
-        if not path.is_file() or (item.get("sha256") is not None and cache.sha256(path) != item["sha256"]):
-            return False
-    return True
 
 
 def _dataset_problem(name: str, cfg: Mapping[str, Any], root: Path, datasets: Mapping[str, dict]) -> str | None:
@@ -259,10 +235,12 @@ def _dataset_problem(name: str, cfg: Mapping[str, Any], root: Path, datasets: Ma
     return None
 
 
-def gather(params: Mapping[str, Any], root: Path, *, download: bool = True) -> dict[str, dict[str, Any]]:
+def gather(params: Mapping[str, Any], root: Path) -> dict[str, dict[str, Any]]:
     """The manifest of every consuming stage: ``{stage: {key: {path, size, sha256, …}}}``.
 
-    Downloads absent pretrained files the settings need (when ``download``). Raises
+    Downloads absent pretrained files the settings need; present ones are checked as
+    :func:`occo.weights.resolve_weights` checks them, with hashes from the cache (a multi-GB
+    checkpoint is read once, not on every run). Raises
     MissingInputsError listing every missing dataset source, named file and pretrained file at once.
     """
     root = Path(root)
@@ -299,11 +277,9 @@ def gather(params: Mapping[str, Any], root: Path, *, download: bool = True) -> d
     for need in weight_needs(params):
         try:
             if need.name == "vgg19":
-                path = resolve_vgg19(need.local, root, download=download)
-            elif need.local is None and _registry_copy_verified(need.name, root, cache):
-                path = default_location(need.name, root)
+                path = resolve_vgg19(need.local, root, cache)
             else:
-                path = resolve_weights(need.name, need.local, param=need.param, root=root, download=download)
+                path = resolve_weights(need.name, need.local, param=need.param, root=root, sha256_of=cache.sha256)
         except DataError as exc:
             missing.append(" ".join(str(exc).split()))
             continue

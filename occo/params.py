@@ -94,7 +94,7 @@ SamModel = Literal["vit_h", "vit_l", "vit_b"]  # occo.masks.sam.SAM_MODELS
 Precision = Literal["auto", "fp32", "bf16", "fp16"]  # "auto" + occo.masks.models.PRECISIONS
 YoloModel = Literal["yolov5n", "yolov5s", "yolov5m", "yolov5l", "yolov5x"]  # occo.downstream.detect.MODEL_SIZES
 LabelFormat = Literal["yolo", "voc"]  # occo.downstream.labels.FORMATS
-Encoder = Literal["resnet18", "resnet34", "resnet50", "resnet101"]  # occo.downstream.segment.ENCODER_WEIGHTS
+Encoder = Literal["resnet18", "resnet34", "resnet50", "resnet101"]  # occo.weights.ENCODER_WEIGHTS
 FusionMetrics = one_error(
     Literal["all"] | list[Metric], f"should be all or a list of {', '.join(get_args(Metric))}"
 )

@@ -9,15 +9,18 @@ falls back to random weights; random init is a separate, explicit param of each 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from occo.data.download import fetch, verified
+from occo.data.download import fetch, registry_checks, sha256_file, verified
 from occo.data.io import DataError
 from occo.data.registry import load_registry
 
 log = logging.getLogger(__name__)
 
 PRETRAINED_DIR = Path("models/pretrained")
+ENCODER_WEIGHTS = {e: f"{e}_imagenet" for e in ("resnet18", "resnet34", "resnet50", "resnet101")}
+"""Supported DeepLabV3+ encoders (``segment.encoder``) → their ImageNet weights in the registry."""
 
 
 class WeightsUnavailableError(DataError):
@@ -51,7 +54,15 @@ def _how_to_provide(name: str, entry: dict, param: str) -> str:
     return f"get {where} where there is internet and set {param}: {target} in params.yaml"
 
 
-def resolve_weights(name: str, local: str | Path | None, *, param: str, root: Path, download: bool = True) -> Path:
+def resolve_weights(
+    name: str,
+    local: str | Path | None,
+    *,
+    param: str,
+    root: Path,
+    download: bool = True,
+    sha256_of: Callable[[Path], str] = sha256_file,
+) -> Path:
     """The path of the weights ``name``: ``local`` when given, else the registry copy (fetched if needed).
 
     A single-file entry resolves to ``<root>/models/pretrained/<filename>``, a ``files`` entry to the
@@ -59,7 +70,7 @@ def resolve_weights(name: str, local: str | Path | None, *, param: str, root: Pa
     copy is checked against its pinned sha256 or its download's ``.sha256`` record
     (occo.data.download). Raises WeightsUnavailableError naming the file(s), URL(s) and ``param``
     when ``local`` does not exist, or the registry copy is absent or fails its check and cannot be
-    downloaded (or ``download`` is false).
+    downloaded (or ``download`` is false). ``sha256_of`` hashes present files (occo.data.download.verified).
     """
     entry = weights_entry(name)
     if local is not None:
@@ -73,7 +84,7 @@ def resolve_weights(name: str, local: str | Path | None, *, param: str, root: Pa
     folder = target if "files" in entry else target.parent
     for item in weight_files(entry):
         path = folder / item["filename"]
-        checks = {"sha256": item.get("sha256"), "sha256_prefix": item.get("sha256_prefix"), "size": item.get("size")}
+        checks = {**registry_checks(item), "sha256_of": sha256_of}
         if not download:
             if not verified(path, **checks):
                 raise WeightsUnavailableError(

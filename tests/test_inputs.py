@@ -126,9 +126,3 @@ def test_registry_copy_is_recorded_without_network_and_hashed_once(params, tmp_p
     assert first["weights"] == "yolov5su" and first["path"] == "models/pretrained/yolov5su.pt"
     gather(params, tmp_path)
     assert len(calls) == 1  # the second run took the hash from .cache/occo/hashes.json
-
-
-def test_segment_encoder_names_match_the_segment_stage():
-    from occo.downstream.segment import ENCODER_WEIGHTS
-
-    assert inputs.ENCODER_WEIGHTS == ENCODER_WEIGHTS

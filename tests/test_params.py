@@ -82,7 +82,7 @@ def test_readme_parameters_table_names_schema_keys():
         (schema.Detector, "occo.masks.models", "DETECTORS"),
         (schema.SamModel, "occo.masks.sam", "SAM_MODELS"),
         (schema.LabelFormat, "occo.downstream.labels", "FORMATS"),
-        (schema.Encoder, "occo.downstream.segment", "ENCODER_WEIGHTS"),
+        (schema.Encoder, "occo.weights", "ENCODER_WEIGHTS"),
     ],
 )
 def test_enums_match_the_registries_they_copy(literal, module, registry):

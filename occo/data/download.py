@@ -21,8 +21,10 @@ import shutil
 import struct
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -118,14 +120,26 @@ def check_complete(path: str | Path, name: str) -> None:
             raise DataError(f"{path} is not complete JSON: {' '.join(str(exc).split())}") from exc
 
 
+def registry_checks(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The checks a registry entry pins for one file (``sha256``, ``sha256_prefix``, ``size``), as
+    keyword arguments of :func:`verified` and :func:`fetch`."""
+    return {key: item.get(key) for key in ("sha256", "sha256_prefix", "size")}
+
+
 def verified(
-    dest: str | Path, *, sha256: str | None = None, sha256_prefix: str | None = None, size: int | None = None
+    dest: str | Path,
+    *,
+    sha256: str | None = None,
+    sha256_prefix: str | None = None,
+    size: int | None = None,
+    sha256_of: Callable[[Path], str] = sha256_file,
 ) -> bool:
     """Whether ``dest`` is present and may be used as it is.
 
     A pinned ``sha256`` decides alone. Otherwise the file must match its ``.sha256`` record (and
     ``sha256_prefix``/``size`` when given). A file with neither pin nor record (put there by hand)
     is checked for completeness by its format and its sha256 is recorded from then on.
+    ``sha256_of`` hashes the file (a cache of known hashes may stand in for reading it again).
     """
     dest = Path(dest)
     if not dest.is_file():
@@ -138,7 +152,7 @@ def verified(
     if record is not None and record[1] != actual_size:
         log.warning("%s has %d bytes, %d were downloaded (%s)", dest, actual_size, record[1], record_path(dest))
         return False
-    actual = sha256_file(dest)
+    actual = sha256_of(dest)
     expected = sha256 or (record[0] if record is not None else None)
     if not _matches(actual, expected, sha256_prefix):
         log.warning("%s has sha256 %s, expected %s", dest, actual, expected or f"{sha256_prefix}...")
@@ -273,6 +287,7 @@ def fetch(
     size: int | None = None,
     timeout: float = 60,
     hint: str = LOCAL_SOURCE_HINT,
+    sha256_of: Callable[[Path], str] = sha256_file,
 ) -> Path:
     """Download ``url`` to ``dest`` (resumable via ``dest.part``), verified as the module docstring says.
 
@@ -280,10 +295,11 @@ def fetch(
     pinned-hash mismatch deletes the download and raises DataError with both hashes; an incomplete
     or damaged download raises DataError naming the ``.part`` file (run again to resume, or delete
     it). Network failures raise DataError naming the URL, then ``hint`` (how to provide the file by hand).
+    ``sha256_of`` hashes a present ``dest`` (see :func:`verified`).
     """
     dest = Path(dest)
     expected = sha256 or (f"{sha256_prefix}..." if sha256_prefix else None)
-    if verified(dest, sha256=sha256, sha256_prefix=sha256_prefix, size=size):
+    if verified(dest, sha256=sha256, sha256_prefix=sha256_prefix, size=size, sha256_of=sha256_of):
         log.info("%s already present and verified; not downloading", dest)
         return dest
     if dest.exists():

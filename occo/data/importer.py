@@ -25,7 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from occo.data.archive import MAX_UNPACK_RATIO, extract, is_archive
-from occo.data.download import LOCAL_SOURCE_HINT, fetch
+from occo.data.download import LOCAL_SOURCE_HINT, fetch, registry_checks
 from occo.data.io import IMAGE_EXTS, MAX_PIXELS, DataError, atomic_dir, load_array
 from occo.data.names import check_name
 from occo.data.pairs import image_size, index_images, load_pair, match_pairs
@@ -300,9 +300,7 @@ def import_dataset(
             raise DataError(f"{name} has no direct download (get it from {where}); {hint}")
         downloads = Path(downloads_root) if downloads_root is not None else out_root.parent / "downloads"
         archives = [
-            fetch(a["url"], downloads / a["filename"], sha256=a.get("sha256"), sha256_prefix=a.get("sha256_prefix"),
-                  size=a.get("size"))
-            for a in entry["archives"]
+            fetch(a["url"], downloads / a["filename"], **registry_checks(a)) for a in entry["archives"]
         ]
         where = ", ".join(str(a) for a in archives)
         with scratch() as tmp:

@@ -58,7 +58,7 @@ from occo.device import resolve_device
 from occo.downstream.sources import OURS, REFERENCE, Outputs, gather_reference, method_images, part_methods, select
 from occo.nn.checkpoint import read_checkpoint
 from occo.resume import change_reason, digest_files, digest_value, remove_stale_temps, trim_live_history
-from occo.weights import resolve_weights
+from occo.weights import ENCODER_WEIGHTS, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,6 @@ PAD_MULTIPLE = 16
 """DeepLabV3+ (output stride 8 or 16) needs inputs divisible by 16: batches are padded up to it."""
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-ENCODER_WEIGHTS = {
-    "resnet18": "resnet18_imagenet",
-    "resnet34": "resnet34_imagenet",
-    "resnet50": "resnet50_imagenet",
-    "resnet101": "resnet101_imagenet",
-}
-"""Supported encoders → their ImageNet weights in the registry (occo/data/registry.yaml)."""
 REPORT_DIR = Path("reports/segment")
 _OURS = Outputs(models=Path("models/segment"), metrics=Path("metrics/segment"), work=Path("dvclive/segment"))
 OUTPUTS: dict[str | None, Outputs] = {
