@@ -43,7 +43,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -e .
 	$(BIN)/python -m pip check
 	# `dvc plots show` offline: a page template with Vega inline, named in the untracked .dvc/config.local
-	$(BIN)/python -m occo.report.offline_plots .cache/occo/plots.html
+	$(BIN)/python -m occo.report.render.offline_plots .cache/occo/plots.html
 	$(BIN)/dvc config --local plots.html_template ../.cache/occo/plots.html
 	touch $@
 

@@ -1,4 +1,4 @@
-"""Benchmark: the content digest a resumable stage computes over its inputs (``occo.resume.digest_files``).
+"""Benchmark: the content digest a resumable stage computes over its inputs (``occo.pipeline.resume.digest_files``).
 
 Writes ``--files`` files of ``--kb`` KiB of random bytes (incompressible, like PNGs) to a scratch folder
 and times, in one run, with the page cache warm (``--warmup`` passes first; medians of ``--repeats``):
@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from bench.train import measure, table  # noqa: E402
-from occo.data.download import sha256_file  # noqa: E402
-from occo.resume import digest_files, digest_value  # noqa: E402
+from occo.data.io import sha256_file  # noqa: E402
+from occo.pipeline.resume import digest_files, digest_value  # noqa: E402
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
-"""Benchmark: fusion memory per pixel, and tiled fusion (occo.tiling) against one whole-image pass.
+"""Benchmark: fusion memory per pixel, and tiled fusion (occo.nn.fifn.tiling) against one whole-image pass.
 
 For the default network (random init: memory and time do not depend on the weights), on CPU and
 (when present) CUDA, printed as markdown tables:
 
 1. peak working memory of one ``fuse_y`` pass per input pixel at several sizes, next to
-   ``occo.tiling.bytes_per_pixel`` (the estimate the memory budget uses). CUDA: the allocator's
+   ``occo.nn.fifn.tiling.bytes_per_pixel`` (the estimate the memory budget uses). CUDA: the allocator's
    peak; CPU: the peak of live tensor storage, counted op by op (also run on CUDA, to check the
    counter against the allocator);
 2. tiled fusion under ``--budget-gb``: peak memory, time against one pass (ratio, medians of
@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.train import measure, sync, table  # noqa: E402
 from occo.nn import ArchConfig, build_model, fuse_y  # noqa: E402
-from occo.tiling import bytes_per_pixel, core_side, fuse_y_tiled  # noqa: E402
+from occo.nn.fifn.tiling import bytes_per_pixel, core_side, fuse_y_tiled  # noqa: E402
 
 
 class LiveStorage(TorchDispatchMode):

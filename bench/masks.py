@@ -45,7 +45,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from segment_anything import SamPredictor, sam_model_registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.train import measure, peak_memory, table  # noqa: E402
 from occo.data import Pair, find_pairs, load_pair, make_synthetic  # noqa: E402
-from occo.device import resolve_batch_size, resolve_device  # noqa: E402
+from occo.pipeline.device import resolve_batch_size, resolve_device  # noqa: E402
 from occo.masks.detector import (  # noqa: E402
     GDINO_SIZE,
     DetectorSettings,
@@ -63,6 +62,7 @@ from occo.masks.detector import (  # noqa: E402
     gdino_config,
 )
 from occo.masks.generate import MODALITIES, as_rgb8, generate_masks  # noqa: E402
+from occo.config import load_params, override  # noqa: E402
 from occo.masks.models import PRECISIONS, detector_settings, resolve_precision, settings_record  # noqa: E402
 from occo.masks.sam import SAM_MODELS, SamMasker  # noqa: E402
 from occo.masks.tiny import TINY_DETECTOR_SIZE, tiny_bert, tiny_grounding_dino_args, tiny_sam  # noqa: E402
@@ -176,8 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: CUDA is not available")
-    params = yaml.safe_load(args.params.read_text(encoding="utf-8"))["masks"]
-    params.update(random_init=not args.real, sam_model=args.sam)
+    params = override(load_params(args.params), {"masks.random_init": not args.real, "masks.sam_model": args.sam}).masks
     settings: DetectorSettings = detector_settings(params)
     pairs_per_call = resolve_batch_size(args.batch_size, device)
     per_call = 2 * pairs_per_call  # images per detector / SAM call, as generate_masks

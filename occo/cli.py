@@ -11,10 +11,10 @@ from typing import NoReturn
 
 from occo.data.io import IMAGE_EXTS, MAX_PIXELS, write_text_atomic
 from occo.data.pairs import find_pairs
-from occo.device import batch_size_flag, device_flag
-from occo.metrics.evaluate import BASELINES, markdown_table, rows_to_csv, score_pairs, summarise
+from occo.pipeline.device import batch_size_flag, device_flag
+from occo.metrics.evaluate import BASELINES, fusion_table, rows_to_csv, score_pairs, summarise
 from occo.metrics.suite import VARIANTS
-from occo.process import skip_final_collection
+from occo.pipeline.process import skip_final_collection
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -32,7 +32,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     pairs = find_pairs(args.ir, args.vi)
     per_image = score_pairs(pairs, methods, variant=args.variant, device=args.device, batch_size=args.batch_size)
     summary = summarise(per_image)
-    print(markdown_table(summary, title=f"{args.vi.parent.name or args.vi} ({len(pairs)} pairs, {args.variant})"))
+    print(fusion_table(summary, title=f"{args.vi.parent.name or args.vi} ({len(pairs)} pairs, {args.variant})"))
     if args.out is not None:
         csv_path = args.out.with_suffix(".csv")
         write_text_atomic(args.out, json.dumps(summary, indent=2) + "\n")
@@ -59,11 +59,11 @@ def _apart(out: Path, inputs: dict[str, Path]) -> None:
 
 
 def _fuse(args: argparse.Namespace) -> None:
-    from occo.data.download import sha256_file
+    from occo.data.io import sha256_file
     from occo.data.io import check_max_pixels
     from occo.data.pairs import Pair
-    from occo.device import resolve_batch_size, resolve_device
-    from occo.fuse import fuse_folder, memory_budget
+    from occo.pipeline.device import resolve_batch_size, resolve_device
+    from occo.nn.fuse import fuse_folder, memory_budget
     from occo.nn import load_model
 
     for flag, path in (("--ir", args.ir), ("--vi", args.vi), ("--checkpoint", args.checkpoint)):

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 
 from occo.report.headline import write_headline
-from occo.stage import run_stage
+from occo.pipeline.entry import run_stage
 
 log = logging.getLogger("stages.headline")
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage(__doc__, __file__, argv, lambda params, root, _: log.info("wrote %s", write_headline(root)))
+    run_stage(__doc__, __file__, argv, lambda cfg, root, _: log.info("wrote %s", write_headline(root)))
 
 
 if __name__ == "__main__":

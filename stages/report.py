@@ -13,11 +13,12 @@ tables for `dvc plots`).
 from __future__ import annotations
 
 from occo.report.build import build_report
-from occo.stage import run_stage
+from occo.config import as_dict
+from occo.pipeline.entry import run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage(__doc__, __file__, argv, lambda params, root, _: build_report(root, params))
+    run_stage(__doc__, __file__, argv, lambda cfg, root, _: build_report(root, as_dict(cfg)))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from support import REPO
 import re
 import sys
 from pathlib import Path
@@ -9,11 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 MSRS = REPO.parent / "shared" / "datasets" / "MSRS"
 
-sys.path.insert(0, str(REPO))
-from bench.masks import main, synthetic_boxes  # noqa: E402
+from bench.masks import main, synthetic_boxes
 
 
 @pytest.fixture(autouse=True)

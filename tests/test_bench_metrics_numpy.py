@@ -9,6 +9,7 @@ A few rows by default; every row with OCCO_FULL_REFERENCE=1.
 
 from __future__ import annotations
 
+from support import REPO
 import os
 import sys
 import time
@@ -17,12 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 REF = REPO.parent / "shared" / "reference" / "tno42"
 FULL = os.environ.get("OCCO_FULL_REFERENCE") == "1"
 
-sys.path.insert(0, str(REPO))
-from bench.metrics_numpy import (  # noqa: E402
+from bench.metrics_numpy import (
     grey_matlab,
     grey_opencv,
     metrics_cddfuse,

@@ -3,6 +3,7 @@ others still run; the GPU report's ratios and targets; the equality comparisons 
 
 from __future__ import annotations
 
+from support import REPO
 import json
 import os
 import re
@@ -12,15 +13,13 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from bench.gpu_check import equality  # noqa: E402
-from bench.gpu_check.context import DONE, FAIL, PASS, SKIP, TIMEOUT, Context, Row, real_pairs  # noqa: E402
-from bench.gpu_check.distributed import run_problems  # noqa: E402
-from bench.gpu_check.plan import CHECKS, GPU_TOTAL_S, Check  # noqa: E402
-from bench.gpu_check.report import render  # noqa: E402
-from bench.gpu_check.runner import Outcome, child_env, main, run_all  # noqa: E402
+from bench.gpu_check import equality
+from bench.gpu_check.context import DONE, FAIL, PASS, SKIP, TIMEOUT, Context, Row, real_pairs
+from bench.gpu_check.distributed import run_problems
+from bench.gpu_check.plan import CHECKS, GPU_TOTAL_S, Check
+from bench.gpu_check.report import render
+from bench.gpu_check.runner import Outcome, child_env, main, run_all
 
 FAKE_CHECKS = '''
 import os, sys, time

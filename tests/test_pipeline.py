@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from support import REPO
 import ast
 import re
 from pathlib import Path
@@ -9,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def module_file(name: str) -> Path | None:
@@ -48,7 +48,7 @@ def imported_files(path: Path) -> set[Path]:
 
 
 def package_data(files: set[Path]) -> set[Path]:
-    """Data files the modules read: occo/data/registry.yaml, occo/report/paper.yaml, …, next to their module."""
+    """Data files the modules read: occo/fetch/registry.yaml, occo/report/paper/paper.yaml, …, next to their module."""
     out = set()
     for file in files:
         for match in re.finditer(r'["\']([\w-]+\.(?:yaml|json))["\']', file.read_text(encoding="utf-8")):

@@ -28,7 +28,7 @@ from PIL import Image
 from bench.gpu_check.context import DONE, Context, Row, mib, peak_mib, real_pairs, reset_peak
 from bench.train import measure
 from occo.data import find_pairs, load_pair, make_synthetic, rgb_to_ycbcr, save_png, to_float
-from occo.fuse import colourise, fuse_folder
+from occo.nn.fuse import colourise, fuse_folder
 from occo.metrics.evaluate import BASELINES, evaluate_pairs
 from occo.metrics.suite import METRICS, compute_metrics, grey_levels
 from occo.nn import ArchConfig, build_model, fuse_y

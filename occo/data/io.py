@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import uuid
@@ -96,7 +97,7 @@ def load_array(path: str | Path, *, max_pixels: int | None = MAX_PIXELS) -> np.n
             return _pil_to_array(im, path)
     except DataError:
         raise
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, ImportError) as exc:  # ImportError: ultralytics patches Image.open (HEIF)
         raise DataError(f"cannot read image {path}: {_one_line(exc)}") from exc
 
 
@@ -108,7 +109,7 @@ def read_size(path: str | Path, *, max_pixels: int | None = MAX_PIXELS) -> tuple
             return im.size[1], im.size[0]
     except DataError:
         raise
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, ImportError) as exc:  # ImportError: ultralytics patches Image.open (HEIF)
         raise DataError(f"cannot read image {path}: {_one_line(exc)}") from exc
 
 
@@ -164,6 +165,15 @@ def rgb_to_gray_opencv(arr: np.ndarray) -> np.ndarray:
         raise DataError(f"rgb_to_gray_opencv expects (H,W,3), got shape {arr.shape}")
     grey = cv2.cvtColor(np.ascontiguousarray(arr, dtype=np.float32), cv2.COLOR_RGB2GRAY)
     return np.round(grey).astype(np.float64)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _sibling(path: Path, tag: str) -> Path:

@@ -22,7 +22,7 @@ Offline by construction: :func:`prepare_ultralytics` sets ``YOLO_OFFLINE``, keep
 settings in ``$YOLO_CONFIG_DIR`` (default ``<root>/.cache/ultralytics``), places the font it would
 otherwise download, and turns off its experiment-tracker integrations (its DVCLive hook would open
 a DVC experiment of its own inside ``dvc repro``). Pretrained weights come only from
-:func:`occo.weights.resolve_weights`; on CUDA the precision is bf16, which skips ultralytics' fp16
+:func:`occo.fetch.weights.resolve_weights`; on CUDA the precision is bf16, which skips ultralytics' fp16
 AMP self-test (that test downloads ``yolo26n.pt``).
 """
 
@@ -42,15 +42,15 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from occo.data.download import sha256_file
+from occo.data.io import sha256_file
 from occo.data.io import IMAGE_EXTS, DataError, atomic_dir, write_text_atomic
 from occo.data.names import check_name
 from occo.data.pairs import find_pairs, index_images
-from occo.device import resolve_device
+from occo.pipeline.device import resolve_device
 from occo.downstream.labels import FORMATS, convert_label, read_class_names, write_yolo
-from occo.downstream.sources import OURS, REFERENCE, Outputs, gather_reference, method_images, part_methods, select
-from occo.resume import change_reason, digest_files
-from occo.weights import resolve_weights
+from occo.pipeline.sources import OURS, REFERENCE, Outputs, gather_reference, method_images, part_methods, select
+from occo.pipeline.resume import change_reason, digest_files
+from occo.fetch.weights import resolve_weights
 
 log = logging.getLogger(__name__)
 

@@ -54,11 +54,11 @@ from tqdm import tqdm
 
 from occo.data import SEG_CLASSES, DataError, check_name, index_images, load_array, to_uint8, write_text_atomic
 from occo.data.io import atomic_path
-from occo.device import resolve_device
-from occo.downstream.sources import OURS, REFERENCE, Outputs, gather_reference, method_images, part_methods, select
+from occo.pipeline.device import resolve_device
+from occo.pipeline.sources import OURS, REFERENCE, Outputs, gather_reference, method_images, part_methods, select
 from occo.nn.checkpoint import read_checkpoint
-from occo.resume import change_reason, digest_files, digest_value, remove_stale_temps, trim_live_history
-from occo.weights import ENCODER_WEIGHTS, resolve_weights
+from occo.pipeline.resume import change_reason, digest_files, digest_value, remove_stale_temps, trim_live_history
+from occo.fetch.weights import ENCODER_WEIGHTS, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -578,7 +578,7 @@ def run_segment(
 
     ``dataset`` / ``method`` restrict the call to ``segment.dataset`` / one entry of ``segment.methods``
     (None: all); each method's outputs (:func:`train_method`) do not depend on which others ran. ``part``
-    runs one half of the pipeline's stage (:func:`~occo.downstream.sources.part_methods`): ``reference``
+    runs one half of the pipeline's stage (:func:`~occo.pipeline.sources.part_methods`): ``reference``
     trains the source modalities and published methods into :data:`OUTPUTS` ``reference``; ``ours``
     trains the others and returns (and writes to ``metrics/segment``) every method, the reference ones
     read from ``reference/segment``. ``write_tables`` writes ``reports/segment/<dataset>.md``

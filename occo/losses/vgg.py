@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from occo.data.registry import load_registry
-from occo.weights import WeightsUnavailableError
+from occo.fetch.registry import load_registry
+from occo.fetch.weights import WeightsUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import torch
 
+from occo.config import Masks
+from occo.config import Masks
 from occo.data import DataError
 from occo.masks.detector import Detector, DetectorSettings, GroundingDinoPy, build_grounding_dino, gdino_config
 from occo.masks.detector_hf import GroundingDinoHF, load_hf_grounding_dino
-from occo.masks.sam import SAM_MODELS, SamMasker, load_sam
+from occo.masks.sam import SamMasker, load_sam
 from occo.masks.tiny import (
     TINY_DETECTOR_SIZE,
     tiny_bert,
@@ -21,7 +23,7 @@ from occo.masks.tiny import (
     tiny_hf_grounding_dino,
     tiny_sam,
 )
-from occo.weights import resolve_weights
+from occo.fetch.weights import resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +46,25 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     return PRECISIONS[name]
 
 
-def detector_settings(params: dict) -> DetectorSettings:
+def detector_settings(cfg: Masks) -> DetectorSettings:
     """The prompt and thresholds of the ``masks`` params."""
     return DetectorSettings(
-        prompt=params["prompt"],
-        box_threshold=float(params["box_threshold"]),
-        text_threshold=float(params["text_threshold"]),
-        nms_iou=float(params["nms_iou"]),
-        max_boxes=int(params["max_boxes"]),
+        prompt=cfg.prompt,
+        box_threshold=cfg.box_threshold,
+        text_threshold=cfg.text_threshold,
+        nms_iou=cfg.nms_iou,
+        max_boxes=cfg.max_boxes,
     )
 
 
-def groundingdino_weights(params: dict, root: Path) -> dict[str, Path]:
+def groundingdino_weights(cfg: Masks, root: Path) -> dict[str, Path]:
     """groundingdino-py's checkpoint (``masks.gdino_checkpoint``) and BERT folder (``masks.text_encoder``)."""
     return {
         "gdino": resolve_weights(
-            "groundingdino_swint_ogc", params.get("gdino_checkpoint"), param="masks.gdino_checkpoint", root=root
+            "groundingdino_swint_ogc", cfg.gdino_checkpoint, param="masks.gdino_checkpoint", root=root
         ),
         "text_encoder": resolve_weights(
-            "bert_base_uncased", params.get("text_encoder"), param="masks.text_encoder", root=root
+            "bert_base_uncased", cfg.text_encoder, param="masks.text_encoder", root=root
         ),
     }
 
@@ -83,11 +85,11 @@ def tiny_groundingdino(settings: DetectorSettings, device: torch.device, dtype: 
     return GroundingDinoPy(model, settings, device=device, dtype=dtype, size=TINY_DETECTOR_SIZE)
 
 
-def transformers_weights(params: dict, root: Path) -> dict[str, Path]:
+def transformers_weights(cfg: Masks, root: Path) -> dict[str, Path]:
     """The ``save_pretrained`` folder of IDEA-Research/grounding-dino-tiny (``masks.hf_model``)."""
     return {
         "hf_model": resolve_weights(
-            "grounding_dino_tiny_hf", params.get("hf_model"), param="masks.hf_model", root=root
+            "grounding_dino_tiny_hf", cfg.hf_model, param="masks.hf_model", root=root
         )
     }
 
@@ -111,7 +113,7 @@ def tiny_transformers(settings: DetectorSettings, device: torch.device, dtype: t
 class DetectorBackend:
     """One ``masks.detector``: its pretrained weights from params, the detector built from them, a tiny random-init one."""
 
-    weights: Callable[[dict, Path], dict[str, Path]]
+    weights: Callable[[Masks, Path], dict[str, Path]]
     load: Callable[[dict[str, Path], DetectorSettings, torch.device, torch.dtype | None], Detector]
     tiny: Callable[[DetectorSettings, torch.device, torch.dtype | None], Detector]
 
@@ -124,59 +126,55 @@ DETECTORS: dict[str, DetectorBackend] = {
 ``GroundingDinoForObjectDetection`` (IDEA-Research/grounding-dino-tiny, Swin-T)."""
 
 
-def detector_backend(params: dict) -> DetectorBackend:
-    """The backend named by ``masks.detector``; DataError listing the known ones otherwise."""
-    if params["detector"] not in DETECTORS:
-        raise DataError(f"unknown masks.detector {params['detector']!r}; choose from {', '.join(DETECTORS)}")
-    return DETECTORS[params["detector"]]
+def detector_backend(cfg: Masks) -> DetectorBackend:
+    """The backend named by ``masks.detector``."""
+    return DETECTORS[cfg.detector]
 
 
-def weight_paths(params: dict, root: Path) -> dict[str, Path]:
+def weight_paths(cfg: Masks, root: Path) -> dict[str, Path]:
     """The SAM checkpoint and the detector's weights: local params or the registry (downloaded if absent).
 
     Raises WeightsUnavailableError naming the file, its URL and the param when one cannot be had.
     """
-    if params["sam_model"] not in SAM_MODELS:
-        raise DataError(f"unknown masks.sam_model {params['sam_model']!r}; choose from {', '.join(SAM_MODELS)}")
     return {
         "sam": resolve_weights(
-            f"sam_{params['sam_model']}", params.get("sam_checkpoint"), param="masks.sam_checkpoint", root=root
+            f"sam_{cfg.sam_model}", cfg.sam_checkpoint, param="masks.sam_checkpoint", root=root
         ),
-        **detector_backend(params).weights(params, root),
+        **detector_backend(cfg).weights(cfg, root),
     }
 
 
 def load_models(
-    params: dict, root: Path, device: torch.device, dtype: torch.dtype | None
+    cfg: Masks, root: Path, device: torch.device, dtype: torch.dtype | None
 ) -> tuple[Detector, SamMasker]:
     """The detector and SAM masker of the ``masks`` params: pretrained, or tiny random-init when ``random_init`` is true."""
-    backend = detector_backend(params)
-    settings = detector_settings(params)
-    if params.get("random_init", False):
+    backend = detector_backend(cfg)
+    settings = detector_settings(cfg)
+    if cfg.random_init:
         log.warning(
             "masks.random_init: tiny random-init %s Grounding DINO and SAM; the masks are meaningless (tests/smoke only)",
-            params["detector"],
+            cfg.detector,
         )
         return backend.tiny(settings, device, dtype), SamMasker(tiny_sam(), device=device, dtype=dtype)
-    paths = weight_paths(params, root)
+    paths = weight_paths(cfg, root)
     detector = backend.load(paths, settings, device, dtype)
-    masker = SamMasker(load_sam(params["sam_model"], paths["sam"]), device=device, dtype=dtype)
+    masker = SamMasker(load_sam(cfg.sam_model, paths["sam"]), device=device, dtype=dtype)
     log.info(
-        "loaded the %s detector and SAM %s from %s", params["detector"], params["sam_model"], ", ".join(map(str, paths.values()))
+        "loaded the %s detector and SAM %s from %s", cfg.detector, cfg.sam_model, ", ".join(map(str, paths.values()))
     )
     return detector, masker
 
 
-def settings_record(params: dict) -> dict:
+def settings_record(cfg: Masks) -> dict:
     """What determines the masks (kept in each folder's settings.json and every box JSON)."""
-    settings = detector_settings(params)
+    settings = detector_settings(cfg)
     return {
-        "detector": params["detector"],
+        "detector": cfg.detector,
         "prompt": settings.prompt,
         "box_threshold": settings.box_threshold,
         "text_threshold": settings.text_threshold,
         "nms_iou": settings.nms_iou,
         "max_boxes": settings.max_boxes,
-        "sam_model": "tiny" if params.get("random_init", False) else params["sam_model"],
-        "random_init": bool(params.get("random_init", False)),
+        "sam_model": "tiny" if cfg.random_init else cfg.sam_model,
+        "random_init": cfg.random_init,
     }

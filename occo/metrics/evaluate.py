@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from occo.data.io import DataError, load_array, read_size
 from occo.data.pairs import Pair, image_size, index_images, load_pair
-from occo.device import resolve_batch_size, resolve_device
+from occo.pipeline.device import resolve_batch_size, resolve_device
 from occo.metrics.suite import METRICS, grey_levels, prepare_sources, score
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ def summarise(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float | 
     return out
 
 
-def markdown_table(summary: dict[str, dict[str, float | None]], *, title: str | None = None, digits: int = 4) -> str:
+def fusion_table(summary: dict[str, dict[str, float | None]], *, title: str | None = None, digits: int = 4) -> str:
     """A paper-style table (rows = methods, columns = metrics, best value per column in bold).
 
     Every metric in the suite is higher-is-better, as in the paper's Tables 1–2; undefined → "–".

@@ -2,7 +2,7 @@
 
 from occo.nn.checkpoint import CheckpointError, convert_checkpoint, load_model, official_key, save_checkpoint
 from occo.nn.config import ArchConfig, build_model
-from occo.nn.fifn import FIFB, FIFN, fuse_y, normalise_output
+from occo.nn.fifn.model import FIFB, FIFN, fuse_y, normalise_output
 
 __all__ = [
     "FIFB",

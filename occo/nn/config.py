@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from occo.nn.blocks import ATTENTION_ROUTINGS, GATES, SPATIAL_ENHANCEMENTS, TOKEN_NORMS
-from occo.nn.fifn import FIFN, INFERENCE_RULES
+from occo.nn.fifn.blocks import ATTENTION_ROUTINGS, GATES, SPATIAL_ENHANCEMENTS, TOKEN_NORMS
+from occo.nn.fifn.model import FIFN, INFERENCE_RULES
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,6 @@
 
 from occo.report.build import ReportConfig, build_report
 from occo.report.headline import headline
-from occo.report.paper import PaperReference, PaperTable, difference, load_paper
+from occo.report.paper.reference import PaperReference, PaperTable, difference, load_paper
 
 __all__ = ["PaperReference", "PaperTable", "ReportConfig", "build_report", "difference", "headline", "load_paper"]

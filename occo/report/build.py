@@ -21,18 +21,18 @@ from pathlib import Path
 from occo.data.io import DataError, atomic_dir, write_text_atomic
 from occo.metrics.suite import METRICS
 from occo.report.collect import Collected, collect, detect_frame, segment_frame
-from occo.report.comparison import detect_beside, fusion_beside, segment_beside, studies_section
-from occo.report.document import Banner, Block, Bullets, Figure, Heading, Paragraph, TableBlock, to_markdown
-from occo.report.figures import metric_bars, training_curves
-from occo.report.gallery import build_gallery
+from occo.report.paper.comparison import detect_beside, fusion_beside, segment_beside, studies_section
+from occo.report.render.document import Banner, Block, Bullets, Figure, Heading, Paragraph, TableBlock, to_markdown
+from occo.report.render.figures import metric_bars, training_curves
+from occo.report.render.gallery import build_gallery
 from occo.report.headline import TRAINED
-from occo.report.plots import write_plot_tables
-from occo.report.html import to_html
-from occo.report.paper import PaperReference, load_paper
+from occo.report.render.plots import write_plot_tables
+from occo.report.render.html import to_html
+from occo.report.paper.reference import PaperReference, load_paper
 from occo.report.provenance import Provenance, provenance
-from occo.report.runs import Run, sibling_runs
-from occo.report.studies import show
-from occo.report.tables import Row, Table, clean
+from occo.report.paper.runs import Run, sibling_runs
+from occo.report.paper.studies import show
+from occo.report.render.tables import Row, Table, clean
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +210,8 @@ def reference_section(paper: PaperReference | None) -> list[Block]:
                 Paragraph("Comparison with the paper switched off (`report.compare_paper: false`).")]
     items = [f"Table {t.table}: {t.caption} ({', '.join(t.datasets)}; {len(t.rows)} rows)." for t in paper.tables]
     return [Heading("Paper reference"), Paragraph(paper.cite()), Bullets(tuple(items)), Paragraph(
-        "Reference data: `occo/report/paper.yaml`, generated from the transcription of the paper's tables "
-        "(`python -m occo.report.paper_csv`); every value keeps its table and row."
+        "Reference data: `occo/report/paper/paper.yaml`, generated from the transcription of the paper's tables "
+        "(`python -m occo.report.paper.tables_csv`); every value keeps its table and row."
     )]
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from occo.report.git import revision
-from occo.report.studies import param, show
+from occo.report.paper.studies import param, show
 
 EXP_NAME = "DVC_EXP_NAME"  # set by `dvc exp run` for every stage command (dvc.repo.experiments.queue.base)
 

@@ -56,10 +56,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from occo.losses import NonFiniteLossError, OCCOLoss, TermMeans
-from occo.device import resolve_device
+from occo.pipeline.device import resolve_device
 from occo.nn import ArchConfig, build_model, normalise_output, save_checkpoint
 from occo.nn.checkpoint import CheckpointError, is_finite, read_checkpoint
-from occo.resume import change_reason, digest_files, digest_value, remove_stale_temps, trim_live_history
+from occo.pipeline.resume import change_reason, digest_files, digest_value, remove_stale_temps, trim_live_history
 from occo.train.data import (
     BatchPlan, CropDataset, MaskedPair, StepSampler, check_batch_layout, collate_crops, find_training_pairs,
 )

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
+from occo.config import Evaluate, Params, ParamsError, as_dict, validate_params
 from occo.data import DataError, check_name
+from occo.metrics.scoring import run_evaluate_reference
 
-REPO = Path(__file__).resolve().parents[2]
 BAD = ["../masks", "..", ".", "a/b", "a\\b", "", " ", "x\0y", None, 3]
 
 
@@ -25,54 +24,35 @@ def test_anything_else_is_refused(bad):
         check_name(bad, "segment.dataset")
 
 
-def _stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"occo_test_names_{name}", REPO / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _evaluate(root: Path) -> None:
-    (root / "data/raw/INDEX.json").write_text(json.dumps({"../masks": {"test": 1}}))
-    _stage("evaluate").run_reference({"baselines": ["mean"], "variant": "matlab", "device": "cpu", "batch_size": 1}, root)
-
-
-def _masks(root: Path) -> None:
-    (root / "data/raw/INDEX.json").write_text(json.dumps({"TNO": {"test": 1}}))
-    params = {"datasets": {"TNO": [".."]}, "device": "cpu", "precision": "fp32", "batch_size": 1}
-    _stage("masks").run(params, root)
-
-
-def _detect(root: Path) -> None:
-    from occo.downstream.detect import run_detect
-
-    run_detect({"run": [], "methods": ["occo", "../masks"], "datasets": {}}, root)
-
-
-def _detect_split(root: Path) -> None:
-    from occo.downstream.detect import DatasetSpec
-
-    DatasetSpec.from_params("MSRS", {"train": "../masks", "val": "test", "labels": "det", "format": "yolo",
-                                     "classes": ["person"], "paper_classes": ["person"], "source_classes": ["person"]})
-
-
-def _segment(root: Path) -> None:
-    from occo.downstream.segment import run_segment
-
-    run_segment({"dataset": "MSRS", "train_split": "train", "test_split": "test", "methods": ["../masks"]}, root)
-
-
-@pytest.mark.parametrize(
-    ("entry", "where"),
-    [(_evaluate, "dataset of data/raw/INDEX.json"), (_masks, r"masks\.datasets\.TNO entry"),
-     (_detect, r"detect\.methods entry"), (_detect_split, r"detect\.datasets\.MSRS\.train"),
-     (_segment, r"segment\.methods entry")],
-)
-def test_entry_points_refuse_names_that_leave_their_folder(tmp_path, entry, where):
-    """`../masks` as a name would address data/masks (the download stage's atomic swap wiped it)."""
+def test_names_in_data_files_are_checked_before_a_path_is_built(tmp_path):
+    """`../masks` as a dataset of data/raw/INDEX.json would address data/masks."""
     (tmp_path / "data/raw").mkdir(parents=True)
     (tmp_path / "data/masks").mkdir()
     (tmp_path / "data/masks/keep.png").write_bytes(b"x")
-    with pytest.raises(DataError, match=f"{where} must be one folder name"):
-        entry(tmp_path)
+    (tmp_path / "data/raw/INDEX.json").write_text(json.dumps({"../masks": {"test": 1}}))
+    with pytest.raises(DataError, match="dataset of data/raw/INDEX.json must be one folder name"):
+        run_evaluate_reference(Evaluate(baselines=["mean"], device="cpu", batch_size=1), tmp_path)
     assert [p.name for p in (tmp_path / "data/masks").iterdir()] == ["keep.png"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["masks.datasets", "detect.methods", "detect.run", "segment.methods", "segment.dataset", "segment.train_split",
+     "train.dataset", "train.split", "fuse.extra_checkpoints", "evaluate.splits", "download.datasets",
+     "detect.datasets.MSRS.train", "report.ours"],
+)
+def test_every_param_that_becomes_a_path_is_one_folder_name(key):
+    """Each such param is a FolderName in the schema: refused before any stage starts."""
+    values = {
+        "masks.datasets": {"TNO": [".."]}, "detect.methods": ["occo", "../masks"], "detect.run": ["../x"],
+        "segment.methods": ["../masks"], "fuse.extra_checkpoints": {"../raw": "m.pt"},
+        "evaluate.splits": {"TNO": "../x"}, "download.datasets": {"../x": {"source": "x"}}, "report.ours": ["../x"],
+    }
+    raw = as_dict(Params())
+    *parents, last = key.split(".")
+    node = raw
+    for part in parents:
+        node = node[part]
+    node[last] = values.get(key, "../masks")
+    with pytest.raises(ParamsError, match="one folder name"):
+        validate_params(raw)

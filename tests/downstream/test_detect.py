@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from support import REPO
 import importlib.util
 import json
 import os
@@ -19,9 +20,8 @@ from occo.data import make_synthetic, sha256_file
 from occo.data.io import DataError
 from occo.downstream import detect
 from occo.downstream.detect import DatasetSpec, build_dataset, detection_metrics, paper_mean, split_ids
-from occo.weights import WeightsUnavailableError
+from occo.fetch.weights import WeightsUnavailableError
 
-REPO = Path(__file__).resolve().parents[2]
 SYNTHETIC = {
     "train": "train",
     "val": "test",
@@ -185,7 +185,7 @@ def test_missing_weights_name_file_url_and_param(tmp_path: Path, monkeypatch: py
     def offline(url: str, dest: Path, *, hint: str, **_: object) -> Path:
         raise DataError(f"download of {url} failed (network unreachable); {hint}")
 
-    monkeypatch.setattr("occo.weights.fetch", offline)
+    monkeypatch.setattr("occo.fetch.weights.fetch", offline)
     with pytest.raises(WeightsUnavailableError) as info:
         detect.resolve_model_weights({**params, "weights": None}, tmp_path)
     message = str(info.value)
@@ -395,7 +395,7 @@ SHARED_MSRS = REPO.parent / "shared/datasets/MSRS"
 @pytest.mark.skipif(not SHARED_MSRS.is_dir(), reason="../shared/datasets/MSRS not present")
 def test_build_dataset_on_shared_msrs(tmp_path: Path) -> None:
     """The real MSRS layout after the download stage: labels/det/{fusion,...}/ with classes.txt above."""
-    from occo.data import import_dataset
+    from occo.fetch.datasets import import_dataset
 
     import_dataset("MSRS", SHARED_MSRS, tmp_path / "data/raw", split="test")
     defaults = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["detect"]["datasets"]["MSRS"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from support import SHARED
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from occo.downstream.labels import (
     yolo_to_xyxy,
 )
 
-SHARED_MSRS = Path(__file__).resolve().parents[3] / "shared/datasets/MSRS/labels/det"
+SHARED_MSRS = SHARED / "datasets/MSRS/labels/det"
 
 VOC = """<annotation>
   <filename>00042.png</filename>

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from support import REPO
 import csv
 import importlib.util
 import json
@@ -19,9 +20,8 @@ from safetensors.torch import save_file
 
 from occo.data import DataError, make_synthetic, save_png
 from occo.downstream import segment as seg
-from occo.weights import WeightsUnavailableError
+from occo.fetch.weights import WeightsUnavailableError
 
-REPO = Path(__file__).resolve().parents[2]
 N_CLASSES = len(seg.CLASS_NAMES)
 
 
@@ -209,10 +209,10 @@ def test_missing_weights_name_file_url_and_param(tmp_path: Path, monkeypatch: py
     with pytest.raises(WeightsUnavailableError, match=rf"nowhere/resnet50\.safetensors.*{url}.*segment\.weights"):
         seg.encoder_weights_path(_params(encoder="resnet50", encoder_weights="imagenet", weights=str(local)), tmp_path)
 
-    def offline(url: str, dest: Path, *, hint: str, **_) -> Path:  # occo.data.download.fetch without a network
+    def offline(url: str, dest: Path, *, hint: str, **_) -> Path:  # occo.fetch.download.fetch without a network
         raise DataError(f"cannot download {url}: network unreachable; {hint}")
 
-    monkeypatch.setattr("occo.weights.fetch", offline)
+    monkeypatch.setattr("occo.fetch.weights.fetch", offline)
     with pytest.raises(
         WeightsUnavailableError,
         match=rf"models/pretrained/smp-hub_resnet50\.imagenet\.safetensors.*{url}.*segment\.weights",

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from support import REPO
 import importlib.util
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
+from occo.config import Masks
 from occo.data import find_pairs, load_array, make_synthetic
+from occo.masks.splits import run_masks
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -23,11 +26,12 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def stage():
+def stage() -> SimpleNamespace:
+    """The masks stage: ``run(params, root)`` on a `masks` section dict, ``main(argv)`` its command line."""
     spec = importlib.util.spec_from_file_location("occo_test_stage_masks", REPO / "stages" / "masks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    return SimpleNamespace(run=lambda params, root: run_masks(Masks.model_validate(params), root), main=module.main)
 
 
 @pytest.fixture

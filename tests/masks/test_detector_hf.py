@@ -11,7 +11,7 @@ import torch
 from occo.masks.detector import DetectorSettings
 from occo.masks.models import DETECTORS
 from occo.masks.tiny import tiny_hf_grounding_dino
-from occo.weights import WeightsUnavailableError, weights_entry
+from occo.fetch.weights import WeightsUnavailableError, weights_entry
 
 PROMPT = "The scene captures a group of pedestrians or cars."
 

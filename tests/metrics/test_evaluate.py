@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from occo.data import DataError, find_pairs, save_png
-from occo.metrics.evaluate import BASELINES, evaluate_pairs, markdown_table, rows_to_csv, summarise
+from occo.metrics.evaluate import BASELINES, evaluate_pairs, fusion_table, rows_to_csv, summarise
 from occo.metrics.suite import METRICS, compute_metrics
 
 H, W = 40, 48
@@ -169,7 +169,7 @@ def test_summarise_and_markdown_table(tmp_path):
     assert summary["visible"]["SCD"] is None and summary["infrared"]["SCD"] is None
     assert summary["MyMethod"]["EN"] == pytest.approx(frame.loc[frame["method"] == "MyMethod", "EN"].mean(), rel=1e-14)
 
-    table = markdown_table(summary, title="Demo", digits=3)
+    table = fusion_table(summary, title="Demo", digits=3)
     lines = table.splitlines()
     assert lines[0] == "### Demo"
     header = [c.strip() for c in lines[2].strip("|").split("|")]
@@ -203,7 +203,7 @@ def test_summarise_keeps_undefined_means_undefined():
     assert list(s) == ["B", "A"]  # row order, not sorted
     assert s["B"]["SCD"] is None and s["B"]["PSNR"] is None and s["B"]["EN"] == 2.0 and s["B"]["n"] == 2
     assert s["A"]["n"] == 1 and s["A"]["SCD"] == 5.0
-    table = markdown_table(s)
+    table = fusion_table(s)
     assert not table.startswith("###")
     line_b = next(line for line in table.splitlines() if line.startswith("| B |"))
     assert line_b.count("–") == 2 and "**" not in line_b

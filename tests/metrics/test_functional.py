@@ -6,6 +6,7 @@ definitions in docs/metrics.md, independently of the batched torch code under te
 
 from __future__ import annotations
 
+from support import REPO
 import importlib.util
 import math
 from pathlib import Path
@@ -30,7 +31,6 @@ from occo.metrics.statistics import (
 from occo.metrics.structural import ssim_sum, vif
 from occo.metrics.suite import METRICS, VARIANTS, compute_metrics, get_variant, grey_levels, prepare_sources, score
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def t(x) -> torch.Tensor:

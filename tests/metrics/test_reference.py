@@ -9,6 +9,7 @@ A subset of rows by default (a few seconds); every row with ``OCCO_FULL_REFERENC
 
 from __future__ import annotations
 
+from support import REPO
 import importlib.util
 import os
 from pathlib import Path
@@ -23,7 +24,6 @@ from occo.metrics.evaluate import BASELINES
 from occo.metrics.statistics import image_moments, mse
 from occo.metrics.suite import METRICS, compute_metrics, grey_levels
 
-REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 REF = SHARED / "reference" / "tno42"
 FULL = os.environ.get("OCCO_FULL_REFERENCE") == "1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from support import REPO
 import importlib.util
 import json
 import logging
@@ -12,10 +13,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from occo.config import Evaluate
+from occo.metrics.scoring import reference_methods, run_evaluate
 from occo.data import DataError, save_png
 from occo.metrics.suite import METRICS
 
-REPO = Path(__file__).resolve().parents[2]
 H, W = 48, 56
 
 
@@ -159,31 +161,28 @@ def test_dataset_without_evaluated_split_is_skipped_with_a_warning(stage_run):
     assert not (root / "metrics/fusion/TrainOnly.json").exists()
     assert not (root / "reports/fusion/TrainOnly.csv").exists()
     assert sorted(p.name for p in (root / "metrics/fusion").iterdir()) == ["Local.json", "synthetic.json"]
-    skipped = [msg for name, msg in records if name == "stages.evaluate"]
+    skipped = [msg for name, msg in records if name == "occo.metrics.scoring"]
     assert len(skipped) == 2  # once per part
     assert all("TrainOnly" in msg and "'test'" in msg and "train" in msg for msg in skipped)
     # The optional dataset whose source is absent was skipped by the download stage.
-    assert any(name == "stages.download" and "Absent" in msg for name, msg in records)
+    assert any(name == "occo.fetch.datasets" and "Absent" in msg for name, msg in records)
 
 
 def test_reference_methods_layout(tmp_path):
-    stage = _load_stage("evaluate")
     (tmp_path / "data/external/A/DS/test").mkdir(parents=True)
     (tmp_path / "data/external/B/DS/train").mkdir(parents=True)
     (tmp_path / "data/external/C/Other/test").mkdir(parents=True)
     (tmp_path / "data/fused/occo/DS/test").mkdir(parents=True)
-    params = {"baselines": ["mean"], "external": {"X": {"DS": "x"}}}
-    methods = stage.reference_methods("DS", "test", params, tmp_path)
+    cfg = Evaluate(baselines=["mean"], external={"X": {"DS": "x"}})
+    methods = reference_methods(cfg, tmp_path, "DS", "test")
     assert methods == {"mean": None, "A": tmp_path / "data/external/A/DS/test", "X": (tmp_path / "x").resolve()}
 
 
 def test_ours_part_needs_the_reference_scores(tmp_path):
-    stage = _load_stage("evaluate")
     (tmp_path / "data/raw/DS/test/ir").mkdir(parents=True)
     (tmp_path / "data/raw/DS/test/vi").mkdir(parents=True)
     save_png(tmp_path / "data/raw/DS/test/ir/a.png", np.zeros((8, 8), np.uint8))
     save_png(tmp_path / "data/raw/DS/test/vi/a.png", np.zeros((8, 8), np.uint8))
     (tmp_path / "data/raw/INDEX.json").write_text(json.dumps({"DS": {"test": 1}}))
-    params = {"variant": "matlab", "device": "cpu", "batch_size": 1, "baselines": []}
     with pytest.raises(DataError, match="run the evaluate_reference stage first"):
-        stage.run_ours(params, tmp_path)
+        run_evaluate(Evaluate(device="cpu", batch_size=1, baselines=[]), tmp_path)

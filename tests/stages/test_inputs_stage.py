@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from support import REPO
 import json
 from pathlib import Path
 
@@ -10,7 +11,6 @@ import yaml
 
 from stages import inputs as stage
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _params(tmp_path: Path, **train) -> Path:

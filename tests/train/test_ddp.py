@@ -7,6 +7,7 @@ BatchNorm running statistics follow rank 0's batches.
 
 from __future__ import annotations
 
+from support import REPO
 import csv
 import json
 import os
@@ -24,7 +25,6 @@ from occo.nn import ArchConfig, build_model, normalise_output
 from occo.train import loop, train
 from occo.train.data import BatchPlan, CropDataset, StepSampler, check_batch_layout, collate_crops, find_training_pairs
 
-REPO = Path(__file__).resolve().parents[2]
 WORLD = 2
 STEPS = 2
 

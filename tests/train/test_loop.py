@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from support import REPO
 import copy
 import csv
 import logging
@@ -20,7 +21,6 @@ from occo.nn import load_model
 from occo.nn.checkpoint import CheckpointError
 from occo.train import loop, train
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _params(**train_overrides) -> dict:

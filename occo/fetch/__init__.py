@@ -1,0 +1,1 @@
+"""Fetching: the registry of datasets and weights, verified downloads, archives, dataset import, pretrained weights."""

@@ -1,0 +1,57 @@
+"""Stage `masks`: the configured splits' masks, generated (Grounding DINO → SAM) or imported, with overlays."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from pathlib import Path
+
+from occo.config import Masks
+from occo.data import find_pairs
+from occo.masks.generate import generate_masks
+from occo.masks.models import load_models, resolve_precision, settings_record
+from occo.masks.overlays import write_gallery
+from occo.masks.published import import_masks
+from occo.pipeline.device import resolve_batch_size, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+MASKS = Path("data/masks")
+OVERLAYS = Path("reports/masks")
+"""Overlays of the first pairs, kept apart from the masks so that the gallery size never changes what training reads."""
+
+
+def run_masks(cfg: Masks, root: Path) -> dict[str, dict[str, int]]:
+    """Stage `masks`: masks for every split of ``cfg.datasets``, generated (Grounding DINO → SAM) or imported
+    (``cfg.import_``), with overlays; returns ``{dataset: {split: pairs written}}``."""
+    index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
+    out_root = root / MASKS
+    out_root.mkdir(parents=True, exist_ok=True)  # the stage outputs, even when every split is skipped
+    (root / OVERLAYS).mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device, "masks.device")
+    dtype = resolve_precision(cfg.precision, device)
+    batch_size = resolve_batch_size(cfg.batch_size, device, "masks.batch_size")
+    models = functools.cache(lambda: load_models(cfg, root, device, dtype))
+    written: dict[str, dict[str, int]] = {}
+    for dataset, splits in cfg.datasets.items():
+        for split in splits:
+            if split not in index.get(dataset, {}):
+                log.warning("skipping %s/%s: not in data/raw/INDEX.json (has %s)", dataset, split, index.get(dataset, {}))
+                continue
+            raw = root / "data" / "raw" / dataset / split
+            pairs = find_pairs(raw / "ir", raw / "vi")
+            out_dir = out_root / dataset / split
+            folder = cfg.import_.get(dataset, {}).get(split)
+            if folder is not None:
+                count = import_masks(root / folder, pairs, out_dir)
+            else:
+                count = generate_masks(
+                    pairs, out_dir, models, settings=settings_record(cfg), batch_size=batch_size,
+                    desc=f"masks {dataset}/{split}",
+                )
+            write_gallery(pairs, out_dir, root / OVERLAYS / dataset / split, cfg.gallery)
+            written.setdefault(dataset, {})[split] = count
+            log.info("%s/%s: %d pairs written, %d in total, in %s", dataset, split, count, len(pairs), out_dir)
+    return written

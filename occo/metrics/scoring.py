@@ -1,0 +1,106 @@
+"""Stages `evaluate_reference` and `evaluate`: every method's fusion metrics on every imported dataset.
+
+The reference part scores what no experiment changes (the pixel baselines, published methods under
+data/external and the folders of ``evaluate.external``) once, into reference/fusion/<dataset>.{json,csv}.
+The ours part scores data/fused/<Method>/ (OCCO and extra checkpoints) and merges both into
+metrics/fusion/<dataset>.json (means), reports/fusion/<dataset>.csv (per image) and .md (a table
+shaped like the paper's Tables 1-2).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import logging
+from pathlib import Path
+
+from occo.config import Evaluate
+from occo.data.io import DataError, write_text_atomic
+from occo.data.names import check_name
+from occo.data.pairs import Pair, find_pairs
+from occo.metrics.evaluate import Row, fusion_table, rows_to_csv, score_pairs, summarise
+from occo.metrics.suite import METRICS
+from occo.pipeline.sources import FUSED, PUBLISHED, method_folders
+
+log = logging.getLogger(__name__)
+
+REFERENCE_SCORES = Path("reference/fusion")
+
+
+def reference_methods(cfg: Evaluate, root: Path, dataset: str, split: str) -> dict[str, Path | None]:
+    """Baselines first, then published methods under data/external, then the folders of ``evaluate.external``."""
+    methods: dict[str, Path | None] = {name: None for name in cfg.baselines}
+    methods |= method_folders(root / PUBLISHED, dataset, split)
+    for method, per_dataset in cfg.external.items():
+        if dataset in per_dataset:
+            methods[method] = (root / per_dataset[dataset]).resolve()
+    return methods
+
+
+def evaluation_splits(cfg: Evaluate, root: Path) -> dict[str, str]:
+    """``{dataset: split}`` for every imported dataset that has its evaluation split (others warned about)."""
+    index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
+    chosen = {}
+    for dataset, splits in index.items():
+        check_name(dataset, "dataset of data/raw/INDEX.json")
+        split = cfg.splits.get(dataset, "test")
+        if split not in splits:
+            log.warning("%s has no %r split (has %s); set evaluate.splits.%s", dataset, split, sorted(splits), dataset)
+            continue
+        chosen[dataset] = split
+    return chosen
+
+
+def _pairs(root: Path, dataset: str, split: str) -> list[Pair]:
+    data = root / "data/raw" / dataset / split
+    return find_pairs(data / "ir", data / "vi")
+
+
+def _score(cfg: Evaluate, pairs: list[Pair], methods: dict[str, Path | None], desc: str) -> list[Row]:
+    return score_pairs(pairs, methods, variant=cfg.variant, device=cfg.device, batch_size=cfg.batch_size, desc=desc)
+
+
+def run_evaluate_reference(cfg: Evaluate, root: Path) -> None:
+    """Score the baselines and the published methods of every dataset into reference/fusion/."""
+    for dataset, split in evaluation_splits(cfg, root).items():
+        pairs = _pairs(root, dataset, split)
+        methods = reference_methods(cfg, root, dataset, split)
+        log.info("%s/%s: %d pairs, reference methods %s", dataset, split, len(pairs), ", ".join(methods))
+        rows = _score(cfg, pairs, methods, f"evaluate {dataset} (reference)")
+        write_text_atomic(root / REFERENCE_SCORES / f"{dataset}.json", json.dumps(summarise(rows), indent=2) + "\n")
+        write_text_atomic(root / REFERENCE_SCORES / f"{dataset}.csv", rows_to_csv(rows))
+    (root / REFERENCE_SCORES).mkdir(parents=True, exist_ok=True)  # the stage output, even with nothing to score
+    log.info("wrote %s", root / REFERENCE_SCORES)
+
+
+def reference_rows(root: Path, dataset: str) -> list[dict[str, object]]:
+    """The per-image rows the reference part wrote for ``dataset`` (metric values as floats, empty as None)."""
+    path = root / REFERENCE_SCORES / f"{dataset}.csv"
+    if not path.is_file():
+        raise DataError(f"no reference scores {path}: run the evaluate_reference stage first (dvc repro)")
+    rows = []
+    for record in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))):
+        rows.append({"method": record["method"], "id": record["id"],
+                     **{m: float(record[m]) if record[m] else math.nan for m in METRICS}})
+    return rows
+
+
+def run_evaluate(cfg: Evaluate, root: Path) -> None:
+    """Score data/fused/<Method>/<dataset>/<split> and write every method's scores per dataset."""
+    for dataset, split in evaluation_splits(cfg, root).items():
+        pairs = _pairs(root, dataset, split)
+        rows = reference_rows(root, dataset)
+        ours = method_folders(root / FUSED, dataset, split)
+        if ours:
+            log.info("%s/%s: %d pairs, our methods %s", dataset, split, len(pairs), ", ".join(ours))
+            rows = [r for r in rows if r["method"] not in ours] + _score(cfg, pairs, ours, f"evaluate {dataset}")
+        summary = summarise(rows)
+        title = f"{dataset} {split} ({len(pairs)} pairs, metric variant {cfg.variant})"
+        write_text_atomic(root / f"metrics/fusion/{dataset}.json", json.dumps(summary, indent=2) + "\n")
+        write_text_atomic(root / f"reports/fusion/{dataset}.csv", rows_to_csv(rows))
+        write_text_atomic(root / f"reports/fusion/{dataset}.md", fusion_table(summary, title=title))
+        log.info("wrote metrics/fusion/%s.json and reports/fusion/%s.{csv,md}", dataset, dataset)
+    for folder in ("metrics/fusion", "reports/fusion"):
+        (root / folder).mkdir(parents=True, exist_ok=True)

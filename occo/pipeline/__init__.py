@@ -1,0 +1,1 @@
+"""Pipeline plumbing: the stage entry point, inputs of the whole run, resume protocol, devices, method sources."""

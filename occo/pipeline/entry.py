@@ -1,0 +1,59 @@
+"""What every DVC stage script shares: its command line, logging, typed params and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from occo.config import ParamsError, load_params
+from occo.pipeline.process import skip_final_collection
+
+
+def run_stage(
+    doc: str,
+    script: str,
+    argv: list[str] | None,
+    run: Callable[[Any, Path, argparse.Namespace], object],
+    *,
+    section: str | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    errors: tuple[type[Exception], ...] = (),
+) -> None:
+    """Parse ``--params`` and ``--root`` (default: the repo holding ``stages/<script>``), set up logging,
+    read the whole params file into ``occo.config.Params`` and call ``run(cfg, root, args)``, with
+    ``cfg.<section>`` when a section is named.
+
+    A params file that breaks the schema ends the stage before ``run`` with one line per problem
+    (``<stage>: <file> <key> = <value>: <what is allowed>``). Bad input met while running (the library's
+    ``ValueError``s such as ``DataError`` and ``CheckpointError``, and ``OSError``s: a missing or
+    unwritable file) ends it with one line too, never a traceback, as do the stage's own ``errors``.
+    """
+    name = Path(script).stem
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(script).resolve().parents[1],
+        help="repository root: outputs go under it, relative paths start here",
+    )
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    skip_final_collection()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_params(args.params)
+    except ParamsError as err:
+        raise SystemExit("\n".join(f"{name}: {problem}" for problem in err.problems)) from None
+    start = time.perf_counter()
+    try:
+        run(cfg if section is None else getattr(cfg, section), args.root.resolve(), args)
+    except (ValueError, OSError, *errors) as err:
+        raise SystemExit(f"{name}: {err}") from None
+    # bench/pipeline.py reads this line to time each stage of a `dvc repro` / `dvc exp run`
+    logging.getLogger("occo.stage").info("stage %s done in %.1f s", name, time.perf_counter() - start)

@@ -1,0 +1,315 @@
+"""What the pipeline reads from outside itself: dataset sources, pretrained weights, files named in params.
+
+dvc.yaml can declare a stage's code and data dependencies, but not the files that params point at: a
+dataset's ``source`` folder or archive, a local checkpoint (``masks.sam_checkpoint``, ``detect.weights``,
+…), published masks (``masks.import``), extra checkpoints (``fuse.extra_checkpoints``), other methods'
+fused folders (``evaluate.external``), or a pretrained file the settings need from ``models/pretrained/``.
+Those are optional, nullable or keyed by name. The ``inputs`` stage (always run, cheap) resolves every
+one of them, downloads the pretrained files the settings need when they are absent, and writes one
+manifest per consuming stage, ``data/inputs/<stage>.json``, with the size and sha256 of each. Each
+stage depends on its manifest, so DVC re-runs it exactly when one of those files changes, and the
+weights themselves live in ``models/pretrained/`` (or where a param points), which no stage deletes.
+
+Anything missing is reported at once, each with the param that provides it, in one error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from occo.fetch.download import fetch, registry_checks
+from occo.fetch.datasets import REGISTRY_SOURCE
+from occo.config import DatasetSource, Params
+from occo.data.io import DataError, sha256_file, write_text_atomic
+from occo.fetch.registry import load_registry
+from occo.fetch.weights import ENCODER_WEIGHTS, WeightsUnavailableError, resolve_weights, weights_entry
+
+log = logging.getLogger(__name__)
+
+MANIFEST_DIR = Path("data/inputs")
+HASH_CACHE = Path(".cache/occo/hashes.json")
+SYNTHETIC = "synthetic"
+PIPELINE_DATA = Path("data")
+"""Paths under data/ are pipeline outputs, tracked by dvc.yaml deps; manifests skip them."""
+
+STAGES = ("download", "masks", "train", "fuse", "evaluate", "detect", "segment")
+
+
+class MissingInputsError(DataError):
+    """One or more inputs are absent; the message lists every one with the param that provides it."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A pretrained file (or folder) a stage loads: registry entry, local-path param and its value."""
+
+    stage: str
+    name: str
+    param: str
+    local: str | None
+
+
+@dataclass(frozen=True)
+class Named:
+    """A file or folder named by a param, read by ``stage``."""
+
+    stage: str
+    param: str
+    path: str
+
+
+# ----------------------------------------------------------------------------- what the params need
+
+
+def needed_datasets(cfg: Params) -> set[str]:
+    """Datasets some stage cannot do without: the training set, the detection and segmentation sets."""
+    return {cfg.train.dataset, cfg.segment.dataset, *cfg.detect.run} - {SYNTHETIC}
+
+
+def weight_needs(cfg: Params) -> list[Weights]:
+    """The pretrained files the current settings load (none where a param asks for random init)."""
+    needs: list[Weights] = []
+    masks = cfg.masks
+    generated = any(
+        split not in masks.import_.get(dataset, {}) for dataset, splits in masks.datasets.items() for split in splits
+    )
+    if generated and not masks.random_init:
+        needs.append(Weights("masks", f"sam_{masks.sam_model}", "masks.sam_checkpoint", masks.sam_checkpoint))
+        if masks.detector == "transformers":
+            needs.append(Weights("masks", "grounding_dino_tiny_hf", "masks.hf_model", masks.hf_model))
+        else:
+            needs.append(Weights("masks", "groundingdino_swint_ogc", "masks.gdino_checkpoint", masks.gdino_checkpoint))
+            needs.append(Weights("masks", "bert_base_uncased", "masks.text_encoder", masks.text_encoder))
+    if not cfg.train.vgg_random_init:
+        needs.append(Weights("train", "vgg19", "train.vgg_weights", cfg.train.vgg_weights))
+    detect = cfg.detect
+    if detect.run and detect.pretrained:
+        needs.append(Weights("detect", f"{detect.model}u", "detect.weights", detect.weights))
+    segment = cfg.segment
+    if segment.encoder_weights is not None:
+        needs.append(Weights("segment", ENCODER_WEIGHTS[segment.encoder], "segment.weights", segment.weights))
+    return needs
+
+
+def named_paths(cfg: Params) -> list[Named]:
+    """Every file or folder a param names outside the pipeline's own outputs (dataset sources excluded)."""
+    named = [
+        Named("masks", f"masks.import.{dataset}.{split}", folder)
+        for dataset, splits in cfg.masks.import_.items()
+        for split, folder in splits.items()
+    ]
+    named += [
+        Named("fuse", f"fuse.extra_checkpoints.{method}", path) for method, path in cfg.fuse.extra_checkpoints.items()
+    ]
+    named += [
+        Named("evaluate", f"evaluate.external.{method}.{dataset}", path)
+        for method, per_dataset in cfg.evaluate.external.items()
+        for dataset, path in per_dataset.items()
+    ]
+    return named
+
+
+# ----------------------------------------------------------------------------- digests
+
+
+class HashCache:
+    """sha256 of files keyed by (path, size, mtime): a file is read again only when it changed (as DVC does)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._table: dict[str, list] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self._table = {}
+        self._dirty = False
+
+    def sha256(self, file: Path) -> str:
+        stat = file.stat()
+        key, stamp = str(file.resolve()), [stat.st_size, stat.st_mtime_ns]
+        cached = self._table.get(key)
+        if cached is not None and cached[:2] == stamp:
+            return cached[2]
+        digest = sha256_file(file)
+        self._table[key] = [*stamp, digest]
+        self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        if self._dirty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.path, json.dumps(self._table, sort_keys=True))
+
+
+def digest(path: Path, cache: HashCache) -> dict[str, Any]:
+    """Size and sha256 of a file, or of a folder (its files' relative paths, sizes and hashes, sorted)."""
+    if path.is_file():
+        return {"size": path.stat().st_size, "sha256": cache.sha256(path)}
+    tree = hashlib.sha256()
+    size = count = 0
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path).as_posix()
+        size += file.stat().st_size
+        count += 1
+        tree.update(f"{rel}\0{cache.sha256(file)}\n".encode())
+    return {"files": count, "size": size, "sha256": tree.hexdigest()}
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def _resolve(path: str | Path, root: Path) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else root / path
+
+
+def _inside_pipeline_data(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to((root / PIPELINE_DATA).resolve())
+
+
+# ----------------------------------------------------------------------------- resolution
+
+
+def _torch_hub_file(filename: str) -> Path:
+    """Where torchvision caches a checkpoint (``<torch.hub.get_dir()>/checkpoints``), as occo.losses.vgg reads it."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def resolve_vgg19(local: str | None, root: Path, cache: HashCache) -> Path:
+    """``train.vgg_weights`` when set, else torchvision's cached ``vgg19-dcbb9e9d.pth`` (fetched, hash-checked).
+
+    The loss network (occo.losses.vgg) reads the same two places. WeightsUnavailableError naming the
+    file, its URL and ``train.vgg_weights`` when neither is there and the download fails.
+    """
+    entry = weights_entry("vgg19")
+    hint = (
+        f"get {entry['filename']} from {entry['url']} into {_torch_hub_file(entry['filename']).parent} "
+        "or set train.vgg_weights"
+    )
+    if local is not None:
+        path = _resolve(local, root)
+        if not path.is_file():
+            raise WeightsUnavailableError(f"VGG19 weights {path} (train.vgg_weights) not found: {hint}")
+        return path
+    path = _torch_hub_file(entry["filename"])
+    if not path.is_file():
+        try:
+            fetch(entry["url"], path, **registry_checks(entry), hint=hint, sha256_of=cache.sha256)
+        except DataError as exc:
+            raise WeightsUnavailableError(f"VGG19 weights {path} are not available: {exc}") from exc
+    return path
+
+
+def _dataset_problem(name: str, entry: DatasetSource, root: Path, datasets: Mapping[str, dict]) -> str | None:
+    """Why dataset ``name`` cannot be imported as configured, or None."""
+    source = entry.source
+    if source == REGISTRY_SOURCE:
+        entry = datasets.get(name)
+        if entry is None:
+            return f"dataset {name}: source 'registry' but the registry has no {name}; set download.datasets.{name}.source"
+        if not entry.get("archives"):
+            return (
+                f"dataset {name}: no direct download; get it from {entry.get('manual_download', entry['homepage'])} "
+                f"and set download.datasets.{name}.source to its folder or archive"
+            )
+        return None
+    if not _resolve(source, root).exists():
+        return f"dataset {name}: source {source} not found; set download.datasets.{name}.source to its folder or archive"
+    return None
+
+
+def gather(cfg: Params, root: Path) -> dict[str, dict[str, Any]]:
+    """The manifest of every consuming stage: ``{stage: {key: {path, size, sha256, …}}}``.
+
+    Downloads absent pretrained files the settings need; present ones are checked as
+    :func:`occo.fetch.weights.resolve_weights` checks them, with hashes from the cache (a multi-GB
+    checkpoint is read once, not on every run). Raises
+    MissingInputsError listing every missing dataset source, named file and pretrained file at once.
+    """
+    root = Path(root)
+    cache = HashCache(root / HASH_CACHE)
+    manifests: dict[str, dict[str, Any]] = {stage: {} for stage in STAGES}
+    missing: list[str] = []
+    registry = load_registry()["datasets"]
+
+    needed = needed_datasets(cfg)
+    configured = cfg.download.datasets
+    for name in sorted(needed - configured.keys()):
+        missing.append(f"dataset {name}: not listed under download.datasets; add download.datasets.{name}.source")
+    for name, entry in configured.items():
+        problem = _dataset_problem(name, entry, root, registry)
+        if problem is not None:
+            if entry.optional and name not in needed:
+                log.warning("optional %s; skipped", problem)
+            else:
+                missing.append(problem)
+            continue
+        if entry.source != REGISTRY_SOURCE:
+            path = _resolve(entry.source, root)
+            manifests["download"][f"download.datasets.{name}.source"] = {"path": _display(path, root), **digest(path, cache)}
+
+    for item in named_paths(cfg):
+        path = _resolve(item.path, root)
+        if _inside_pipeline_data(path, root):
+            continue
+        if not path.exists():
+            missing.append(f"{item.param}: {path} not found")
+            continue
+        manifests[item.stage][item.param] = {"path": _display(path, root), **digest(path, cache)}
+
+    for need in weight_needs(cfg):
+        try:
+            if need.name == "vgg19":
+                path = resolve_vgg19(need.local, root, cache)
+            else:
+                path = resolve_weights(need.name, need.local, param=need.param, root=root, sha256_of=cache.sha256)
+        except DataError as exc:
+            missing.append(" ".join(str(exc).split()))
+            continue
+        manifests[need.stage][need.param] = {"weights": need.name, "path": _display(path, root), **digest(path, cache)}
+
+    cache.save()
+    if missing:
+        lines = "\n".join(f"  - {m}" for m in missing)
+        raise MissingInputsError(f"{len(missing)} input(s) missing; provide them and re-run:\n{lines}")
+    return manifests
+
+
+def write_manifests(manifests: Mapping[str, Mapping[str, Any]], root: Path) -> list[Path]:
+    """Write ``data/inputs/<stage>.json`` for every stage (an empty object when it reads nothing outside)."""
+    folder = Path(root) / MANIFEST_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stage, entries in manifests.items():
+        path = folder / f"{stage}.json"
+        write_text_atomic(path, json.dumps(entries, indent=2, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+def summary(manifests: Mapping[str, Mapping[str, Any]]) -> Iterable[str]:
+    """One log line per stage: what it reads from outside the pipeline."""
+    for stage, entries in manifests.items():
+        if entries:
+            yield f"{stage}: " + ", ".join(f"{key} ({e['path']})" for key, e in entries.items())
+
+
+def run_inputs(cfg: Params, root: Path) -> list[Path]:
+    """Stage `inputs`: resolve (and fetch) every outside input, then write ``data/inputs/<stage>.json``."""
+    manifests = gather(cfg, root)
+    for line in summary(manifests):
+        log.info("%s", line)
+    written = write_manifests(manifests, root)
+    log.info("wrote %d input manifests in %s", len(written), root / MANIFEST_DIR)
+    return written

@@ -1,0 +1,92 @@
+"""Which of the paper's ablation studies (Tables 6–9) a run belongs to, judged by its params.
+
+A run's *changes* are the params of the paper's configuration (``settings`` in paper.yaml: ω1..ω6,
+``ablation.feature_space``, the ``arch`` switches, ``masks.prompt``) whose value in the run differs.
+A run with no change is the paper's default and the reference row of every study (Table 6 "0.5:0.5",
+Table 7 "10", Table 8 "OCCO", Table 9 the default prompt). A run whose changes all lie among one
+study's params belongs to that study, on the row that sets exactly those changes, or on no printed
+row (e.g. ω1:ω2 = 0.3:0.7). A run that changes params of two studies, or any other setting (ω3, ω4,
+ω5), belongs to none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from occo.report.paper.reference import PaperReference, PaperRow, PaperTable
+
+MISSING = object()
+
+
+def param(params: dict, dotted: str) -> object:
+    """The value at a dotted path (``arch.cross_attention``) of nested params; MISSING when absent."""
+    node: object = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+def same(a: object, b: object) -> bool:
+    """Param equality with numbers compared as numbers (10 == 10.0) and booleans kept apart from them."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    return a == b
+
+
+def changes(params: dict, settings: dict[str, object]) -> dict[str, object]:
+    """The paper's settings this run changes, with the run's values (an absent param counts as unchanged)."""
+    found = {}
+    for key, default in settings.items():
+        value = param(params, key)
+        if value is not MISSING and not same(value, default):
+            found[key] = value
+    return found
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run sits in one study: the table and the printed row it reproduces (None: no such row)."""
+
+    table: PaperTable
+    row: PaperRow | None
+
+
+def row_for(table: PaperTable, changed: dict[str, object], settings: dict[str, object]) -> PaperRow | None:
+    """The row of ``table`` whose params amount to exactly ``changed`` (defaults dropped)."""
+    for row in table.rows:
+        wanted = {k: v for k, v in (row.params or {}).items() if not same(v, settings.get(k))}
+        if wanted.keys() == changed.keys() and all(same(wanted[k], changed[k]) for k in wanted):
+            return row
+    return None
+
+
+def classify(params: dict, paper: PaperReference) -> list[Placement]:
+    """The studies a run with ``params`` belongs to: all four for the default configuration, one for
+    a run that changes only that study's params, none otherwise."""
+    changed = changes(params, paper.settings)
+    placements = []
+    for table in paper.studies():
+        if changed and not set(changed) <= set(table.keys):
+            continue
+        placements.append(Placement(table, row_for(table, changed, paper.settings)))
+    return placements
+
+
+def show(value: object) -> str:
+    """A param value as YAML writes it (true/false/null)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def describe(changed: dict[str, object]) -> str:
+    """The changes as code spans, e.g. `omega6=100`, `arch.cross_attention=false` ("the paper's settings" if none)."""
+    if not changed:
+        return "the paper's settings"
+    return ", ".join(f"`{k}={show(v)}`" for k, v in changed.items())

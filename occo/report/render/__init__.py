@@ -1,0 +1,1 @@
+"""Rendering: report blocks to markdown and self-contained HTML, tables, figures, gallery, plot tables."""

@@ -1,0 +1,88 @@
+"""occo.config.sections: params.yaml equals the models' defaults, docs/params.md their descriptions, and every
+Literal the registry it copies."""
+
+from __future__ import annotations
+
+import importlib
+from typing import get_args
+
+import pytest
+import yaml
+
+from occo.config import Params, as_dict, load_params
+from occo.config import table, types
+from support import REPO
+
+
+def test_params_yaml_is_the_models_defaults():
+    """When this fails, a default changed in one place only: occo/config/sections.py and params.yaml say the same."""
+    assert load_params(REPO / "params.yaml") == Params()
+
+
+def test_params_yaml_spells_out_every_key_of_the_models():
+    """Every field appears in params.yaml (users read it), except optional keys of mapping entries."""
+    written = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+
+    def missing(model: dict, raw: dict, prefix: str = "") -> list[str]:
+        out = []
+        for key, value in model.items():
+            if key not in raw:
+                out.append(prefix + key)
+            elif isinstance(value, dict) and isinstance(raw[key], dict) and not prefix.endswith(("datasets.",)):
+                out += missing(value, raw[key], f"{prefix}{key}.")
+        return out
+
+    dumped = as_dict(Params())
+    entry_keys = {"download.datasets", "detect.datasets", "masks.datasets", "evaluate.splits"}
+    gaps = [k for k in missing(dumped, written) if not any(k.startswith(e + ".") for e in entry_keys)]
+    assert not gaps, f"params.yaml lacks {gaps}"
+
+
+def test_docs_params_md_is_generated_from_the_models():
+    """When this fails, run `python -m occo.config.table` (make params-table)."""
+    assert (REPO / table.DOC).read_text(encoding="utf-8") == table.markdown()
+
+
+def test_every_field_has_a_one_line_description():
+    for _, _, rows in table.sections():
+        for key, _, description in rows:
+            assert description and "\n" not in description, key
+
+
+@pytest.mark.parametrize(
+    ("literal", "module", "registry"),
+    [
+        (types.FeatureSpace, "occo.losses.contrastive", "FEATURE_SPACES"),
+        (types.DistanceForm, "occo.losses.contrastive", "DISTANCE_FORMS"),
+        (types.CxVariant, "occo.losses.contextual", "CX_VARIANTS"),
+        (types.SpatialGate, "occo.nn.fifn.blocks", "GATES"),
+        (types.TokenNorm, "occo.nn.fifn.blocks", "TOKEN_NORMS"),
+        (types.AttentionRouting, "occo.nn.fifn.blocks", "ATTENTION_ROUTINGS"),
+        (types.MetricVariant, "occo.metrics.suite", "VARIANTS"),
+        (types.Metric, "occo.metrics.suite", "METRICS"),
+        (types.Baseline, "occo.metrics.evaluate", "BASELINES"),
+        (types.Detector, "occo.masks.models", "DETECTORS"),
+        (types.SamModel, "occo.masks.sam", "SAM_MODELS"),
+        (types.LabelFormat, "occo.downstream.labels", "FORMATS"),
+        (types.Encoder, "occo.fetch.weights", "ENCODER_WEIGHTS"),
+    ],
+)
+def test_enums_match_the_registries_they_copy(literal, module, registry):
+    assert list(get_args(literal)) == list(getattr(importlib.import_module(module), registry))
+
+
+def test_enums_made_from_registries():
+    from occo.downstream.detect import MODEL_SIZES
+    from occo.masks.models import PRECISIONS
+    from occo.nn.fifn.blocks import SPATIAL_ENHANCEMENTS
+    from occo.nn.fifn.model import INFERENCE_RULES
+
+    assert set(get_args(types.Compat)) == SPATIAL_ENHANCEMENTS.keys() & INFERENCE_RULES.keys()
+    assert list(get_args(types.Precision)) == ["auto", *PRECISIONS]
+    assert list(get_args(types.YoloModel)) == [f"yolov5{size}" for size in MODEL_SIZES]
+
+
+def test_sections_are_frozen():
+    cfg = Params()
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.train.epochs = 3  # type: ignore[misc]

@@ -1,0 +1,129 @@
+"""occo.pipeline.inputs: what each stage reads from outside the pipeline, the manifests, the one missing-inputs error."""
+
+from __future__ import annotations
+
+from support import REPO
+import copy
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+
+from occo.config import validate_params
+from occo.pipeline import inputs
+from occo.pipeline.inputs import MissingInputsError, gather, write_manifests
+
+OFFLINE_URL = "http://127.0.0.1:9/{}"  # port 9 (discard): the connection is refused at once
+
+
+@pytest.fixture
+def params() -> dict:
+    """The repository's params with every model random-init and only the synthetic set: nothing outside needed."""
+    p = yaml.safe_load((REPO / "params.yaml").read_text())
+    p["download"]["datasets"] = {}
+    p["masks"].update(random_init=True, datasets={})
+    p["train"].update(dataset="synthetic", vgg_random_init=True)
+    p["detect"].update(run=["synthetic"], pretrained=False)
+    p["segment"].update(dataset="synthetic", encoder_weights=None)
+    return p
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Registry weights point at a refused local port, so a missing file fails fast."""
+    real = inputs.weights_entry
+
+    def entry(name: str) -> dict:
+        e = copy.deepcopy(real(name))
+        for f in e["files"] if "files" in e else [e]:
+            f["url"] = OFFLINE_URL.format(f["filename"])
+        return e
+
+    monkeypatch.setattr("occo.fetch.weights.weights_entry", entry)
+    monkeypatch.setattr("occo.pipeline.inputs.weights_entry", entry)
+    monkeypatch.setenv("TORCH_HOME", "/nonexistent-torch-home")
+
+
+def test_random_init_synthetic_run_needs_nothing(params, tmp_path: Path):
+    manifests = gather(validate_params(params), tmp_path)
+    assert set(manifests) == set(inputs.STAGES) and not any(manifests.values())
+    written = write_manifests(manifests, tmp_path)
+    assert sorted(p.name for p in written) == sorted(f"{s}.json" for s in inputs.STAGES)
+    assert json.loads((tmp_path / "data/inputs/masks.json").read_text()) == {}
+
+
+def test_every_missing_input_is_listed_at_once_with_its_param(params, tmp_path: Path, offline):
+    params["download"]["datasets"] = {
+        "FMB": {"source": "nowhere/FMB", "split": "train", "limit": None, "optional": True},
+        "TNO": {"source": "nowhere/TNO", "split": "test", "limit": None, "optional": True},
+    }
+    params["train"].update(dataset="FMB", vgg_random_init=False)
+    params["masks"].update(random_init=False, datasets={"FMB": ["train"]})
+    params["fuse"]["extra_checkpoints"] = {"OCCO-public": "models/missing.pt"}
+    params["segment"].update(dataset="MSRS")
+    with pytest.raises(MissingInputsError) as err:
+        gather(validate_params(params), tmp_path)
+    text = str(err.value)
+    for expected in (
+        "download.datasets.FMB.source",  # needed (training set) although optional
+        "download.datasets.MSRS.source",  # needed by segment, not configured at all
+        "fuse.extra_checkpoints.OCCO-public",
+        "masks.sam_checkpoint",
+        "masks.gdino_checkpoint",
+        "masks.text_encoder",
+        "train.vgg_weights",
+        OFFLINE_URL.format("sam_vit_h_4b8939.pth"),
+    ):
+        assert expected in text, expected
+    assert "TNO" not in text  # optional and needed by no stage: skipped, not an error
+    assert text.startswith("7 input(s) missing")
+
+
+def test_optional_dataset_nobody_needs_is_skipped_with_a_warning(params, tmp_path: Path, caplog):
+    params["download"]["datasets"] = {"TNO": {"source": "nowhere", "split": "test", "limit": None, "optional": True}}
+    with caplog.at_level(logging.WARNING):
+        assert not gather(validate_params(params), tmp_path)["download"]
+    assert "dataset TNO" in caplog.text
+
+
+def test_registry_dataset_without_direct_download_is_missing(params, tmp_path: Path):
+    params["download"]["datasets"] = {"M3FD": {"source": "registry", "split": None, "limit": None, "optional": False}}
+    with pytest.raises(MissingInputsError, match="M3FD: no direct download; get it from https://drive.google.com"):
+        gather(validate_params(params), tmp_path)
+
+
+def test_manifest_follows_the_content_behind_a_param(params, tmp_path: Path):
+    folder = tmp_path / "elsewhere" / "TNO"
+    (folder / "ir").mkdir(parents=True)
+    (folder / "ir" / "01.png").write_bytes(b"one")
+    params["download"]["datasets"] = {"TNO": {"source": str(folder), "split": "test", "limit": None, "optional": False}}
+    params["evaluate"]["external"] = {"Mine": {"TNO": "elsewhere/TNO/ir"}}
+    first = gather(validate_params(params), tmp_path)
+    entry = first["download"]["download.datasets.TNO.source"]
+    assert entry["files"] == 1 and entry["size"] == 3
+    assert first["evaluate"]["evaluate.external.Mine.TNO"]["path"] == "elsewhere/TNO/ir"
+    (folder / "ir" / "01.png").write_bytes(b"two")
+    second = gather(validate_params(params), tmp_path)
+    assert second["download"]["download.datasets.TNO.source"]["sha256"] != entry["sha256"]
+    assert gather(validate_params(params), tmp_path) == second
+
+
+def test_paths_inside_pipeline_data_are_left_to_dvc_yaml(params, tmp_path: Path):
+    params["masks"]["import"] = {"synthetic": {"train": "data/raw/synthetic/train/masks"}}
+    assert not gather(validate_params(params), tmp_path)["masks"]  # a download output: absent before the pipeline runs, tracked by deps
+
+
+def test_registry_copy_is_recorded_without_network_and_hashed_once(params, tmp_path: Path, offline, monkeypatch):
+    params["detect"]["pretrained"] = True
+    weights = tmp_path / "models/pretrained/yolov5su.pt"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"weights")
+    calls = []
+    real = inputs.sha256_file
+    monkeypatch.setattr("occo.pipeline.inputs.sha256_file", lambda p: calls.append(p) or real(p))
+    first = gather(validate_params(params), tmp_path)["detect"]["detect.weights"]
+    assert first["weights"] == "yolov5su" and first["path"] == "models/pretrained/yolov5su.pt"
+    gather(validate_params(params), tmp_path)
+    assert len(calls) == 1  # the second run took the hash from .cache/occo/hashes.json
