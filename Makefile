@@ -25,7 +25,7 @@ export DVC_NO_ANALYTICS ?= 1
 # all into reports/report.html. `dvc exp run -S` applies the overrides to params.yaml in the workspace
 # (`git checkout params.yaml` restores the defaults).
 SMOKE_PARAMS ?= -S masks.random_init=true -S '+masks.datasets.synthetic=[train]' -S masks.gallery=4 \
-	-S 'masks.import={synthetic: {train: data/raw/synthetic/train/masks}}' \
+	-S '+masks.import.synthetic={train: data/raw/synthetic/train/masks}' \
 	-S train.dataset=synthetic -S train.crop=64 -S train.max_steps=10 \
 	-S train.vgg_random_init=true -S train.num_workers=0 -S train.checkpoint_every=5 -S train.log_every=1 \
 	-S 'fuse.datasets=[synthetic/train,synthetic/test,TNO/test]' \
@@ -40,7 +40,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e .
+	$(BIN)/python -m pip install -e ".[dev]"
 	$(BIN)/python -m pip check
 	# `dvc plots show` offline: a page template with Vega inline, named in the untracked .dvc/config.local
 	$(BIN)/python -m occo.report.render.offline_plots .cache/occo/plots.html

@@ -63,8 +63,10 @@ def main() -> None:
             }
             seconds = {name: measure(fn, cpu, args.warmup, args.repeats)[0] for name, fn in runs.items()}
     mib = args.files * args.kb / 1024
-    print(f"{args.files} files x {args.kb} KiB = {mib:.0f} MiB; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs; page cache warm; median of {args.repeats}\n")
+    print(
+        f"{args.files} files x {args.kb} KiB = {mib:.0f} MiB; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs; page cache warm; median of {args.repeats}\n"
+    )
     base = seconds["read every byte"]
     rows = [
         (name, f"{s:.3f}", f"{args.files / s:.0f}", f"{mib / s:.0f}", f"{s / base:.2f}") for name, s in seconds.items()

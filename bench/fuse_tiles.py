@@ -97,8 +97,10 @@ def main() -> None:
     for name in devices:
         dev = torch.device(name)
         model = build_model(cfg, seed=0).to(dev).eval()
-        print(f"## {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}), default network, "
-              f"estimate {estimate} bytes/pixel\n")
+        print(
+            f"## {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}), default network, "
+            f"estimate {estimate} bytes/pixel\n"
+        )
         rows = []
         for size in args.sizes.split(","):
             ir, vi = images(size, dev)
@@ -122,12 +124,35 @@ def main() -> None:
                 ratio = f"{tiled_s / one_s:.2f}"
             else:
                 one_s, diff, ratio = None, "—", "—"
-            rows.append((size, f"{pixels * estimate / 2**30:.1f}", core, f"{peak / 2**30:.2f}",
-                         f"{tiled_s:.2f}", "—" if one_s is None else f"{one_s:.2f}", ratio, diff))
-        print(f"Tiled under a budget of {args.budget_gb:g} GB (tile cores of {core} pixels); medians of "
-              f"{args.repeats} runs\n")
-        table(("size", "one pass needs (GB, estimate)", "core", "tiled peak (GB)", "tiled (s)", "one pass (s)",
-               "tiled / one pass", "max diff (grey levels)"), rows)
+            rows.append(
+                (
+                    size,
+                    f"{pixels * estimate / 2**30:.1f}",
+                    core,
+                    f"{peak / 2**30:.2f}",
+                    f"{tiled_s:.2f}",
+                    "—" if one_s is None else f"{one_s:.2f}",
+                    ratio,
+                    diff,
+                )
+            )
+        print(
+            f"Tiled under a budget of {args.budget_gb:g} GB (tile cores of {core} pixels); medians of "
+            f"{args.repeats} runs\n"
+        )
+        table(
+            (
+                "size",
+                "one pass needs (GB, estimate)",
+                "core",
+                "tiled peak (GB)",
+                "tiled (s)",
+                "one pass (s)",
+                "tiled / one pass",
+                "max diff (grey levels)",
+            ),
+            rows,
+        )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.train import measure, peak_memory, table  # noqa: E402
+from occo.config import load_params, override  # noqa: E402
 from occo.data import Pair, find_pairs, load_pair, make_synthetic  # noqa: E402
-from occo.pipeline.device import resolve_batch_size, resolve_device  # noqa: E402
 from occo.masks.detector import (  # noqa: E402
     GDINO_SIZE,
     DetectorSettings,
@@ -62,10 +62,10 @@ from occo.masks.detector import (  # noqa: E402
     gdino_config,
 )
 from occo.masks.generate import MODALITIES, as_rgb8, generate_masks  # noqa: E402
-from occo.config import load_params, override  # noqa: E402
 from occo.masks.models import PRECISIONS, detector_settings, resolve_precision, settings_record  # noqa: E402
 from occo.masks.sam import SAM_MODELS, SamMasker  # noqa: E402
 from occo.masks.tiny import TINY_DETECTOR_SIZE, tiny_bert, tiny_grounding_dino_args, tiny_sam  # noqa: E402
+from occo.pipeline.device import resolve_batch_size, resolve_device  # noqa: E402
 
 SIZE = (480, 640)
 """(H, W) of MSRS images and of the synthetic stand-ins."""
@@ -99,10 +99,10 @@ def build_models(real: bool, sam_name: str, prompt: str, folder: Path) -> Models
 def load_pairs(data: Path, n_pairs: int, folder: Path) -> tuple[list[Pair], str]:
     """The first ``n_pairs`` pairs of ``data`` (``ir/``, ``vi/``), or synthetic 640x480 pairs written to ``folder``."""
     if (data / "ir").is_dir() and (data / "vi").is_dir():
-        pairs = find_pairs(data / "ir", data / "vi")[:n_pairs]
+        pairs = find_pairs(ir=data / "ir", vi=data / "vi")[:n_pairs]
         return pairs, f"{len(pairs)} pairs from {data}"
     make_synthetic(folder, n_train=n_pairs, n_test=0, height=SIZE[0], width=SIZE[1])
-    pairs = find_pairs(folder / "train" / "ir", folder / "train" / "vi")
+    pairs = find_pairs(ir=folder / "train" / "ir", vi=folder / "train" / "vi")
     return pairs, f"{len(pairs)} synthetic pairs (occo.data.make_synthetic; {data} not found)"
 
 
@@ -119,8 +119,9 @@ def synthetic_boxes(images: list[np.ndarray], low: int, high: int, seed: int = 0
     return out
 
 
-def naive_masks(predictor: SamPredictor, images: list[np.ndarray], boxes: list[np.ndarray],
-                dtype: torch.dtype | None) -> list[np.ndarray]:
+def naive_masks(
+    predictor: SamPredictor, images: list[np.ndarray], boxes: list[np.ndarray], dtype: torch.dtype | None
+) -> list[np.ndarray]:
     """The per-box baseline: per box, ``set_image`` (encoder run again) and ``predict`` one mask; OR-ed per image."""
     out = []
     for img, img_boxes in zip(images, boxes):
@@ -159,17 +160,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--real", action="store_true", help="real-size architectures (random init), not the tiny ones")
     parser.add_argument("--sam", choices=SAM_MODELS, default="vit_b", help="SAM size with --real")
     parser.add_argument("--images", type=int, default=4, help="images (ir and vi interleaved; pairs = ceil(N/2))")
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/MSRS",
-                        help="folder with ir/ and vi/ (synthetic pairs when absent)")
-    parser.add_argument("--boxes", type=parse_boxes, default=(3, 8),
-                        help="fixed synthetic boxes per image: N or MIN-MAX")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=REPO.parent / "shared/datasets/MSRS",
+        help="folder with ir/ and vi/ (synthetic pairs when absent)",
+    )
+    parser.add_argument(
+        "--boxes", type=parse_boxes, default=(3, 8), help="fixed synthetic boxes per image: N or MIN-MAX"
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--batch-size", default="auto",
-                        help="pairs per forward, as masks.batch_size (auto: 1 on CPU, 8 on CUDA)")
+    parser.add_argument(
+        "--batch-size", default="auto", help="pairs per forward, as masks.batch_size (auto: 1 on CPU, 8 on CUDA)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
-    parser.add_argument("--params", type=Path, default=REPO / "params.yaml",
-                        help="prompt and thresholds (its masks section)")
+    parser.add_argument(
+        "--params", type=Path, default=REPO / "params.yaml", help="prompt and thresholds (its masks section)"
+    )
     args = parser.parse_args(argv)
     if args.images < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("--images and --repeats must be >= 1, --warmup >= 0")
@@ -191,13 +199,18 @@ def main(argv: list[str] | None = None) -> None:
         sam = models.sam.to(device)
         predictor = SamPredictor(sam)
 
-        print(f"masks stage: {models.name}, random init; {len(images)} images ({source}, "
-              f"{'x'.join(map(str, images[0].shape[1::-1]))}), {pairs_per_call} pair(s) = {per_call} images per call, "
-              f"median of {args.repeats} after {args.warmup} warm-up")
-        print(f"torch {torch.__version__}, python {platform.python_version()}, "
-              f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads, device {device}"
-              + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-              + ("" if device.type == "cuda" else "; bf16/fp16 autocast: CUDA only, not measured") + "\n")
+        print(
+            f"masks stage: {models.name}, random init; {len(images)} images ({source}, "
+            f"{'x'.join(map(str, images[0].shape[1::-1]))}), {pairs_per_call} pair(s) = {per_call} images per call, "
+            f"median of {args.repeats} after {args.warmup} warm-up"
+        )
+        print(
+            f"torch {torch.__version__}, python {platform.python_version()}, "
+            f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads, device {device}"
+            + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+            + ("" if device.type == "cuda" else "; bf16/fp16 autocast: CUDA only, not measured")
+            + "\n"
+        )
 
         det_rows, sam_rows, gen_rows = [], [], []
         base: dict[str, float] = {}
@@ -210,31 +223,56 @@ def main(argv: list[str] | None = None) -> None:
                 torch.cuda.reset_peak_memory_stats(device)
             t_det, _ = measure(lambda: in_chunks(detector.detect, images, per_call), device, args.warmup, args.repeats)
             base.setdefault("det", t_det)
-            det_rows.append((name, len(images), min(per_call, len(images)), f"{t_det:,.3f}",
-                             f"{len(images) / t_det:,.2f}", f"x{base['det'] / t_det:.2f}", peak_memory(device)))
+            det_rows.append(
+                (
+                    name,
+                    len(images),
+                    min(per_call, len(images)),
+                    f"{t_det:,.3f}",
+                    f"{len(images) / t_det:,.2f}",
+                    f"x{base['det'] / t_det:.2f}",
+                    peak_memory(device),
+                )
+            )
 
             def batched(chunk: list[int]) -> list[np.ndarray]:
                 return masker.masks([images[i] for i in chunk], [boxes[i] for i in chunk])
 
             indices = list(range(len(images)))
-            t_naive, want = measure(lambda: naive_masks(predictor, images, boxes, dtype), device, args.warmup,
-                                    args.repeats)
+            t_naive, want = measure(
+                lambda: naive_masks(predictor, images, boxes, dtype), device, args.warmup, args.repeats
+            )
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             t_batched, got = measure(lambda: in_chunks(batched, indices, per_call), device, args.warmup, args.repeats)
             differ = sum(int((g != w).sum()) for g, w in zip(got, want))
             mismatch |= dtype is None and differ > 0
-            sam_rows.append((name, len(images), n_boxes, f"{t_naive:,.3f}", f"{t_batched:,.3f}",
-                             f"{len(images) / t_batched:,.2f}", f"x{t_naive / t_batched:.2f}",
-                             "yes" if differ == 0 else f"no: {differ} px of {sum(m.size for m in got)}",
-                             peak_memory(device)))
+            sam_rows.append(
+                (
+                    name,
+                    len(images),
+                    n_boxes,
+                    f"{t_naive:,.3f}",
+                    f"{t_batched:,.3f}",
+                    f"{len(images) / t_batched:,.2f}",
+                    f"x{t_naive / t_batched:.2f}",
+                    "yes" if differ == 0 else f"no: {differ} px of {sum(m.size for m in got)}",
+                    peak_memory(device),
+                )
+            )
 
             found: list[int] = []  # boxes the (random) detector kept, per run: SAM's share depends on it
 
             def generate() -> None:
                 with tempfile.TemporaryDirectory() as out:
-                    generate_masks(pairs, Path(out), lambda: (detector, masker), settings=settings_record(params),
-                                   batch_size=pairs_per_call, desc=f"generate_masks {name}")
+                    generate_masks(
+                        pairs,
+                        Path(out),
+                        lambda: (detector, masker),
+                        settings=settings_record(params),
+                        batch_size=pairs_per_call,
+                        desc=f"generate_masks {name}",
+                    )
                     records = [json.loads(p.read_text(encoding="utf-8")) for p in Path(out, "boxes").glob("*.json")]
                     found.append(sum(len(r[kind]["boxes"]) for r in records for kind in MODALITIES))
 
@@ -242,21 +280,50 @@ def main(argv: list[str] | None = None) -> None:
                 torch.cuda.reset_peak_memory_stats(device)
             t_gen, _ = measure(generate, device, args.warmup, args.repeats)
             base.setdefault("gen", t_gen)
-            gen_rows.append((name, len(pairs), 2 * len(pairs), found[-1], f"{t_gen:,.3f}",
-                             f"{2 * len(pairs) / t_gen:,.2f}", f"x{base['gen'] / t_gen:.2f}", peak_memory(device)))
+            gen_rows.append(
+                (
+                    name,
+                    len(pairs),
+                    2 * len(pairs),
+                    found[-1],
+                    f"{t_gen:,.3f}",
+                    f"{2 * len(pairs) / t_gen:,.2f}",
+                    f"x{base['gen'] / t_gen:.2f}",
+                    peak_memory(device),
+                )
+            )
 
     print(f"### 1. Detector (groundingdino-py, input {models.detector_size[0]} px short side)\n")
-    table(("precision", "images", "images per call", "s (median)", "images/s", "speed vs fp32", "peak memory"),
-          det_rows)
-    print(f"### 2. SAM: one embedding per image, boxes batched (SamMasker) vs per box set_image + predict "
-          f"(SamPredictor), {args.boxes[0]}-{args.boxes[1]} fixed boxes per image\n")
-    table(("precision", "images", "boxes", "per-box baseline s", "SamMasker s", "SamMasker images/s",
-           "speed-up", "masks identical", "SamMasker peak memory"), sam_rows)
-    print("Both paths get the same images and boxes; the baseline re-runs the image encoder for every box, so the "
-          "speed-up is about the mean boxes per image when the encoder dominates.\n")
+    table(
+        ("precision", "images", "images per call", "s (median)", "images/s", "speed vs fp32", "peak memory"), det_rows
+    )
+    print(
+        f"### 2. SAM: one embedding per image, boxes batched (SamMasker) vs per box set_image + predict "
+        f"(SamPredictor), {args.boxes[0]}-{args.boxes[1]} fixed boxes per image\n"
+    )
+    table(
+        (
+            "precision",
+            "images",
+            "boxes",
+            "per-box baseline s",
+            "SamMasker s",
+            "SamMasker images/s",
+            "speed-up",
+            "masks identical",
+            "SamMasker peak memory",
+        ),
+        sam_rows,
+    )
+    print(
+        "Both paths get the same images and boxes; the baseline re-runs the image encoder for every box, so the "
+        "speed-up is about the mean boxes per image when the encoder dominates.\n"
+    )
     print("### 3. Whole path: generate_masks (load pair, detect, SAM, write PNG masks + box JSON)\n")
-    table(("precision", "pairs", "masks", "boxes detected", "s (median)", "masks/s", "speed vs fp32", "peak memory"),
-          gen_rows)
+    table(
+        ("precision", "pairs", "masks", "boxes detected", "s (median)", "masks/s", "speed vs fp32", "peak memory"),
+        gen_rows,
+    )
     if mismatch:
         raise SystemExit("fp32 masks of SamMasker and the per-box SamPredictor baseline differ")
 

@@ -38,7 +38,9 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)  # cwd: `python -c` imports from it first
+    proc = subprocess.run(
+        cmd, env=env, cwd=REPO, capture_output=True, text=True
+    )  # cwd: `python -c` imports from it first
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -72,27 +74,59 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         ours_json, base_json = Path(tmp) / "occo.json", Path(tmp) / "numpy.json"
-        ours = [sys.executable, "-c", "from occo.cli import main; main()", "evaluate", "--ir", str(ir), "--vi", str(vi),
-                "--fused", str(fused), "--variant", args.variant, "--out", str(ours_json)]
-        base = [sys.executable, str(REPO / "bench" / "metrics_numpy.py"), "--ir", str(ir), "--vi", str(vi),
-                "--fused", str(fused), "--variant", args.variant, "--out", str(base_json)]
-        print(f"{n} {args.method} images of {args.ref} ({args.variant}), {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f}")
+        ours = [
+            sys.executable,
+            "-c",
+            "from occo.cli import main; main()",
+            "evaluate",
+            "--ir",
+            str(ir),
+            "--vi",
+            str(vi),
+            "--fused",
+            str(fused),
+            "--variant",
+            args.variant,
+            "--out",
+            str(ours_json),
+        ]
+        base = [
+            sys.executable,
+            str(REPO / "bench" / "metrics_numpy.py"),
+            "--ir",
+            str(ir),
+            "--vi",
+            str(vi),
+            "--fused",
+            str(fused),
+            "--variant",
+            args.variant,
+            "--out",
+            str(base_json),
+        ]
+        print(
+            f"{n} {args.method} images of {args.ref} ({args.variant}), {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         print("| round | occo evaluate s/image (CPU) | NumPy/SciPy s/image (CPU) | ratio wall | ratio CPU | load |")
         print("|---:|---:|---:|---:|---:|---:|")
         rows = []
         for r in range(args.rounds):
             (w_o, c_o), (w_b, c_b) = timed(ours), timed(base)
             rows.append((w_o, c_o, w_b, c_b))
-            print(f"| {r + 1} | {w_o / n:.3f} ({c_o / n:.3f}) | {w_b / n:.3f} ({c_b / n:.3f}) | "
-                  f"{w_b / w_o:.1f} | {c_b / c_o:.1f} | {os.getloadavg()[0]:.1f} |")
+            print(
+                f"| {r + 1} | {w_o / n:.3f} ({c_o / n:.3f}) | {w_b / n:.3f} ({c_b / n:.3f}) | "
+                f"{w_b / w_o:.1f} | {c_b / c_o:.1f} | {os.getloadavg()[0]:.1f} |"
+            )
         per_image = pd.read_csv(ours_json.with_suffix(".csv"), dtype={"id": str})
         worst = worst_error(per_image, json.loads(base_json.read_text(encoding="utf-8"))["per_image"])
     w_o, _, w_b, _ = (statistics.median(col) for col in zip(*rows))
     wall_ratio = statistics.median(wb / wo for wo, _, wb, _ in rows)
     cpu_ratio = statistics.median(cb / co for _, co, _, cb in rows)
-    print(f"median of {len(rows)}: occo evaluate {w_o / n:.3f} s/image, NumPy/SciPy {w_b / n:.3f} s/image, "
-          f"ratio x{wall_ratio:.1f} wall, x{cpu_ratio:.1f} CPU")
+    print(
+        f"median of {len(rows)}: occo evaluate {w_o / n:.3f} s/image, NumPy/SciPy {w_b / n:.3f} s/image, "
+        f"ratio x{wall_ratio:.1f} wall, x{cpu_ratio:.1f} CPU"
+    )
     print("worst relative difference per metric: " + ", ".join(f"{m} {e:.0e}" for m, e in worst.items()))
     bad = {m: e for m, e in worst.items() if e > args.rtol}
     if bad:

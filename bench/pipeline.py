@@ -77,15 +77,20 @@ def report(logs: Path, walls: dict[str, float] | None) -> str:
     full, ablation = stage_times(text["smoke"]), stage_times(text["omega6"])
     lines = ["| stage | full smoke run (s) | ω6 = 100 ablation (s) |", "|---|---:|---:|"]
     for stage in full:
-        lines.append(f"| {stage} | {full[stage]:.1f} | {ablation[stage]:.1f} |" if stage in ablation
-                     else f"| {stage} | {full[stage]:.1f} | not run |")
+        lines.append(
+            f"| {stage} | {full[stage]:.1f} | {ablation[stage]:.1f} |"
+            if stage in ablation
+            else f"| {stage} | {full[stage]:.1f} | not run |"
+        )
     down_full = sum(full.get(s, 0.0) for s in DOWNSTREAM)
     down_ablation = sum(ablation.get(s, 0.0) for s in DOWNSTREAM)
     lines += [
         "",
         f"- stages total: full run {sum(full.values()):.0f} s, ablation {sum(ablation.values()):.0f} s",
         f"- evaluate + detect + segment in the ablation: {down_ablation:.1f} s of {down_full:.1f} s in the full run "
-        f"({100 * down_ablation / down_full:.0f} %)" if down_full else "- no downstream stage ran",
+        f"({100 * down_ablation / down_full:.0f} %)"
+        if down_full
+        else "- no downstream stage ran",
         f"- no-op `dvc repro` re-ran: {', '.join(ran_stages(text['noop'])) or 'nothing'}",
         f"- `dvc exp apply` + `dvc repro` re-ran: {', '.join(ran_stages(text['apply'])) or 'nothing'}",
     ]

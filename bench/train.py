@@ -66,6 +66,7 @@ def load_params(path: Path) -> dict:
 
 T = TypeVar("T")
 
+
 def sync(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -110,8 +111,17 @@ def synthetic_batch(batch: int, size: int, dev: torch.device, seed: int) -> tupl
 class Step:
     """The training step of occo/train/loop.py on a fixed synthetic batch (no data loading)."""
 
-    def __init__(self, params: dict, dev: torch.device, *, bf16: bool, compile: bool, batch: int, size: int,
-                 rebuild_loss: bool = False) -> None:
+    def __init__(
+        self,
+        params: dict,
+        dev: torch.device,
+        *,
+        bf16: bool,
+        compile: bool,
+        batch: int,
+        size: int,
+        rebuild_loss: bool = False,
+    ) -> None:
         self.params, self.dev, self.rebuild_loss = params, dev, rebuild_loss
         arch = ArchConfig.from_dict(params["arch"])
         self.per_image = arch.compat == "fixed"
@@ -204,14 +214,20 @@ def main() -> None:
         print("cuda requested but not available: skipped")
     fw, fh = (int(v) for v in args.fuse_size.lower().split("x"))
 
-    print(f"OCCO training step: batch {args.batch} x {args.size}x{args.size}, {args.steps} timed steps after "
-          f"{args.warmup} warm-up, random-init network and VGG19, synthetic inputs and masks")
+    print(
+        f"OCCO training step: batch {args.batch} x {args.size}x{args.size}, {args.steps} timed steps after "
+        f"{args.warmup} warm-up, random-init network and VGG19, synthetic inputs and masks"
+    )
     cpu = platform.processor() or platform.machine()
-    print(f"torch {torch.__version__}, python {platform.python_version()}, {cpu}, {torch.get_num_threads()} CPU threads"
-          + "".join(f", {torch.cuda.get_device_name(d)}" for d in devices if d.type == "cuda")
-          + f", load average at start {os.getloadavg()[0]:.1f}")
-    print(f"params: arch.compat={params['arch']['compat']}, loss.cx_variant={params['loss']['cx_variant']}, "
-          f"ablation.feature_space={params['ablation']['feature_space']}, omega6={params['omega6']}\n")
+    print(
+        f"torch {torch.__version__}, python {platform.python_version()}, {cpu}, {torch.get_num_threads()} CPU threads"
+        + "".join(f", {torch.cuda.get_device_name(d)}" for d in devices if d.type == "cuda")
+        + f", load average at start {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"params: arch.compat={params['arch']['compat']}, loss.cx_variant={params['loss']['cx_variant']}, "
+        f"ablation.feature_space={params['ablation']['feature_space']}, omega6={params['omega6']}\n"
+    )
 
     step_rows, loss_rows, public_rows, fuse_rows, notes = [], [], [], [], []
     for dev in devices:
@@ -249,56 +265,111 @@ def main() -> None:
             fused = step.fused_leaf()
             t_full = timed(step.loss_only(fused, pixel_only=False), dev, args.warmup, args.steps)
             t_pix = timed(step.loss_only(fused, pixel_only=True), dev, args.warmup, args.steps)
-            loss_rows.append((dev.type, name, f"{t * 1000:,.1f}", f"{t_full * 1000:,.1f}", f"{t_pix * 1000:,.2f}",
-                              f"{(t_full - t_pix) / t_full:.1%}", f"{(t_full - t_pix) / t:.1%}"))
+            loss_rows.append(
+                (
+                    dev.type,
+                    name,
+                    f"{t * 1000:,.1f}",
+                    f"{t_full * 1000:,.1f}",
+                    f"{t_pix * 1000:,.2f}",
+                    f"{(t_full - t_pix) / t_full:.1%}",
+                    f"{(t_full - t_pix) / t:.1%}",
+                )
+            )
 
             # 3. public design: loss (with VGG19) rebuilt every batch
             step.rebuild_loss = True
             t_rebuild = timed(step, dev, args.warmup, args.steps)
             step.rebuild_loss = False
             t_build = timed(lambda: OCCOLoss.from_params(params).to(dev), dev, args.warmup, args.steps)
-            public_rows.append((dev.type, name, f"{t * 1000:,.1f}", f"{t_rebuild * 1000:,.1f}",
-                                f"{t_build * 1000:,.1f}", f"x{t_rebuild / t:.2f}", f"x{(t + t_build) / t:.3f}"))
+            public_rows.append(
+                (
+                    dev.type,
+                    name,
+                    f"{t * 1000:,.1f}",
+                    f"{t_rebuild * 1000:,.1f}",
+                    f"{t_build * 1000:,.1f}",
+                    f"x{t_rebuild / t:.2f}",
+                    f"x{(t + t_build) / t:.3f}",
+                )
+            )
             del step, fused
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
 
         # 4. fusion throughput
         model = build_model(ArchConfig.from_dict(params["arch"]), seed=0).to(dev).eval()
-        for batch in ([1, 8] if dev.type == "cuda" else [1]):
+        for batch in [1, 8] if dev.type == "cuda" else [1]:
             g = torch.Generator().manual_seed(1)
             ir, vi = (torch.rand(batch, 1, fh, fw, generator=g).to(dev) for _ in range(2))
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(dev)
             t = timed(lambda: fuse_y(model, ir, vi), dev, min(args.warmup, 1), args.fuse_steps)
-            fuse_rows.append((dev.type, f"{batch}", f"{t * 1000:,.1f}", f"{batch / t:,.2f}",
-                              peak_memory(dev) if dev.type == "cuda" else "—"))
+            fuse_rows.append(
+                (
+                    dev.type,
+                    f"{batch}",
+                    f"{t * 1000:,.1f}",
+                    f"{batch / t:,.2f}",
+                    peak_memory(dev) if dev.type == "cuda" else "—",
+                )
+            )
         del model
 
     print(f"### 1. Training step (batch {args.batch}, {args.size}x{args.size})\n")
     table(("device", "config", "step ms (median)", "peak memory", "speed vs fp32 eager"), step_rows)
-    print("Peak memory: CUDA torch.cuda.max_memory_allocated during the configuration; CPU the growth of the "
-          "process's peak RSS while it ran (a high-water mark: later configurations show only growth beyond it).")
+    print(
+        "Peak memory: CUDA torch.cuda.max_memory_allocated during the configuration; CPU the growth of the "
+        "process's peak RSS while it ran (a high-water mark: later configurations show only growth beyond it)."
+    )
     for n in notes:
         print(f"- {n}")
     print()
     print("### 2. Contextual contrastive loss's share (loss forward+backward on a fixed fused output)\n")
-    table(("device", "config", "step ms", "full loss ms", "pixel loss ms", "contrastive share of loss",
-           "contrastive share of step"), loss_rows)
-    print("OCCOLoss computes the contrastive terms whatever omega6 (omega6: 0 only zeroes their weight), so the "
-          "pixel-only time calls OCCOLoss.pixel (PixelLoss, Eq. 15-19) directly; share = (full - pixel) / full.\n")
+    table(
+        (
+            "device",
+            "config",
+            "step ms",
+            "full loss ms",
+            "pixel loss ms",
+            "contrastive share of loss",
+            "contrastive share of step",
+        ),
+        loss_rows,
+    )
+    print(
+        "OCCOLoss computes the contrastive terms whatever omega6 (omega6: 0 only zeroes their weight), so the "
+        "pixel-only time calls OCCOLoss.pixel (PixelLoss, Eq. 15-19) directly; share = (full - pixel) / full.\n"
+    )
     print("### 3. Public code's design: loss modules rebuilt every batch vs built once\n")
-    table(("device", "config", "build once: step ms", "rebuild every step: step ms", "OCCOLoss build ms",
-           "slow-down (measured)", "slow-down (step + build)"), public_rows)
-    print("'measured' compares two separately timed step medians, so step-time noise can hide a small build cost; "
-          "'step + build' adds the separately timed build to the build-once step.")
-    print("The rebuild uses a random-init VGG19 (torchvision's init of both VGG19 trunks); the public code loads "
-          "ImageNet weights instead, so each of its steps also reads the VGG19 weight file "
-          "(vgg19-dcbb9e9d.pth, 548 MB) from disk, not counted here.\n")
+    table(
+        (
+            "device",
+            "config",
+            "build once: step ms",
+            "rebuild every step: step ms",
+            "OCCOLoss build ms",
+            "slow-down (measured)",
+            "slow-down (step + build)",
+        ),
+        public_rows,
+    )
+    print(
+        "'measured' compares two separately timed step medians, so step-time noise can hide a small build cost; "
+        "'step + build' adds the separately timed build to the build-once step."
+    )
+    print(
+        "The rebuild uses a random-init VGG19 (torchvision's init of both VGG19 trunks); the public code loads "
+        "ImageNet weights instead, so each of its steps also reads the VGG19 weight file "
+        "(vgg19-dcbb9e9d.pth, 548 MB) from disk, not counted here.\n"
+    )
     print(f"### 4. Fusion throughput (fuse_y, {fw}x{fh}, eval mode, arch.compat={params['arch']['compat']})\n")
     table(("device", "batch", "ms per call (median)", "pairs/s", "peak memory"), fuse_rows)
-    print(f"Process peak RSS: {rss_mib():,.0f} MiB; load average at end {os.getloadavg()[0]:.1f} "
-          f"(above the thread count, other processes shared the CPU and timings are inflated and noisy)")
+    print(
+        f"Process peak RSS: {rss_mib():,.0f} MiB; load average at end {os.getloadavg()[0]:.1f} "
+        f"(above the thread count, other processes shared the CPU and timings are inflated and noisy)"
+    )
 
 
 if __name__ == "__main__":

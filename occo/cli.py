@@ -11,9 +11,9 @@ from typing import NoReturn
 
 from occo.data.io import IMAGE_EXTS, MAX_PIXELS, write_text_atomic
 from occo.data.pairs import find_pairs
-from occo.pipeline.device import batch_size_flag, device_flag
 from occo.metrics.evaluate import BASELINES, fusion_table, rows_to_csv, score_pairs, summarise
 from occo.metrics.suite import VARIANTS
+from occo.pipeline.device import batch_size_flag, device_flag
 from occo.pipeline.process import skip_final_collection
 
 
@@ -29,7 +29,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         methods[folder.name] = folder
     if not methods:
         raise SystemExit("nothing to score: give --fused FOLDER (repeatable) and/or --baselines [NAME ...]")
-    pairs = find_pairs(args.ir, args.vi)
+    pairs = find_pairs(ir=args.ir, vi=args.vi)
     per_image = score_pairs(pairs, methods, variant=args.variant, device=args.device, batch_size=args.batch_size)
     summary = summarise(per_image)
     print(fusion_table(summary, title=f"{args.vi.parent.name or args.vi} ({len(pairs)} pairs, {args.variant})"))
@@ -59,12 +59,11 @@ def _apart(out: Path, inputs: dict[str, Path]) -> None:
 
 
 def _fuse(args: argparse.Namespace) -> None:
-    from occo.data.io import sha256_file
-    from occo.data.io import check_max_pixels
+    from occo.data.io import check_max_pixels, sha256_file
     from occo.data.pairs import Pair
-    from occo.pipeline.device import resolve_batch_size, resolve_device
-    from occo.nn.fuse import fuse_folder, memory_budget
     from occo.nn import load_model
+    from occo.nn.fuse import fuse_folder, memory_budget
+    from occo.pipeline.device import resolve_batch_size, resolve_device
 
     for flag, path in (("--ir", args.ir), ("--vi", args.vi), ("--checkpoint", args.checkpoint)):
         if not path.exists():
@@ -79,18 +78,25 @@ def _fuse(args: argparse.Namespace) -> None:
         pairs, out_dir = [Pair(id=out.stem, ir=args.ir, vi=args.vi)], out.parent
     else:
         if suffix == ".png":
-            raise SystemExit(f"--out {args.out} names an image file, but --ir and --vi are folders: "
-                             "give a folder for --out")
+            raise SystemExit(
+                f"--out {args.out} names an image file, but --ir and --vi are folders: give a folder for --out"
+            )
         _apart(args.out, {"--ir": args.ir, "--vi": args.vi})
-        pairs, out_dir = find_pairs(args.ir, args.vi), args.out
+        pairs, out_dir = find_pairs(ir=args.ir, vi=args.vi), args.out
     device = resolve_device(args.device, "--device")
     max_pixels = check_max_pixels(args.max_pixels, "--max-pixels")
     budget = memory_budget(args.memory_budget, "--memory-budget", device)
     model, _ = load_model(args.checkpoint, device)
     written = fuse_folder(
-        model, pairs, out_dir, checkpoint_sha256=sha256_file(args.checkpoint), device=device,
-        batch_size=resolve_batch_size(args.batch_size, device), overwrite=args.overwrite,
-        max_pixels=max_pixels, memory_budget_bytes=budget,
+        model,
+        pairs,
+        out_dir,
+        checkpoint_sha256=sha256_file(args.checkpoint),
+        device=device,
+        batch_size=resolve_batch_size(args.batch_size, device),
+        overwrite=args.overwrite,
+        max_pixels=max_pixels,
+        memory_budget_bytes=budget,
     )
     for path in written:
         print(path)
@@ -129,13 +135,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ir", type=Path, required=True, help="folder of infrared images")
     ev.add_argument("--vi", type=Path, required=True, help="folder of visible images")
     ev.add_argument("--fused", type=Path, action="append", default=[], help="folder of fused images (repeatable)")
-    ev.add_argument("--baselines", nargs="*", choices=list(BASELINES), metavar="NAME",
-                    help=f"also score pixel baselines: all ({', '.join(BASELINES)}) when given alone, or those named")
+    ev.add_argument(
+        "--baselines",
+        nargs="*",
+        choices=list(BASELINES),
+        metavar="NAME",
+        help=f"also score pixel baselines: all ({', '.join(BASELINES)}) when given alone, or those named",
+    )
     ev.add_argument("--variant", default="matlab", choices=list(VARIANTS), help="metric convention (docs/metrics.md)")
     ev.add_argument("--device", type=device_flag, default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
-    ev.add_argument("--batch-size", type=batch_size_flag, default="auto",
-                    help="same-size pairs scored together: 'auto' (1 on CPU, 8 on CUDA) or N")
-    ev.add_argument("--out", type=json_out_flag, help="write the means here (JSON) and per-image values beside it (CSV)")
+    ev.add_argument(
+        "--batch-size",
+        type=batch_size_flag,
+        default="auto",
+        help="same-size pairs scored together: 'auto' (1 on CPU, 8 on CUDA) or N",
+    )
+    ev.add_argument(
+        "--out", type=json_out_flag, help="write the means here (JSON) and per-image values beside it (CSV)"
+    )
     ev.set_defaults(func=_evaluate)
     cv = sub.add_parser(
         "convert-checkpoint",
@@ -158,15 +175,30 @@ def build_parser() -> argparse.ArgumentParser:
     fu.add_argument("--out", type=fused_out_flag, required=True, help="output folder (or .png file for a single pair)")
     fu.add_argument("--checkpoint", type=Path, required=True, help="occo checkpoint (models/occo.pt or converted)")
     fu.add_argument("--device", type=device_flag, default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
-    fu.add_argument("--batch-size", type=batch_size_flag, default="auto",
-                    help="same-size pairs fused together: 'auto' (1 on CPU, 8 on CUDA) or N")
-    fu.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
-                    help=f"refuse images with more pixels, read from the header (default {MAX_PIXELS:,})")
-    fu.add_argument("--memory-budget", default="auto", metavar="GB",
-                    help="working memory of one forward pass, in GB, or 'auto' (half of what the device has free, "
-                    "the default); batches shrink to fit and larger images are fused in tiles, same result")
-    fu.add_argument("--overwrite", action="store_true",
-                    help="replace existing outputs, also those made by another checkpoint (refused otherwise)")
+    fu.add_argument(
+        "--batch-size",
+        type=batch_size_flag,
+        default="auto",
+        help="same-size pairs fused together: 'auto' (1 on CPU, 8 on CUDA) or N",
+    )
+    fu.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        help=f"refuse images with more pixels, read from the header (default {MAX_PIXELS:,})",
+    )
+    fu.add_argument(
+        "--memory-budget",
+        default="auto",
+        metavar="GB",
+        help="working memory of one forward pass, in GB, or 'auto' (half of what the device has free, "
+        "the default); batches shrink to fit and larger images are fused in tiles, same result",
+    )
+    fu.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs, also those made by another checkpoint (refused otherwise)",
+    )
     fu.set_defaults(func=_fuse)
     return parser
 

@@ -17,15 +17,18 @@ writes, for every method,
 
 from __future__ import annotations
 
-from occo.downstream.detect import run_detect
-from occo.pipeline.sources import PARTS
 from occo.config import as_dict
+from occo.downstream.detect import run_detect
 from occo.pipeline.entry import run_stage
+from occo.pipeline.sources import PARTS
 
 
 def main(argv: list[str] | None = None) -> None:
     run_stage(
-        __doc__, __file__, argv, lambda cfg, root, args: run_detect(as_dict(cfg), root, part=args.part),
+        __doc__,
+        __file__,
+        argv,
+        lambda cfg, root, args: run_detect(as_dict(cfg), root, part=args.part),
         section="detect",
         add_arguments=lambda p: p.add_argument("--part", choices=PARTS, required=True, help="which stage to run"),
     )

@@ -13,7 +13,9 @@ from occo.pipeline.sources import PARTS, REFERENCE
 
 def main(argv: list[str] | None = None) -> None:
     run_stage(
-        __doc__, __file__, argv,
+        __doc__,
+        __file__,
+        argv,
         lambda cfg, root, args: (run_evaluate_reference if args.part == REFERENCE else run_evaluate)(cfg, root),
         section="evaluate",
         add_arguments=lambda p: p.add_argument("--part", choices=PARTS, default="ours", help="which stage to run"),

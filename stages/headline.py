@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from occo.report.headline import write_headline
 from occo.pipeline.entry import run_stage
+from occo.report.headline import write_headline
 
 log = logging.getLogger("stages.headline")
 

@@ -12,9 +12,9 @@ tables for `dvc plots`).
 
 from __future__ import annotations
 
-from occo.report.build import build_report
 from occo.config import as_dict
 from occo.pipeline.entry import run_stage
+from occo.report.build import build_report
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,15 +18,18 @@ A dataset without segmentation labels is skipped with a warning.
 
 from __future__ import annotations
 
-from occo.downstream.segment import run_segment
-from occo.pipeline.sources import PARTS
 from occo.config import as_dict
+from occo.downstream.segment import run_segment
 from occo.pipeline.entry import run_stage
+from occo.pipeline.sources import PARTS
 
 
 def main(argv: list[str] | None = None) -> None:
     run_stage(  # DataError: bad input, bad segment.* values or missing encoder weights
-        __doc__, __file__, argv, lambda cfg, root, args: run_segment(as_dict(cfg), root, part=args.part),
+        __doc__,
+        __file__,
+        argv,
+        lambda cfg, root, args: run_segment(as_dict(cfg), root, part=args.part),
         section="segment",
         add_arguments=lambda p: p.add_argument("--part", choices=PARTS, required=True, help="which stage to run"),
     )

@@ -9,8 +9,8 @@ masks from data/masks/<dataset>/<split> (or the split's own masks/ folder). Writ
 
 from __future__ import annotations
 
-from occo.pipeline.device import device_flag
 from occo.config import as_dict
+from occo.pipeline.device import device_flag
 from occo.pipeline.entry import run_stage
 from occo.train import train
 from occo.train.loop import TrainingStopped
@@ -18,7 +18,10 @@ from occo.train.loop import TrainingStopped
 
 def main(argv: list[str] | None = None) -> None:
     run_stage(  # DataError: bad input, an unreadable checkpoint or missing VGG weights; TrainingStopped: diverged
-        __doc__, __file__, argv, lambda cfg, root, args: train(as_dict(cfg), root, device=args.device),
+        __doc__,
+        __file__,
+        argv,
+        lambda cfg, root, args: train(as_dict(cfg), root, device=args.device),
         errors=(TrainingStopped,),
         add_arguments=lambda p: p.add_argument(
             "--device", type=device_flag, default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ..."

@@ -6,11 +6,11 @@ Markers: ``slow`` marks tests that train real models for several epochs or run w
 
 from __future__ import annotations
 
-from support import REPO, SHARED
 from pathlib import Path
 
 import pytest
 
+from support import REPO, SHARED
 
 
 @pytest.fixture(scope="session")

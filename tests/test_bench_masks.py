@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from support import REPO
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from support import REPO
 
 MSRS = REPO.parent / "shared" / "datasets" / "MSRS"
 

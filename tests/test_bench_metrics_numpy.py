@@ -9,14 +9,13 @@ A few rows by default; every row with OCCO_FULL_REFERENCE=1.
 
 from __future__ import annotations
 
-from support import REPO
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from support import REPO
 
 REF = REPO.parent / "shared" / "reference" / "tno42"
 FULL = os.environ.get("OCCO_FULL_REFERENCE") == "1"
@@ -207,7 +206,18 @@ def test_folder_command_writes_means_and_per_image_values(tmp_path):
             Image.fromarray(x).save(tmp_path / folder / f"{id_}.png")
     Image.fromarray(arrays["fused", "01"]).save(tmp_path / "fused" / "99.png")  # no source pair: skipped
     out = tmp_path / "x.json"
-    main(["--ir", str(tmp_path / "ir"), "--vi", str(tmp_path / "vi"), "--fused", str(tmp_path / "fused"), "--out", str(out)])
+    main(
+        [
+            "--ir",
+            str(tmp_path / "ir"),
+            "--vi",
+            str(tmp_path / "vi"),
+            "--fused",
+            str(tmp_path / "fused"),
+            "--out",
+            str(out),
+        ]
+    )
     got = json.loads(out.read_text(encoding="utf-8"))
     assert sorted(got["per_image"]) == ["01", "02"]
     for id_ in ("01", "02"):

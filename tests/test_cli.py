@@ -65,7 +65,7 @@ def test_evaluate_prints_table_and_writes_json_and_csv(folders, tmp_path, capsys
     assert list(per_image.columns) == ["method", "id", *METRICS]
     assert list(zip(per_image["method"], per_image["id"])) == [(m, i) for m in methods for i in ("01", "02", "03")]
     # The files hold what the library computes.
-    pairs = find_pairs(folders / "ir", folders / "vi")
+    pairs = find_pairs(ir=folders / "ir", vi=folders / "vi")
     frame = evaluate_pairs(pairs, {"MyMethod": folders / "MyMethod"}, device="cpu")
     want = summarise(frame.to_dict("records"))["MyMethod"]
     for k in METRICS:
@@ -81,7 +81,7 @@ def test_evaluate_variant_and_baseline_selection(folders, tmp_path, capsys):
     assert "cddfuse" in capsys.readouterr().out
     summary = json.loads(out.read_text(encoding="utf-8"))
     assert list(summary) == ["max"]
-    pairs = find_pairs(folders / "ir", folders / "vi")
+    pairs = find_pairs(ir=folders / "ir", vi=folders / "vi")
     want = summarise(evaluate_pairs(pairs, {"max": None}, variant="cddfuse", device="cpu").to_dict("records"))["max"]
     assert summary["max"] == pytest.approx(want, rel=1e-12)
 
@@ -190,8 +190,19 @@ def test_checkpoint_with_zero_heads_is_one_line_naming_the_file(folders, tmp_pat
     bad = tmp_path / "bad.pt"
     for heads in (0, [1, 0, 1, 1]):
         torch.save({**payload, "arch": {**payload["arch"], "heads": heads}}, bad)
-        argv = ["fuse", "--ir", str(folders / "ir"), "--vi", str(folders / "vi"), "--out", str(tmp_path / "out"),
-                "--checkpoint", str(bad), "--device", "cpu"]
+        argv = [
+            "fuse",
+            "--ir",
+            str(folders / "ir"),
+            "--vi",
+            str(folders / "vi"),
+            "--out",
+            str(tmp_path / "out"),
+            "--checkpoint",
+            str(bad),
+            "--device",
+            "cpu",
+        ]
         assert _one_line_error(argv, capsys) == (
             f"occo fuse: cannot load {bad}: arch.heads={heads!r}: expected a list of positive integers, one per scale"
         )
@@ -263,8 +274,13 @@ def test_installed_console_script(folders, tmp_path):
     assert "| mean | 3 |" in proc.stdout
     assert list(json.loads(out.read_text(encoding="utf-8"))) == ["mean"]
 
-    bad = subprocess.run([str(script), "evaluate", "--ir", str(tmp_path / "none"), "--vi", str(folders / "vi"), "--baselines"],
-                         capture_output=True, text=True, timeout=120, env=env)
+    bad = subprocess.run(
+        [str(script), "evaluate", "--ir", str(tmp_path / "none"), "--vi", str(folders / "vi"), "--baselines"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert bad.returncode == 2
     assert bad.stderr.startswith("occo evaluate: ") and str(tmp_path / "none") in bad.stderr
 
@@ -285,7 +301,6 @@ def test_evaluate_command_leaves_pandas_unimported(folders, tmp_path):
 def test_python_m_occo_cli_runs_the_command(folders):
     done = subprocess.run([sys.executable, "-m", "occo.cli", "evaluate", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--fused" in done.stdout
-
 
 
 def test_commands_leave_the_collector_alone_until_exit(folders):

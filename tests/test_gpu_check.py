@@ -3,16 +3,13 @@ others still run; the GPU report's ratios and targets; the equality comparisons 
 
 from __future__ import annotations
 
-from support import REPO
 import json
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
 
 from bench.gpu_check import equality
 from bench.gpu_check.context import DONE, FAIL, PASS, SKIP, TIMEOUT, Context, Row, real_pairs
@@ -20,8 +17,9 @@ from bench.gpu_check.distributed import run_problems
 from bench.gpu_check.plan import CHECKS, GPU_TOTAL_S, Check
 from bench.gpu_check.report import render
 from bench.gpu_check.runner import Outcome, child_env, main, run_all
+from support import REPO
 
-FAKE_CHECKS = '''
+FAKE_CHECKS = """
 import os, sys, time
 from bench.gpu_check.context import DONE, Row
 
@@ -41,7 +39,7 @@ def crash(ctx):
     yield Row("crash part 1", DONE, "fine")
     sys.stdout.flush()
     os.abort()
-'''
+"""
 
 
 def table_rows(text: str) -> dict[str, list[str]]:
@@ -111,19 +109,48 @@ def outcome(name: str, *rows: Row, seconds: float = 1.0) -> Outcome:
 def test_gpu_report_ratios_and_targets() -> None:
     fusion_rates = {"fp32 b8": 300.0, "bf16 b8": 450.0, "bf16 + channels_last b32": 620.0, "official fp32": 40.0}
     outcomes = [
-        outcome("env", Row("0 environment", DONE, "in the header", {
-            "cuda": True, "device": "NVIDIA H200", "capability": "9.0", "memory_gib": 139.8, "devices": 1,
-            "bf16": True, "torch": "2.x", "cuda_build": "13.0", "cudnn": "92400", "nccl": True})),
-        outcome("train-fp32", Row("2 training step, fp32 eager", DONE, "300 ms",
-                                  {"step_ms": 300.0, "contrastive_step": 0.2})),
-        outcome("train-bf16", Row("2 training step, bf16", DONE, "150 ms",
-                                  {"step_ms": 150.0, "contrastive_step": 0.35})),
+        outcome(
+            "env",
+            Row(
+                "0 environment",
+                DONE,
+                "in the header",
+                {
+                    "cuda": True,
+                    "device": "NVIDIA H200",
+                    "capability": "9.0",
+                    "memory_gib": 139.8,
+                    "devices": 1,
+                    "bf16": True,
+                    "torch": "2.x",
+                    "cuda_build": "13.0",
+                    "cudnn": "92400",
+                    "nccl": True,
+                },
+            ),
+        ),
+        outcome(
+            "train-fp32",
+            Row("2 training step, fp32 eager", DONE, "300 ms", {"step_ms": 300.0, "contrastive_step": 0.2}),
+        ),
+        outcome(
+            "train-bf16", Row("2 training step, bf16", DONE, "150 ms", {"step_ms": 150.0, "contrastive_step": 0.35})
+        ),
         outcome("train-bf16-compile", Row("2 train-bf16-compile", TIMEOUT, "no result | within 60 s")),
-        outcome("fusion", Row("4 fusion 640x480", DONE, "rates", {"pairs_s": fusion_rates}),
-                Row("4 fusion pipeline", DONE, "parts", {"fuse_folder_pairs_s": 90.0, "decode_encode_pairs_s": 95.0,
-                                                         "transfer_pairs_s": 2000.0})),
-        outcome("metrics", Row("5 metrics 640x480", DONE, "triples", {"projected_361_s": 2.5,
-                                                                     "projected_361_evaluate_s": 12.0})),
+        outcome(
+            "fusion",
+            Row("4 fusion 640x480", DONE, "rates", {"pairs_s": fusion_rates}),
+            Row(
+                "4 fusion pipeline",
+                DONE,
+                "parts",
+                {"fuse_folder_pairs_s": 90.0, "decode_encode_pairs_s": 95.0, "transfer_pairs_s": 2000.0},
+            ),
+        ),
+        outcome(
+            "metrics",
+            Row("5 metrics 640x480", DONE, "triples", {"projected_361_s": 2.5, "projected_361_evaluate_s": 12.0}),
+        ),
     ]
     text = render(outcomes, outcomes[0].rows[0].figures, dry=False, seconds=400, total=GPU_TOTAL_S)
     assert "Device: NVIDIA H200 (compute 9.0, 139.8 GiB, 1 device(s), bf16 yes)" in text
@@ -131,16 +158,24 @@ def test_gpu_report_ratios_and_targets() -> None:
     assert rows["2 training step, fp32 eager"][3] == "300 ms; x1.00 vs fp32 eager"
     assert rows["2 training step, bf16"][3] == "150 ms; x2.00 vs fp32 eager"
     assert rows["2 train-bf16-compile"][1:] == [TIMEOUT, "1 (60)", "no result / within 60 s"]  # '|' escaped
-    targets = {r[0]: r[1:] for r in (
-        [c.strip() for c in line.strip("|").split("|")] for line in text.split("## Targets")[1].splitlines()
-        if line.startswith("| ")) if len(r) == 3}
+    targets = {
+        r[0]: r[1:]
+        for r in (
+            [c.strip() for c in line.strip("|").split("|")]
+            for line in text.split("## Targets")[1].splitlines()
+            if line.startswith("| ")
+        )
+        if len(r) == 3
+    }
     assert targets["bf16 + channels_last training step ≥ 2.5x fp32 eager"] == ["bf16 x2.00", "no"]
     assert targets["contrastive loss < 30% of the step"] == ["fp32 20%, bf16 35%", "no"]
     fusion = targets["fusion ≥ 500 pairs/s at 640x480 in bf16"]
     assert fusion[1] == "yes" and fusion[0].startswith("compute 620 (bf16 + channels_last b32")
     assert "limited by decode + encode on the CPU (95)" in fusion[0]
     assert targets["MSRS test split (361 pairs), whole suite, < 10 s"] == [
-        "2.5 s compute only, 12.0 s with evaluate_pairs (PNG decode)", "yes"]
+        "2.5 s compute only, 12.0 s with evaluate_pairs (PNG decode)",
+        "yes",
+    ]
 
 
 def test_resume_problems_are_named() -> None:
@@ -150,7 +185,9 @@ def test_resume_problems_are_named() -> None:
     assert run_problems(fresh, 4, 8) == ["resumed from step None, expected 4"]
     assert run_problems({"error": "torchrun (8 steps) exited with 1"}, 4, 8) == ["torchrun (8 steps) exited with 1"]
     assert run_problems({**good, "all_reduce": False, "final": False}, 4, 8) == [
-        "nccl all-reduce gave a wrong sum", "no final weights models/occo.pt"]
+        "nccl all-reduce gave a wrong sum",
+        "no final weights models/occo.pt",
+    ]
 
 
 def test_equality_comparisons_on_a_second_device(tmp_path: Path) -> None:

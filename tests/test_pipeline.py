@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from support import REPO
 import ast
 import re
 from pathlib import Path
 
 import pytest
-import yaml
 
+from support import REPO
 
 
 def module_file(name: str) -> Path | None:

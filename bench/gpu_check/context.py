@@ -50,14 +50,20 @@ class Context:
         return params
 
     def to_json(self) -> str:
-        return json.dumps({**asdict(self), "work": str(self.work), "params": str(self.params),
-                           "shared": str(self.shared)})
+        return json.dumps(
+            {**asdict(self), "work": str(self.work), "params": str(self.params), "shared": str(self.shared)}
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Context:
         raw = json.loads(text)
-        return cls(device=raw["device"], work=Path(raw["work"]), params=Path(raw["params"]),
-                   shared=Path(raw["shared"]), deadline=float(raw["deadline"]))
+        return cls(
+            device=raw["device"],
+            work=Path(raw["work"]),
+            params=Path(raw["params"]),
+            shared=Path(raw["shared"]),
+            deadline=float(raw["deadline"]),
+        )
 
 
 @dataclass
@@ -114,7 +120,7 @@ def real_pairs(ctx: Context, dataset: str, n: int) -> list:
     folder = ctx.shared / "datasets" / dataset
     if not (folder / "ir").is_dir():
         return []
-    return find_pairs(folder / "ir", folder / "vi")[:n]
+    return find_pairs(ir=folder / "ir", vi=folder / "vi")[:n]
 
 
 def sample_pairs(ctx: Context, n_per_dataset: int) -> tuple[list, str]:
@@ -127,5 +133,5 @@ def sample_pairs(ctx: Context, n_per_dataset: int) -> tuple[list, str]:
     folder = ctx.work / "synthetic_pairs"
     if not (folder / "train").is_dir():
         make_synthetic(folder, n_train=2 * n_per_dataset, n_test=0, height=480, width=640)
-    pairs = find_pairs(folder / "train" / "ir", folder / "train" / "vi")
+    pairs = find_pairs(ir=folder / "train" / "ir", vi=folder / "train" / "vi")
     return pairs, f"{len(pairs)} synthetic 640x480 pairs ({ctx.shared} not found)"

@@ -42,23 +42,41 @@ def check(ctx: Context) -> Iterator[Row]:
     steps = ctx.pick(4, 1)
     make_synthetic(root / "data/raw/synthetic", n_train=8, n_test=1, height=height, width=width, seed=0)
     params = ctx.load_params()
-    params["train"].update(dataset="synthetic", split="train", crop=crop, batch_size=12, epochs=100,
-                           max_steps=None, num_workers=ctx.pick(2, 0), checkpoint_every=steps, log_every=1,
-                           compile=False)
+    params["train"].update(
+        dataset="synthetic",
+        split="train",
+        crop=crop,
+        batch_size=12,
+        epochs=100,
+        max_steps=None,
+        num_workers=ctx.pick(2, 0),
+        checkpoint_every=steps,
+        log_every=1,
+        compile=False,
+    )
     write_text_atomic(root / "params.yaml", yaml.safe_dump(params, sort_keys=False))
     first = launch(ctx, root, steps)
     second = launch(ctx, root, 2 * steps)
-    problems = [f"{label}: {p}" for label, run, want in (("run 1", first, None), ("run 2", second, steps))
-                for p in run_problems(run, want, steps if want is None else 2 * steps)]
-    summary = (f"batch 12 x {crop}x{crop}, {'narrow' if ctx.dry else 'full'} network on {ctx.device}: "
-               f"{first.get('backend')} all-reduce {'ok' if first.get('all_reduce') else 'failed'}; "
-               f"{steps} step(s) in {first.get('seconds', float('nan')):.1f} s, checkpoint at step "
-               f"{first.get('checkpoint_step')}; relaunched: resumed at step {second.get('resumed_from')}, "
-               f"checkpoint at step {second.get('checkpoint_step')}; WORLD_SIZE=1 is the loop's single-process path")
+    problems = [
+        f"{label}: {p}"
+        for label, run, want in (("run 1", first, None), ("run 2", second, steps))
+        for p in run_problems(run, want, steps if want is None else 2 * steps)
+    ]
+    summary = (
+        f"batch 12 x {crop}x{crop}, {'narrow' if ctx.dry else 'full'} network on {ctx.device}: "
+        f"{first.get('backend')} all-reduce {'ok' if first.get('all_reduce') else 'failed'}; "
+        f"{steps} step(s) in {first.get('seconds', float('nan')):.1f} s, checkpoint at step "
+        f"{first.get('checkpoint_step')}; relaunched: resumed at step {second.get('resumed_from')}, "
+        f"checkpoint at step {second.get('checkpoint_step')}; WORLD_SIZE=1 is the loop's single-process path"
+    )
     if problems:
         summary = "; ".join(problems) + " — " + summary
-    yield Row(name, FAIL if problems else PASS, summary,
-              {"seconds_first": first.get("seconds"), "seconds_resumed": second.get("seconds")})
+    yield Row(
+        name,
+        FAIL if problems else PASS,
+        summary,
+        {"seconds_first": first.get("seconds"), "seconds_resumed": second.get("seconds")},
+    )
 
 
 def run_problems(run: dict, resumed_from: int | None, checkpoint_step: int) -> list[str]:
@@ -81,9 +99,24 @@ def launch(ctx: Context, root: Path, steps: int) -> dict:
     """One ``torchrun`` launch of :func:`main`; its result, or ``{"error": ...}``. SIGTERM at the deadline
     lets torchrun stop its worker (which runs in a session of its own), SIGKILL 10 s later."""
     result = root / f"result_{steps}.json"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=1",
-           "-m", "bench.gpu_check.distributed", "--root", str(root), "--steps", str(steps),
-           "--device", ctx.device, "--result", str(result)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        "--nproc_per_node=1",
+        "-m",
+        "bench.gpu_check.distributed",
+        "--root",
+        str(root),
+        "--steps",
+        str(steps),
+        "--device",
+        ctx.device,
+        "--result",
+        str(result),
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO)
     try:
         code = proc.wait(timeout=max(ctx.seconds_left() - 15, 1))
@@ -138,10 +171,21 @@ def main(argv: list[str] | None = None) -> None:
     final = train(params, args.root, max_steps=args.steps, device=args.device)
     seconds = time.perf_counter() - start
     checkpoint = torch.load(args.root / loop.CHECKPOINT, map_location="cpu", weights_only=True)
-    write_text_atomic(args.result, json.dumps({
-        "backend": backend, "world_size": world, "all_reduce": all_reduce, "resumed_from": resume.step,
-        "checkpoint_step": int(checkpoint["step"]), "final": final.is_file(), "seconds": seconds,
-    }) + "\n")
+    write_text_atomic(
+        args.result,
+        json.dumps(
+            {
+                "backend": backend,
+                "world_size": world,
+                "all_reduce": all_reduce,
+                "resumed_from": resume.step,
+                "checkpoint_step": int(checkpoint["step"]),
+                "final": final.is_file(),
+                "seconds": seconds,
+            }
+        )
+        + "\n",
+    )
 
 
 if __name__ == "__main__":

@@ -59,9 +59,20 @@ def yolo(ctx: Context) -> Iterator[Row]:
     root = synthetic_root(ctx)
     detect.prepare_ultralytics(root)
     params = section(ctx, "detect")
-    params.update(model="yolov5s", pretrained=False, weights=None, epochs=ctx.pick(3, 1), imgsz=ctx.pick(640, 64),
-                  batch=ctx.pick(8, 2), nbs=ctx.pick(8, 2), warmup_epochs=0,
-                  workers=ctx.pick(min(8, os.cpu_count() or 1), 0), device=ctx.device, amp="bf16", seed=0)
+    params.update(
+        model="yolov5s",
+        pretrained=False,
+        weights=None,
+        epochs=ctx.pick(3, 1),
+        imgsz=ctx.pick(640, 64),
+        batch=ctx.pick(8, 2),
+        nbs=ctx.pick(8, 2),
+        warmup_epochs=0,
+        workers=ctx.pick(min(8, os.cpu_count() or 1), 0),
+        device=ctx.device,
+        amp="bf16",
+        seed=0,
+    )
     spec = detect.DatasetSpec.from_params(DATASET, params["datasets"][DATASET])
     data = detect.build_dataset(root, spec, METHOD, root / "data/detect" / DATASET / METHOD, seed=0)
     cfg = detect.train_config(params, root)
@@ -78,7 +89,8 @@ def yolo(ctx: Context) -> Iterator[Row]:
     box = detect.validate_detector(last, cfg, data, run_dir).box
     t_val = time.perf_counter() - start
     yield Row(
-        "7a YOLOv5s from scratch", DONE,
+        "7a YOLOv5s from scratch",
+        DONE,
         f"device {cfg.device}, amp {cfg.amp or 'off'}: {cfg.epochs} epoch(s) x {iterations} iterations "
         f"({data.n_train} images at {cfg.imgsz} px, batch {cfg.batch}) in {t_train:.1f} s, {rate:,.2f} it/s "
         f"({which}); validate_detector on {data.n_val} images in {t_val:.1f} s; mAP50 {float(box.map50):.3f} "
@@ -90,10 +102,23 @@ def yolo(ctx: Context) -> Iterator[Row]:
 def deeplab(ctx: Context) -> Iterator[Row]:
     root = synthetic_root(ctx)
     params = section(ctx, "segment")
-    params.update(dataset=DATASET, train_split="train", test_split="test", methods=[METHOD], encoder="resnet50",
-                  encoder_weights=None, weights=None, epochs=ctx.pick(3, 1), batch_size=ctx.pick(8, 2),
-                  size=ctx.pick([480, 640], None), crop=None, num_workers=ctx.pick(min(4, os.cpu_count() or 1), 0),
-                  device=ctx.device, amp=True, seed=0)
+    params.update(
+        dataset=DATASET,
+        train_split="train",
+        test_split="test",
+        methods=[METHOD],
+        encoder="resnet50",
+        encoder_weights=None,
+        weights=None,
+        epochs=ctx.pick(3, 1),
+        batch_size=ctx.pick(8, 2),
+        size=ctx.pick([480, 640], None),
+        crop=None,
+        num_workers=ctx.pick(min(4, os.cpu_count() or 1), 0),
+        device=ctx.device,
+        amp=True,
+        seed=0,
+    )
     start = time.perf_counter()
     record = segment.train_method(params, root, METHOD, DATASET)
     total = time.perf_counter() - start
@@ -105,7 +130,8 @@ def deeplab(ctx: Context) -> Iterator[Row]:
     precision = segment.Precision.choose(True, torch.device(ctx.device)).dtype
     size = "x".join(map(str, params["size"])) if params["size"] else "native size"
     yield Row(
-        "7b DeepLabV3+ ResNet-50 (random encoder)", DONE,
+        "7b DeepLabV3+ ResNet-50 (random encoder)",
+        DONE,
         f"device {ctx.device}, autocast {str(precision).removeprefix('torch.') if precision else 'off'}: "
         f"{params['epochs']} epoch(s) x {iterations} iterations ({record['n_train']} images at {size}, batch "
         f"{params['batch_size']}), {rate:,.2f} it/s ({which}); tested on {record['n_test']} images; "

@@ -94,7 +94,8 @@ def metrics_equal(ctx: Context, pairs: list, source: str, other: str | None) -> 
     metric = max(worst, key=lambda m: -1.0 if np.isnan(worst[m]) else worst[m])
     bad = [m for m, e in worst.items() if not e <= METRIC_RTOL]  # NaN on one side only counts as bad
     return Row(
-        name, FAIL if bad else PASS,
+        name,
+        FAIL if bad else PASS,
         f"{what}: largest relative difference {worst[metric]:.1e} ({metric}), limit {METRIC_RTOL:g}"
         + (f"; above it: {', '.join(bad)}" if bad else ""),
         {"max_rel": max(worst.values()), "worst_metric": metric},
@@ -113,8 +114,22 @@ def fuse_equal(ctx: Context, pairs: list, source: str, other: str | None) -> Row
         """``occo fuse --ir <file> --vi <file>`` per pair; the output PNGs."""
         paths = [out / f"{i:02d}_{p.id}.png" for i, p in enumerate(pairs)]
         for pair, path in zip(pairs, paths):
-            cli.main(["fuse", "--ir", str(pair.ir), "--vi", str(pair.vi), "--out", str(path),
-                      "--checkpoint", str(checkpoint), "--device", device, "--overwrite"])
+            cli.main(
+                [
+                    "fuse",
+                    "--ir",
+                    str(pair.ir),
+                    "--vi",
+                    str(pair.vi),
+                    "--out",
+                    str(path),
+                    "--checkpoint",
+                    str(checkpoint),
+                    "--device",
+                    device,
+                    "--overwrite",
+                ]
+            )
         return paths
 
     start = time.perf_counter()
@@ -122,12 +137,13 @@ def fuse_equal(ctx: Context, pairs: list, source: str, other: str | None) -> Row
     t_cpu = time.perf_counter() - start
     sizes = sorted({"x".join(map(str, load_array(p).shape[1::-1])) for p in cpu})
     if other is None:
-        return Row(name, DONE, f"CPU half: {source} fused in {t_cpu:.1f} s ({', '.join(sizes)})",
-                   {"cpu_s": t_cpu})
+        return Row(name, DONE, f"CPU half: {source} fused in {t_cpu:.1f} s ({', '.join(sizes)})", {"cpu_s": t_cpu})
 
     def largest_difference(paths: list[Path]) -> int:
-        return max(int(np.abs(load_array(a).astype(np.int16) - load_array(b).astype(np.int16)).max())
-                   for a, b in zip(cpu, paths))
+        return max(
+            int(np.abs(load_array(a).astype(np.int16) - load_array(b).astype(np.int16)).max())
+            for a, b in zip(cpu, paths)
+        )
 
     default = largest_difference(fuse(other, folder / other))
     with tf32(False):
@@ -135,7 +151,8 @@ def fuse_equal(ctx: Context, pairs: list, source: str, other: str | None) -> Row
     with bf16_autocast(True):
         bf16 = largest_difference(fuse(other, folder / f"{other}_bf16"))
     return Row(
-        name, PASS if default <= FUSE_LEVELS else FAIL,
+        name,
+        PASS if default <= FUSE_LEVELS else FAIL,
         f"{len(cpu)} pairs ({', '.join(sizes)}), random-init {arch.compat} network: largest difference fp32 "
         f"{default} grey level(s) (limit {FUSE_LEVELS}; TF32 off: {strict}); bf16 autocast {bf16}",
         {"fp32_levels": default, "fp32_no_tf32_levels": strict, "bf16_levels": bf16},
@@ -172,11 +189,20 @@ def loss_equal(ctx: Context, other: str | None) -> Row:
     reseeded, _ = step("cpu", seed=1)
     what = f"batch {LOSS_BATCH} x {crop}x{crop}, {'narrow' if ctx.dry else 'full'} network, random VGG19"
     if reseeded != cpu:
-        return Row(name, SKIP, f"{what}: the loss draws random numbers at this size (CPU seeds 0 and 1 give "
-                               f"{cpu:.6g} and {reseeded:.6g}); CPU and CUDA streams differ, nothing to compare")
+        return Row(
+            name,
+            SKIP,
+            f"{what}: the loss draws random numbers at this size (CPU seeds 0 and 1 give "
+            f"{cpu:.6g} and {reseeded:.6g}); CPU and CUDA streams differ, nothing to compare",
+        )
     if other is None:
-        return Row(name, DONE, f"CPU half: {what}: loss {cpu:.6g}, gradient norm {cpu_grad:.4g} in {t_cpu:.1f} s "
-                               "(the same under two seeds)", {"loss": cpu, "cpu_s": t_cpu})
+        return Row(
+            name,
+            DONE,
+            f"CPU half: {what}: loss {cpu:.6g}, gradient norm {cpu_grad:.4g} in {t_cpu:.1f} s "
+            "(the same under two seeds)",
+            {"loss": cpu, "cpu_s": t_cpu},
+        )
     with tf32(False):
         strict, strict_grad = step(other)
     default, _ = step(other)
@@ -185,10 +211,16 @@ def loss_equal(ctx: Context, other: str | None) -> Row:
     def rel(x: float, ref: float) -> float:
         return abs(x - ref) / max(abs(ref), 1e-30)
 
-    figures = {"loss_cpu": cpu, "rel": rel(strict, cpu), "grad_rel": rel(strict_grad, cpu_grad),
-               "rel_tf32": rel(default, cpu), "rel_bf16": rel(bf16, cpu)}
+    figures = {
+        "loss_cpu": cpu,
+        "rel": rel(strict, cpu),
+        "grad_rel": rel(strict_grad, cpu_grad),
+        "rel_tf32": rel(default, cpu),
+        "rel_bf16": rel(bf16, cpu),
+    }
     return Row(
-        name, PASS if figures["rel"] <= LOSS_RTOL else FAIL,
+        name,
+        PASS if figures["rel"] <= LOSS_RTOL else FAIL,
         f"{what}: loss {cpu:.6g}; {other} fp32 (TF32 off) relative difference {figures['rel']:.1e} (limit "
         f"{LOSS_RTOL:g}), gradient norm {figures['grad_rel']:.1e}; with TF32 convs {figures['rel_tf32']:.1e}, "
         f"bf16 autocast {figures['rel_bf16']:.1e}",

@@ -56,8 +56,14 @@ def check(ctx: Context) -> Iterator[Row]:
 
         def generate() -> None:
             with tempfile.TemporaryDirectory(dir=tmp) as out:
-                generate_masks(pairs, Path(out), lambda: (detector, masker), settings=settings_record(params),
-                               batch_size=len(pairs), desc="generate_masks")
+                generate_masks(
+                    pairs,
+                    Path(out),
+                    lambda: (detector, masker),
+                    settings=settings_record(params),
+                    batch_size=len(pairs),
+                    desc="generate_masks",
+                )
                 records = [json.loads(p.read_text(encoding="utf-8")) for p in Path(out, "boxes").glob("*.json")]
                 written.append(sum(len(r[kind]["boxes"]) for r in records for kind in MODALITIES))
 
@@ -66,11 +72,17 @@ def check(ctx: Context) -> Iterator[Row]:
         peak_gen = peak_mib(ctx.device)
     n = len(images)
     h, w = images[0].shape[:2]
-    figures = {"detector_images_s": n / t_det, "sam_images_s": n / t_sam, "generate_images_s": n / t_gen,
-               "peak_mib": {"detector": peak_det, "sam": peak_sam, "generate_masks": peak_gen},
-               "boxes": sum(len(b) for b in boxes), "build_s": build}
+    figures = {
+        "detector_images_s": n / t_det,
+        "sam_images_s": n / t_sam,
+        "generate_images_s": n / t_gen,
+        "peak_mib": {"detector": peak_det, "sam": peak_sam, "generate_masks": peak_gen},
+        "boxes": sum(len(b) for b in boxes),
+        "build_s": build,
+    }
     yield Row(
-        "6 masks (Grounding DINO + SAM, random init)", DONE,
+        "6 masks (Grounding DINO + SAM, random init)",
+        DONE,
         f"{models.name}, autocast {str(dtype).removeprefix('torch.') if dtype else 'off (fp32)'}, {n} images "
         f"{w}x{h} ({source}), one call each, {figures['boxes']} boxes (max_boxes {settings.max_boxes}): images/s "
         f"detector {figures['detector_images_s']:,.2f} (peak {mib(peak_det)}), SAM {figures['sam_images_s']:,.2f} "

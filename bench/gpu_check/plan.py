@@ -30,16 +30,31 @@ class Check:
 G = "bench.gpu_check"
 CHECKS: tuple[Check, ...] = (
     Check(0, "env", f"{G}.env:check", 15, 60, "device, torch, CUDA, cuDNN, bf16, NCCL"),
-    Check(1, "equality", f"{G}.equality:check", 55, 150,
-          "metrics, occo fuse, one training-step loss: CUDA = CPU"),
-    Check(2, "train-fp32", f"{G}.training:check", 30, 120, "training step fp32 eager, batch 12 x 256x256",
-          {"bf16": False, "compile": False}),
-    Check(2, "train-bf16", f"{G}.training:check", 30, 0, "bf16 autocast + channels_last",
-          {"bf16": True, "compile": False}),
-    Check(2, "train-fp32-compile", f"{G}.training:check", 60, 0, "fp32 + torch.compile",
-          {"bf16": False, "compile": True}),
-    Check(2, "train-bf16-compile", f"{G}.training:check", 60, 0, "bf16 + channels_last + torch.compile",
-          {"bf16": True, "compile": True}),
+    Check(1, "equality", f"{G}.equality:check", 55, 150, "metrics, occo fuse, one training-step loss: CUDA = CPU"),
+    Check(
+        2,
+        "train-fp32",
+        f"{G}.training:check",
+        30,
+        120,
+        "training step fp32 eager, batch 12 x 256x256",
+        {"bf16": False, "compile": False},
+    ),
+    Check(
+        2, "train-bf16", f"{G}.training:check", 30, 0, "bf16 autocast + channels_last", {"bf16": True, "compile": False}
+    ),
+    Check(
+        2, "train-fp32-compile", f"{G}.training:check", 60, 0, "fp32 + torch.compile", {"bf16": False, "compile": True}
+    ),
+    Check(
+        2,
+        "train-bf16-compile",
+        f"{G}.training:check",
+        60,
+        0,
+        "bf16 + channels_last + torch.compile",
+        {"bf16": True, "compile": True},
+    ),
     Check(3, "torchrun", f"{G}.distributed:check", 45, 150, "torchrun 1 process, NCCL; train, save, resume"),
     Check(4, "fusion", f"{G}.throughput:fusion", 35, 90, "fusion pairs/s at 640x480, batch 1/8/32, fp32/bf16"),
     Check(5, "metrics", f"{G}.throughput:metrics", 25, 90, "metric suite triples/s at 640x480 and 768x576"),
@@ -57,6 +72,8 @@ def budget_table() -> str:
     """The budget table, markdown."""
     lines = ["| step | check | what | limit on a GPU (s) | limit in the dry run (s) |", "|---|---|---|---:|---:|"]
     lines += [f"| {c.step} | {c.name} | {c.what} | {c.gpu_s} | {c.dry_s or 'needs CUDA'} |" for c in CHECKS]
-    lines.append(f"| | all | | {sum(c.gpu_s for c in CHECKS)} (run stops at {GPU_TOTAL_S}) | "
-                 f"{sum(c.dry_s for c in CHECKS)} (run stops at {DRY_TOTAL_S}) |")
+    lines.append(
+        f"| | all | | {sum(c.gpu_s for c in CHECKS)} (run stops at {GPU_TOTAL_S}) | "
+        f"{sum(c.dry_s for c in CHECKS)} (run stops at {DRY_TOTAL_S}) |"
+    )
     return "\n".join(lines) + "\n"

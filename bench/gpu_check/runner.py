@@ -24,8 +24,13 @@ from pathlib import Path
 from bench.gpu_check.context import FAIL, REPO, SKIP, TIMEOUT, Context, Row
 from bench.gpu_check.plan import CHECKS, DRY_TOTAL_S, GPU_TOTAL_S, Check, budget_table
 
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0",
-           "DVC_NO_ANALYTICS": "1"}
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "YOLO_OFFLINE": "1",
+    "YOLO_AUTOINSTALL": "0",
+    "DVC_NO_ANALYTICS": "1",
+}
 """The Makefile's offline settings, for a run started without make (values already set win)."""
 MIN_START_S = 10
 """A check is not started with less than this left of the run's total."""
@@ -81,9 +86,21 @@ def run_check(check: Check, ctx: Context, limit: float, env: dict[str, str]) -> 
     result, log = ctx.work / f"{check.name}.json", ctx.work / f"{check.name}.log"
     result.unlink(missing_ok=True)
     name = f"{check.step} {check.name}"
-    cmd = [sys.executable, "-m", "bench.gpu_check.worker", "--target", check.target, "--name", name,
-           "--context", replace(ctx, deadline=time.time() + limit).to_json(),
-           "--kwargs", json.dumps(check.kwargs), "--result", str(result)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.gpu_check.worker",
+        "--target",
+        check.target,
+        "--name",
+        name,
+        "--context",
+        replace(ctx, deadline=time.time() + limit).to_json(),
+        "--kwargs",
+        json.dumps(check.kwargs),
+        "--result",
+        str(result),
+    ]
     start = time.perf_counter()
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -144,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "reports/gpu_check.md", help="the report (markdown)")
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml", help="params the checks start from")
     parser.add_argument("--dry-run", action="store_true", help="the CPU dry run even where CUDA is present")
-    parser.add_argument("--only", default="", help=f"comma-separated checks to run: {', '.join(c.name for c in CHECKS[1:])}")
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated checks to run: {', '.join(c.name for c in CHECKS[1:])}"
+    )
     args = parser.parse_args(argv)
     only = [n for n in args.only.split(",") if n]
     unknown = sorted(set(only) - {c.name for c in CHECKS[1:]})

@@ -28,10 +28,10 @@ from PIL import Image
 from bench.gpu_check.context import DONE, Context, Row, mib, peak_mib, real_pairs, reset_peak
 from bench.train import measure
 from occo.data import find_pairs, load_pair, make_synthetic, rgb_to_ycbcr, save_png, to_float
-from occo.nn.fuse import colourise, fuse_folder
 from occo.metrics.evaluate import BASELINES, evaluate_pairs
 from occo.metrics.suite import METRICS, compute_metrics, grey_levels
 from occo.nn import ArchConfig, build_model, fuse_y
+from occo.nn.fuse import colourise, fuse_folder
 from occo.train.data import luminance
 
 MSRS_TEST_PAIRS = 361
@@ -46,7 +46,7 @@ def pairs_of_size(ctx: Context, dataset: str, size: tuple[int, int], n: int) -> 
     folder = ctx.work / f"synthetic_{size[1]}x{size[0]}"
     if not (folder / "train").is_dir():
         make_synthetic(folder, n_train=n, n_test=0, height=size[0], width=size[1])
-    return find_pairs(folder / "train" / "ir", folder / "train" / "vi"), f"{n} synthetic pairs"
+    return find_pairs(ir=folder / "train" / "ir", vi=folder / "train" / "vi"), f"{n} synthetic pairs"
 
 
 def image_hw(path: Path) -> tuple[int, int]:
@@ -94,11 +94,13 @@ def fusion(ctx: Context) -> Iterator[Row]:
         rates[f"official {label}"] = b / t
     h, w = size
     best = max((k for k in rates if not k.startswith("official")), key=rates.get)
-    cells = "; ".join(f"{label}: " + " / ".join(f"{rates[f'{label} b{b}']:,.1f}" for b in batches)
-                      for label, _, _ in precisions)
+    cells = "; ".join(
+        f"{label}: " + " / ".join(f"{rates[f'{label} b{b}']:,.1f}" for b in batches) for label, _, _ in precisions
+    )
     official_cells = ", ".join(f"{k.split()[1]} {v:,.1f}" for k, v in rates.items() if k.startswith("official"))
     yield Row(
-        f"4 fusion {w}x{h} (fuse_y on the device)", DONE,
+        f"4 fusion {w}x{h} (fuse_y on the device)",
+        DONE,
         f"pairs/s at batch {' / '.join(map(str, batches))}: {cells}; official one-image rule (batch {b}): "
         f"{official_cells}; best {best} {rates[best]:,.1f} = x{rates[best] / rates['official fp32']:.1f} the "
         f"official fp32 rule; peak {mib(peaks[best])} ({source}, random-init {arch.compat} network)",
@@ -135,9 +137,17 @@ def pipeline(ctx: Context, model: torch.nn.Module, pairs: list, rates: dict[str,
         host = torch.rand(2, batch, 1, h, w)
         t, _ = measure(lambda: host.to(dev)[0].cpu(), dev, 1, 3)  # both inputs in, the fused output back
         transfer_rate = batch / t
+
         def whole_folder() -> None:  # the random-init model stands for a checkpoint: its PNGs record this label
-            fuse_folder(model, pairs, Path(tmp) / "fused", checkpoint_sha256="gpu-check random init", device=dev,
-                        batch_size=batch, overwrite=True)
+            fuse_folder(
+                model,
+                pairs,
+                Path(tmp) / "fused",
+                checkpoint_sha256="gpu-check random init",
+                device=dev,
+                batch_size=batch,
+                overwrite=True,
+            )
 
         if not ctx.dry:  # warm-up
             whole_folder()
@@ -145,17 +155,26 @@ def pipeline(ctx: Context, model: torch.nn.Module, pairs: list, rates: dict[str,
         whole_folder()
         whole = n / (time.perf_counter() - start)
     parts = {"decode + encode (CPU, 1 thread)": cpu_rate, "transfer": transfer_rate}
-    computes = {f"compute {k.removesuffix(f' b{batch}')}": v for k, v in rates.items()
-                if k.endswith(f" b{batch}") and not k.startswith("official")}
+    computes = {
+        f"compute {k.removesuffix(f' b{batch}')}": v
+        for k, v in rates.items()
+        if k.endswith(f" b{batch}") and not k.startswith("official")
+    }
     limit = min({**parts, **computes}, key={**parts, **computes}.get)
     return Row(
-        "4 fusion pipeline (fuse_folder on the MSRS pairs)", DONE,
+        "4 fusion pipeline (fuse_folder on the MSRS pairs)",
+        DONE,
         f"pairs/s: whole fuse_folder (fp32) at batch {batch} {whole:,.1f} ({n} pairs of {w}x{h}); its parts: "
         + ", ".join(f"{k} {v:,.1f}" for k, v in parts.items())
-        + ", " + ", ".join(f"{k} {v:,.1f}" for k, v in computes.items())
+        + ", "
+        + ", ".join(f"{k} {v:,.1f}" for k, v in computes.items())
         + f"; the slowest part: {limit}",
-        {"fuse_folder_pairs_s": whole, "decode_encode_pairs_s": cpu_rate, "transfer_pairs_s": transfer_rate,
-         "batch": batch},
+        {
+            "fuse_folder_pairs_s": whole,
+            "decode_encode_pairs_s": cpu_rate,
+            "transfer_pairs_s": transfer_rate,
+            "batch": batch,
+        },
     )
 
 
@@ -181,22 +200,27 @@ def metrics(ctx: Context) -> Iterator[Row]:
             t, _ = measure(lambda: compute_metrics(f, a, v), dev, warmup, repeats)
             rates[b], peaks[b] = b / t, peak_mib(ctx.device)
         best = max(rates, key=rates.get)
-        text = (f"whole suite ({len(METRICS)} metrics, float64) triples/s at batch "
-                f"{' / '.join(map(str, batches))}: {' / '.join(f'{r:,.1f}' for r in rates.values())}, "
-                f"peak {mib(peaks[best])} ({source})")
+        text = (
+            f"whole suite ({len(METRICS)} metrics, float64) triples/s at batch "
+            f"{' / '.join(map(str, batches))}: {' / '.join(f'{r:,.1f}' for r in rates.values())}, "
+            f"peak {mib(peaks[best])} ({source})"
+        )
         figures: dict = {"triples_s": rates, "projected_361_s": MSRS_TEST_PAIRS / rates[best]}
         if dataset == "MSRS":
             e2e = evaluate_rate(ctx, pairs_of_size(ctx, "MSRS", real_size, ctx.pick(14, 1))[0])
             figures.update(evaluate_pairs_s=e2e["rate"], projected_361_evaluate_s=MSRS_TEST_PAIRS / e2e["rate"])
-            text += (f"; MSRS test split ({MSRS_TEST_PAIRS} pairs) projected: {figures['projected_361_s']:.1f} s "
-                     f"compute only, {figures['projected_361_evaluate_s']:.1f} s with evaluate_pairs "
-                     f"(PNG decode included; {e2e['rate']:,.1f} pairs/s on {e2e['n']} pairs)")
+            text += (
+                f"; MSRS test split ({MSRS_TEST_PAIRS} pairs) projected: {figures['projected_361_s']:.1f} s "
+                f"compute only, {figures['projected_361_evaluate_s']:.1f} s with evaluate_pairs "
+                f"(PNG decode included; {e2e['rate']:,.1f} pairs/s on {e2e['n']} pairs)"
+            )
         h, w = size
         yield Row(f"5 metrics {w}x{h}", DONE, text, figures)
 
 
 def evaluate_rate(ctx: Context, pairs: list) -> dict:
     """``evaluate_pairs`` with the mean baseline on ``pairs`` (on a GPU after a warm-up run): pairs/s."""
+
     def run() -> None:
         evaluate_pairs(pairs, {"mean": None}, device=ctx.device, desc="evaluate_pairs")
 

@@ -43,13 +43,17 @@ def check(ctx: Context, *, bf16: bool, compile: bool) -> Iterator[Row]:
     t, _ = measure(step, dev, warmup, repeats)
     peak = peak_mib(ctx.device)
     figures = {"step_ms": t * 1e3, "first_step_s": first, "peak_mib": peak}
-    text = (f"{config}, batch {batch} x {size}x{size}: {t * 1e3:,.1f} ms/step (median of {repeats} after "
-            f"1 + {warmup} warm-up), first step {first:.1f} s, peak {mib(peak)}")
+    text = (
+        f"{config}, batch {batch} x {size}x{size}: {t * 1e3:,.1f} ms/step (median of {repeats} after "
+        f"1 + {warmup} warm-up), first step {first:.1f} s, peak {mib(peak)}"
+    )
     if not compile:
         fused = step.fused_leaf()
         t_full, _ = measure(step.loss_only(fused, pixel_only=False), dev, warmup, repeats)
         t_pixel, _ = measure(step.loss_only(fused, pixel_only=True), dev, warmup, repeats)
         figures.update(contrastive_step=(t_full - t_pixel) / t, contrastive_loss=(t_full - t_pixel) / t_full)
-        text += (f"; contrastive loss {figures['contrastive_step']:.0%} of the step "
-                 f"({figures['contrastive_loss']:.0%} of the loss)")
+        text += (
+            f"; contrastive loss {figures['contrastive_step']:.0%} of the step "
+            f"({figures['contrastive_loss']:.0%} of the loss)"
+        )
     yield Row(f"2 training step, {config}", DONE, text, figures)

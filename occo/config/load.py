@@ -34,7 +34,9 @@ class Yaml12Loader(yaml.SafeLoader):
 
 Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d+)?|\.\d[\d_]*(?:[eE][-+]?\d+)?|\.inf|\.Inf|\.INF|\.nan|\.NaN|\.NAN)$"),
+    re.compile(
+        r"^[-+]?(?:\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d+)?|\.\d[\d_]*(?:[eE][-+]?\d+)?|\.inf|\.Inf|\.INF|\.nan|\.NaN|\.NAN)$"
+    ),
     list("-+0123456789."),
 )
 
@@ -48,7 +50,9 @@ def _model_of(kind: Any) -> Any:
             return kind
         if not args:
             return kind
-        kind = next((a for a in args if _model_of(a) is not a or isinstance(a, type) and issubclass(a, BaseModel)), args[0])
+        kind = next(
+            (a for a in args if _model_of(a) is not a or isinstance(a, type) and issubclass(a, BaseModel)), args[0]
+        )
     return kind
 
 

@@ -117,7 +117,9 @@ class Download(Section):
 class Masks(Section):
     """Stage `masks`: Grounding DINO boxes for the prompt, SAM masks inside them, per modality (§3.2)."""
 
-    prompt: Text = param("The scene captures a group of pedestrians or cars.", "Grounding DINO text prompt (§4.1.2; Table 9)")
+    prompt: Text = param(
+        "The scene captures a group of pedestrians or cars.", "Grounding DINO text prompt (§4.1.2; Table 9)"
+    )
     box_threshold: Fraction = param(0.35, "keep a box when its best prompt-token score exceeds this")
     text_threshold: Fraction = param(0.25, "tokens scoring above this form the box's phrase")
     nms_iou: Fraction = param(0.8, "IoU of the class-agnostic box suppression")
@@ -224,7 +226,9 @@ class Evaluate(Section):
     variant: MetricVariant = param("matlab", "metric convention: matlab (Evaluation-for-Image-Fusion) or cddfuse")
     device: Device = param("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     batch_size: BatchSize = param("auto", "same-size pairs scored together: auto = 1 on CPU, 8 on CUDA")
-    baselines: list[Baseline] = param(["visible", "infrared", "mean", "max"], "pixel baselines scored beside the methods")
+    baselines: list[Baseline] = param(
+        ["visible", "infrared", "mean", "max"], "pixel baselines scored beside the methods"
+    )
     splits: dict[FolderName, FolderName] = param({}, "split evaluated per dataset (default test)")
     external: dict[FolderName, dict[FolderName, PathStr]] = param(
         {}, "more methods: {Method: {DATASET: path/to/fused/folder}}"
@@ -244,7 +248,9 @@ class DetectDataset(Section):
     classes: list[Text] = required("class list of the task (index = class id)")
     paper_classes: list[Text] = required("classes whose mean is the paper's 'all' column")
     source_classes: list[Text] | None = param(None, "names of the ids in YOLO source files (remapped to classes)")
-    val_fraction: Real | None = param(None, "when train == val: share of ids held out for validation (seeded)", gt=0, lt=1)
+    val_fraction: Real | None = param(
+        None, "when train == val: share of ids held out for validation (seeded)", gt=0, lt=1
+    )
 
     @model_validator(mode="after")
     def _non_empty(self) -> DetectDataset:
@@ -255,17 +261,31 @@ class DetectDataset(Section):
 
 _DETECT_DATASETS = {
     "MSRS": DetectDataset(
-        train="train", val="test", labels="det/fusion", format="yolo", source_classes=["person", "bicycle", "car"],
-        classes=["person", "bicycle", "car"], paper_classes=["person", "car"],
+        train="train",
+        val="test",
+        labels="det/fusion",
+        format="yolo",
+        source_classes=["person", "bicycle", "car"],
+        classes=["person", "bicycle", "car"],
+        paper_classes=["person", "car"],
     ),
     "M3FD": DetectDataset(
-        train="detection", val="detection", val_fraction=0.2, labels="det_voc", format="voc",
+        train="detection",
+        val="detection",
+        val_fraction=0.2,
+        labels="det_voc",
+        format="voc",
         classes=["People", "Car", "Bus", "Lamp", "Motorcycle", "Truck"],
         paper_classes=["People", "Car", "Bus", "Lamp", "Motorcycle", "Truck"],
     ),
     "synthetic": DetectDataset(
-        train="train", val="test", labels="det", format="yolo", source_classes=["person", "car"],
-        classes=["person", "car"], paper_classes=["person", "car"],
+        train="train",
+        val="test",
+        labels="det",
+        format="yolo",
+        source_classes=["person", "car"],
+        classes=["person", "car"],
+        paper_classes=["person", "car"],
     ),
 }
 
@@ -344,11 +364,15 @@ class Params(Section):
     section per stage."""
 
     omega1: NonNegative = param(0.5, "shared-region contrastive ratio whose positive is visible (Eq. 7; Table 6)")
-    omega2: NonNegative = param(0.5, "shared-region ratio whose positive is infrared (Eq. 7); unique and background weigh 1")
+    omega2: NonNegative = param(
+        0.5, "shared-region ratio whose positive is infrared (Eq. 7); unique and background weigh 1"
+    )
     omega3: Fraction = param(0.5, "mixing of the cosine and L2 similarities in the contextual similarity (Eq. 12)")
     omega4: NonNegative = param(10.0, "pixel loss (Eq. 19): weight of the intensity term (Eq. 17)")
     omega5: NonNegative = param(1.0, "pixel loss (Eq. 19): weight of the texture (Sobel) term (Eq. 18)")
-    omega6: NonNegative = param(10.0, "total loss: weight of the contrastive loss against the pixel loss (Eq. 20; Table 7)")
+    omega6: NonNegative = param(
+        10.0, "total loss: weight of the contrastive loss against the pixel loss (Eq. 20; Table 7)"
+    )
     download: Download = param(Download(), "stage download")
     evaluate: Evaluate = param(Evaluate(), "stages evaluate_reference and evaluate")
     masks: Masks = param(Masks(), "stage masks")

@@ -69,9 +69,16 @@ def rows(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, s
 
 def sections() -> Iterator[tuple[str, str, list[tuple[str, str, str]]]]:
     """``(title, doc, rows)`` per section: the top-level loss weights first, then each section."""
-    top = [(f"{name}", _show(info.default), info.description or "")
-           for name, info in Params.model_fields.items() if _model(info.annotation) is None]
-    yield "Loss weights (top level)", "The weights of the paper's losses (§3.3-3.4), at the top level so that `-S omega6=100` addresses them.", top
+    top = [
+        (f"{name}", _show(info.default), info.description or "")
+        for name, info in Params.model_fields.items()
+        if _model(info.annotation) is None
+    ]
+    yield (
+        "Loss weights (top level)",
+        "The weights of the paper's losses (§3.3-3.4), at the top level so that `-S omega6=100` addresses them.",
+        top,
+    )
     for name, info in Params.model_fields.items():
         if (model := _model(info.annotation)) is not None:
             yield f"`{name}`", model.__doc__ or "", list(rows(model, f"{name}."))

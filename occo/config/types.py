@@ -70,9 +70,12 @@ FolderName = Annotated[Text, AfterValidator(_folder_name)]
 Device = one_error(Annotated[str, Field(pattern=f"^(?:{DEVICE_PATTERN.pattern})$")], f"should be {DEVICES}")
 BatchSize = one_error(Literal["auto"] | PositiveInt, "should be auto or a positive integer")
 ScaleInts = one_error(
-    Annotated[list[PositiveInt], Field(min_length=2)], "should be a list of positive integers, one per scale (2 or more)"
+    Annotated[list[PositiveInt], Field(min_length=2)],
+    "should be a list of positive integers, one per scale (2 or more)",
 )
 MemoryBudget = one_error(Literal["auto"] | Positive, "should be auto or a positive number of GB")
+
+
 def _dataset_split(value: str) -> str:
     dataset, sep, split = value.partition("/")
     if not sep or folder_name_problem(dataset) or folder_name_problem(split):
@@ -89,7 +92,9 @@ MaxPixels = Annotated[int, Field(gt=0, le=PILLOW_PIXEL_LIMIT)]
 Amp = Literal["bf16", "none"]
 
 # Registries held by heavier modules (tests/config/test_params.py checks each against its source).
-FeatureSpace = Literal["occo", "model1", "model2", "model3", "model4", "model5"]  # occo.losses.contrastive.FEATURE_SPACES
+FeatureSpace = Literal[
+    "occo", "model1", "model2", "model3", "model4", "model5"
+]  # occo.losses.contrastive.FEATURE_SPACES
 DistanceForm = Literal["code", "paper"]  # occo.losses.contrastive.DISTANCE_FORMS
 CxVariant = Literal["bounded", "literal", "mechrez"]  # occo.losses.contextual.CX_VARIANTS
 Compat = Literal["fixed", "official"]  # occo.nn.fifn.blocks.SPATIAL_ENHANCEMENTS & occo.nn.fifn.model.INFERENCE_RULES
@@ -105,4 +110,6 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]  # "auto" + occo.masks.model
 YoloModel = Literal["yolov5n", "yolov5s", "yolov5m", "yolov5l", "yolov5x"]  # occo.downstream.detect.MODEL_SIZES
 LabelFormat = Literal["yolo", "voc"]  # occo.downstream.labels.FORMATS
 Encoder = Literal["resnet18", "resnet34", "resnet50", "resnet101"]  # occo.fetch.weights.ENCODER_WEIGHTS
-FusionMetrics = one_error(Literal["all"] | list[Metric], "should be all or a list of EN, SF, AG, CC, SD, MI, VIF, Qabf, SSIM, SCD, PSNR")
+FusionMetrics = one_error(
+    Literal["all"] | list[Metric], "should be all or a list of EN, SF, AG, CC, SD, MI, VIF, Qabf, SSIM, SCD, PSNR"
+)

@@ -22,6 +22,12 @@ import torch
 
 from occo.data.io import DataError
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""Per-channel RGB mean of ImageNet: the input normalisation of every ImageNet-pretrained network we load
+(VGG19, the DeepLabV3+ encoders, Grounding DINO's Swin)."""
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""Per-channel RGB standard deviation of ImageNet (see ``IMAGENET_MEAN``)."""
+
 
 def _check(x: torch.Tensor, fn: str) -> None:
     if x.ndim < 3 or x.shape[-3] != 3:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -260,3 +262,48 @@ def png_text(path: str | Path, key: str) -> str | None:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
     return value if isinstance(value, str) else None
+
+
+class CheckpointError(DataError):
+    """A checkpoint file that cannot be read, converted, loaded or saved; one line naming the file and what to do."""
+
+
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6
+_PICKLE_MAGIC = b"\x80"  # the legacy format: a pickle (protocol 2+) first
+
+
+def _refused_global(err: Exception) -> str | None:
+    """The Python object that ``weights_only`` refused to unpickle, from torch's message."""
+    match = re.search(r"GLOBAL ([\w.]+)", str(err))
+    return match.group(1) if match else None
+
+
+def read_checkpoint(path: str | Path, *, remedy: str) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` of a dict; CheckpointError naming the file, what is wrong
+    (missing, empty, truncated, not a PyTorch file, pickled code) and ``remedy`` (what to do) otherwise.
+
+    ``weights_only`` never executes code from the file: a pickle that would is refused, not run.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}; {remedy}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes; a copy or write cut short): {remedy}")
+    with path.open("rb") as f:
+        head = f.read(len(_ZIP_MAGIC))
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {head!r}): {remedy}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # refused by weights_only, truncated or corrupt
+        if (name := _refused_global(err)) is not None:
+            raise CheckpointError(
+                f"{path} holds pickled Python objects ({name}), which occo does not load because unpickling can "
+                f"run code: {remedy}"
+            ) from err
+        detail = " ".join(str(err).split())[:120] or type(err).__name__
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({size} bytes; {detail}): {remedy}") from err
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict: {remedy}")
+    return ckpt

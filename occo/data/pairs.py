@@ -65,9 +65,9 @@ def _listing(names: list[str]) -> str:
 
 
 def match_pairs(
+    *,
     ir: dict[str, Path],
     vi: dict[str, Path],
-    *,
     ir_dir: Path,
     vi_dir: Path,
     allow_unmatched: bool = False,
@@ -100,16 +100,16 @@ def match_pairs(
     return [Pair(id=k, ir=ir[k], vi=vi[k]) for k in ids]
 
 
-def find_pairs(ir_dir: str | Path, vi_dir: str | Path, *, allow_unmatched: bool = False) -> list[Pair]:
-    """Pair the images of two folders by file stem (extensions may differ), sorted by id.
+def find_pairs(*, ir: str | Path, vi: str | Path, allow_unmatched: bool = False) -> list[Pair]:
+    """Pair the images of the folders ``ir`` and ``vi`` by file stem (extensions may differ), sorted by id.
 
     Hidden and non-image files are ignored. A missing or image-less folder, duplicate stems in
     one folder, or stems present on one side only raise DataError (the last is only logged and
     skipped with ``allow_unmatched``).
     """
-    ir_dir, vi_dir = Path(ir_dir), Path(vi_dir)
+    ir_dir, vi_dir = Path(ir), Path(vi)
     return match_pairs(
-        index_images(ir_dir), index_images(vi_dir), ir_dir=ir_dir, vi_dir=vi_dir, allow_unmatched=allow_unmatched
+        ir=index_images(ir_dir), vi=index_images(vi_dir), ir_dir=ir_dir, vi_dir=vi_dir, allow_unmatched=allow_unmatched
     )
 
 

@@ -42,15 +42,14 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from occo.data.io import sha256_file
-from occo.data.io import IMAGE_EXTS, DataError, atomic_dir, write_text_atomic
+from occo.data.io import IMAGE_EXTS, DataError, atomic_dir, sha256_file, write_text_atomic
 from occo.data.names import check_name
 from occo.data.pairs import find_pairs, index_images
-from occo.pipeline.device import resolve_device
 from occo.downstream.labels import FORMATS, convert_label, read_class_names, write_yolo
-from occo.pipeline.sources import OURS, REFERENCE, Outputs, gather_reference, method_images, part_methods, select
-from occo.pipeline.resume import change_reason, digest_files
 from occo.fetch.weights import resolve_weights
+from occo.pipeline.device import resolve_device
+from occo.pipeline.resume import change_reason, digest_files
+from occo.pipeline.sources import OURS, REFERENCE, Outputs, gather_reference, method_images, part_methods, select
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +129,10 @@ def split_ids(ids: list[str], val_fraction: float, seed: int) -> tuple[list[str]
 
 def _split_ids(root: Path, spec: DatasetSpec, seed: int) -> dict[str, tuple[str, list[str]]]:
     """``{"train": (raw split, ids), "val": (raw split, ids)}`` from the raw pairs of the dataset."""
+
     def ids_of(split: str) -> list[str]:
         folder = root / "data/raw" / spec.name / split
-        return [p.id for p in find_pairs(folder / "ir", folder / "vi")]
+        return [p.id for p in find_pairs(ir=folder / "ir", vi=folder / "vi")]
 
     if spec.train == spec.val:
         train, val = split_ids(ids_of(spec.train), spec.val_fraction or 0.0, seed)
@@ -208,8 +208,14 @@ def build_dataset(root: Path, spec: DatasetSpec, method: str, out: Path, *, seed
                     val_classes.update(int(c) for c in boxes[:, 0])
                 write_yolo(tmp / "labels" / part / f"{id_}.txt", boxes)
             if unlabelled:
-                log.info("%s/%s: %d of %d images have no label file in %s (no objects)",
-                         spec.name, split, unlabelled, len(ids), labels)
+                log.info(
+                    "%s/%s: %d of %d images have no label file in %s (no objects)",
+                    spec.name,
+                    split,
+                    unlabelled,
+                    len(ids),
+                    labels,
+                )
         data = {
             "path": str(out.resolve()),
             "train": "images/train",
@@ -409,8 +415,9 @@ def train_detector(cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Path:
     _record_checkpoint(run_dir, state, last, cfg.epochs)
     seconds = time.perf_counter() - start
     epochs = max(cfg.epochs - done, 1)
-    log.info("%s: %d epochs in %.1f s (%.2f s/epoch, device %s)",
-             run_dir, epochs, seconds, seconds / epochs, cfg.device)
+    log.info(
+        "%s: %d epochs in %.1f s (%.2f s/epoch, device %s)", run_dir, epochs, seconds, seconds / epochs, cfg.device
+    )
     return last
 
 
@@ -442,8 +449,9 @@ def paper_mean(values: dict[str, float], classes: list[str]) -> float:
     return float(np.mean(chosen))
 
 
-def detection_metrics(box: Any, spec: DatasetSpec, present: frozenset[int], *, epochs: int, imgsz: int,
-                      n_train: int, n_val: int) -> dict[str, Any]:
+def detection_metrics(
+    box: Any, spec: DatasetSpec, present: frozenset[int], *, epochs: int, imgsz: int, n_train: int, n_val: int
+) -> dict[str, Any]:
     """The metrics JSON of one run from ultralytics' ``metrics.box``.
 
     Per-class AP@0.5 (``box.ap50``) and AP@0.5:0.95 (``box.ap``) come only for classes with boxes in
@@ -492,7 +500,8 @@ OUTPUTS: dict[str | None, Outputs] = {
     None: _OURS,  # no part: every method, written where `ours` writes
     OURS: _OURS,
     REFERENCE: Outputs(
-        models=Path("models/detect_reference"), metrics=Path("reference/detect"),
+        models=Path("models/detect_reference"),
+        metrics=Path("reference/detect"),
         work=Path(".cache/occo/detect_reference"),
     ),
 }
@@ -503,7 +512,12 @@ kept out of the pipeline's outputs and of git under .cache/."""
 
 
 def run_detect(
-    params: dict, root: Path, *, dataset: str | None = None, method: str | None = None, part: str | None = None,
+    params: dict,
+    root: Path,
+    *,
+    dataset: str | None = None,
+    method: str | None = None,
+    part: str | None = None,
     write_tables: bool = True,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """The ``detect`` stage: every ``params.run`` dataset × ``params.methods``; returns the metrics.
@@ -573,6 +587,12 @@ def detect_method(
     )
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     _write_state(run_dir, {**state, "validated": True})
-    log.info("%s/%s: AP50 all %.3f, AP50:95 all %.3f -> %s", name, method,
-             result["ap50"]["all"], result["ap50_95"]["all"], out)
+    log.info(
+        "%s/%s: AP50 all %.3f, AP50:95 all %.3f -> %s",
+        name,
+        method,
+        result["ap50"]["all"],
+        result["ap50_95"]["all"],
+        out,
+    )
     return result

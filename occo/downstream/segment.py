@@ -53,12 +53,20 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from occo.data import SEG_CLASSES, DataError, check_name, index_images, load_array, to_uint8, write_text_atomic
+from occo.data.color import IMAGENET_MEAN, IMAGENET_STD
 from occo.data.io import atomic_path
-from occo.pipeline.device import resolve_device
-from occo.pipeline.sources import OURS, REFERENCE, Outputs, gather_reference, method_images, part_methods, select
-from occo.nn.checkpoint import read_checkpoint
-from occo.pipeline.resume import change_reason, digest_files, digest_value, remove_stale_temps, trim_live_history
 from occo.fetch.weights import ENCODER_WEIGHTS, resolve_weights
+from occo.pipeline.device import resolve_device
+from occo.pipeline.resume import (
+    digest_files,
+    digest_value,
+    load_resume,
+    remove_stale_temps,
+    rng_state,
+    set_rng_state,
+    trim_live_history,
+)
+from occo.pipeline.sources import OURS, REFERENCE, Outputs, gather_reference, method_images, part_methods, select
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +76,15 @@ IGNORE_INDEX = 255
 """Label value excluded from the loss and the confusion matrix (also used for padding)."""
 PAD_MULTIPLE = 16
 """DeepLabV3+ (output stride 8 or 16) needs inputs divisible by 16: batches are padded up to it."""
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 REPORT_DIR = Path("reports/segment")
 _OURS = Outputs(models=Path("models/segment"), metrics=Path("metrics/segment"), work=Path("dvclive/segment"))
 OUTPUTS: dict[str | None, Outputs] = {
     None: _OURS,  # no part: every method, written where `ours` writes
     OURS: _OURS,
     REFERENCE: Outputs(
-        models=Path("models/segment_reference"), metrics=Path("reference/segment"), work=Path("dvclive/segment_reference")
+        models=Path("models/segment_reference"),
+        metrics=Path("reference/segment"),
+        work=Path("dvclive/segment_reference"),
     ),
 }
 """Where each part writes: model folders, metrics, training curves (``None``: one call for every method)."""
@@ -418,18 +426,6 @@ def save_state(path: Path, state: Mapping[str, Any]) -> None:
         torch.save(dict(state), tmp)
 
 
-def load_resume(path: Path, identity: Mapping[str, str]) -> dict[str, Any] | None:
-    """The state at ``path`` when it belongs to this run (same :func:`run_identity`), else None with a
-    warning naming what changed; CheckpointError (one line, naming the file) when it cannot be read."""
-    if not path.is_file():
-        return None
-    state = read_checkpoint(path, remedy="delete it to train this method from scratch")
-    if (reason := change_reason(state.get("fingerprint"), identity)) is not None:
-        log.warning("ignoring %s: %s since it was written; training from scratch", path, reason)
-        return None
-    return state
-
-
 def evaluate(
     model: torch.nn.Module, loader: DataLoader, device: torch.device, precision: Precision, desc: str
 ) -> torch.Tensor:
@@ -471,7 +467,9 @@ def train_method(
     precision = Precision.choose(bool(params.get("amp", True)), device)
     model = build_model(params["encoder"], seed=seed, weights=encoder_weights_path(params, root)).to(device)
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=float(params["lr"]), momentum=float(params.get("momentum", 0.9)),
+        model.parameters(),
+        lr=float(params["lr"]),
+        momentum=float(params.get("momentum", 0.9)),
         weight_decay=float(params.get("weight_decay", 1e-4)),
     )
     power = float(params.get("poly_power", 0.9))
@@ -484,7 +482,7 @@ def train_method(
     for path in (last_path, final_path):
         remove_stale_temps(path)
     fingerprint = run_identity(params, method, train_samples)
-    resume = load_resume(last_path, fingerprint)
+    resume = load_resume(last_path, fingerprint, remedy="delete it to train this method from scratch")
     start = 0
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -498,31 +496,48 @@ def train_method(
     flip = bool(params.get("flip", True))
     train_set = SegDataset(train_samples, train=True, size=size, crop=crop, flip=flip, seed=seed)
     test_loader = DataLoader(
-        SegDataset(test_samples, train=False, size=size), batch_size=batch_size, num_workers=workers,
-        collate_fn=collate_padded, pin_memory=device.type == "cuda",
+        SegDataset(test_samples, train=False, size=size),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=collate_padded,
+        pin_memory=device.type == "cuda",
     )
     live_dir = root / outputs.work / dataset / method
     if resume is not None:  # epochs the interrupted run logged after its last checkpoint are logged again
         trim_live_history(live_dir, start)
     log.info(
         "segment %s/%s %s: %d train / %d test images, %d steps/epoch, epochs %d..%d on %s (%s); checkpoint %s, logs %s",
-        dataset, method, params["encoder"], len(train_samples), len(test_samples), steps_per_epoch, start, epochs,
-        device, precision.dtype or "float32", last_path, live_dir,
+        dataset,
+        method,
+        params["encoder"],
+        len(train_samples),
+        len(test_samples),
+        steps_per_epoch,
+        start,
+        epochs,
+        device,
+        precision.dtype or "float32",
+        last_path,
+        live_dir,
     )
     if start < epochs:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), Live(
-            dir=str(live_dir), resume=resume is not None, save_dvc_exp=False, dvcyaml=False
-        ) as live:
+        with (
+            torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+            Live(dir=str(live_dir), resume=resume is not None, save_dvc_exp=False, dvcyaml=False) as live,
+        ):
             torch.manual_seed(seed)  # dropout in the ASPP head draws from the global RNG
             if resume is not None:
-                torch.set_rng_state(resume["rng"]["cpu"])
-                if device.type == "cuda" and "cuda" in resume["rng"]:
-                    torch.cuda.set_rng_state(resume["rng"]["cuda"], device)
+                set_rng_state(resume["rng"], device)
             for epoch in range(start, epochs):
                 order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
                 loader = DataLoader(
-                    train_set, sampler=[(epoch, int(i)) for i in order], batch_size=batch_size, drop_last=True,
-                    num_workers=workers, collate_fn=collate_padded, pin_memory=device.type == "cuda",
+                    train_set,
+                    sampler=[(epoch, int(i)) for i in order],
+                    batch_size=batch_size,
+                    drop_last=True,
+                    num_workers=workers,
+                    collate_fn=collate_padded,
+                    pin_memory=device.type == "cuda",
                 )
                 model.train()
                 loss_sum, tic = torch.zeros((), device=device), time.perf_counter()
@@ -545,14 +560,19 @@ def train_method(
                 live.log_metric("train/lr", optimizer.param_groups[0]["lr"])
                 live.log_metric("train/epoch_seconds", seconds)
                 live.next_step()
-                rng = {"cpu": torch.get_rng_state()}
-                if device.type == "cuda":
-                    rng["cuda"] = torch.cuda.get_rng_state(device)
-                save_state(last_path, {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                    "epoch": epoch + 1, "rng": rng, "fingerprint": fingerprint,
-                })
+                rng = rng_state(device)
+                save_state(
+                    last_path,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "epoch": epoch + 1,
+                        "rng": rng,
+                        "fingerprint": fingerprint,
+                    },
+                )
                 log.info("%s epoch %d/%d: loss %.4f, %.1f s", method, epoch + 1, epochs, mean_loss, seconds)
             conf = evaluate(model, test_loader, device, precision, desc=f"test {method}")
             record = metrics_record(conf, epochs=epochs, n_train=len(train_samples), n_test=len(test_samples))
@@ -562,8 +582,15 @@ def train_method(
         log.info("%s: %s already holds all %d epochs; testing only", method, last_path, epochs)
         conf = evaluate(model, test_loader, device, precision, desc=f"test {method}")
         record = metrics_record(conf, epochs=epochs, n_train=len(train_samples), n_test=len(test_samples))
-    save_state(final_path, {"model": model.state_dict(), "encoder": params["encoder"], "classes": list(CLASS_NAMES),
-                            "fingerprint": fingerprint})
+    save_state(
+        final_path,
+        {
+            "model": model.state_dict(),
+            "encoder": params["encoder"],
+            "classes": list(CLASS_NAMES),
+            "fingerprint": fingerprint,
+        },
+    )
     metrics_path = root / outputs.metrics / dataset / f"{method}.json"
     write_text_atomic(metrics_path, json.dumps(record, indent=2) + "\n")
     log.info("%s: mIoU %.4f; wrote %s and %s", method, record["miou"], metrics_path, final_path)
@@ -571,8 +598,13 @@ def train_method(
 
 
 def run_segment(
-    params: Mapping[str, Any], root: Path, *, dataset: str | None = None, method: str | None = None,
-    part: str | None = None, write_tables: bool = True,
+    params: Mapping[str, Any],
+    root: Path,
+    *,
+    dataset: str | None = None,
+    method: str | None = None,
+    part: str | None = None,
+    write_tables: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Train and test every ``segment.methods`` entry on ``segment.dataset``; returns the metrics per method.
 

@@ -25,13 +25,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from occo.fetch.archive import MAX_UNPACK_RATIO, extract, is_archive
-from occo.fetch.download import LOCAL_SOURCE_HINT, fetch, registry_checks
 from occo.config import Download
 from occo.data.io import IMAGE_EXTS, MAX_PIXELS, DataError, atomic_dir, load_array, write_text_atomic
 from occo.data.names import check_name
 from occo.data.pairs import find_pairs, image_size, index_images, load_pair, match_pairs
 from occo.data.synthetic import make_synthetic
+from occo.fetch.archive import MAX_UNPACK_RATIO, extract, is_archive
+from occo.fetch.download import LOCAL_SOURCE_HINT, fetch, registry_checks
 from occo.fetch.registry import load_registry
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,7 @@ def _flat_plan(name: str, root: Path, split: str | None) -> _Plan | None:
     if not ((root / "ir").is_dir() and (root / "vi").is_dir()):
         return None
     if split is None:
-        raise DataError(
-            f"{root} is a flat ir/ vi/ folder: set download.datasets.{name}.split to the split it holds"
-        )
+        raise DataError(f"{root} is a flat ir/ vi/ folder: set download.datasets.{name}.split to the split it holds")
     return _Plan("flat", (_split_source(split, root),), _provenance(root))
 
 
@@ -213,9 +211,9 @@ def _run_plan(
         build = stack.enter_context(atomic_dir(out_root / name))
         external: dict[str, Path] = {}
         for src in plan.splits:
-            pairs = match_pairs(src.ir, src.vi, ir_dir=src.ir_dir, vi_dir=src.vi_dir)
+            pairs = match_pairs(ir=src.ir, vi=src.vi, ir_dir=src.ir_dir, vi_dir=src.vi_dir)
             kept = pairs if limit is None else pairs[:limit]
-            dropped = {p.id for p in pairs[len(kept):]}
+            dropped = {p.id for p in pairs[len(kept) :]}
             sizes: dict[str, tuple[int, int]] = {}
             split_dir = build / src.split
             (split_dir / "ir").mkdir(parents=True)
@@ -302,9 +300,7 @@ def import_dataset(
             hint = LOCAL_SOURCE_HINT.replace("<name>", name)
             raise DataError(f"{name} has no direct download (get it from {where}); {hint}")
         downloads = Path(downloads_root) if downloads_root is not None else out_root.parent / "downloads"
-        archives = [
-            fetch(a["url"], downloads / a["filename"], **registry_checks(a)) for a in entry["archives"]
-        ]
+        archives = [fetch(a["url"], downloads / a["filename"], **registry_checks(a)) for a in entry["archives"]]
         where = ", ".join(str(a) for a in archives)
         with scratch() as tmp:
             root = Path(tmp).resolve()
@@ -340,7 +336,9 @@ def run_download(cfg: Download, root: Path) -> dict[str, dict[str, int]]:
     if cfg.synthetic is not None:
         make_synthetic(raw / "synthetic", **cfg.synthetic.model_dump())
         index["synthetic"] = {
-            d.name: len(find_pairs(d / "ir", d / "vi")) for d in sorted((raw / "synthetic").iterdir()) if d.is_dir()
+            d.name: len(find_pairs(ir=d / "ir", vi=d / "vi"))
+            for d in sorted((raw / "synthetic").iterdir())
+            if d.is_dir()
         }
     for name, entry in cfg.datasets.items():
         source: str | Path = entry.source
@@ -350,8 +348,14 @@ def run_download(cfg: Download, root: Path) -> dict[str, dict[str, int]]:
                 log.warning("skipping optional dataset %s: source %s not found", name, source)
                 continue
         index[name] = import_dataset(
-            name, source, raw, split=entry.split, limit=entry.limit, external_root=external,
-            downloads_root=root / "data" / "downloads", max_pixels=cfg.max_pixels,
+            name,
+            source,
+            raw,
+            split=entry.split,
+            limit=entry.limit,
+            external_root=external,
+            downloads_root=root / "data" / "downloads",
+            max_pixels=cfg.max_pixels,
             max_unpack_ratio=cfg.max_unpack_ratio,
         )
     write_text_atomic(raw / "INDEX.json", json.dumps(index, indent=2, sort_keys=True) + "\n")

@@ -12,7 +12,6 @@ the download instead of being spliced onto the old one's first part.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import logging
@@ -28,8 +27,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from occo.fetch.archive import check_archive
 from occo.data.io import DataError, sha256_file, write_text_atomic
+from occo.fetch.archive import check_archive
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +86,10 @@ def _check_safetensors(path: Path) -> None:
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise DataError(f"{path} is not a complete safetensors file: bad header ({exc})") from exc
     if 8 + n + end != size:
-        raise DataError(f"{path} is not a complete safetensors file: its header ends the data at {8 + n + end}, "
-                        f"the file has {size} bytes")
+        raise DataError(
+            f"{path} is not a complete safetensors file: its header ends the data at {8 + n + end}, "
+            f"the file has {size} bytes"
+        )
 
 
 def check_complete(path: str | Path, name: str) -> None:
@@ -193,8 +194,10 @@ def _content_range(header: str | None, offset: int, url: str, part: Path) -> int
     except ValueError:
         total, unit, start, end = None, "", -1, -1
     if unit != "bytes" or start != offset or (total is not None and end != total - 1):
-        raise DataError(f"cannot resume {url}: asked for bytes {offset}- and the server sent Content-Range "
-                        f"{header!r}; delete {part} to download from the start")
+        raise DataError(
+            f"cannot resume {url}: asked for bytes {offset}- and the server sent Content-Range "
+            f"{header!r}; delete {part} to download from the start"
+        )
     return total
 
 
@@ -237,8 +240,10 @@ def _download(url: str, part: Path, timeout: float, size: int | None) -> None:
                 )
             total = total if total is not None else remote.total
             if length is not None and total is not None and int(length) != total - offset:
-                raise DataError(f"cannot resume {url}: Content-Length {length} does not match Content-Range "
-                                f"{resp.headers.get('Content-Range')!r}; delete {part} to download from the start")
+                raise DataError(
+                    f"cannot resume {url}: Content-Length {length} does not match Content-Range "
+                    f"{resp.headers.get('Content-Range')!r}; delete {part} to download from the start"
+                )
             mode = "ab"
             log.info("resuming %s at byte %d", url, offset)
         else:
@@ -251,9 +256,10 @@ def _download(url: str, part: Path, timeout: float, size: int | None) -> None:
         limit = total if total is not None else size
         if limit is not None:
             _check_free_space(part, limit - offset)
-        with part.open(mode) as fh, tqdm(
-            total=limit, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem
-        ) as bar:
+        with (
+            part.open(mode) as fh,
+            tqdm(total=limit, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem) as bar,
+        ):
             if mode == "wb":  # the .part is empty now: record which remote file its bytes come from
                 etag = resp.headers.get("ETag")
                 strong = etag if etag and not etag.startswith("W/") else None
@@ -265,8 +271,10 @@ def _download(url: str, part: Path, timeout: float, size: int | None) -> None:
                     raise DataError(f"{url} sent more than the {limit:,} bytes announced; delete {part} and report it")
     got = part.stat().st_size
     if limit is not None and got != limit:
-        raise DataError(f"incomplete download of {url}: {got:,} of {limit:,} bytes in {part}; run again to resume, "
-                        f"or delete {part} to download from the start")
+        raise DataError(
+            f"incomplete download of {url}: {got:,} of {limit:,} bytes in {part}; run again to resume, "
+            f"or delete {part} to download from the start"
+        )
 
 
 def fetch(
@@ -315,8 +323,10 @@ def fetch(
         try:
             check_complete(part, dest.name)
         except DataError as exc:
-            raise DataError(f"download of {url} is damaged or cut short: {exc}; run again to resume, "
-                            f"or delete {part} to download from the start") from exc
+            raise DataError(
+                f"download of {url} is damaged or cut short: {exc}; run again to resume, "
+                f"or delete {part} to download from the start"
+            ) from exc
         log.warning("no full sha256 pinned for %s; computed %s, recorded in %s", url, actual, record_path(dest))
     os.replace(part, dest)
     _beside(part, ".json").unlink(missing_ok=True)

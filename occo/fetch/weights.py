@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from occo.fetch.download import fetch, registry_checks, verified
 from occo.data.io import DataError, sha256_file
+from occo.fetch.download import fetch, registry_checks, verified
 from occo.fetch.registry import load_registry
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,11 @@ def default_location(name: str, root: Path) -> Path:
 def _how_to_provide(name: str, entry: dict, param: str) -> str:
     files = weight_files(entry)
     where = "; ".join(f"{f['filename']} from {f['url']}" for f in files)
-    target = f"a folder holding {', '.join(f['filename'] for f in files)}" if "files" in entry else f"/path/to/{entry['filename']}"
+    target = (
+        f"a folder holding {', '.join(f['filename'] for f in files)}"
+        if "files" in entry
+        else f"/path/to/{entry['filename']}"
+    )
     return f"get {where} where there is internet and set {param}: {target} in params.yaml"
 
 
@@ -78,7 +82,9 @@ def resolve_weights(
         if not path.is_absolute():
             path = Path(root) / path
         if not path.exists():
-            raise WeightsUnavailableError(f"{name} weights {path} ({param}) not found: {_how_to_provide(name, entry, param)}")
+            raise WeightsUnavailableError(
+                f"{name} weights {path} ({param}) not found: {_how_to_provide(name, entry, param)}"
+            )
         return path
     target = default_location(name, root)
     folder = target if "files" in entry else target.parent

@@ -134,7 +134,9 @@ def per_layer_ratio(
     return sum(w * ratio for w, ratio in zip(weights, contrastive_ratio(d_pos, d_neg, neg_valid, eps)))
 
 
-def summed_layer_ratio(d_pos: torch.Tensor, d_neg: torch.Tensor, neg_valid: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+def summed_layer_ratio(
+    d_pos: torch.Tensor, d_neg: torch.Tensor, neg_valid: torch.Tensor, eps: float = EPS
+) -> torch.Tensor:
     """Eq. 6-8 with Eq. 13 as printed: ``D = Σ_l D_l`` (unweighted), then ``D(A, P) / (Σ_k D(A, N_k) + ε)``.
 
     d_pos (L, n), d_neg (L, G, n), neg_valid (G, n) → (n,).
@@ -342,8 +344,7 @@ class ContextualContrastiveLoss(nn.Module):
                 ip, ineg = starts[(spec.positive, spec.region)], starts[(spec.negative, spec.region)]
                 a = {layer: v[ia : ia + n] for layer, v in anchors.items()}
                 s = {
-                    layer: torch.cat([v[ip : ip + n], v[ineg : ineg + self.groups * n]])
-                    for layer, v in sources.items()
+                    layer: torch.cat([v[ip : ip + n], v[ineg : ineg + self.groups * n]]) for layer, v in sources.items()
                 }
                 out[t] = self._term(a, s, self._distance, self.layer_weights, valid[spec.region])
 
@@ -357,4 +358,3 @@ class ContextualContrastiveLoss(nn.Module):
         # The four regions partition every anchor, so at least one term is always active.
         out["contrast"] = contextual_contrastive_loss(out, self.omega1, self.omega2)
         return {t: out[t] for t in (*TERMS, "contrast") if t in out}
-

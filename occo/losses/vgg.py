@@ -16,14 +16,13 @@ import torch
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
+from occo.data.color import IMAGENET_MEAN, IMAGENET_STD
 from occo.fetch.registry import load_registry
 from occo.fetch.weights import WeightsUnavailableError
 
 log = logging.getLogger(__name__)
 
 GREY_COEFFICIENTS = (0.299, 0.587, 0.114)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS_PARAM = "train.vgg_weights"
 RANDOM_INIT_PARAM = "train.vgg_random_init"
 

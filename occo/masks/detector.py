@@ -19,11 +19,12 @@ import torch
 from PIL import Image
 from torchvision.ops import box_convert, nms
 
+from occo.data.color import IMAGENET_MEAN, IMAGENET_STD
+
 log = logging.getLogger(__name__)
 
 GDINO_SIZE = (800, 1333)
 """Grounding DINO's test-time resize: shorter side 800, longer side at most 1333."""
-IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 @dataclass(frozen=True)

@@ -121,4 +121,3 @@ def write_pair(
         **{kind: found[kind].to_json() for kind in MODALITIES},
     }
     write_text_atomic(paths["boxes"], json.dumps(record, indent=1) + "\n")
-

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from occo.config import Masks
-from occo.config import Masks
 from occo.data import DataError
+from occo.fetch.weights import resolve_weights
 from occo.masks.detector import Detector, DetectorSettings, GroundingDinoPy, build_grounding_dino, gdino_config
 from occo.masks.detector_hf import GroundingDinoHF, load_hf_grounding_dino
 from occo.masks.sam import SamMasker, load_sam
@@ -23,7 +23,6 @@ from occo.masks.tiny import (
     tiny_hf_grounding_dino,
     tiny_sam,
 )
-from occo.fetch.weights import resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +62,7 @@ def groundingdino_weights(cfg: Masks, root: Path) -> dict[str, Path]:
         "gdino": resolve_weights(
             "groundingdino_swint_ogc", cfg.gdino_checkpoint, param="masks.gdino_checkpoint", root=root
         ),
-        "text_encoder": resolve_weights(
-            "bert_base_uncased", cfg.text_encoder, param="masks.text_encoder", root=root
-        ),
+        "text_encoder": resolve_weights("bert_base_uncased", cfg.text_encoder, param="masks.text_encoder", root=root),
     }
 
 
@@ -87,11 +84,7 @@ def tiny_groundingdino(settings: DetectorSettings, device: torch.device, dtype: 
 
 def transformers_weights(cfg: Masks, root: Path) -> dict[str, Path]:
     """The ``save_pretrained`` folder of IDEA-Research/grounding-dino-tiny (``masks.hf_model``)."""
-    return {
-        "hf_model": resolve_weights(
-            "grounding_dino_tiny_hf", cfg.hf_model, param="masks.hf_model", root=root
-        )
-    }
+    return {"hf_model": resolve_weights("grounding_dino_tiny_hf", cfg.hf_model, param="masks.hf_model", root=root)}
 
 
 def load_transformers(
@@ -137,16 +130,12 @@ def weight_paths(cfg: Masks, root: Path) -> dict[str, Path]:
     Raises WeightsUnavailableError naming the file, its URL and the param when one cannot be had.
     """
     return {
-        "sam": resolve_weights(
-            f"sam_{cfg.sam_model}", cfg.sam_checkpoint, param="masks.sam_checkpoint", root=root
-        ),
+        "sam": resolve_weights(f"sam_{cfg.sam_model}", cfg.sam_checkpoint, param="masks.sam_checkpoint", root=root),
         **detector_backend(cfg).weights(cfg, root),
     }
 
 
-def load_models(
-    cfg: Masks, root: Path, device: torch.device, dtype: torch.dtype | None
-) -> tuple[Detector, SamMasker]:
+def load_models(cfg: Masks, root: Path, device: torch.device, dtype: torch.dtype | None) -> tuple[Detector, SamMasker]:
     """The detector and SAM masker of the ``masks`` params: pretrained, or tiny random-init when ``random_init`` is true."""
     backend = detector_backend(cfg)
     settings = detector_settings(cfg)

@@ -34,9 +34,9 @@ def mask_layout(folder: Path) -> tuple[dict[str, str], str | None]:
         return PUBLISHED_DIRS, PUBLISHED_PATTERN
     if all((folder / sub).is_dir() for sub in OWN_DIRS.values()):
         return OWN_DIRS, None
-    raise DataError(
-        f"{folder} holds neither mask_ir/ + mask_vi/ (the authors' release) nor ir/ + vi/ (occo's layout)"
-    )
+    raise DataError(f"{folder} holds neither mask_ir/ + mask_vi/ (the authors' release) nor ir/ + vi/ (occo's layout)")
+
+
 _MAX_LISTED = 10
 
 
@@ -67,9 +67,7 @@ def import_masks(folder: Path, pairs: list[Pair], out_dir: Path) -> int:
             listed = ", ".join(missing[:_MAX_LISTED]) + (
                 f", ... ({len(missing) - _MAX_LISTED} more)" if len(missing) > _MAX_LISTED else ""
             )
-            raise DataError(
-                f"{len(missing)} of {len(pairs)} pairs have no mask in {folder / dirs[kind]}: {listed}"
-            )
+            raise DataError(f"{len(missing)} of {len(pairs)} pairs have no mask in {folder / dirs[kind]}: {listed}")
         extra = len(files.keys() - {p.id for p in pairs})
         if extra:
             log.warning("%s: %d masks match no pair of the split; ignored", folder / dirs[kind], extra)

@@ -38,17 +38,23 @@ def run_masks(cfg: Masks, root: Path) -> dict[str, dict[str, int]]:
     for dataset, splits in cfg.datasets.items():
         for split in splits:
             if split not in index.get(dataset, {}):
-                log.warning("skipping %s/%s: not in data/raw/INDEX.json (has %s)", dataset, split, index.get(dataset, {}))
+                log.warning(
+                    "skipping %s/%s: not in data/raw/INDEX.json (has %s)", dataset, split, index.get(dataset, {})
+                )
                 continue
             raw = root / "data" / "raw" / dataset / split
-            pairs = find_pairs(raw / "ir", raw / "vi")
+            pairs = find_pairs(ir=raw / "ir", vi=raw / "vi")
             out_dir = out_root / dataset / split
             folder = cfg.import_.get(dataset, {}).get(split)
             if folder is not None:
                 count = import_masks(root / folder, pairs, out_dir)
             else:
                 count = generate_masks(
-                    pairs, out_dir, models, settings=settings_record(cfg), batch_size=batch_size,
+                    pairs,
+                    out_dir,
+                    models,
+                    settings=settings_record(cfg),
+                    batch_size=batch_size,
                     desc=f"masks {dataset}/{split}",
                 )
             write_gallery(pairs, out_dir, root / OVERLAYS / dataset / split, cfg.gallery)

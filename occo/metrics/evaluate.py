@@ -18,12 +18,12 @@ import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,8 +31,8 @@ from tqdm import tqdm
 
 from occo.data.io import DataError, load_array, read_size
 from occo.data.pairs import Pair, image_size, index_images, load_pair
-from occo.pipeline.device import resolve_batch_size, resolve_device
 from occo.metrics.suite import METRICS, grey_levels, prepare_sources, score
+from occo.pipeline.device import resolve_batch_size, resolve_device
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -170,8 +170,14 @@ def score_pairs(
     for method, files in folders.items():
         missing = sorted(ids - files.keys())
         if missing:
-            log.warning("%s: %d of %d pairs have no fused image in %s (e.g. %s); scored on the rest",
-                        method, len(missing), len(ids), methods[method], ", ".join(missing[:5]))
+            log.warning(
+                "%s: %d of %d pairs have no fused image in %s (e.g. %s); scored on the rest",
+                method,
+                len(missing),
+                len(ids),
+                methods[method],
+                ", ".join(missing[:5]),
+            )
         if not ids & files.keys():
             raise DataError(f"no fused image in {methods[method]} matches any pair id")
     dev = resolve_device(device)
@@ -187,7 +193,10 @@ def score_pairs(
     rows: list[Row] = []
     threads = max(1, cores // workers) if dev.type == "cpu" else torch.get_num_threads()
     # torch's OpenMP and MKL thread counts are per thread: each worker sets its own before its first op.
-    with _torch_threads(threads), ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+    with (
+        _torch_threads(threads),
+        ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,)) as pool,
+    ):
         with tqdm(total=len(pairs), desc=desc, unit="pair") as bar:
             try:
                 for job, job_rows in zip(jobs, _in_order(pool, run, jobs, ahead=2 * workers)):

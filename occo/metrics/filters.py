@@ -105,14 +105,18 @@ def separable_filter(stack: torch.Tensor, taps: torch.Tensor, *, pad: str | None
     if stack.device.type == "cpu" and stack.dtype in _CV_DEPTH:
         k = taps.detach().cpu().numpy().astype(np.float64)
         depth = _CV_DEPTH[stack.dtype]
-        return _opencv_planes(stack, len(k), pad, lambda p, o, border: cv2.sepFilter2D(p, depth, k, k, dst=o, borderType=border))
+        return _opencv_planes(
+            stack, len(k), pad, lambda p, o, border: cv2.sepFilter2D(p, depth, k, k, dst=o, borderType=border)
+        )
     return _torch_separable(stack, taps.tolist(), pad)
 
 
 def box_filter_valid(stack: torch.Tensor, size: int) -> torch.Tensor:
     """Mean over every ``size × size`` window fully inside the plane (B, C, H, W) → 'valid' output."""
     if stack.device.type == "cpu" and stack.dtype in _CV_DEPTH:
-        return _opencv_planes(stack, size, None, lambda p, o, border: cv2.blur(p, (size, size), dst=o, borderType=border))
+        return _opencv_planes(
+            stack, size, None, lambda p, o, border: cv2.blur(p, (size, size), dst=o, borderType=border)
+        )
     return _torch_separable(stack, [1.0 / size] * size, None)
 
 

@@ -53,9 +53,11 @@ def joint_index(sources: torch.Tensor) -> torch.Tensor:
 def joint_counts(index: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """Joint histograms (B, C, 256, 256) of each source plane of ``index`` (rows) with ``f`` (B, H, W) (columns)."""
     flat = index + to_levels(f).flatten(1).unsqueeze(1)
-    return torch.bincount(flat.flatten(), minlength=index.shape[0] * index.shape[1] * LEVELS * LEVELS).view(
-        *index.shape[:2], LEVELS, LEVELS
-    ).double()
+    return (
+        torch.bincount(flat.flatten(), minlength=index.shape[0] * index.shape[1] * LEVELS * LEVELS)
+        .view(*index.shape[:2], LEVELS, LEVELS)
+        .double()
+    )
 
 
 def joint_histogram(x: torch.Tensor, y: torch.Tensor, *, merge_top: bool) -> torch.Tensor:

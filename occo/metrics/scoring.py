@@ -12,8 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import logging
+import math
 from pathlib import Path
 
 from occo.config import Evaluate
@@ -55,7 +55,7 @@ def evaluation_splits(cfg: Evaluate, root: Path) -> dict[str, str]:
 
 def _pairs(root: Path, dataset: str, split: str) -> list[Pair]:
     data = root / "data/raw" / dataset / split
-    return find_pairs(data / "ir", data / "vi")
+    return find_pairs(ir=data / "ir", vi=data / "vi")
 
 
 def _score(cfg: Evaluate, pairs: list[Pair], methods: dict[str, Path | None], desc: str) -> list[Row]:
@@ -82,8 +82,13 @@ def reference_rows(root: Path, dataset: str) -> list[dict[str, object]]:
         raise DataError(f"no reference scores {path}: run the evaluate_reference stage first (dvc repro)")
     rows = []
     for record in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))):
-        rows.append({"method": record["method"], "id": record["id"],
-                     **{m: float(record[m]) if record[m] else math.nan for m in METRICS}})
+        rows.append(
+            {
+                "method": record["method"],
+                "id": record["id"],
+                **{m: float(record[m]) if record[m] else math.nan for m in METRICS},
+            }
+        )
     return rows
 
 

@@ -183,7 +183,9 @@ def vif_sources(x: torch.Tensor, *, sigma_nsq: float = 2.0, eps: float = 1e-10) 
         rows, cols = _valid_shape(x, len(w))
         mu, s1, inv = (x.new_empty(x.shape[0], c, rows, cols) for _ in range(3))
         window = partial(separable_filter, taps=w)
-        for r, stats in _filtered_strips(lambda rows: _with_squares(x[:, :, rows]), window, len(w), rows, cols, x.device):
+        for r, stats in _filtered_strips(
+            lambda rows: _with_squares(x[:, :, rows]), window, len(w), rows, cols, x.device
+        ):
             m = stats[:, :c]
             mu[:, :, r] = m
             var = (stats[:, c:] - m * m).clamp_min_(0)
@@ -228,7 +230,13 @@ def vif_score(f: torch.Tensor, src: VifSources, *, nan_as_one: bool = False) -> 
 
 
 def vif(
-    f: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, sigma_nsq: float = 2.0, eps: float = 1e-10, nan_as_one: bool = False
+    f: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    sigma_nsq: float = 2.0,
+    eps: float = 1e-10,
+    nan_as_one: bool = False,
 ) -> torch.Tensor:
     """VIF = VIF(A → F) + VIF(B → F): multiscale pixel-domain VIF (Sheikh & Bovik 2006, LIVE ``vifp_mscale``).
 

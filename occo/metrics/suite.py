@@ -154,7 +154,9 @@ def grey_levels(arr: np.ndarray, variant: str = "matlab") -> np.ndarray:
 
 def _check_batch(*xs: torch.Tensor) -> None:
     if not all(x.shape == xs[0].shape for x in xs) or xs[0].dim() != 3:
-        raise ValueError(f"metrics need (B, H, W) batches of one shape, got {', '.join(str(tuple(x.shape)) for x in xs)}")
+        raise ValueError(
+            f"metrics need (B, H, W) batches of one shape, got {', '.join(str(tuple(x.shape)) for x in xs)}"
+        )
 
 
 def prepare_sources(a: torch.Tensor, b: torch.Tensor, variant: str = "matlab") -> Sources:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from occo.data.io import DataError, atomic_path
+from occo.data.io import CheckpointError, atomic_path, read_checkpoint
 from occo.nn.config import ArchConfig, build_model
 
 ENCODER_LAYERS = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2"}
@@ -59,12 +59,6 @@ _DECODER = re.compile(r"up_concat(\d+)\.(conv[12])\.(\w+)")
 _HEAD = re.compile(r"final\.(\w+)")
 
 
-class CheckpointError(DataError):
-    """A checkpoint file that cannot be read, converted, loaded or saved; one line naming the file and what to do."""
-
-
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6
-_PICKLE_MAGIC = b"\x80"  # the legacy format: a pickle (protocol 2+) first
 def official_key(key: str) -> str | None:
     """Our state_dict name for a key of the public checkpoint (``module.`` already stripped); None if unknown."""
     if m := _ENCODER.fullmatch(key):
@@ -81,43 +75,6 @@ def official_key(key: str) -> str | None:
     elif m := _HEAD.fullmatch(key):
         return f"head.{m.group(1)}"
     return None
-
-
-def _refused_global(err: Exception) -> str | None:
-    """The Python object that ``weights_only`` refused to unpickle, from torch's message."""
-    match = re.search(r"GLOBAL ([\w.]+)", str(err))
-    return match.group(1) if match else None
-
-
-def read_checkpoint(path: str | Path, *, remedy: str) -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` of a dict; CheckpointError naming the file, what is wrong
-    (missing, empty, truncated, not a PyTorch file, pickled code) and ``remedy`` (what to do) otherwise.
-
-    ``weights_only`` never executes code from the file: a pickle that would is refused, not run.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}; {remedy}")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes; a copy or write cut short): {remedy}")
-    with path.open("rb") as f:
-        head = f.read(len(_ZIP_MAGIC))
-    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {head!r}): {remedy}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # refused by weights_only, truncated or corrupt
-        if (name := _refused_global(err)) is not None:
-            raise CheckpointError(
-                f"{path} holds pickled Python objects ({name}), which occo does not load because unpickling can "
-                f"run code: {remedy}"
-            ) from err
-        detail = " ".join(str(err).split())[:120] or type(err).__name__
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({size} bytes; {detail}): {remedy}") from err
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict: {remedy}")
-    return ckpt
 
 
 def _read(path: str | Path, remedy: str) -> dict[str, Any]:

@@ -194,8 +194,13 @@ def _fuse_tiled(
         core = core_side(cfg, budget)
     except ValueError as exc:
         raise DataError(f"cannot fuse {pair.ir} in tiles: {exc}") from exc
-    log.info("%s: about %.3g GB in one pass, over the %.3g GB budget; fusing in tiles of %d pixels",
-             pair.ir, need / _GIB, budget / _GIB, core)
+    log.info(
+        "%s: about %.3g GB in one pass, over the %.3g GB budget; fusing in tiles of %d pixels",
+        pair.ir,
+        need / _GIB,
+        budget / _GIB,
+        core,
+    )
     return fuse_y_tiled(model, ir, vi_y, core=core, device=device)
 
 
@@ -233,8 +238,15 @@ def run_fuse(cfg: Fuse, root: Path) -> list[Path]:
             data = root / "data/raw" / dataset / split
             out = root / FUSED / method / dataset / split
             fuse_folder(
-                model, find_pairs(data / "ir", data / "vi"), out, checkpoint_sha256=sha256, device=device,
-                batch_size=batch_size, replace_other=True, max_pixels=cfg.max_pixels, memory_budget_bytes=budget,
+                model,
+                find_pairs(ir=data / "ir", vi=data / "vi"),
+                out,
+                checkpoint_sha256=sha256,
+                device=device,
+                batch_size=batch_size,
+                replace_other=True,
+                max_pixels=cfg.max_pixels,
+                memory_budget_bytes=budget,
             )
             folders.append(out)
     return folders

@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 
-from occo.fetch.download import fetch, registry_checks
-from occo.fetch.datasets import REGISTRY_SOURCE
 from occo.config import DatasetSource, Params
 from occo.data.io import DataError, sha256_file, write_text_atomic
+from occo.fetch.datasets import REGISTRY_SOURCE
+from occo.fetch.download import fetch, registry_checks
 from occo.fetch.registry import load_registry
 from occo.fetch.weights import ENCODER_WEIGHTS, WeightsUnavailableError, resolve_weights, weights_entry
 
@@ -217,7 +217,9 @@ def _dataset_problem(name: str, entry: DatasetSource, root: Path, datasets: Mapp
     if source == REGISTRY_SOURCE:
         entry = datasets.get(name)
         if entry is None:
-            return f"dataset {name}: source 'registry' but the registry has no {name}; set download.datasets.{name}.source"
+            return (
+                f"dataset {name}: source 'registry' but the registry has no {name}; set download.datasets.{name}.source"
+            )
         if not entry.get("archives"):
             return (
                 f"dataset {name}: no direct download; get it from {entry.get('manual_download', entry['homepage'])} "
@@ -225,7 +227,9 @@ def _dataset_problem(name: str, entry: DatasetSource, root: Path, datasets: Mapp
             )
         return None
     if not _resolve(source, root).exists():
-        return f"dataset {name}: source {source} not found; set download.datasets.{name}.source to its folder or archive"
+        return (
+            f"dataset {name}: source {source} not found; set download.datasets.{name}.source to its folder or archive"
+        )
     return None
 
 
@@ -257,7 +261,10 @@ def gather(cfg: Params, root: Path) -> dict[str, dict[str, Any]]:
             continue
         if entry.source != REGISTRY_SOURCE:
             path = _resolve(entry.source, root)
-            manifests["download"][f"download.datasets.{name}.source"] = {"path": _display(path, root), **digest(path, cache)}
+            manifests["download"][f"download.datasets.{name}.source"] = {
+                "path": _display(path, root),
+                **digest(path, cache),
+            }
 
     for item in named_paths(cfg):
         path = _resolve(item.path, root)

@@ -10,9 +10,11 @@ mtime rule would restart needlessly) while a regenerated file may keep its size 
 resume on other data). Contents are read once per run at disk or sha256 speed, whichever is lower
 (bench/fingerprint.py: about 2 s for FMB's 1,220 training pairs with their masks, 1.9 GiB, warm cache).
 
-Two more things a resumed run needs: dvclive rows logged after the checkpoint (by the run that was
-killed) are dropped, so the resumed run does not log those steps twice; and the temporary files a
-killed atomic write leaves beside a checkpoint are removed.
+The protocol every resumable trainer follows (train, segment): :func:`load_resume` gives the saved state
+only when its identity equals this run's; :func:`rng_state` / :func:`set_rng_state` save and restore
+the global RNG streams with it; dvclive rows logged after the checkpoint (by the run that was killed)
+are dropped (:func:`trim_live_history`), so the resumed run does not log those steps twice; and the
+temporary files a killed atomic write leaves beside a checkpoint are removed (:func:`remove_stale_temps`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from occo.data.io import sha256_file
-from occo.data.io import write_text_atomic
+import torch
+
+from occo.data.io import read_checkpoint, sha256_file, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,34 @@ def change_reason(saved: object, current: Mapping[str, Any]) -> str | None:
         return None
     same = [name for name in current if name not in changed]
     return f"{', '.join(changed)} changed" + (f" ({', '.join(same)} unchanged)" if same else "")
+
+
+def load_resume(path: Path, identity: Mapping[str, Any], *, remedy: str) -> dict[str, Any] | None:
+    """The state saved at ``path`` when it belongs to this run (its ``fingerprint`` equals ``identity``), else
+    None, with a warning naming what changed. CheckpointError (one line naming the file and ``remedy``)
+    when it cannot be read; nothing in it is unpickled as code."""
+    if not path.is_file():
+        return None
+    state = read_checkpoint(path, remedy=remedy)
+    if (reason := change_reason(state.get("fingerprint"), identity)) is not None:
+        log.warning("ignoring %s: %s since it was written; training from scratch", path, reason)
+        return None
+    return state
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """The global RNG streams a training step may draw from (CPU, and the CUDA device's)."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    """Restore what :func:`rng_state` saved."""
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def trim_live_history(live_dir: Path, step: int) -> int:

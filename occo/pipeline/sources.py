@@ -51,7 +51,11 @@ def part_methods(root: Path, methods: Sequence[str], part: str | None) -> list[s
 
 
 def gather_reference(
-    root: Path, outputs: Outputs, reference: Outputs, dataset: str, methods: Sequence[str],
+    root: Path,
+    outputs: Outputs,
+    reference: Outputs,
+    dataset: str,
+    methods: Sequence[str],
     ours: Mapping[str, dict[str, Any]],
 ) -> dict[str, dict[str, Any]]:
     """Every method's metrics on ``dataset`` in ``methods`` order, each also written to

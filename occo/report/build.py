@@ -21,17 +21,17 @@ from pathlib import Path
 from occo.data.io import DataError, atomic_dir, write_text_atomic
 from occo.metrics.suite import METRICS
 from occo.report.collect import Collected, collect, detect_frame, segment_frame
+from occo.report.headline import TRAINED
 from occo.report.paper.comparison import detect_beside, fusion_beside, segment_beside, studies_section
+from occo.report.paper.reference import PaperReference, load_paper
+from occo.report.paper.runs import Run, sibling_runs
+from occo.report.paper.studies import show
+from occo.report.provenance import Provenance, provenance
 from occo.report.render.document import Banner, Block, Bullets, Figure, Heading, Paragraph, TableBlock, to_markdown
 from occo.report.render.figures import metric_bars, training_curves
 from occo.report.render.gallery import build_gallery
-from occo.report.headline import TRAINED
-from occo.report.render.plots import write_plot_tables
 from occo.report.render.html import to_html
-from occo.report.paper.reference import PaperReference, load_paper
-from occo.report.provenance import Provenance, provenance
-from occo.report.paper.runs import Run, sibling_runs
-from occo.report.paper.studies import show
+from occo.report.render.plots import write_plot_tables
 from occo.report.render.tables import Row, Table, clean
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,9 @@ class ReportConfig:
         metrics = section.get("fusion_metrics", "all")
         metrics = list(METRICS) if metrics == "all" else [str(m) for m in metrics]
         if unknown := [m for m in metrics if m not in METRICS]:
-            raise DataError(f"params.yaml report.fusion_metrics: unknown {', '.join(unknown)} (known: {', '.join(METRICS)})")
+            raise DataError(
+                f"params.yaml report.fusion_metrics: unknown {', '.join(unknown)} (known: {', '.join(METRICS)})"
+            )
         return cls(
             gallery_dataset=str(gallery.get("dataset", "synthetic")),
             gallery_split=str(gallery.get("split", "test")),
@@ -81,10 +83,14 @@ def stamp_section(stamp: Provenance) -> list[Block]:
     rev = f"git revision `{stamp.revision[:12]}`" if stamp.revision else "git revision unknown (not a git repository)"
     blocks: list[Block] = [Paragraph(f"Run: {name}; {rev}.")]
     if stamp.random_init:
-        blocks.append(Banner(
-            "random-init models in this run: " + "; ".join(stamp.random_init) + ". This run's numbers exercise the code "
-            "path only and say nothing about the method; do not compare them with the paper."
-        ))
+        blocks.append(
+            Banner(
+                "random-init models in this run: "
+                + "; ".join(stamp.random_init)
+                + ". This run's numbers exercise the code "
+                "path only and say nothing about the method; do not compare them with the paper."
+            )
+        )
     return blocks
 
 
@@ -97,7 +103,8 @@ def run_section(params: dict) -> list[Block]:
         f"contextual loss `loss.cx_variant={(params.get('loss') or {}).get('cx_variant')}`",
         "network: " + ", ".join(f"`arch.{k}={show(v)}`" for k, v in arch.items()),
         f"mask prompt: `{(params.get('masks') or {}).get('prompt')}`",
-        "training: " + ", ".join(
+        "training: "
+        + ", ".join(
             f"`train.{k}={show(train.get(k))}`"
             for k in ("dataset", "split", "epochs", "max_steps", "batch_size", "crop", "lr")
         ),
@@ -113,8 +120,13 @@ def training_section(data: Collected, figures: Path) -> list[Block]:
     if data.train_summary is not None:
         terms = data.train_summary.get("train") or {}
         step = data.train_summary.get("step")
-        table = Table(columns=list(terms), rows=[Row(f"last logged step {step}", {k: float(v) for k, v in terms.items()})],
-                      label_header="", bold_best=False, number_format="g")
+        table = Table(
+            columns=list(terms),
+            rows=[Row(f"last logged step {step}", {k: float(v) for k, v in terms.items()})],
+            label_header="",
+            bold_best=False,
+            number_format="g",
+        )
         blocks.append(TableBlock(table, "Mean loss terms of the last logging window (`dvclive/train/metrics.json`)."))
     if data.curves:
         path = training_curves(data.curves, figures / "training_curves.png")
@@ -129,10 +141,12 @@ def fusion_section(
     blocks: list[Block] = [Heading("Fusion metrics")]
     if not data.fusion:
         return blocks + [not_run("fusion metrics", "no metrics/fusion/*.json; the evaluate stage has not run")]
-    blocks.append(Paragraph(
-        "Rows are methods, columns metrics (all higher-is-better); the best method value per column is in bold, "
-        "`n` is the number of images scored. Pixel baselines: " + ", ".join(f"`{b}`" for b in baselines) + "."
-    ))
+    blocks.append(
+        Paragraph(
+            "Rows are methods, columns metrics (all higher-is-better); the best method value per column is in bold, "
+            "`n` is the number of images scored. Pixel baselines: " + ", ".join(f"`{b}`" for b in baselines) + "."
+        )
+    )
     for dataset, frame in data.fusion.items():
         table = Table.from_frame(frame, cfg.fusion_metrics, info_columns=["n"])
         blocks += [Heading(dataset, 3), TableBlock(table)]
@@ -140,8 +154,14 @@ def fusion_section(
             blocks += fusion_beside(paper, dataset, frame, cfg.ours)
         if frame[cfg.fusion_metrics].isna().all().all():
             continue
-        path = metric_bars(frame, cfg.fusion_metrics, figures / f"fusion_{dataset}.png", title=f"{dataset}: fusion metrics",
-                           ours=cfg.ours, baselines=baselines)
+        path = metric_bars(
+            frame,
+            cfg.fusion_metrics,
+            figures / f"fusion_{dataset}.png",
+            title=f"{dataset}: fusion metrics",
+            ours=cfg.ours,
+            baselines=baselines,
+        )
         blocks.append(Figure(path, f"{dataset}: fusion metrics per method (ours red, pixel baselines grey)."))
     return blocks
 
@@ -153,18 +173,24 @@ def downstream_section(
     beside the paper (Tables 3–5)."""
     blocks: list[Block] = [Heading(name)]
     if not records:
-        return blocks + [not_run(name.lower(), f"no metrics/{kind}/<dataset>/<method>.json; the {kind} stage has not run")]
+        return blocks + [
+            not_run(name.lower(), f"no metrics/{kind}/<dataset>/<method>.json; the {kind} stage has not run")
+        ]
     for dataset, per_method in records.items():
         frame = detect_frame(per_method) if kind == "detect" else segment_frame(per_method)
         table = Table.from_frame(frame, list(frame.columns))
         first = next(iter(per_method.values()))
         if kind == "detect":
-            caption = (f"AP50 per class, mAP50 and mAP50-95 of a detector trained on each method's images "
-                       f"({first.get('epochs')} epochs, imgsz {first.get('imgsz')}, {first.get('n_train')} train / "
-                       f"{first.get('n_val')} val images).")
+            caption = (
+                f"AP50 per class, mAP50 and mAP50-95 of a detector trained on each method's images "
+                f"({first.get('epochs')} epochs, imgsz {first.get('imgsz')}, {first.get('n_train')} train / "
+                f"{first.get('n_val')} val images)."
+            )
         else:
-            caption = (f"IoU per class and mIoU of a segmentation network trained on each method's images "
-                       f"({first.get('epochs')} epochs, {first.get('n_train')} train / {first.get('n_test')} test images).")
+            caption = (
+                f"IoU per class and mIoU of a segmentation network trained on each method's images "
+                f"({first.get('epochs')} epochs, {first.get('n_train')} train / {first.get('n_test')} test images)."
+            )
         blocks += [Heading(dataset, 3), TableBlock(table, caption)]
         if paper is not None:
             beside = detect_beside if kind == "detect" else segment_beside
@@ -172,8 +198,9 @@ def downstream_section(
     return blocks
 
 
-def ablation_section(root: Path, data: Collected, paper: PaperReference | None, stamp: Provenance,
-                     params: dict) -> list[Block]:
+def ablation_section(
+    root: Path, data: Collected, paper: PaperReference | None, stamp: Provenance, params: dict
+) -> list[Block]:
     """Tables 6–9 (FMB): this run and the workspace's other experiments, each beside the paper's row."""
     blocks: list[Block] = [Heading("Ablation studies (Tables 6–9)")]
     if paper is None:
@@ -196,9 +223,7 @@ def gallery_section(root: Path, cfg: ReportConfig, out_dir: Path) -> list[Block]
     if not (data / "ir").is_dir() or not (data / "vi").is_dir():
         where = f"data/raw/{cfg.gallery_dataset}/{cfg.gallery_split}"
         return blocks + [not_run("gallery", f"no images at {where}; set report.gallery")]
-    rows, columns = build_gallery(
-        root, cfg.gallery_dataset, cfg.gallery_split, cfg.gallery_ids, cfg.gallery_n, out_dir
-    )
+    rows, columns = build_gallery(root, cfg.gallery_dataset, cfg.gallery_split, cfg.gallery_ids, cfg.gallery_n, out_dir)
     blocks.append(Paragraph(f"{cfg.gallery_dataset}/{cfg.gallery_split}, left to right: {' | '.join(columns)}."))
     return blocks + [Figure(path, f"{cfg.gallery_dataset}/{cfg.gallery_split} {image_id}") for image_id, path in rows]
 
@@ -206,13 +231,20 @@ def gallery_section(root: Path, cfg: ReportConfig, out_dir: Path) -> list[Block]
 def reference_section(paper: PaperReference | None) -> list[Block]:
     """The citation and the paper's tables the report compares with."""
     if paper is None:
-        return [Heading("Paper reference"),
-                Paragraph("Comparison with the paper switched off (`report.compare_paper: false`).")]
+        return [
+            Heading("Paper reference"),
+            Paragraph("Comparison with the paper switched off (`report.compare_paper: false`)."),
+        ]
     items = [f"Table {t.table}: {t.caption} ({', '.join(t.datasets)}; {len(t.rows)} rows)." for t in paper.tables]
-    return [Heading("Paper reference"), Paragraph(paper.cite()), Bullets(tuple(items)), Paragraph(
-        "Reference data: `occo/report/paper/paper.yaml`, generated from the transcription of the paper's tables "
-        "(`python -m occo.report.paper.tables_csv`); every value keeps its table and row."
-    )]
+    return [
+        Heading("Paper reference"),
+        Paragraph(paper.cite()),
+        Bullets(tuple(items)),
+        Paragraph(
+            "Reference data: `occo/report/paper/paper.yaml`, generated from the transcription of the paper's tables "
+            "(`python -m occo.report.paper.tables_csv`); every value keeps its table and row."
+        ),
+    ]
 
 
 def build_report(
@@ -226,10 +258,14 @@ def build_report(
     baselines = [str(b) for b in (params.get("evaluate") or {}).get("baselines") or []]
     reports = root / REPORTS
     with atomic_dir(reports / "figures") as figures, atomic_dir(reports / "plots") as plots:
-        blocks: list[Block] = [Heading(TITLE, 1), *stamp_section(stamp), Paragraph(
-            "Written by the `report` stage from `metrics/`, `dvclive/train/` and `data/` of this workspace. "
-            "Sections whose stage has not run say so."
-        )]
+        blocks: list[Block] = [
+            Heading(TITLE, 1),
+            *stamp_section(stamp),
+            Paragraph(
+                "Written by the `report` stage from `metrics/`, `dvclive/train/` and `data/` of this workspace. "
+                "Sections whose stage has not run say so."
+            ),
+        ]
         blocks += run_section(params)
         blocks += training_section(data, figures)
         blocks += fusion_section(data, cfg, paper, figures, baselines)
@@ -256,4 +292,3 @@ def _final(block: Block, moved: dict[Path, Path]) -> Block:
             if block.path.parent == tmp:
                 return Figure(final / block.path.name, block.caption)
     return block
-

@@ -114,7 +114,9 @@ def read_curve(path: Path) -> pd.DataFrame:
         raise DataError(f"cannot read training log {path}: {err}") from None
     value = [c for c in frame.columns if c not in ("step", "timestamp")]
     if "step" not in frame.columns or len(value) != 1:
-        raise DataError(f"training log {path} must have a 'step' column and one value column, got {list(frame.columns)}")
+        raise DataError(
+            f"training log {path} must have a 'step' column and one value column, got {list(frame.columns)}"
+        )
     return pd.DataFrame({"step": frame["step"].astype(int), "value": frame[value[0]].astype(float)})
 
 

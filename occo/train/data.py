@@ -70,7 +70,7 @@ def find_training_pairs(root: Path, dataset: str, split: str) -> list[MaskedPair
         raise DataError(f"{dataset} has no split {split!r} (has {', '.join(have) or 'none'}): set train.split")
     masks = mask_dir(root, dataset, split)
     pairs = []
-    for p in find_pairs(raw / "ir", raw / "vi"):
+    for p in find_pairs(ir=raw / "ir", vi=raw / "vi"):
         paths = {kind: masks / kind / f"{p.id}.png" for kind in MASK_KINDS}
         for kind, path in paths.items():
             if not path.is_file():
@@ -79,7 +79,9 @@ def find_training_pairs(root: Path, dataset: str, split: str) -> list[MaskedPair
     if len(pairs) < SMALL_TRAINING_SET:
         log.warning(
             "training on %s/%s: %d pairs only (the paper trains on FMB's whole train split); results will not be the paper's",
-            dataset, split, len(pairs),
+            dataset,
+            split,
+            len(pairs),
         )
     return pairs
 
@@ -96,7 +98,9 @@ def load_sample(pair: MaskedPair) -> Tensor:
     size = images[0].shape[:2]
     for path, arr in zip((pair.vi, pair.ir_mask, pair.vi_mask), images[1:]):
         if arr.shape[:2] != size:
-            raise DataError(f"{path} is {arr.shape[0]}x{arr.shape[1]}, its infrared image {pair.ir} is {size[0]}x{size[1]}")
+            raise DataError(
+                f"{path} is {arr.shape[0]}x{arr.shape[1]}, its infrared image {pair.ir} is {size[0]}x{size[1]}"
+            )
     masks = [torch.from_numpy((m.max(axis=-1) if m.ndim == 3 else m) > 0)[None].float() for m in images[2:]]
     return torch.cat([luminance(images[0]), luminance(images[1]), *masks])
 
@@ -121,8 +125,10 @@ def crop_origins(objects: Tensor, crop: int, count: int, generator: torch.Genera
     """
     h, w = objects.shape
     cand = torch.stack(
-        [torch.randint(0, h - crop + 1, (count, retries), generator=generator),
-         torch.randint(0, w - crop + 1, (count, retries), generator=generator)],
+        [
+            torch.randint(0, h - crop + 1, (count, retries), generator=generator),
+            torch.randint(0, w - crop + 1, (count, retries), generator=generator),
+        ],
         dim=-1,
     )
     if not bool(objects.any()):

@@ -55,13 +55,28 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from occo.data.io import CheckpointError
 from occo.losses import NonFiniteLossError, OCCOLoss, TermMeans
-from occo.pipeline.device import resolve_device
 from occo.nn import ArchConfig, build_model, normalise_output, save_checkpoint
-from occo.nn.checkpoint import CheckpointError, is_finite, read_checkpoint
-from occo.pipeline.resume import change_reason, digest_files, digest_value, remove_stale_temps, trim_live_history
+from occo.nn.checkpoint import is_finite
+from occo.pipeline.device import resolve_device
+from occo.pipeline.resume import (
+    digest_files,
+    digest_value,
+    load_resume,
+    remove_stale_temps,
+    rng_state,
+    set_rng_state,
+    trim_live_history,
+)
 from occo.train.data import (
-    BatchPlan, CropDataset, MaskedPair, StepSampler, check_batch_layout, collate_crops, find_training_pairs,
+    BatchPlan,
+    CropDataset,
+    MaskedPair,
+    StepSampler,
+    check_batch_layout,
+    collate_crops,
+    find_training_pairs,
 )
 
 log = logging.getLogger(__name__)
@@ -120,28 +135,11 @@ def run_identity(params: Mapping[str, Any], pairs: list[MaskedPair]) -> dict[str
     return {"params": run_fingerprint(params), "images": digest_files(images), "masks": digest_files(masks)}
 
 
-def rng_state(device: torch.device) -> dict[str, Any]:
-    """The global RNG streams the step may draw from (the contextual loss samples positions)."""
-    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def load_resume(path: Path, identity: Mapping[str, str], world_size: int = 1) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` when it belongs to this run (same :func:`run_identity`), else None
-    with a warning naming what changed. CheckpointError for an unreadable file or non-finite weights."""
-    if not path.is_file():
-        return None
-    ckpt = read_checkpoint(path, remedy="delete it to train from scratch")
-    if (reason := change_reason(ckpt.get("fingerprint"), identity)) is not None:
-        log.warning("ignoring %s: %s since it was written; training from scratch", path, reason)
+def load_training_state(path: Path, identity: Mapping[str, str], world_size: int = 1) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` when it belongs to this run (same :func:`run_identity` and process count),
+    else None with a warning naming what changed. CheckpointError for an unreadable file or NaN weights."""
+    ckpt = load_resume(path, identity, remedy="delete it to train from scratch")
+    if ckpt is None:
         return None
     if not is_finite(list(ckpt["state_dict"].values())):
         raise CheckpointError(
@@ -150,7 +148,9 @@ def load_resume(path: Path, identity: Mapping[str, str], world_size: int = 1) ->
     if ckpt.get("world_size", 1) != world_size:
         log.warning(
             "ignoring %s: written under other params (%d processes, now %d); training from scratch",
-            path, ckpt.get("world_size", 1), world_size,
+            path,
+            ckpt.get("world_size", 1),
+            world_size,
         )
         return None
     log.info("resuming from %s at step %d", path, ckpt["step"])
@@ -220,7 +220,7 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
     if world.main:
         for path in (ckpt_path, final_path):
             remove_stale_temps(path)
-    resume = load_resume(ckpt_path, fingerprint, world.size)
+    resume = load_training_state(ckpt_path, fingerprint, world.size)
     step = 0
     if resume is not None:
         model.load_state_dict(resume["state_dict"])
@@ -254,8 +254,14 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
             extra = {"world_size": world.size, "rng_ranks": states}
         if world.main:
             save_checkpoint(
-                ckpt_path, model, arch, optimizer=optimizer.state_dict(), step=step, rng=rng,
-                fingerprint=fingerprint, **extra,
+                ckpt_path,
+                model,
+                arch,
+                optimizer=optimizer.state_dict(),
+                step=step,
+                rng=rng,
+                fingerprint=fingerprint,
+                **extra,
             )
         saved_step = step
 
@@ -272,11 +278,24 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
     if world.distributed:
         log.info(
             "rank %d of %d: %d crops per rank and step (%d per step in all), batches %d·s+%d",
-            world.rank, world.size, int(cfg["batch_size"]), world.size * int(cfg["batch_size"]), world.size, world.rank,
+            world.rank,
+            world.size,
+            int(cfg["batch_size"]),
+            world.size * int(cfg["batch_size"]),
+            world.size,
+            world.rank,
         )
     log.info(
         "training %s/%s: %d pairs, %d batches/epoch, steps %d..%d on %s; checkpoint %s, weights %s, logs %s",
-        cfg["dataset"], cfg["split"], len(pairs), plan.batches_per_epoch, step, total, dev, ckpt_path, final_path,
+        cfg["dataset"],
+        cfg["split"],
+        len(pairs),
+        plan.batches_per_epoch,
+        step,
+        total,
+        dev,
+        ckpt_path,
+        final_path,
         root / LIVE_DIR,
     )
     model.train()
@@ -284,7 +303,8 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
         trim_live_history(root / LIVE_DIR, step)
     live_ctx = (
         Live(dir=str(root / LIVE_DIR), resume=resume is not None, save_dvc_exp=False, dvcyaml=False)
-        if world.main else contextlib.nullcontext()
+        if world.main
+        else contextlib.nullcontext()
     )
     terms: dict[str, torch.Tensor] | None = None  # the last computed loss terms, named when training stops
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), live_ctx as live:
@@ -292,7 +312,9 @@ def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: to
         if resume is not None:
             set_rng_state(resume["rng_ranks"][world.rank] if world.distributed else resume["rng"], dev)
         window, bad = TermMeans(), 0  # a term skipped at some steps is averaged over the others
-        bar = tqdm(loader, total=total, initial=step, desc="train", unit="step", dynamic_ncols=True, disable=not world.main)
+        bar = tqdm(
+            loader, total=total, initial=step, desc="train", unit="step", dynamic_ncols=True, disable=not world.main
+        )
         for batch in bar:
             batch = batch.to(dev, non_blocking=True)
             if dev.type == "cuda":

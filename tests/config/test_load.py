@@ -18,7 +18,6 @@ from occo.pipeline.entry import run_stage
 from support import REPO
 
 
-
 @pytest.fixture
 def repo_params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -43,12 +42,14 @@ def test_issue_cases_are_all_reported_at_once_in_one_line_each(tmp_path, repo_pa
     repo_params["omega6"] = "abc"
     repo_params["train"].update(crop=-1, checkpoint_every=0, epochs=0)
     where = f"train: {tmp_path / 'params.yaml'}"
-    assert sorted(_stage_errors(tmp_path, repo_params)) == sorted([
-        f"{where} omega6 = 'abc': should be a valid number",
-        f"{where} train.crop = -1: should be greater than 0",
-        f"{where} train.checkpoint_every = 0: should be greater than 0",  # used to fail after the first step
-        f"{where} train.epochs = 0: should be greater than 0",  # used to write an untrained model
-    ])
+    assert sorted(_stage_errors(tmp_path, repo_params)) == sorted(
+        [
+            f"{where} omega6 = 'abc': should be a valid number",
+            f"{where} train.crop = -1: should be greater than 0",
+            f"{where} train.checkpoint_every = 0: should be greater than 0",  # used to fail after the first step
+            f"{where} train.epochs = 0: should be greater than 0",  # used to write an untrained model
+        ]
+    )
 
 
 def test_every_stage_validates_the_whole_file(tmp_path, repo_params):
@@ -88,7 +89,11 @@ def test_every_stage_validates_the_whole_file(tmp_path, repo_params):
         ("detect.model", "yolov8s", "should be 'yolov5n', 'yolov5s', 'yolov5m', 'yolov5l' or 'yolov5x'"),
         ("segment.crop", [64, 64, 3], "should be null, a positive integer or [height, width]"),
         ("segment.encoder_weights", "coco", "should be 'imagenet'"),
-        ("report.fusion_metrics", ["EN", "XYZ"], "should be all or a list of EN, SF, AG, CC, SD, MI, VIF, Qabf, SSIM, SCD, PSNR"),
+        (
+            "report.fusion_metrics",
+            ["EN", "XYZ"],
+            "should be all or a list of EN, SF, AG, CC, SD, MI, VIF, Qabf, SSIM, SCD, PSNR",
+        ),
     ],
 )
 def test_one_line_names_key_value_and_what_is_allowed(key, value, allowed, repo_params):
@@ -110,12 +115,14 @@ def test_unknown_keys_are_named_with_the_known_ones(repo_params):
         validate_params(repo_params, "p.yaml")
     known = sorted(repo_params["train"])
     known.remove("epoch")
-    assert sorted(err.value.problems) == sorted([
-        f"p.yaml train.epoch = 3: unknown key; known keys: {', '.join(known)}",
-        "p.yaml download.datasets.TNO.splits = ['test']: unknown key; known keys: limit, optional, source, split",
-        "p.yaml evalute = {}: unknown key; known keys: ablation, arch, detect, download, evaluate, fuse, loss, masks, "
-        "omega1, omega2, omega3, omega4, omega5, omega6, report, segment, train",
-    ])
+    assert sorted(err.value.problems) == sorted(
+        [
+            f"p.yaml train.epoch = 3: unknown key; known keys: {', '.join(known)}",
+            "p.yaml download.datasets.TNO.splits = ['test']: unknown key; known keys: limit, optional, source, split",
+            "p.yaml evalute = {}: unknown key; known keys: ablation, arch, detect, download, evaluate, fuse, loss, masks, "
+            "omega1, omega2, omega3, omega4, omega5, omega6, report, segment, train",
+        ]
+    )
 
 
 def test_required_entry_keys(repo_params):
@@ -134,8 +141,13 @@ def test_partial_files_take_the_defaults_and_stages_get_their_section_typed(tmp_
     path = tmp_path / "params.yaml"
     path.write_text("omega4: 10\ntrain: {epochs: 2, lr: 1e-4}\n", encoding="utf-8")
     got = []
-    run_stage("doc", str(tmp_path / "stages/train.py"), ["--params", str(path)], lambda p, r, a: got.append(p),
-              section="train")
+    run_stage(
+        "doc",
+        str(tmp_path / "stages/train.py"),
+        ["--params", str(path)],
+        lambda p, r, a: got.append(p),
+        section="train",
+    )
     assert got == [Params().train.model_copy(update={"epochs": 2, "lr": 1e-4})]
     assert load_params(path).omega4 == 10.0 and load_params(path).omega6 == Params().omega6
 
@@ -176,9 +188,14 @@ def test_missing_file_is_one_line(tmp_path):
     ("error", "line"),
     [
         (DataError("data/raw/x: no pairs"), "data/raw/x: no pairs"),
-        (ValueError("train.batch_size=10 must be a positive multiple of 4"), "train.batch_size=10 must be a positive multiple of 4"),
-        (FileNotFoundError(2, "No such file or directory", "data/raw/INDEX.json"),
-         "[Errno 2] No such file or directory: 'data/raw/INDEX.json'"),
+        (
+            ValueError("train.batch_size=10 must be a positive multiple of 4"),
+            "train.batch_size=10 must be a positive multiple of 4",
+        ),
+        (
+            FileNotFoundError(2, "No such file or directory", "data/raw/INDEX.json"),
+            "[Errno 2] No such file or directory: 'data/raw/INDEX.json'",
+        ),
     ],
 )
 def test_bad_input_met_while_running_is_one_line(tmp_path, error, line):
@@ -230,6 +247,9 @@ def test_train_stage_device_flag(tmp_path, repo_params, monkeypatch, capsys):
     with pytest.raises(SystemExit) as err:
         _load_stage("train").main(["--params", str(path), "--root", str(tmp_path), "--device", "cuda"])
     assert err.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
-        "error: argument --device: 'cuda': CUDA is not available on this machine; use auto or cpu"
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .endswith("error: argument --device: 'cuda': CUDA is not available on this machine; use auto or cpu")
     )

@@ -9,8 +9,7 @@ from typing import get_args
 import pytest
 import yaml
 
-from occo.config import Params, as_dict, load_params
-from occo.config import table, types
+from occo.config import Params, as_dict, load_params, table, types
 from support import REPO
 
 

@@ -21,7 +21,7 @@ def test_pairs_by_stem_across_extensions(tmp_path):
     (tmp_path / "ir" / "notes.txt").write_text("x")
     _img(tmp_path / "vi" / ".hidden.png")
     (tmp_path / "ir" / "sub.png").mkdir()
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     assert [p.id for p in pairs] == ["a", "b", "c"]
     assert pairs[0] == Pair("a", tmp_path / "ir" / "a.png", tmp_path / "vi" / "a.jpg")
 
@@ -29,7 +29,7 @@ def test_pairs_by_stem_across_extensions(tmp_path):
 def test_missing_folder(tmp_path):
     _img(tmp_path / "ir" / "a.png")
     with pytest.raises(DataError, match=f"not found: {tmp_path / 'vi'}"):
-        find_pairs(tmp_path / "ir", tmp_path / "vi")
+        find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
 
 
 def test_empty_folder(tmp_path):
@@ -37,7 +37,7 @@ def test_empty_folder(tmp_path):
     (tmp_path / "vi").mkdir()
     (tmp_path / "vi" / "readme.txt").write_text("no images")
     with pytest.raises(DataError, match=f"no visible images in {tmp_path / 'vi'}"):
-        find_pairs(tmp_path / "ir", tmp_path / "vi")
+        find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
 
 
 def test_unmatched_lists_names_and_counts(tmp_path):
@@ -47,7 +47,7 @@ def test_unmatched_lists_names_and_counts(tmp_path):
     _img(tmp_path / "vi" / "shared.png")
     _img(tmp_path / "vi" / "lonely.jpg")
     with pytest.raises(DataError) as err:
-        find_pairs(tmp_path / "ir", tmp_path / "vi")
+        find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     msg = str(err.value)
     assert "13 infrared images" in msg and "no visible partner" in msg
     assert "x00.png, x01.png" in msg and "x09.png" in msg and "x10.png" not in msg and "(3 more)" in msg
@@ -60,7 +60,7 @@ def test_allow_unmatched_warns_and_skips(tmp_path, caplog):
     _img(tmp_path / "ir" / "b.png")
     _img(tmp_path / "vi" / "a.png")
     with caplog.at_level(logging.WARNING):
-        pairs = find_pairs(tmp_path / "ir", tmp_path / "vi", allow_unmatched=True)
+        pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi", allow_unmatched=True)
     assert [p.id for p in pairs] == ["a"]
     assert "b.png" in caplog.text
 
@@ -69,7 +69,7 @@ def test_no_common_ids_even_when_allowed(tmp_path):
     _img(tmp_path / "ir" / "a.png")
     _img(tmp_path / "vi" / "b.png")
     with pytest.raises(DataError, match="no matching"):
-        find_pairs(tmp_path / "ir", tmp_path / "vi", allow_unmatched=True)
+        find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi", allow_unmatched=True)
 
 
 def test_duplicate_stems(tmp_path):
@@ -77,7 +77,7 @@ def test_duplicate_stems(tmp_path):
     _img(tmp_path / "ir" / "a.jpg")
     _img(tmp_path / "vi" / "a.png")
     with pytest.raises(DataError, match=r"duplicate image ids in .*ir \(a: a.jpg, a.png\)"):
-        find_pairs(tmp_path / "ir", tmp_path / "vi")
+        find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
 
 
 def test_index_with_pattern_and_width(tmp_path):
@@ -95,7 +95,7 @@ def test_load_pair_and_size_mismatch(tmp_path):
     _img(tmp_path / "vi" / "a.png", (4, 5, 3))
     _img(tmp_path / "ir" / "b.png", (4, 5))
     _img(tmp_path / "vi" / "b.png", (6, 5))
-    good, bad = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    good, bad = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     ir, vi = load_pair(good)
     assert ir.shape == (4, 5) and vi.shape == (4, 5, 3)
     with pytest.raises(DataError) as err:

@@ -32,8 +32,8 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 
 def test_layout_and_shapes(default_set):
     assert (default_set / "MANIFEST.md").read_text().count("seed: 0") == 1
-    train = find_pairs(default_set / "train" / "ir", default_set / "train" / "vi")
-    test = find_pairs(default_set / "test" / "ir", default_set / "test" / "vi")
+    train = find_pairs(ir=default_set / "train" / "ir", vi=default_set / "train" / "vi")
+    test = find_pairs(ir=default_set / "test" / "ir", vi=default_set / "test" / "vi")
     assert [p.id for p in train] == [f"syn_{i:03d}" for i in range(8)]
     assert [p.id for p in test] == [f"syn_{i:03d}" for i in range(8, 12)]
     ir, vi = load_array(train[0].ir), load_array(train[0].vi)

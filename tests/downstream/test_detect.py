@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from support import REPO
 import importlib.util
 import json
 import os
@@ -21,6 +20,7 @@ from occo.data.io import DataError
 from occo.downstream import detect
 from occo.downstream.detect import DatasetSpec, build_dataset, detection_metrics, paper_mean, split_ids
 from occo.fetch.weights import WeightsUnavailableError
+from support import REPO
 
 SYNTHETIC = {
     "train": "train",
@@ -32,8 +32,14 @@ SYNTHETIC = {
     "paper_classes": ["person", "car"],
 }
 MSRS_LIKE = DatasetSpec(
-    name="MSRS", train="train", val="test", labels="det/fusion", format="yolo",
-    classes=["person", "bicycle", "car"], paper_classes=["person", "car"], source_classes=["person", "bicycle", "car"],
+    name="MSRS",
+    train="train",
+    val="test",
+    labels="det/fusion",
+    format="yolo",
+    classes=["person", "bicycle", "car"],
+    paper_classes=["person", "car"],
+    source_classes=["person", "bicycle", "car"],
 )
 SMOKE = {
     "model": "yolov5n",
@@ -61,7 +67,10 @@ def check_schema(metrics: dict, classes: list[str]) -> None:
         assert set(metrics[key]) <= {*classes, "all"} and "all" in metrics[key]
         assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in metrics[key].values())
     assert set(metrics["ap50"]) == set(metrics["ap50_95"])
-    assert all(isinstance(metrics[k], int) and not isinstance(metrics[k], bool) for k in ("epochs", "imgsz", "n_train", "n_val"))
+    assert all(
+        isinstance(metrics[k], int) and not isinstance(metrics[k], bool)
+        for k in ("epochs", "imgsz", "n_train", "n_val")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +99,7 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def fake_box(index: list[int], ap50: list[float], ap: list[float]) -> SimpleNamespace:
     """The parts of ultralytics' ``metrics.box`` the metrics are read from; ``maps`` holds fill-ins."""
-    return SimpleNamespace(
-        ap_class_index=np.array(index), ap50=np.array(ap50), ap=np.array(ap), maps=np.full(3, 0.123)
-    )
+    return SimpleNamespace(ap_class_index=np.array(index), ap50=np.array(ap50), ap=np.array(ap), maps=np.full(3, 0.123))
 
 
 def test_paper_arithmetic_and_schema() -> None:
@@ -280,7 +287,8 @@ def test_stage_smoke_on_cpu(
 def test_stage_reports_missing_weights_in_one_line(yolo_config: Path, synthetic_root: Path, tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(
-        yaml.safe_dump({"detect": {**SMOKE, "pretrained": True, "weights": str(tmp_path / "yolov5nu.pt")}}), encoding="utf-8"
+        yaml.safe_dump({"detect": {**SMOKE, "pretrained": True, "weights": str(tmp_path / "yolov5nu.pt")}}),
+        encoding="utf-8",
     )
     with pytest.raises(SystemExit, match=r"detect: .*yolov5nu\.pt.*detect\.weights"):
         _load_stage().main(["--params", str(params), "--root", str(synthetic_root), "--part", "reference"])
@@ -300,7 +308,11 @@ def test_prepare_ultralytics_ignores_a_global_settings_file(tmp_path: Path) -> N
         "print(u.SETTINGS['dvc'], u.ONLINE)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, str(root)], env={**env, "HOME": str(home)}, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, str(root)],
+        env={**env, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     config = root / ".cache/ultralytics/Ultralytics"
     assert out[-3] == str(config) and out[-2] != "/nonexistent" and out[-1] == "False False"
@@ -309,14 +321,19 @@ def test_prepare_ultralytics_ignores_a_global_settings_file(tmp_path: Path) -> N
 
 
 def test_interrupted_run_resumes_from_last(
-    yolo_config: Path, synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    yolo_config: Path,
+    synthetic_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from ultralytics.engine.trainer import BaseTrainer
 
     detect.prepare_ultralytics(tmp_path)
     cfg = detect.train_config({**SMOKE, "epochs": 2}, tmp_path)
-    data = build_dataset(synthetic_root, DatasetSpec.from_params("synthetic", SYNTHETIC), "visible", tmp_path / "d", seed=0)
+    data = build_dataset(
+        synthetic_root, DatasetSpec.from_params("synthetic", SYNTHETIC), "visible", tmp_path / "d", seed=0
+    )
     run_dir = tmp_path / "run"
     run_callbacks = BaseTrainer.run_callbacks
 

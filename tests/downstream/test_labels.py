@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from support import SHARED
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from occo.downstream.labels import (
     xyxy_to_yolo,
     yolo_to_xyxy,
 )
+from support import SHARED
 
 SHARED_MSRS = SHARED / "datasets/MSRS/labels/det"
 
@@ -110,7 +110,9 @@ def test_voc_round_trip_through_yolo_text(tmp_path: Path) -> None:
 
 def test_xyxy_yolo_inverse() -> None:
     corners = np.random.default_rng(0).uniform(0, 1, (50, 4)) * [640, 480, 640, 480]
-    corners = np.concatenate([np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2], corners[:, 2:])], 1)
+    corners = np.concatenate(
+        [np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2], corners[:, 2:])], 1
+    )
     np.testing.assert_allclose(yolo_to_xyxy(xyxy_to_yolo(corners, 640, 480), 640, 480), corners, atol=1e-9)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from support import REPO
 import csv
 import importlib.util
 import json
@@ -21,6 +20,7 @@ from safetensors.torch import save_file
 from occo.data import DataError, make_synthetic, save_png
 from occo.downstream import segment as seg
 from occo.fetch.weights import WeightsUnavailableError
+from support import REPO
 
 N_CLASSES = len(seg.CLASS_NAMES)
 
@@ -39,8 +39,16 @@ def _params(**overrides) -> dict:
     """The repo's segment params with CPU smoke overrides (tiny random-init resnet18, one epoch)."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["segment"]
     params.update(
-        dataset="synthetic", encoder="resnet18", encoder_weights=None, weights=None, epochs=1, batch_size=2,
-        size=None, crop=None, num_workers=0, device="cpu",
+        dataset="synthetic",
+        encoder="resnet18",
+        encoder_weights=None,
+        weights=None,
+        epochs=1,
+        batch_size=2,
+        size=None,
+        crop=None,
+        num_workers=0,
+        device="cpu",
     )
     params.update(overrides)
     return params
@@ -109,7 +117,15 @@ def test_metrics_record_schema() -> None:
     record = json.loads(json.dumps(seg.metrics_record(conf, epochs=150, n_train=1083, n_test=361)))
     assert list(record) == ["iou", "miou", "epochs", "n_train", "n_test"]
     assert list(record["iou"]) == [
-        "unlabelled", "car", "person", "bike", "curve", "car_stop", "guardrail", "color_cone", "bump",
+        "unlabelled",
+        "car",
+        "person",
+        "bike",
+        "curve",
+        "car_stop",
+        "guardrail",
+        "color_cone",
+        "bump",
     ]
     assert record["iou"]["unlabelled"] == pytest.approx(3 / 4) and record["iou"]["car"] == pytest.approx(1 / 2)
     assert all(record["iou"][c] is None for c in seg.CLASS_NAMES[2:])

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from occo.data.io import DataError
 from occo.fetch import archive as archive_module
 from occo.fetch.archive import check_archive, extract, is_archive
-from occo.data.io import DataError
 
 
 def _zip(path, members):
@@ -91,8 +91,11 @@ def test_tar_bomb_is_refused(tmp_path):
 def test_extraction_stops_before_the_disk_fills(tmp_path, monkeypatch):
     archive = _zip(tmp_path / "x.zip", {"a.bin": os.urandom(50_000), "b.bin": os.urandom(50_000)})
     real = os.statvfs(tmp_path)
-    monkeypatch.setattr(archive_module.os, "statvfs", lambda _: SimpleNamespace(
-        f_frsize=real.f_frsize, f_bavail=80_000 // real.f_frsize))
+    monkeypatch.setattr(
+        archive_module.os,
+        "statvfs",
+        lambda _: SimpleNamespace(f_frsize=real.f_frsize, f_bavail=80_000 // real.f_frsize),
+    )
     with pytest.raises(DataError, match=r"x\.zip needs about [\d,]+ bytes unpacked, .* has [\d,]+ free"):
         extract(archive, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []

@@ -1,4 +1,3 @@
-from support import REPO
 import importlib.util
 import json
 import shutil
@@ -10,12 +9,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from occo.data.io import sha256_file
 from occo.config import DatasetSource, Download, ParamsError, validate_params
-from occo.fetch.datasets import import_dataset, run_download
-from occo.data.io import DataError
-from occo.fetch.registry import load_registry
+from occo.data.io import DataError, sha256_file
 from occo.data.synthetic import make_synthetic
+from occo.fetch.datasets import import_dataset, run_download
+from occo.fetch.registry import load_registry
+from support import REPO
 
 SHARED = REPO / ".." / "shared"
 needs_shared = pytest.mark.skipif(not (SHARED / "datasets").is_dir(), reason="../shared is not available")
@@ -67,10 +66,14 @@ def test_shipped_registry_is_valid():
 
 def test_registry_errors_name_the_file(tmp_path):
     bad = tmp_path / "reg.yaml"
-    bad.write_text(yaml.safe_dump({
-        "datasets": [{"name": "X", "homepage": "h", "archives": [], "splits": {"test": {"ir": "a"}}}],
-        "weights": [{"name": "w", "url": "u", "filename": "f", "sha256": None}],
-    }))
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "datasets": [{"name": "X", "homepage": "h", "archives": [], "splits": {"test": {"ir": "a"}}}],
+                "weights": [{"name": "w", "url": "u", "filename": "f", "sha256": None}],
+            }
+        )
+    )
     with pytest.raises(DataError, match=f"invalid registry {bad}: X split test: 'vi'"):
         load_registry(bad)
     bad.write_text(yaml.safe_dump({"datasets": [], "weights": []}))
@@ -152,8 +155,10 @@ def test_symlink_inside_the_source_is_followed(tmp_path):
     assert (tmp_path / "raw/DS/test/vi/b.jpg").read_bytes() == (src / "vi" / "a.jpg").read_bytes()
 
 
-@pytest.mark.parametrize(("name", "split"), [("../masks", "test"), ("..", "test"), ("DS", "../x"), ("a/b", "test"),
-                                             ("", "test"), ("DS", ".")])
+@pytest.mark.parametrize(
+    ("name", "split"),
+    [("../masks", "test"), ("..", "test"), ("DS", "../x"), ("a/b", "test"), ("", "test"), ("DS", ".")],
+)
 def test_names_that_would_leave_the_folder_are_refused(tmp_path, name, split):
     src = _flat(tmp_path / "src", ["a"])
     (tmp_path / "masks").mkdir()
@@ -241,15 +246,23 @@ def test_official_layout_with_file_name_patterns(tmp_path):
 def test_registry_source_downloads_and_imports(tmp_path):
     archive = _zip_folder(_official_msrs(tmp_path / "FAKE-main", splits=("test",)), tmp_path / "FAKE-main.zip")
     reg = tmp_path / "registry.yaml"
-    reg.write_text(yaml.safe_dump({
-        "datasets": [{
-            "name": "FAKE",
-            "homepage": "https://example.org",
-            "archives": [{"url": archive.as_uri(), "filename": "fake.zip", "sha256": sha256_file(archive)}],
-            "splits": {"test": {"ir": "test/ir", "vi": "test/vi", "labels": {"seg": "test/Segmentation_labels"}}},
-        }],
-        "weights": [{"name": "w", "url": "https://example.org/w.pt", "filename": "w.pt", "sha256": None}],
-    }))
+    reg.write_text(
+        yaml.safe_dump(
+            {
+                "datasets": [
+                    {
+                        "name": "FAKE",
+                        "homepage": "https://example.org",
+                        "archives": [{"url": archive.as_uri(), "filename": "fake.zip", "sha256": sha256_file(archive)}],
+                        "splits": {
+                            "test": {"ir": "test/ir", "vi": "test/vi", "labels": {"seg": "test/Segmentation_labels"}}
+                        },
+                    }
+                ],
+                "weights": [{"name": "w", "url": "https://example.org/w.pt", "filename": "w.pt", "sha256": None}],
+            }
+        )
+    )
     counts = import_dataset("FAKE", "registry", tmp_path / "data" / "raw", registry=load_registry(reg), limit=1)
     assert counts == {"test": 1}
     assert _names(tmp_path / "data" / "downloads") == ["fake.zip", "fake.zip.sha256"]
@@ -315,13 +328,19 @@ def _stage():
 def test_download_stage_end_to_end(tmp_path):
     src = _flat(tmp_path / "local", ["a", "b", "c"])
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"download": {
-        "synthetic": {"n_train": 2, "n_test": 1, "height": 32, "width": 40, "seed": 1},
-        "datasets": {
-            "LOCAL": {"source": str(src), "split": "test", "limit": 2, "optional": False},
-            "GONE": {"source": "no/such/folder", "split": "test", "limit": None, "optional": True},
-        },
-    }}))
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "download": {
+                    "synthetic": {"n_train": 2, "n_test": 1, "height": 32, "width": 40, "seed": 1},
+                    "datasets": {
+                        "LOCAL": {"source": str(src), "split": "test", "limit": 2, "optional": False},
+                        "GONE": {"source": "no/such/folder", "split": "test", "limit": None, "optional": True},
+                    },
+                }
+            }
+        )
+    )
     root = tmp_path / "repo"
     _stage().main(["--params", str(params), "--root", str(root)])
     index = json.loads((root / "data" / "raw" / "INDEX.json").read_text())

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from occo.fetch.download import check_complete, fetch, record_path, verified
 from occo.data.io import DataError, sha256_file
+from occo.fetch.download import check_complete, fetch, record_path, verified
 
 DATA = bytes(range(256)) * 1200  # 307,200 bytes
 SHA = hashlib.sha256(DATA).hexdigest()

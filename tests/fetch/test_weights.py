@@ -45,10 +45,10 @@ weights:
   - name: single
     url: {base}/one.pth
     filename: one.pth
-    sha256: {sha['one.pth']}
+    sha256: {sha["one.pth"]}
   - name: folder
     files:
-      - {{url: {base}/config.json, filename: config.json, sha256: {sha['config.json']}}}
+      - {{url: {base}/config.json, filename: config.json, sha256: {sha["config.json"]}}}
       - {{url: {base}/vocab.txt, filename: vocab.txt, sha256: null}}
 """
     path = tmp_path / "registry.yaml"

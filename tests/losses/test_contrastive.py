@@ -120,7 +120,9 @@ def test_euclidean_distances_of_eq14_by_hand():
     x = torch.ones(1, 1, 2, 2, requires_grad=True)
     l2_distance(x, torch.ones(1, 1, 2, 2)).sum().backward()  # anchor equal to its positive
     assert torch.equal(x.grad, torch.zeros_like(x))
-    assert DISTANCE_FORMS["code"].euclidean is mean_squared_distance and DISTANCE_FORMS["paper"].euclidean is l2_distance
+    assert (
+        DISTANCE_FORMS["code"].euclidean is mean_squared_distance and DISTANCE_FORMS["paper"].euclidean is l2_distance
+    )
 
 
 @pytest.mark.parametrize("space", ["occo", "model1"])

@@ -52,7 +52,13 @@ def test_model4_replaces_intensity_and_contrast_and_takes_omega4():
     omegas = {"omega1": 0.3, "omega2": 0.7, "omega3": 0.5, "omega4": 6.0, "omega5": 2.0}
     out = OCCOLoss(**omegas, omega6=10.0, feature_space="model4")(fused, vi, ir, ir_mask, vi_mask)
     assert list(out) == [
-        "ssim", "texture", "masked_vi_unique", "masked_ir_unique", "masked_background", "masked_intensity", "total",
+        "ssim",
+        "texture",
+        "masked_vi_unique",
+        "masked_ir_unique",
+        "masked_background",
+        "masked_intensity",
+        "total",
     ]  # fmt: skip  (no intensity, pixel or contrast: Eq. 21 replaces L_int and L_CCL)
     l_abl = MaskedIntensityLoss(0.3, 0.7)(fused, vi, ir, ir_mask, vi_mask)["masked_intensity"]
     expected = ssim_loss(fused, vi, ir) + 6.0 * l_abl + 2.0 * texture_loss(fused, vi, ir)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from support import REPO
 import copy
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +12,7 @@ from occo.losses.contextual import ContextualLoss
 from occo.losses.contrastive import ContextualContrastiveLoss
 from occo.losses.masked import MaskedIntensityLoss
 from occo.losses.total import NonFiniteLossError, OCCOLoss, total_loss
+from support import REPO
 
 B, H = 12, 32
 OMEGAS = {"omega1": 0.3, "omega2": 0.7, "omega3": 0.4, "omega4": 6.0, "omega5": 2.0, "omega6": 5.0}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from support import REPO
 import importlib.util
 import json
 from pathlib import Path
@@ -16,7 +15,7 @@ from PIL import Image
 from occo.config import Masks
 from occo.data import find_pairs, load_array, make_synthetic
 from occo.masks.splits import run_masks
-
+from support import REPO
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +62,7 @@ def check_outputs():
 
 def _check_outputs(root: Path, *, expect_boxes: bool) -> None:
     raw, out = root / "data/raw/synthetic/train", root / "data/masks/synthetic/train"
-    for pair in find_pairs(raw / "ir", raw / "vi"):
+    for pair in find_pairs(ir=raw / "ir", vi=raw / "vi"):
         with Image.open(pair.ir) as source:
             size = source.size
         for kind in ("ir", "vi"):

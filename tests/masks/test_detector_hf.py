@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from occo.fetch.weights import WeightsUnavailableError, weights_entry
 from occo.masks.detector import DetectorSettings
 from occo.masks.models import DETECTORS
 from occo.masks.tiny import tiny_hf_grounding_dino
-from occo.fetch.weights import WeightsUnavailableError, weights_entry
 
 PROMPT = "The scene captures a group of pedestrians or cars."
 

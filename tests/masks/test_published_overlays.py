@@ -30,7 +30,7 @@ def published(folder, pairs, *, skip=(), value=255, size=None, rgb=False):
 def split(tmp_path, synthetic_root):
     root = synthetic_root(tmp_path / "root", n_train=3, n_test=1)
     raw = root / "data/raw/synthetic/train"
-    return root, find_pairs(raw / "ir", raw / "vi")
+    return root, find_pairs(ir=raw / "ir", vi=raw / "vi")
 
 
 def test_import_valid_folder_then_resume(tmp_path, split):

@@ -8,8 +8,8 @@ import logging
 import pytest
 
 from occo.data import load_array
-from occo.train.data import find_training_pairs, load_sample
 from occo.fetch.weights import WeightsUnavailableError, weights_entry
+from occo.train.data import find_training_pairs, load_sample
 
 
 def test_stage_end_to_end_resumes_and_feeds_training(tmp_path, synthetic_root, stage, params, check_outputs, caplog):

@@ -62,7 +62,7 @@ def assert_close(got: dict, want: dict, rtol: float = 1e-12):
 
 def test_baselines_only(tmp_path):
     arrays = make_set(tmp_path, ["a", "b", "c"], fused_methods=())
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     frame = evaluate_pairs(pairs, {"visible": None, "mean": None, "max": None}, device="cpu", batch_size=2)
     assert list(frame.columns) == ["method", "id", *METRICS]
     assert list(zip(frame["method"], frame["id"])) == [(m, i) for m in ("visible", "mean", "max") for i in "abc"]
@@ -85,17 +85,19 @@ def test_baselines_are_pixel_fusions():
 
 def test_fused_method_scored_like_direct_call(tmp_path):
     arrays = make_set(tmp_path, ["01", "02"])
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     frame = evaluate_pairs(pairs, {"MyMethod": tmp_path / "fused" / "MyMethod"}, device="cpu")
     assert list(frame["method"]) == ["MyMethod"] * 2
     for i in ("01", "02"):
-        assert_close(values(frame, "MyMethod", i), direct(arrays[f"MyMethod/{i}"], arrays[f"ir/{i}"], arrays[f"vi/{i}"]))
+        assert_close(
+            values(frame, "MyMethod", i), direct(arrays[f"MyMethod/{i}"], arrays[f"ir/{i}"], arrays[f"vi/{i}"])
+        )
 
 
 def test_missing_fused_ids_scored_on_the_rest(tmp_path, caplog):
     make_set(tmp_path, ["01", "02", "03"])
     (tmp_path / "fused" / "MyMethod" / "02.png").unlink()
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     with caplog.at_level(logging.WARNING, logger="occo.metrics.evaluate"):
         frame = evaluate_pairs(pairs, {"mean": None, "MyMethod": tmp_path / "fused" / "MyMethod"}, device="cpu")
     assert sorted(frame.loc[frame["method"] == "MyMethod", "id"]) == ["01", "03"]
@@ -111,7 +113,7 @@ def test_fused_image_of_wrong_size_names_the_file(tmp_path):
     make_set(tmp_path, ["01", "02"])
     bad = tmp_path / "fused" / "MyMethod" / "02.png"
     save_png(bad, np.zeros((H, W + 2), np.uint8))
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     with pytest.raises(DataError, match="size mismatch") as err:
         evaluate_pairs(pairs, {"MyMethod": tmp_path / "fused" / "MyMethod"}, device="cpu")
     assert str(bad) in str(err.value) and "\n" not in str(err.value)
@@ -120,7 +122,7 @@ def test_fused_image_of_wrong_size_names_the_file(tmp_path):
 def test_fused_folder_matching_no_id(tmp_path):
     make_set(tmp_path, ["01", "02"], fused_methods=())
     save_png(tmp_path / "other" / "zz.png", np.zeros((H, W), np.uint8))
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     with pytest.raises(DataError, match="matches any pair id") as err:
         evaluate_pairs(pairs, {"mean": None, "Other": tmp_path / "other"}, device="cpu")
     assert str(tmp_path / "other") in str(err.value)
@@ -128,14 +130,14 @@ def test_fused_folder_matching_no_id(tmp_path):
 
 def test_missing_fused_folder_raises(tmp_path):
     make_set(tmp_path, ["01"], fused_methods=())
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     with pytest.raises(DataError, match="not found"):
         evaluate_pairs(pairs, {"Ghost": tmp_path / "nope"}, device="cpu")
 
 
 def test_unknown_baseline(tmp_path):
     make_set(tmp_path, ["01"], fused_methods=())
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     with pytest.raises(ValueError, match="median") as err:
         evaluate_pairs(pairs, {"median": None}, device="cpu")
     assert all(name in str(err.value) for name in BASELINES)
@@ -144,7 +146,7 @@ def test_unknown_baseline(tmp_path):
 def test_mixed_sizes_batched_equal_separate_runs(tmp_path):
     ids = ["a0", "b0", "a1", "a2", "b1"]
     make_set(tmp_path, ids, size=lambda i: (H, W) if i.startswith("a") else (44, 36), seed=5)
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     methods = {"mean": None, "MyMethod": tmp_path / "fused" / "MyMethod"}
     frame = evaluate_pairs(pairs, methods, device="cpu", batch_size=2, workers=3)
     assert len(frame) == 2 * len(ids)
@@ -157,7 +159,7 @@ def test_mixed_sizes_batched_equal_separate_runs(tmp_path):
 
 def test_summarise_and_markdown_table(tmp_path):
     make_set(tmp_path, ["01", "02"])
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     methods = {name: None for name in BASELINES} | {"MyMethod": tmp_path / "fused" / "MyMethod"}
     frame = evaluate_pairs(pairs, methods, device="cpu")
     summary = summarise(frame.to_dict("records"))
@@ -227,7 +229,9 @@ def test_16_bit_infrared_equals_8_bit_rounded(tmp_path):
         save_png(tmp_path / name / "vi" / "01.png", vi)
     assert np.asarray(Image.open(tmp_path / "s16" / "ir" / "01.png")).dtype == np.uint16
     frames = [
-        evaluate_pairs(find_pairs(tmp_path / n / "ir", tmp_path / n / "vi"), {"mean": None, "infrared": None}, device="cpu")
+        evaluate_pairs(
+            find_pairs(ir=tmp_path / n / "ir", vi=tmp_path / n / "vi"), {"mean": None, "infrared": None}, device="cpu"
+        )
         for n in ("s16", "s8")
     ]
     pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
@@ -245,7 +249,9 @@ def test_colour_visible_uses_matlab_rgb2gray(tmp_path):
         save_png(tmp_path / name / "ir" / "01.png", ir)
         save_png(tmp_path / name / "vi" / "01.png", vi)
     frames = {
-        name: evaluate_pairs(find_pairs(tmp_path / name / "ir", tmp_path / name / "vi"), {"mean": None}, device="cpu")
+        name: evaluate_pairs(
+            find_pairs(ir=tmp_path / name / "ir", vi=tmp_path / name / "vi"), {"mean": None}, device="cpu"
+        )
         for name in ("rgb", "matlab", "cv")
     }
     pd.testing.assert_frame_equal(frames["rgb"], frames["matlab"], check_exact=True)
@@ -254,7 +260,7 @@ def test_colour_visible_uses_matlab_rgb2gray(tmp_path):
 
 def test_method_folder_named_like_a_baseline_is_scored_as_a_folder(tmp_path):
     arrays = make_set(tmp_path, ["01"], fused_methods=("max",))
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     frame = evaluate_pairs(pairs, {"max": tmp_path / "fused" / "max"}, device="cpu")
     assert_close(values(frame, "max", "01"), direct(arrays["max/01"], arrays["ir/01"], arrays["vi/01"]))
 
@@ -281,7 +287,7 @@ def test_look_ahead_is_bounded():
 
 def test_each_image_decoded_once_and_torch_threads_share_the_cores(tmp_path, monkeypatch):
     make_set(tmp_path, ["01", "02", "03", "04"], fused_methods=("M1", "M2"))
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     import occo.data.pairs
     import occo.metrics.evaluate as ev
 
@@ -319,7 +325,7 @@ def test_each_image_decoded_once_and_torch_threads_share_the_cores(tmp_path, mon
 def test_every_pair_scored_beyond_the_look_ahead(tmp_path):
     ids = [f"{i:02d}" for i in range(7)]
     make_set(tmp_path, ids, size=(24, 28), fused_methods=())
-    pairs = find_pairs(tmp_path / "ir", tmp_path / "vi")
+    pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     frame = evaluate_pairs(pairs, {"max": None}, device="cpu", workers=1)  # look-ahead of 2 jobs
     assert list(frame["id"]) == ids
 

@@ -6,10 +6,8 @@ definitions in docs/metrics.md, independently of the batched torch code under te
 
 from __future__ import annotations
 
-from support import REPO
 import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +28,7 @@ from occo.metrics.statistics import (
 )
 from occo.metrics.structural import ssim_sum, vif
 from occo.metrics.suite import METRICS, VARIANTS, compute_metrics, get_variant, grey_levels, prepare_sources, score
-
+from support import REPO
 
 
 def t(x) -> torch.Tensor:
@@ -333,8 +331,9 @@ def test_opencv_and_torch_filter_paths_agree(dtype, pad):
     assert got.shape == want.shape and got.dtype == dtype
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-13 if dtype == torch.float64 else 1e-5)
     box = box_filter_valid(stack, 7)
-    np.testing.assert_allclose(box.numpy(), _torch_separable(stack, [1 / 7] * 7, None).numpy(),
-                               rtol=1e-13 if dtype == torch.float64 else 1e-5)
+    np.testing.assert_allclose(
+        box.numpy(), _torch_separable(stack, [1 / 7] * 7, None).numpy(), rtol=1e-13 if dtype == torch.float64 else 1e-5
+    )
 
 
 def test_window_larger_than_image_gives_empty_valid_output():
@@ -418,7 +417,9 @@ def test_grey_levels_variants():
 
 
 def test_small_images_are_scored_like_the_reference():
-    spec = importlib.util.spec_from_file_location("occo_bench_metrics_numpy_functional", REPO / "bench" / "metrics_numpy.py")
+    spec = importlib.util.spec_from_file_location(
+        "occo_bench_metrics_numpy_functional", REPO / "bench" / "metrics_numpy.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     f, a, b = (rand_levels((1, 32, 48), s) for s in (40, 41, 42))

@@ -9,7 +9,6 @@ A subset of rows by default (a few seconds); every row with ``OCCO_FULL_REFERENC
 
 from __future__ import annotations
 
-from support import REPO
 import importlib.util
 import os
 from pathlib import Path
@@ -23,6 +22,7 @@ from occo.data import load_array
 from occo.metrics.evaluate import BASELINES
 from occo.metrics.statistics import image_moments, mse
 from occo.metrics.suite import METRICS, compute_metrics, grey_levels
+from support import REPO
 
 SHARED = REPO.parent / "shared"
 REF = SHARED / "reference" / "tno42"
@@ -126,7 +126,9 @@ def test_cddfuse_variant_matches_evaluator_reference():
 
 
 def _bench_numpy():
-    spec = importlib.util.spec_from_file_location("occo_bench_metrics_numpy_reference", REPO / "bench" / "metrics_numpy.py")
+    spec = importlib.util.spec_from_file_location(
+        "occo_bench_metrics_numpy_reference", REPO / "bench" / "metrics_numpy.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -122,9 +122,15 @@ def test_convert_lists_unmapped_missing_and_misshapen_keys(tmp_path):
     assert not (tmp_path / "out.pt").exists()
 
 
-@pytest.mark.parametrize("cfg", [ArchConfig(), ArchConfig(compat="official", cross_attention=False),
-                                 ArchConfig(spatial_enhancement=False, widths=(8, 16, 24, 32), heads=(2, 2, 2, 1)),
-                                 ArchConfig(attention_routing="paper")])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ArchConfig(),
+        ArchConfig(compat="official", cross_attention=False),
+        ArchConfig(spatial_enhancement=False, widths=(8, 16, 24, 32), heads=(2, 2, 2, 1)),
+        ArchConfig(attention_routing="paper"),
+    ],
+)
 def test_save_load_round_trip(tmp_path, cfg):
     model = trained_like(cfg, seed=3)
     path = save_checkpoint(tmp_path / "run" / "model.pt", model, cfg, epoch=4, metrics={"loss": [0.5, 0.25]})

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from support import REPO
 import json
-import re
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +12,13 @@ import pytest
 import torch
 
 from occo.cli import main
+from occo.config import Fuse, ParamsError, validate_params
 from occo.data import DataError, find_pairs, load_array, rgb_to_ycbcr, save_png, sha256_file, to_float
 from occo.data.io import png_text
-from occo.config import Fuse, ParamsError, validate_params
-from occo.nn.fuse import CHECKPOINT_KEY, fuse_folder, memory_budget, run_fuse
 from occo.nn import ArchConfig, build_model, save_checkpoint
 from occo.nn.fifn.tiling import bytes_per_pixel, halo
+from occo.nn.fuse import CHECKPOINT_KEY, fuse_folder, memory_budget, run_fuse
+from support import REPO
 
 SHARED = REPO / ".." / "shared"
 CFG = ArchConfig(widths=(8, 8, 8, 8), heads=(1, 1, 1, 1))
@@ -43,8 +43,9 @@ def model() -> torch.nn.Module:
 def test_fuse_folder_writes_colour_pngs_of_the_source_size(tmp_path, model):
     src = _pairs(tmp_path / "src")
     out = tmp_path / "out"
-    written = fuse_folder(model, find_pairs(src / "ir", src / "vi"), out, checkpoint_sha256=SHA_A, device="cpu",
-                          batch_size=2)
+    written = fuse_folder(
+        model, find_pairs(ir=src / "ir", vi=src / "vi"), out, checkpoint_sha256=SHA_A, device="cpu", batch_size=2
+    )
     assert sorted(p.name for p in written) == ["a.png", "b.png", "c.png"]
     for id_, (h, w) in SIZES.items():
         arr = load_array(out / f"{id_}.png")
@@ -58,7 +59,7 @@ def test_fuse_folder_writes_colour_pngs_of_the_source_size(tmp_path, model):
 def test_fuse_folder_skips_outputs_of_the_same_checkpoint(tmp_path, model, caplog):
     src = _pairs(tmp_path / "src")
     out = tmp_path / "out"
-    pairs = find_pairs(src / "ir", src / "vi")
+    pairs = find_pairs(ir=src / "ir", vi=src / "vi")
     save_png(out / "a.png", np.zeros((2, 2), np.uint8), text={CHECKPOINT_KEY: SHA_A})
     with caplog.at_level(logging.INFO, logger="occo.nn.fuse"):
         written = fuse_folder(model, pairs, out, checkpoint_sha256=SHA_A, device="cpu")
@@ -72,7 +73,7 @@ def test_outputs_of_another_checkpoint_are_refused_or_replaced(tmp_path, model):
     """One folder never mixes checkpoints: refused by default, replaced with overwrite or replace_other."""
     src = _pairs(tmp_path / "src")
     out = tmp_path / "out"
-    pairs = find_pairs(src / "ir", src / "vi")
+    pairs = find_pairs(ir=src / "ir", vi=src / "vi")
     fuse_folder(model, pairs[:2], out, checkpoint_sha256=SHA_A, device="cpu")
     save_png(out / "c.png", np.zeros((2, 2), np.uint8))  # no maker recorded: not trusted either
     before = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -97,7 +98,7 @@ def test_outputs_of_another_checkpoint_are_refused_or_replaced(tmp_path, model):
 
 def test_batching_does_not_change_the_result(tmp_path, model):
     src = _pairs(tmp_path / "src")
-    pairs = find_pairs(src / "ir", src / "vi")
+    pairs = find_pairs(ir=src / "ir", vi=src / "vi")
     fuse_folder(model, pairs, tmp_path / "one", checkpoint_sha256=SHA_A, device="cpu", batch_size=1)
     fuse_folder(model, pairs, tmp_path / "two", checkpoint_sha256=SHA_A, device="cpu", batch_size=2)
     for id_ in SIZES:
@@ -109,24 +110,86 @@ def test_occo_fuse_cli_folders_and_single_pair(tmp_path, model):
     src = _pairs(tmp_path / "src")
     ckpt = save_checkpoint(tmp_path / "m.pt", model, CFG)
     out = tmp_path / "fused"
-    main(["fuse", "--ir", str(src / "ir"), "--vi", str(src / "vi"), "--out", str(out), "--checkpoint", str(ckpt),
-          "--device", "cpu", "--batch-size", "2"])
+    main(
+        [
+            "fuse",
+            "--ir",
+            str(src / "ir"),
+            "--vi",
+            str(src / "vi"),
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(ckpt),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "2",
+        ]
+    )
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
     single = tmp_path / "single" / "x.png"
-    main(["fuse", "--ir", str(src / "ir/c.png"), "--vi", str(src / "vi/c.png"), "--out", str(single),
-          "--checkpoint", str(ckpt), "--device", "cpu"])
+    main(
+        [
+            "fuse",
+            "--ir",
+            str(src / "ir/c.png"),
+            "--vi",
+            str(src / "vi/c.png"),
+            "--out",
+            str(single),
+            "--checkpoint",
+            str(ckpt),
+            "--device",
+            "cpu",
+        ]
+    )
     assert np.array_equal(load_array(single), load_array(out / "c.png"))
     with pytest.raises(SystemExit, match="both be folders or both be image files"):
-        main(["fuse", "--ir", str(src / "ir"), "--vi", str(src / "vi/c.png"), "--out", str(out),
-              "--checkpoint", str(ckpt)])
+        main(
+            [
+                "fuse",
+                "--ir",
+                str(src / "ir"),
+                "--vi",
+                str(src / "vi/c.png"),
+                "--out",
+                str(out),
+                "--checkpoint",
+                str(ckpt),
+            ]
+        )
     with pytest.raises(SystemExit, match="--checkpoint .*missing.pt does not exist"):
-        main(["fuse", "--ir", str(src / "ir"), "--vi", str(src / "vi"), "--out", str(out),
-              "--checkpoint", str(tmp_path / "missing.pt")])
+        main(
+            [
+                "fuse",
+                "--ir",
+                str(src / "ir"),
+                "--vi",
+                str(src / "vi"),
+                "--out",
+                str(out),
+                "--checkpoint",
+                str(tmp_path / "missing.pt"),
+            ]
+        )
 
 
 def _fuse_args(src: Path, out: Path, ckpt: Path, *extra: str) -> list[str]:
-    return ["fuse", "--ir", str(src / "ir"), "--vi", str(src / "vi"), "--out", str(out), "--checkpoint", str(ckpt),
-            "--device", "cpu", *extra]
+    return [
+        "fuse",
+        "--ir",
+        str(src / "ir"),
+        "--vi",
+        str(src / "vi"),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(ckpt),
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def _one_line_exit(argv: list[str]) -> str:
@@ -170,14 +233,17 @@ def test_occo_fuse_one_line_errors(tmp_path, model):
     out = tmp_path / "fused"
     single = ["fuse", "--vi", str(src / "vi/a.png"), "--checkpoint", str(ckpt), "--device", "cpu"]
     assert _one_line_exit([*single, "--ir", str(src / "typo.png"), "--out", str(out)]) == (
-        f"occo fuse: --ir {src / 'typo.png'} does not exist")
-    assert "is one of the input images" in _one_line_exit([*single, "--ir", str(src / "ir/a.png"),
-                                                           "--out", str(src / "ir")])
+        f"occo fuse: --ir {src / 'typo.png'} does not exist"
+    )
+    assert "is one of the input images" in _one_line_exit(
+        [*single, "--ir", str(src / "ir/a.png"), "--out", str(src / "ir")]
+    )
     # --out x.jpg, --batch-size and --device are argparse types: their usage errors are tested in tests/test_cli.py
     assert "--max-pixels must be a whole number" in _one_line_exit(_fuse_args(src, out, ckpt, "--max-pixels", "0"))
     for budget in ("-1", "lots"):
         assert f"--memory-budget must be auto or a positive number of GB, got '{budget}'" in _one_line_exit(
-            _fuse_args(src, out, ckpt, "--memory-budget", budget))
+            _fuse_args(src, out, ckpt, "--memory-budget", budget)
+        )
     assert not out.exists()
 
 
@@ -192,7 +258,7 @@ def test_occo_fuse_pixel_cap(tmp_path, model):
 def test_tiled_fusion_equals_one_pass_on_a_real_pair(tmp_path, model):
     """A budget that forces tiles of 96 pixels (3x4 tiles on TNO 01, 270x360) gives the same PNG within 1 grey level."""
     tno = SHARED / "datasets/TNO"
-    pairs = [p for p in find_pairs(tno / "ir", tno / "vi") if p.id == "01"]
+    pairs = [p for p in find_pairs(ir=tno / "ir", vi=tno / "vi") if p.id == "01"]
     small = (96 + 2 * halo(CFG)) ** 2 * bytes_per_pixel(CFG)
     assert 270 * 360 * bytes_per_pixel(CFG) > small
     fuse_folder(model, pairs, tmp_path / "one", checkpoint_sha256=SHA_A, device="cpu")
@@ -240,7 +306,7 @@ def test_fuse_stage_fuses_again_when_the_checkpoint_changes(tmp_path, model):
     assert {png_text(p, CHECKPOINT_KEY) for p in folder.iterdir()} == {sha256_file(tmp_path / "models/occo.pt")}
     assert any(not np.array_equal(first[p.name], load_array(p)) for p in folder.iterdir())
     expected = tmp_path / "expected"
-    pairs = find_pairs(tmp_path / "data/raw/tiny/test/ir", tmp_path / "data/raw/tiny/test/vi")
+    pairs = find_pairs(ir=tmp_path / "data/raw/tiny/test/ir", vi=tmp_path / "data/raw/tiny/test/vi")
     fuse_folder(build_model(CFG, seed=1).eval(), pairs, expected, checkpoint_sha256=SHA_A, device="cpu")
     for p in folder.iterdir():
         assert np.array_equal(load_array(p), load_array(expected / p.name))
@@ -274,10 +340,16 @@ def test_official_checkpoint_over_the_budget_is_a_clear_error(tmp_path):
     """compat='official' normalises with whole-image batch statistics: tiles cannot reproduce it."""
     src = _pairs(tmp_path / "src")
     cfg = ArchConfig(widths=(8, 8, 8, 8), heads=(1, 1, 1, 1), compat="official")
-    pairs = find_pairs(src / "ir", src / "vi")
+    pairs = find_pairs(ir=src / "ir", vi=src / "vi")
     with pytest.raises(DataError) as err:
-        fuse_folder(build_model(cfg, seed=0), pairs, tmp_path / "out", checkpoint_sha256=SHA_A, device="cpu",
-                    memory_budget_bytes=1000)
+        fuse_folder(
+            build_model(cfg, seed=0),
+            pairs,
+            tmp_path / "out",
+            checkpoint_sha256=SHA_A,
+            device="cpu",
+            memory_budget_bytes=1000,
+        )
     msg = str(err.value)
     assert str(src / "ir") in msg and "compat='official'" in msg and "raise the memory budget" in msg
     assert not (tmp_path / "out").exists()

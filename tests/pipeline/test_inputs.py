@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from support import REPO
 import copy
 import json
 import logging
@@ -14,6 +13,7 @@ import yaml
 from occo.config import validate_params
 from occo.pipeline import inputs
 from occo.pipeline.inputs import MissingInputsError, gather, write_manifests
+from support import REPO
 
 OFFLINE_URL = "http://127.0.0.1:9/{}"  # port 9 (discard): the connection is refused at once
 
@@ -112,7 +112,9 @@ def test_manifest_follows_the_content_behind_a_param(params, tmp_path: Path):
 
 def test_paths_inside_pipeline_data_are_left_to_dvc_yaml(params, tmp_path: Path):
     params["masks"]["import"] = {"synthetic": {"train": "data/raw/synthetic/train/masks"}}
-    assert not gather(validate_params(params), tmp_path)["masks"]  # a download output: absent before the pipeline runs, tracked by deps
+    assert not gather(validate_params(params), tmp_path)[
+        "masks"
+    ]  # a download output: absent before the pipeline runs, tracked by deps
 
 
 def test_registry_copy_is_recorded_without_network_and_hashed_once(params, tmp_path: Path, offline, monkeypatch):

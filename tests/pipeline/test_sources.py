@@ -9,7 +9,12 @@ from occo.pipeline.sources import method_images
 
 
 def test_sources_fused_and_external(tmp_path: Path):
-    for folder in ("data/raw/D/test/vi", "data/raw/D/test/ir", "data/fused/occo/D/test", "data/external/SeAFusion/D/test"):
+    for folder in (
+        "data/raw/D/test/vi",
+        "data/raw/D/test/ir",
+        "data/fused/occo/D/test",
+        "data/external/SeAFusion/D/test",
+    ):
         (tmp_path / folder).mkdir(parents=True)
     assert method_images(tmp_path, "visible", "D", "test") == tmp_path / "data/raw/D/test/vi"
     assert method_images(tmp_path, "infrared", "D", "test") == tmp_path / "data/raw/D/test/ir"

@@ -32,7 +32,10 @@ def detect_record(person: float, car: float) -> dict:
     return {
         "ap50": {"person": person, "car": car, "all": (person + car) / 2},
         "ap50_95": {"person": person / 2, "car": car / 2, "all": (person + car) / 4},
-        "epochs": 1, "imgsz": 64, "n_train": 2, "n_val": 2,
+        "epochs": 1,
+        "imgsz": 64,
+        "n_train": 2,
+        "n_val": 2,
     }
 
 
@@ -60,7 +63,9 @@ def workspace(tmp_path: Path) -> Path:
     for name, values in {"total": [3.0, 2.0, 1.5], "pixel": [2.0, 1.5, 1.0], "lr": [1e-4] * 3}.items():
         tsv = root / f"dvclive/train/plots/metrics/train/{name}.tsv"
         tsv.parent.mkdir(parents=True, exist_ok=True)
-        tsv.write_text(f"timestamp\tstep\t{name}\n" + "".join(f"{1000 + s}\t{s + 1}\t{v}\n" for s, v in enumerate(values)))
+        tsv.write_text(
+            f"timestamp\tstep\t{name}\n" + "".join(f"{1000 + s}\t{s + 1}\t{v}\n" for s, v in enumerate(values))
+        )
     tsv = root / "dvclive/segment/synthetic/occo/plots/metrics/train/loss.tsv"
     tsv.parent.mkdir(parents=True)
     tsv.write_text("timestamp\tstep\tloss\n1000\t1\t2.0\n1001\t2\t1.5\n")
@@ -79,23 +84,44 @@ def workspace(tmp_path: Path) -> Path:
 @pytest.fixture
 def params() -> dict:
     return {  # the paper's settings (§4.1) where the report compares them
-        "omega1": 0.5, "omega2": 0.5, "omega3": 0.5, "omega4": 10, "omega5": 1, "omega6": 10,
+        "omega1": 0.5,
+        "omega2": 0.5,
+        "omega3": 0.5,
+        "omega4": 10,
+        "omega5": 1,
+        "omega6": 10,
         "ablation": {"feature_space": "occo"},
         "arch": {"compat": "fixed", "cross_attention": True},
         "loss": {"cx_variant": "bounded"},
         "masks": {"prompt": "The scene captures a group of pedestrians or cars."},
         "train": {"dataset": "synthetic", "epochs": 1},
         "evaluate": {"baselines": ["visible", "max"]},
-        "report": {"gallery": {"dataset": "synthetic", "split": "test", "ids": [], "n": 2},
-                   "fusion_metrics": "all", "compare_paper": True, "ours": ["occo"]},
+        "report": {
+            "gallery": {"dataset": "synthetic", "split": "test", "ids": [], "n": 2},
+            "fusion_metrics": "all",
+            "compare_paper": True,
+            "ours": ["occo"],
+        },
     }
 
 
 def git(root: Path, *args: str) -> str:
     done = subprocess.run(
-        ["git", "-C", str(root), "-c", "user.name=test", "-c", "user.email=test@example.org",
-         "-c", "commit.gpgsign=false", *args],
-        capture_output=True, text=True, check=True,
+        [
+            "git",
+            "-C",
+            str(root),
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.org",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return done.stdout.strip()
 
@@ -122,7 +148,9 @@ class GitRepo:
         base = baseline or git(root, "rev-parse", "HEAD")
         saved = {p: p.read_bytes() for p in (root / "params.yaml", root / "metrics/fusion/FMB.json") if p.exists()}
         git(root, "checkout", "-q", "--detach")
-        (root / "params.yaml").write_text(params if isinstance(params, str) else yaml.safe_dump(params), encoding="utf-8")
+        (root / "params.yaml").write_text(
+            params if isinstance(params, str) else yaml.safe_dump(params), encoding="utf-8"
+        )
         git(root, "add", "params.yaml")
         if fmb is not None:
             write_json(root / "metrics/fusion/FMB.json", fmb)

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from occo.data.io import DataError
-from occo.report.headline import write_headline
 from occo.report.build import ReportConfig, build_report
+from occo.report.headline import write_headline
 from stages.report import main as stage_main
 
 URL_ATTR = re.compile(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", re.I)
@@ -30,8 +30,16 @@ def test_full_report(workspace: Path, params: dict) -> None:
     html_path = build_report(workspace, params)
     reports = workspace / "reports"
     md = (reports / "report.md").read_text()
-    for heading in ("## Run", "## Training", "## Fusion metrics", "### synthetic", "## Detection",
-                    "## Segmentation", "## Gallery", "## Paper reference"):
+    for heading in (
+        "## Run",
+        "## Training",
+        "## Fusion metrics",
+        "### synthetic",
+        "## Detection",
+        "## Segmentation",
+        "## Gallery",
+        "## Paper reference",
+    ):
         assert heading in md
     assert "Not run" not in md
     assert "`arch.cross_attention=true`" in md and "`omega6=10`" in md
@@ -72,14 +80,38 @@ def assert_self_contained_without_images(page: str) -> None:
 
 def test_another_paper_file(workspace: Path, params: dict, tmp_path: Path) -> None:
     paper = tmp_path / "paper.yaml"
-    paper.write_text(yaml.safe_dump({
-        "citation": {"authors": ["A"], "title": "T", "venue": "V", "arxiv": "1", "doi": "d"},
-        "settings": {"omega6": 10},
-        "tables": [{"table": 2, "task": "fusion", "caption": "C", "rows": [
-            {"dataset": "synthetic", "row": "OCCO", "method": "occo", "values": {"EN": 0.25, "SF": 4.0}}]},
-                   {"table": 7, "task": "ablation:omega6", "keys": ["omega6"], "rows": [
-            {"dataset": "FMB", "row": "10", "method": "10", "params": {"omega6": 10}, "values": {"EN": 7.0}}]}],
-    }))
+    paper.write_text(
+        yaml.safe_dump(
+            {
+                "citation": {"authors": ["A"], "title": "T", "venue": "V", "arxiv": "1", "doi": "d"},
+                "settings": {"omega6": 10},
+                "tables": [
+                    {
+                        "table": 2,
+                        "task": "fusion",
+                        "caption": "C",
+                        "rows": [
+                            {"dataset": "synthetic", "row": "OCCO", "method": "occo", "values": {"EN": 0.25, "SF": 4.0}}
+                        ],
+                    },
+                    {
+                        "table": 7,
+                        "task": "ablation:omega6",
+                        "keys": ["omega6"],
+                        "rows": [
+                            {
+                                "dataset": "FMB",
+                                "row": "10",
+                                "method": "10",
+                                "params": {"omega6": 10},
+                                "values": {"EN": 7.0},
+                            }
+                        ],
+                    },
+                ],
+            }
+        )
+    )
     build_report(workspace, params, paper_path=paper)
     md = (workspace / "reports/report.md").read_text()
     assert "Beside the paper's Table 2 (C), synthetic columns" in md
@@ -140,10 +172,12 @@ def test_stamp_and_random_init_banner(workspace: Path, params: dict) -> None:
     params["segment"] = {"encoder_weights": "imagenet"}
     page = build_report(workspace, params, env={"DVC_EXP_NAME": "smoke"}).read_text()
     md = (workspace / "reports/report.md").read_text()
-    top = md[:md.index("## Run")]
+    top = md[: md.index("## Run")]
     assert "Run: experiment `smoke`; git revision unknown (not a git repository)." in top
-    assert ("> **Warning:** random-init models in this run: `masks.random_init: true` (Grounding DINO and SAM of "
-            "the masks stage); `detect.pretrained: false` (the YOLO detectors).") in top
+    assert (
+        "> **Warning:** random-init models in this run: `masks.random_init: true` (Grounding DINO and SAM of "
+        "the masks stage); `detect.pretrained: false` (the YOLO detectors)."
+    ) in top
     assert page.index('<div class="banner"><strong>Warning:</strong> random-init models') < page.index("<h2>Run</h2>")
 
 
@@ -160,8 +194,13 @@ def test_stamp_names_the_git_revision(git_repo, params: dict) -> None:
 def test_headline_metrics_file(workspace: Path) -> None:
     headline = json.loads(write_headline(workspace).read_text())
     assert headline == {
-        "synthetic.EN": 0.5, "synthetic.SF": 3.0, "synthetic.AG": 3.0, "synthetic.CC": 3.0,
-        "synthetic.detect.ap50": 0.5, "synthetic.detect.ap50_95": 0.25, "synthetic.segment.miou": 0.5,
+        "synthetic.EN": 0.5,
+        "synthetic.SF": 3.0,
+        "synthetic.AG": 3.0,
+        "synthetic.CC": 3.0,
+        "synthetic.detect.ap50": 0.5,
+        "synthetic.detect.ap50_95": 0.25,
+        "synthetic.segment.miou": 0.5,
     }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from support import REPO
 import importlib.util
 import json
 import logging
@@ -14,9 +13,10 @@ import pytest
 import yaml
 
 from occo.config import Evaluate
-from occo.metrics.scoring import reference_methods, run_evaluate
 from occo.data import DataError, save_png
+from occo.metrics.scoring import reference_methods, run_evaluate
 from occo.metrics.suite import METRICS
+from support import REPO
 
 H, W = 48, 56
 

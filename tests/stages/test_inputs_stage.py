@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from support import REPO
 import json
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 import yaml
 
 from stages import inputs as stage
-
+from support import REPO
 
 
 def _params(tmp_path: Path, **train) -> Path:

@@ -37,7 +37,9 @@ def _dataset(root: Path, **kw) -> CropDataset:
 
 
 def _loader(dataset: CropDataset, plan: BatchPlan, start: int, stop: int, workers: int = 0) -> DataLoader:
-    return DataLoader(dataset, batch_sampler=StepSampler(plan, start, stop), collate_fn=collate_crops, num_workers=workers)
+    return DataLoader(
+        dataset, batch_sampler=StepSampler(plan, start, stop), collate_fn=collate_crops, num_workers=workers
+    )
 
 
 def test_batch_is_four_groups_of_crops_from_distinct_images(root):

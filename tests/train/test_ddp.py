@@ -7,7 +7,6 @@ BatchNorm running statistics follow rank 0's batches.
 
 from __future__ import annotations
 
-from support import REPO
 import csv
 import json
 import os
@@ -24,6 +23,7 @@ from occo.losses import OCCOLoss
 from occo.nn import ArchConfig, build_model, normalise_output
 from occo.train import loop, train
 from occo.train.data import BatchPlan, CropDataset, StepSampler, check_batch_layout, collate_crops, find_training_pairs
+from support import REPO
 
 WORLD = 2
 STEPS = 2
@@ -37,8 +37,17 @@ def _params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     params["arch"].update(widths=[8, 8, 8, 8], heads=[1, 1, 1, 1])
     params["train"].update(
-        dataset="synthetic", split="train", crop=32, batch_size=12, epochs=100, vgg_random_init=True,
-        vgg_weights=None, num_workers=0, checkpoint_every=1, log_every=1, max_steps=None,
+        dataset="synthetic",
+        split="train",
+        crop=32,
+        batch_size=12,
+        epochs=100,
+        vgg_random_init=True,
+        vgg_weights=None,
+        num_workers=0,
+        checkpoint_every=1,
+        log_every=1,
+        max_steps=None,
     )
     return params
 
@@ -75,8 +84,13 @@ def _emulate(params: dict, root: Path, world: int, steps: int) -> dict[str, torc
     cfg, seed = params["train"], int(params["train"]["seed"])
     arch = ArchConfig.from_dict(params["arch"])
     pairs = find_training_pairs(root, cfg["dataset"], cfg["split"])
-    dataset = CropDataset(pairs, crop=int(cfg["crop"]), crops_per_image=int(cfg.get("crops_per_image", 2)),
-                          flip=bool(cfg.get("flip", True)), seed=seed)
+    dataset = CropDataset(
+        pairs,
+        crop=int(cfg["crop"]),
+        crops_per_image=int(cfg.get("crops_per_image", 2)),
+        flip=bool(cfg.get("flip", True)),
+        seed=seed,
+    )
     plan = BatchPlan(len(pairs), check_batch_layout(int(cfg["batch_size"]), int(cfg.get("crops_per_image", 2))), seed)
     model = build_model(arch, seed)
     with torch.random.fork_rng(devices=[]):
@@ -127,7 +141,8 @@ def test_two_processes_train_one_model(tmp_path):
     saves = [json.loads((out / f"saves{r}.json").read_text()) for r in range(WORLD)]
     assert saves[1] == [] and saves[0].count(str(root / loop.FINAL)) == 1  # only rank 0 writes
     assert sorted(p.relative_to(root / "models").as_posix() for p in (root / "models").rglob("*") if p.is_file()) == [
-        "checkpoints/last.pt", "occo.pt",
+        "checkpoints/last.pt",
+        "occo.pt",
     ]
     final = torch.load(root / loop.FINAL, weights_only=True)["state_dict"]
     assert all(torch.equal(final[k], rank0[k]) for k in rank0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from support import REPO
 import copy
 import csv
 import logging
@@ -20,15 +19,24 @@ from occo.losses import NonFiniteLossError, OCCOLoss
 from occo.nn import load_model
 from occo.nn.checkpoint import CheckpointError
 from occo.train import loop, train
-
+from support import REPO
 
 
 def _params(**train_overrides) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     params["arch"].update(widths=[8, 8, 8, 8], heads=[1, 1, 1, 1])
     params["train"].update(
-        dataset="synthetic", split="train", crop=32, batch_size=12, epochs=100, vgg_random_init=True,
-        vgg_weights=None, num_workers=0, checkpoint_every=2, log_every=1, max_steps=None,
+        dataset="synthetic",
+        split="train",
+        crop=32,
+        batch_size=12,
+        epochs=100,
+        vgg_random_init=True,
+        vgg_weights=None,
+        num_workers=0,
+        checkpoint_every=2,
+        log_every=1,
+        max_steps=None,
     )
     params["train"].update(train_overrides)
     return params
@@ -196,8 +204,11 @@ def test_resume_logs_each_step_once(tmp_path, monkeypatch):
 
 def test_temp_files_of_a_killed_write_are_removed(tmp_path):
     root = _root(tmp_path, "tmp")
-    stale = [root / "models/checkpoints/.last.pt.tmp-0123456789ab", root / "models/checkpoints/.last.pt.x1y2z3.tmp",
-             root / "models/.occo.pt.tmp-ba9876543210"]
+    stale = [
+        root / "models/checkpoints/.last.pt.tmp-0123456789ab",
+        root / "models/checkpoints/.last.pt.x1y2z3.tmp",
+        root / "models/.occo.pt.tmp-ba9876543210",
+    ]
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half a checkpoint")

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from occo.nn.fifn.blocks import spatial_softmax
 from occo.nn.config import ArchConfig
+from occo.nn.fifn.blocks import spatial_softmax
 from occo.nn.fifn.model import FIFB, _encode, _tokens, normalise_output
 
 # Peak working memory of one forward per input pixel, in float32 maps per channel of each scale,
@@ -91,8 +91,16 @@ def tiles(height: int, width: int, core: int, margin: int) -> Iterator[Tile]:
     for y0 in range(0, height, core):
         for x0 in range(0, width, core):
             y1, x1 = min(y0 + core, height), min(x0 + core, width)
-            yield Tile(y0, y1, x0, x1, max(0, y0 - margin), min(height, y1 + margin),
-                       max(0, x0 - margin), min(width, x1 + margin))
+            yield Tile(
+                y0,
+                y1,
+                x0,
+                x1,
+                max(0, y0 - margin),
+                min(height, y1 + margin),
+                max(0, x0 - margin),
+                min(width, x1 + margin),
+            )
 
 
 def core_side(cfg: ArchConfig, budget_bytes: int) -> int:
@@ -120,8 +128,14 @@ class _Scale:
 
 def _scales(tile: Tile, n: int) -> list[_Scale]:
     return [
-        _Scale((tile.y0 >> s) - (tile.wy0 >> s), (tile.y1 >> s) - (tile.wy0 >> s),
-               (tile.x0 >> s) - (tile.wx0 >> s), (tile.x1 >> s) - (tile.wx0 >> s), tile.wy0 >> s, tile.wx0 >> s)
+        _Scale(
+            (tile.y0 >> s) - (tile.wy0 >> s),
+            (tile.y1 >> s) - (tile.wy0 >> s),
+            (tile.x0 >> s) - (tile.wx0 >> s),
+            (tile.x1 >> s) - (tile.wx0 >> s),
+            tile.wy0 >> s,
+            tile.wx0 >> s,
+        )
         for s in range(n)
     ]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pandas as pd
 
 from occo.report.paper.beside import Pairing, beside_table, pairings
-from occo.report.render.document import Block, Paragraph, TableBlock
 from occo.report.paper.reference import PaperReference, PaperTable
 from occo.report.paper.runs import Run, Siblings, setup_differences
 from occo.report.paper.studies import Placement, changes, classify, describe, param
+from occo.report.render.document import Block, Paragraph, TableBlock
 from occo.report.render.tables import Row, clean
 
 
@@ -25,12 +25,18 @@ def _classes(table: PaperTable, dataset: str, metric: str) -> dict[str, str]:
 def _left_out(table: PaperTable, dataset: str, groups: list[Pairing]) -> list[Block]:
     paired = {g.paper.row for g in groups}
     rest = [r.row for r in table.methods(dataset).values() if r.row not in paired]
-    return [Paragraph(f"Also in the paper's Table {table.table}, not produced here: {', '.join(rest)}.")] if rest else []
+    return (
+        [Paragraph(f"Also in the paper's Table {table.table}, not produced here: {', '.join(rest)}.")] if rest else []
+    )
 
 
 def _none_paired(table: PaperTable, dataset: str, what: str) -> list[Block]:
-    return [Paragraph(f"Beside the paper: none of the methods of its Table {table.table} has {what} on {dataset} "
-                      f"here ({', '.join(r.row for r in table.methods(dataset).values())}).")]
+    return [
+        Paragraph(
+            f"Beside the paper: none of the methods of its Table {table.table} has {what} on {dataset} "
+            f"here ({', '.join(r.row for r in table.methods(dataset).values())})."
+        )
+    ]
 
 
 def fusion_beside(paper: PaperReference, dataset: str, frame: pd.DataFrame, ours: list[str]) -> list[Block]:
@@ -48,8 +54,10 @@ def fusion_beside(paper: PaperReference, dataset: str, frame: pd.DataFrame, ours
     counts = {str(m): clean(frame.at[m, "n"]) for m in frame.index} if "n" in frame.columns else {}
     result.info_columns = ["n"]
     result.rows = [Row(r.label, {"n": counts.get(r.label)} | r.values, r.kind) for r in result.rows]
-    caption = (f"Beside the paper's Table {table.table} ({table.caption}), {dataset} columns: ours, the paper's "
-               f"row, ours − paper; `n` = pairs we scored.")
+    caption = (
+        f"Beside the paper's Table {table.table} ({table.caption}), {dataset} columns: ours, the paper's "
+        f"row, ours − paper; `n` = pairs we scored."
+    )
     return [TableBlock(result, caption), *_left_out(table, dataset, groups)]
 
 
@@ -64,10 +72,12 @@ def detect_beside(paper: PaperReference, dataset: str, records: dict[str, dict],
     blocks: list[Block] = []
     for metric, ours_key, title in (("AP50", "ap50", "AP@0.5"), ("AP50_95", "ap50_95", "AP@0.5:0.95")):
         values = {m: dict(r[ours_key]) for m, r in records.items()}
-        blocks.append(TableBlock(
-            beside_table(values, groups, _classes(table, dataset, metric)),
-            f"{title} beside the paper's Table {table.table} ({table.caption}): ours, the paper's row, ours − paper.",
-        ))
+        blocks.append(
+            TableBlock(
+                beside_table(values, groups, _classes(table, dataset, metric)),
+                f"{title} beside the paper's Table {table.table} ({table.caption}): ours, the paper's row, ours − paper.",
+            )
+        )
     return blocks + _left_out(table, dataset, groups)
 
 
@@ -82,11 +92,14 @@ def segment_beside(paper: PaperReference, dataset: str, records: dict[str, dict]
     columns = _classes(table, dataset, "IoU") | {"mIoU": "mIoU"}
     values = {m: dict(r["iou"]) | {"mIoU": r["miou"]} for m, r in records.items()}
     scale = 100.0 if table.unit == "%" else 1.0
-    return [TableBlock(
-        beside_table(values, groups, columns, scale=scale, digits=2),
-        f"IoU{' (%)' if scale != 1 else ''} beside the paper's Table {table.table} ({table.caption}): ours, "
-        "the paper's row, ours − paper.",
-    ), *_left_out(table, dataset, groups)]
+    return [
+        TableBlock(
+            beside_table(values, groups, columns, scale=scale, digits=2),
+            f"IoU{' (%)' if scale != 1 else ''} beside the paper's Table {table.table} ({table.caption}): ours, "
+            "the paper's row, ours − paper.",
+        ),
+        *_left_out(table, dataset, groups),
+    ]
 
 
 def _run_label(run: Run) -> str:
@@ -119,16 +132,19 @@ def study_table(study: PaperTable, placed: list[tuple[Run, Placement]], current:
     notes = []
     for run, placement in placed:
         if placement.row is None:
-            notes.append(f"`{run.name}` ({describe(changes(run.params, settings))}) has no printed row in Table "
-                         f"{study.table}.")
+            notes.append(
+                f"`{run.name}` ({describe(changes(run.params, settings))}) has no printed row in Table {study.table}."
+            )
         if not run.current and (diff := setup_differences(run.params, current.params, set(settings))):
             shown = ", ".join(f"`{k}`" for k in diff[:6]) + (" …" if len(diff) > 6 else "")
             notes.append(f"`{run.name}` was trained or scored differently from this run: {shown}.")
     dataset = study.rows[0].dataset
     splits = param(current.params, "evaluate.splits")
     split = splits.get(dataset, "test") if isinstance(splits, dict) else "test"
-    caption = (f"Table {study.table}: {study.caption}. Ours: `occo` in metrics/fusion/{dataset}.json of each run; "
-               f"this run scored the {dataset} {split} split" + ("." if split == "test" else ", the paper its test set."))
+    caption = (
+        f"Table {study.table}: {study.caption}. Ours: `occo` in metrics/fusion/{dataset}.json of each run; "
+        f"this run scored the {dataset} {split} split" + ("." if split == "test" else ", the paper its test set.")
+    )
     return [TableBlock(result, caption), *(Paragraph(n) for n in notes)]
 
 
@@ -149,17 +165,23 @@ def studies_section(paper: PaperReference, current: Run, siblings: Siblings) -> 
         status = f"This run changes {describe(mine)}: Table {here[0].table.table}, {row}."
     blocks: list[Block] = [Paragraph(status)]
     if current.scores is None:
-        blocks.append(Paragraph(f"This run has no `occo` scores in metrics/fusion/{dataset}.json ({dataset} was not "
-                                "fused and evaluated), so its cells are empty."))
+        blocks.append(
+            Paragraph(
+                f"This run has no `occo` scores in metrics/fusion/{dataset}.json ({dataset} was not "
+                "fused and evaluated), so its cells are empty."
+            )
+        )
     blocks += [Paragraph(f"Other experiments: {note}.") for note in siblings.notes]
     varied = [s for s in studies if any(changed[id(r)] and p.table is s for r in runs for p in placements[id(r)])]
     if not varied and any(not changed[id(r)] for r in runs):
         varied = studies[:1]  # only runs of the paper's configuration: beside the first study's reference row
-        blocks.append(Paragraph(
-            f"The paper's configuration is the reference row of each of Tables {', '.join(str(s.table) for s in studies)} "
-            f"(shown here beside Table {varied[0].table}); a study's full table appears once this workspace holds "
-            "an experiment that changes its params (docs/experiments.md)."
-        ))
+        blocks.append(
+            Paragraph(
+                f"The paper's configuration is the reference row of each of Tables {', '.join(str(s.table) for s in studies)} "
+                f"(shown here beside Table {varied[0].table}); a study's full table appears once this workspace holds "
+                "an experiment that changes its params (docs/experiments.md)."
+            )
+        )
     elif not varied:
         blocks.append(Paragraph("No run of this workspace matches a study of the paper."))
     for study in varied:

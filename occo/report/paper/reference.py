@@ -73,10 +73,7 @@ class PaperReference:
     def cite(self) -> str:
         """One-line citation (authors, title, venue, arXiv id, DOI) without web addresses."""
         c = self.citation
-        return (
-            f"{', '.join(c['authors'])}. \"{c['title']}\". {c['venue']}. "
-            f"arXiv:{c['arxiv']}, doi:{c['doi']}."
-        )
+        return f'{", ".join(c["authors"])}. "{c["title"]}". {c["venue"]}. arXiv:{c["arxiv"]}, doi:{c["doi"]}.'
 
     def find(self, kind: str, dataset: str) -> PaperTable | None:
         """The table holding ``kind`` results (fusion, detect, segment) on ``dataset``, if the paper has one."""
@@ -99,15 +96,23 @@ def _row(entry: object, table: int, keys: tuple[str, ...], where: str) -> PaperR
     if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("dataset", "row", "method")):
         raise DataError(f"{where}: every row needs string 'dataset', 'row' and 'method', got {entry!r}")
     values = entry.get("values")
-    if not isinstance(values, dict) or not values or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()
+    if (
+        not isinstance(values, dict)
+        or not values
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values())
     ):
         raise DataError(f"{where}: row {entry['row']!r} needs 'values' mapping columns to numbers")
     params = entry.get("params")
     if keys and (not isinstance(params, dict) or not set(params) <= set(keys)):
         raise DataError(f"{where}: ablation row {entry['row']!r} needs 'params' among {list(keys)}, got {params!r}")
-    return PaperRow(table, entry["dataset"], entry["row"], entry["method"],
-                    {str(k): float(v) for k, v in values.items()}, dict(params) if keys else None)
+    return PaperRow(
+        table,
+        entry["dataset"],
+        entry["row"],
+        entry["method"],
+        {str(k): float(v) for k, v in values.items()},
+        dict(params) if keys else None,
+    )
 
 
 def _table(entry: object, path: Path) -> PaperTable:
@@ -123,8 +128,14 @@ def _table(entry: object, path: Path) -> PaperTable:
     rows = entry.get("rows")
     if not isinstance(rows, list) or not rows:
         raise DataError(f"{where}: needs a non-empty 'rows' list")
-    return PaperTable(entry["table"], task, str(entry.get("caption") or ""), str(entry.get("unit") or ""), keys,
-                      tuple(_row(r, entry["table"], keys, where) for r in rows))
+    return PaperTable(
+        entry["table"],
+        task,
+        str(entry.get("caption") or ""),
+        str(entry.get("unit") or ""),
+        keys,
+        tuple(_row(r, entry["table"], keys, where) for r in rows),
+    )
 
 
 def load_paper(path: str | Path = PAPER_YAML) -> PaperReference:
@@ -134,7 +145,11 @@ def load_paper(path: str | Path = PAPER_YAML) -> PaperReference:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as err:
         raise DataError(f"cannot read paper reference {path}: {err}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("citation"), dict) or not isinstance(doc.get("tables"), list):
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("citation"), dict)
+        or not isinstance(doc.get("tables"), list)
+    ):
         raise DataError(f"{path}: needs a 'citation' mapping and a 'tables' list")
     needed = ("authors", "title", "venue", "arxiv", "doi")
     if absent := [k for k in needed if not doc["citation"].get(k)]:

@@ -23,8 +23,20 @@ log = logging.getLogger(__name__)
 # Params that decide how a run was trained and scored, beyond the study's own: runs differing here are
 # flagged in a study table. Training's runtime knobs (workers, torch.compile, checkpoint and log
 # frequency) are left out: they change no result, and dvc.yaml lists exactly these as the report's params.
-TRAIN_SETUP = ("dataset", "split", "epochs", "max_steps", "batch_size", "crops_per_image", "crop", "flip", "lr",
-               "seed", "amp", "vgg_random_init")
+TRAIN_SETUP = (
+    "dataset",
+    "split",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "crops_per_image",
+    "crop",
+    "flip",
+    "lr",
+    "seed",
+    "amp",
+    "vgg_random_init",
+)
 SETUP = (*(f"train.{k}" for k in TRAIN_SETUP), "loss", "arch", "evaluate.splits")
 
 

@@ -33,7 +33,7 @@ METHOD_NAMES = {"OCCO": "occo", "Visible": "visible", "Infrared": "infrared"}
 CITATION = {
     "authors": ["Hui Li", "Congcong Bian", "Zeyang Zhang", "Xiaoning Song", "Xi Li", "Xiao-Jun Wu"],
     "title": "OCCO: LVM-guided Infrared and Visible Image Fusion Framework based on Object-aware and "
-             "Contextual COntrastive Learning",
+    "Contextual COntrastive Learning",
     "venue": "International Journal of Computer Vision, 2025",
     "doi": "10.1007/s11263-025-02507-2",
     "arxiv": "2503.18635",
@@ -47,9 +47,16 @@ SALIENT_PROMPT = "Precisely segmenting salient objects such as vehicles, pedestr
 # The paper's configuration (§4.1 Implementation Details: ω1..ω6 = 0.5, 0.5, 0.5, 10, 1, 10; §4.4.1
 # contextual space; §4.4.2 the full Feature Interaction Fusion Block; §4.4.3 the prompt), as params.
 SETTINGS = {
-    "omega1": 0.5, "omega2": 0.5, "omega3": 0.5, "omega4": 10, "omega5": 1, "omega6": 10,
+    "omega1": 0.5,
+    "omega2": 0.5,
+    "omega3": 0.5,
+    "omega4": 10,
+    "omega5": 1,
+    "omega6": 10,
     "ablation.feature_space": "occo",
-    "arch.spatial_enhancement": True, "arch.cross_channel": True, "arch.cross_attention": True,
+    "arch.spatial_enhancement": True,
+    "arch.cross_channel": True,
+    "arch.cross_attention": True,
     "masks.prompt": PROMPT,
 }
 
@@ -62,25 +69,42 @@ MODEL_ROWS = {
     "w/o_CA": {"arch.cross_attention": False},
     "OCCO": {},
 }
-PROMPT_ROWS = {"all_salient_objects": {"masks.prompt": SALIENT_PROMPT}, "only_person_and_cars": {"masks.prompt": PROMPT}}
+PROMPT_ROWS = {
+    "all_salient_objects": {"masks.prompt": SALIENT_PROMPT},
+    "only_person_and_cars": {"masks.prompt": PROMPT},
+}
 
 # What each table is (captions abridged from the paper), its unit, and for Tables 6–9 the params it varies.
 TABLES: dict[int, dict] = {
     1: {"caption": "Quantitative results of FMB and M3FD datasets", "unit": ""},
     2: {"caption": "Quantitative results of MSRS and TNO datasets", "unit": ""},
-    3: {"caption": "Quantitative semantic segmentation results of MSRS (DeepLabV3+, 150 epochs), IoU in %",
-        "unit": "%"},
-    4: {"caption": "Quantitative detection results of MSRS (YOLOv5, 40 epochs); 'all' is the mean of person "
-                   "and car", "unit": ""},
-    5: {"caption": "Quantitative detection results of M3FD (YOLOv5, 40 epochs); 'all' is over its six classes",
-        "unit": ""},
-    6: {"caption": "Bias of shared information: omega1:omega2 (FMB test set)", "unit": "",
-        "keys": ["omega1", "omega2"]},
-    7: {"caption": "Proportion of the contextual contrastive loss: omega6 (FMB test set)", "unit": "",
-        "keys": ["omega6"]},
-    8: {"caption": "Contextual space (Models 1-5, §4.4.1) and network (w/o SE / CroC / CA, §4.4.2), FMB test set",
-        "unit": "", "keys": ["ablation.feature_space", "arch.spatial_enhancement", "arch.cross_channel",
-                             "arch.cross_attention"]},
+    3: {
+        "caption": "Quantitative semantic segmentation results of MSRS (DeepLabV3+, 150 epochs), IoU in %",
+        "unit": "%",
+    },
+    4: {
+        "caption": "Quantitative detection results of MSRS (YOLOv5, 40 epochs); 'all' is the mean of person and car",
+        "unit": "",
+    },
+    5: {
+        "caption": "Quantitative detection results of M3FD (YOLOv5, 40 epochs); 'all' is over its six classes",
+        "unit": "",
+    },
+    6: {
+        "caption": "Bias of shared information: omega1:omega2 (FMB test set)",
+        "unit": "",
+        "keys": ["omega1", "omega2"],
+    },
+    7: {
+        "caption": "Proportion of the contextual contrastive loss: omega6 (FMB test set)",
+        "unit": "",
+        "keys": ["omega6"],
+    },
+    8: {
+        "caption": "Contextual space (Models 1-5, §4.4.1) and network (w/o SE / CroC / CA, §4.4.2), FMB test set",
+        "unit": "",
+        "keys": ["ablation.feature_space", "arch.spatial_enhancement", "arch.cross_channel", "arch.cross_attention"],
+    },
     9: {"caption": "Text prompt of the LVM (FMB test set)", "unit": "", "keys": ["masks.prompt"]},
 }
 
@@ -132,10 +156,16 @@ def group_rows(records: Iterable[dict[str, str]]) -> dict[int, list[dict]]:
     tables: dict[int, dict[tuple[str, str], dict]] = {}
     for rec in records:
         table, key = int(rec["table"]), (rec["dataset"], rec["method"])
-        entry = tables.setdefault(table, {}).setdefault(key, {
-            "dataset": rec["dataset"], "row": rec["method"], "method": METHOD_NAMES.get(rec["method"], rec["method"]),
-            "task": rec["task"], "values": {},
-        })
+        entry = tables.setdefault(table, {}).setdefault(
+            key,
+            {
+                "dataset": rec["dataset"],
+                "row": rec["method"],
+                "method": METHOD_NAMES.get(rec["method"], rec["method"]),
+                "task": rec["task"],
+                "values": {},
+            },
+        )
         if entry["task"] != rec["task"]:
             raise DataError(f"tables.csv: table {table} mixes tasks {entry['task']!r} and {rec['task']!r}")
         entry["values"][column_key(rec["cls"], rec["metric"])] = float(rec["value"])
@@ -153,13 +183,22 @@ def paper_document(records: Iterable[dict[str, str]]) -> str:
     grouped = group_rows(records)
     if unknown := sorted(set(grouped) - set(TABLES)):
         raise DataError(f"tables.csv: tables {unknown} are not described in occo/report/paper/tables_csv.py TABLES")
-    lines = [HEADER, yaml.safe_dump({"citation": CITATION}, sort_keys=False, allow_unicode=True).rstrip(),
-             "settings:", *(f"  {k}: {_flow(v)}" for k, v in SETTINGS.items()), "tables:"]
+    lines = [
+        HEADER,
+        yaml.safe_dump({"citation": CITATION}, sort_keys=False, allow_unicode=True).rstrip(),
+        "settings:",
+        *(f"  {k}: {_flow(v)}" for k, v in SETTINGS.items()),
+        "tables:",
+    ]
     for table, rows in grouped.items():
         meta = TABLES[table]
         tasks = {row["task"] for row in rows}
-        lines += [f"  - table: {table}", f"    task: {_flow(tasks.pop())}", f"    caption: {_flow(meta['caption'])}",
-                  f"    unit: {_flow(meta['unit'])}"]
+        lines += [
+            f"  - table: {table}",
+            f"    task: {_flow(tasks.pop())}",
+            f"    caption: {_flow(meta['caption'])}",
+            f"    unit: {_flow(meta['unit'])}",
+        ]
         if "keys" in meta:
             lines.append(f"    keys: {_flow(meta['keys'])}")
         lines.append("    rows:")
@@ -175,7 +214,9 @@ def paper_document(records: Iterable[dict[str, str]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="write occo/report/paper/paper.yaml from the paper's tables.csv")
     parser.add_argument("csv", type=Path, help="tables.csv (../shared/reference/occo-paper/tables.csv)")
-    parser.add_argument("--out", type=Path, default=PAPER_YAML, help="where to write (default: the packaged paper.yaml)")
+    parser.add_argument(
+        "--out", type=Path, default=PAPER_YAML, help="where to write (default: the packaged paper.yaml)"
+    )
     args = parser.parse_args(argv)
     try:
         write_text_atomic(args.out, paper_document(read_tables_csv(args.csv)))

@@ -31,14 +31,21 @@ def gallery_methods(root: Path, dataset: str, split: str) -> list[str]:
     found: list[str] = []
     for base in METHOD_ROOTS:
         folder = root / base
-        names = sorted(p.parents[1].name for p in folder.glob(f"*/{dataset}/{split}") if p.is_dir()) if folder.is_dir() else []
+        names = (
+            sorted(p.parents[1].name for p in folder.glob(f"*/{dataset}/{split}") if p.is_dir())
+            if folder.is_dir()
+            else []
+        )
         found += [name for name in names if name not in found]
     return sorted(found, key=lambda name: name != "occo")
 
 
 def mask_folder(root: Path, dataset: str, split: str, modality: str) -> Path | None:
     """The object-mask folder of one modality, or None when there is none."""
-    for folder in (root / "data/masks" / dataset / split / modality, root / "data/raw" / dataset / split / "masks" / modality):
+    for folder in (
+        root / "data/masks" / dataset / split / modality,
+        root / "data/raw" / dataset / split / "masks" / modality,
+    ):
         if folder.is_dir():
             return folder
     return None
@@ -96,7 +103,15 @@ def grid(tiles: list[np.ndarray], columns: int) -> np.ndarray:
 
 
 def build_gallery(
-    root: Path, dataset: str, split: str, ids: list[str], n: int, out_dir: Path, *, tile_height: int = 200, columns: int = 6
+    root: Path,
+    dataset: str,
+    split: str,
+    ids: list[str],
+    n: int,
+    out_dir: Path,
+    *,
+    tile_height: int = 200,
+    columns: int = 6,
 ) -> tuple[list[tuple[str, Path]], list[str]]:
     """Write one gallery PNG per chosen id to ``out_dir``; return the (id, path) pairs and the tile labels.
 
@@ -104,7 +119,7 @@ def build_gallery(
     has no source images or a requested id is not among them.
     """
     data = root / "data/raw" / dataset / split
-    pairs = {p.id: p for p in find_pairs(data / "ir", data / "vi")}
+    pairs = {p.id: p for p in find_pairs(ir=data / "ir", vi=data / "vi")}
     chosen = choose_ids(list(pairs), [str(i) for i in ids], n, data)
     masks = {
         label: index_images(folder)
@@ -130,6 +145,12 @@ def build_gallery(
         tiles = [tile(img, label, size, font, nearest=label in masks) for label, img in images]
         save_png(out, grid(tiles, columns))
         written.append((image_id, out))
-    log.info("gallery: %d images of %s/%s, %d methods, masks: %s", len(written), dataset, split, len(methods),
-             ", ".join(masks) or "none")
+    log.info(
+        "gallery: %d images of %s/%s, %d methods, masks: %s",
+        len(written),
+        dataset,
+        split,
+        len(methods),
+        ", ".join(masks) or "none",
+    )
     return written, ["infrared", "visible", *masks, *methods]

@@ -69,6 +69,6 @@ def to_html(blocks: list[Block], *, title: str) -> str:
     """The whole page; images are read from disk and embedded."""
     body = "\n".join(block_html(block) for block in blocks)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )

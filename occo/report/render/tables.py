@@ -48,9 +48,7 @@ class Table:
     ) -> Table:
         """Method rows from a frame indexed by method (NaN becomes an empty cell)."""
         info = info_columns or []
-        rows = [
-            Row(str(method), {c: clean(frame.at[method, c]) for c in [*info, *columns]}) for method in frame.index
-        ]
+        rows = [Row(str(method), {c: clean(frame.at[method, c]) for c in [*info, *columns]}) for method in frame.index]
         return cls(columns=list(columns), rows=rows, info_columns=info, digits=digits)
 
     def best(self) -> dict[str, float | None]:
@@ -84,8 +82,10 @@ class Table:
         ]
         for row, cells in self.cells():
             label = _md_escape(row.label) if row.kind == "method" else f"*{_md_escape(row.label)}*"
-            shown = [f"**{text}**" if best else (f"*{text}*" if row.kind != "method" and text != "–" else text)
-                     for text, best in cells]
+            shown = [
+                f"**{text}**" if best else (f"*{text}*" if row.kind != "method" and text != "–" else text)
+                for text, best in cells
+            ]
             lines.append(f"| {label} | " + " | ".join(shown) + " |")
         return "\n".join(lines) + "\n"
 
@@ -94,7 +94,9 @@ class Table:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header())
         body = []
         for row, cells in self.cells():
-            tds = "".join(f'<td class="best">{html.escape(t)}</td>' if b else f"<td>{html.escape(t)}</td>" for t, b in cells)
+            tds = "".join(
+                f'<td class="best">{html.escape(t)}</td>' if b else f"<td>{html.escape(t)}</td>" for t, b in cells
+            )
             cls = "" if row.kind == "method" else f' class="{row.kind}"'
             body.append(f"<tr{cls}><th>{html.escape(row.label)}</th>{tds}</tr>")
         return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

@@ -1,6 +1,4 @@
-from support import REPO
 import dataclasses
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +6,7 @@ import yaml
 
 from occo.nn import FIFN, ArchConfig, build_model, fuse_y, normalise_output
 from occo.nn.fifn.blocks import CrossAttention, CrossChannelWeights, SpatialEnhancement, SpatialWeights
+from support import REPO
 
 SWITCHES = {
     "spatial_enhancement": ("spatial", (SpatialEnhancement, SpatialWeights)),
@@ -58,8 +57,14 @@ def test_ablation_switch_removes_module(switch):
     assert ablated_model(*pair(2, 1, 16, 24)).shape == (2, 1, 16, 24)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.compat}-{c.spatial_enhancement:d}{c.cross_channel:d}"
-                         f"{c.cross_attention:d}-{c.spatial_gate}-{c.token_norm}-{c.attention_routing}")
+@pytest.mark.parametrize(
+    "cfg",
+    CONFIGS,
+    ids=lambda c: (
+        f"{c.compat}-{c.spatial_enhancement:d}{c.cross_channel:d}"
+        f"{c.cross_attention:d}-{c.spatial_gate}-{c.token_norm}-{c.attention_routing}"
+    ),
+)
 def test_gradients_reach_every_trainable_parameter(cfg):
     model = build_model(cfg, seed=0).train()
     out = normalise_output(model(*pair(2, 1, 16, 24)), per_image=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from occo.report.build import build_report
 
+
 def write_json(path: Path, doc: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc), encoding="utf-8")
@@ -22,7 +23,7 @@ def with_params(params: dict, **top: object) -> dict:
 
 
 def section(md: str) -> str:
-    return md[md.index("## Ablation studies"):md.index("## Gallery")]
+    return md[md.index("## Ablation studies") : md.index("## Gallery")]
 
 
 def test_study_table_from_the_workspace_experiments(git_repo, params: dict) -> None:
@@ -39,7 +40,7 @@ def test_study_table_from_the_workspace_experiments(git_repo, params: dict) -> N
     md = section((root / "reports/report.md").read_text())
     assert "This run has the paper's settings: the reference row of every study." in md
     assert "this run scored the FMB test split." in md
-    seven = md[md.index("Table 7: Proportion"):].splitlines()
+    seven = md[md.index("Table 7: Proportion") :].splitlines()
     assert seven[2] == "| Run | EN | SF | AG | CC |"
     assert seven[4:16] == [  # the paper's row order: 0.1, 1, 10, 100; ties of the best are all bold
         "| omega6-0.1-short | 6.700 | **14.000** | **4.500** | **0.600** |",
@@ -56,7 +57,7 @@ def test_study_table_from_the_workspace_experiments(git_repo, params: dict) -> N
         "| *omega6-100 − paper* | *+0.030* | *+0.686* | *-0.223* | *-0.023* |",
     ]
     assert "`omega6-0.1-short` was trained or scored differently from this run: `train.epochs`." in md
-    eight = md[md.index("Table 8: Contextual space"):].splitlines()
+    eight = md[md.index("Table 8: Contextual space") :].splitlines()
     assert eight[4] == "| model3 | – | – | – | – |"  # no FMB metrics in that experiment
     assert eight[5].startswith("| *Model-3 (paper, Table 8)* | *6.798* |")
     assert eight[7] == "| baseline (this run) | **7.000** | **14.000** | **4.500** | **0.600** |"

@@ -19,26 +19,42 @@ def fusion_entry(en: float, sf: float, ag: float, cc: float, n: int) -> dict:
 
 
 def detect_record(values: dict[str, float]) -> dict:
-    return {"ap50": dict(values), "ap50_95": {c: v / 2 for c, v in values.items()},
-            "epochs": 40, "imgsz": 640, "n_train": 10, "n_val": 5}
+    return {
+        "ap50": dict(values),
+        "ap50_95": {c: v / 2 for c, v in values.items()},
+        "epochs": 40,
+        "imgsz": 640,
+        "n_train": 10,
+        "n_val": 5,
+    }
 
 
 def paper_workspace(root: Path) -> Path:
-    write_json(root / "metrics/fusion/TNO.json", {
-        "visible": fusion_entry(6.5, 8.0, 3.0, 0.9, 21),
-        "occo": fusion_entry(7.0, 12.0, 5.0, 0.5, 21),
-        "OCCO-public": fusion_entry(7.2, 11.5, 4.9, 0.47, 21),
-        "LRRNet": fusion_entry(6.9, 9.3, 3.6, 0.42, 21),
-        "DenseFuse": fusion_entry(6.7, 9.0, 3.6, 0.49, 16),
-        "RFN-Nest": fusion_entry(6.8, 6.1, 2.7, 0.49, 21),
-    })
-    write_json(root / "metrics/detect/MSRS/occo.json", detect_record({"person": 0.9, "bicycle": 0.4, "car": 0.7, "all": 0.8}))
+    write_json(
+        root / "metrics/fusion/TNO.json",
+        {
+            "visible": fusion_entry(6.5, 8.0, 3.0, 0.9, 21),
+            "occo": fusion_entry(7.0, 12.0, 5.0, 0.5, 21),
+            "OCCO-public": fusion_entry(7.2, 11.5, 4.9, 0.47, 21),
+            "LRRNet": fusion_entry(6.9, 9.3, 3.6, 0.42, 21),
+            "DenseFuse": fusion_entry(6.7, 9.0, 3.6, 0.49, 16),
+            "RFN-Nest": fusion_entry(6.8, 6.1, 2.7, 0.49, 21),
+        },
+    )
+    write_json(
+        root / "metrics/detect/MSRS/occo.json", detect_record({"person": 0.9, "bicycle": 0.4, "car": 0.7, "all": 0.8})
+    )
     write_json(root / "metrics/detect/MSRS/visible.json", detect_record({"person": 0.5, "car": 0.75, "all": 0.625}))
-    write_json(root / "metrics/detect/M3FD/occo.json", detect_record(
-        {"People": 0.6, "Car": 0.9, "Bus": 0.8, "Lamp": 0.5, "Motorcycle": 0.4, "Truck": 0.7, "all": 0.65}))
+    write_json(
+        root / "metrics/detect/M3FD/occo.json",
+        detect_record(
+            {"People": 0.6, "Car": 0.9, "Bus": 0.8, "Lamp": 0.5, "Motorcycle": 0.4, "Truck": 0.7, "all": 0.65}
+        ),
+    )
     iou = {c: 0.5 for c in SEG_CLASSES} | {"bike": None, "car": 0.9}
-    write_json(root / "metrics/segment/MSRS/occo.json",
-               {"iou": iou, "miou": 0.55, "epochs": 150, "n_train": 10, "n_test": 5})
+    write_json(
+        root / "metrics/segment/MSRS/occo.json", {"iou": iou, "miou": 0.55, "epochs": 150, "n_train": 10, "n_test": 5}
+    )
     return root
 
 
@@ -47,7 +63,7 @@ def test_fusion_beside_table_2(tmp_path: Path, params: dict) -> None:
     params["report"]["ours"] = ["occo", "OCCO-public"]
     build_report(root, params)
     md = (root / "reports/report.md").read_text()
-    lines = md[md.index("Beside the paper's Table 2"):].splitlines()
+    lines = md[md.index("Beside the paper's Table 2") :].splitlines()
     assert lines[2] == "| Method | n | EN | SF | AG | CC |"
     body = lines[4:15]
     assert body[:3] == [  # paper order, DenseFuse first (our 16 images against the paper's set); best of ours in bold
@@ -75,7 +91,7 @@ def test_detection_beside_tables_4_and_5(tmp_path: Path, params: dict) -> None:
     root = paper_workspace(tmp_path)
     build_report(root, params)
     md = (root / "reports/report.md").read_text()
-    msrs = md[md.index("AP@0.5 beside the paper's Table 4"):].splitlines()
+    msrs = md[md.index("AP@0.5 beside the paper's Table 4") :].splitlines()
     assert msrs[2] == "| Method | person | car | all |"  # the paper's classes: bicycle left out
     assert msrs[4:7] == [
         "| visible | 0.500 | **0.750** | 0.625 |",
@@ -83,9 +99,11 @@ def test_detection_beside_tables_4_and_5(tmp_path: Path, params: dict) -> None:
         "| *visible − paper* | *-0.011* | *-0.023* | *-0.017* |",
     ]
     assert msrs[9] == "| *occo − paper* | *+0.089* | *-0.094* | *-0.003* |"
-    strict = md[md.index("AP@0.5:0.95 beside the paper's Table 4"):].splitlines()
-    assert strict[6] == "| *visible − paper* | *+0.039* | *-0.056* | *-0.009* |"  # 0.25-0.211, 0.375-0.431, 0.3125-0.321
-    m3fd = md[md.index("AP@0.5 beside the paper's Table 5"):].splitlines()
+    strict = md[md.index("AP@0.5:0.95 beside the paper's Table 4") :].splitlines()
+    assert (
+        strict[6] == "| *visible − paper* | *+0.039* | *-0.056* | *-0.009* |"
+    )  # 0.25-0.211, 0.375-0.431, 0.3125-0.321
+    m3fd = md[md.index("AP@0.5 beside the paper's Table 5") :].splitlines()
     assert m3fd[2] == "| Method | car | people | truck | lamp | motorcycle | bus | all |"
     assert m3fd[4] == "| occo | 0.900 | 0.600 | 0.700 | 0.500 | 0.400 | 0.800 | 0.650 |"  # alone: no bold
     assert m3fd[6] == "| *occo − paper* | *+0.056* | *-0.081* | *+0.058* | *-0.086* | *-0.091* | *-0.004* | *-0.024* |"
@@ -95,9 +113,10 @@ def test_segmentation_beside_table_3_in_percent(tmp_path: Path, params: dict) ->
     root = paper_workspace(tmp_path)
     build_report(root, params)
     md = (root / "reports/report.md").read_text()
-    lines = md[md.index("IoU (%) beside the paper's Table 3"):].splitlines()
-    assert lines[2] == ("| Method | unlabelled | car | person | bike | curve | car_stop | guardrail | color_cone | bump "
-                        "| mIoU |")
+    lines = md[md.index("IoU (%) beside the paper's Table 3") :].splitlines()
+    assert lines[2] == (
+        "| Method | unlabelled | car | person | bike | curve | car_stop | guardrail | color_cone | bump | mIoU |"
+    )
     assert lines[4].startswith("| occo | 50.00 | 90.00 | 50.00 | – | 50.00 |")
     assert lines[5].startswith("| *OCCO (paper, Table 3)* | *97.90* | *87.02* | *67.59* | *67.98* |")
     assert lines[6].startswith("| *occo − paper* | *-47.90* | *+2.98* | *-17.59* | – |")

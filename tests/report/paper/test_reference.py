@@ -26,16 +26,46 @@ def test_packaged_reference_has_tables_1_to_9_with_citation() -> None:
     assert paper.find("detect", "TNO") is None
     assert [t.table for t in paper.studies()] == [6, 7, 8, 9]
     assert set(paper.find("fusion", "TNO").methods("TNO")) == {
-        "DenseFuse", "SeAFusion", "LRRNet", "CDDFuse", "CoCoNet", "SemLA", "SegMiF", "M2Fusion", "occo"}
+        "DenseFuse",
+        "SeAFusion",
+        "LRRNet",
+        "CDDFuse",
+        "CoCoNet",
+        "SemLA",
+        "SegMiF",
+        "M2Fusion",
+        "occo",
+    }
     assert {"visible", "infrared", "occo"} <= set(paper.find("segment", "MSRS").methods("MSRS"))
 
 
 def test_lookup_by_kind_and_dataset(tmp_path: Path) -> None:
-    paper = load_paper(write(tmp_path, [
-        {"table": 1, "task": "fusion", "rows": [FUSION_ROW, {**FUSION_ROW, "dataset": "FMB", "values": {"EN": 6.0}}]},
-        {"table": 7, "task": "ablation:omega6", "keys": ["omega6"],
-         "rows": [{"dataset": "FMB", "row": "100", "method": "100", "params": {"omega6": 100}, "values": {"EN": 6.8}}]},
-    ]))
+    paper = load_paper(
+        write(
+            tmp_path,
+            [
+                {
+                    "table": 1,
+                    "task": "fusion",
+                    "rows": [FUSION_ROW, {**FUSION_ROW, "dataset": "FMB", "values": {"EN": 6.0}}],
+                },
+                {
+                    "table": 7,
+                    "task": "ablation:omega6",
+                    "keys": ["omega6"],
+                    "rows": [
+                        {
+                            "dataset": "FMB",
+                            "row": "100",
+                            "method": "100",
+                            "params": {"omega6": 100},
+                            "values": {"EN": 6.8},
+                        }
+                    ],
+                },
+            ],
+        )
+    )
     table = paper.find("fusion", "TNO")
     assert table.datasets == ["TNO", "FMB"] and table.methods("FMB")["occo"].values == {"EN": 6.0}
     assert paper.find("fusion", "MSRS") is None
@@ -49,12 +79,24 @@ def test_lookup_by_kind_and_dataset(tmp_path: Path) -> None:
         ({"table": 1, "task": "colour", "rows": [FUSION_ROW]}, "task must be one of"),
         ({"table": 1, "task": "fusion", "rows": []}, "non-empty 'rows'"),
         ({"table": 1, "task": "fusion", "rows": [{**FUSION_ROW, "values": {"EN": "7"}}]}, "mapping columns to numbers"),
-        ({"table": 1, "task": "fusion", "rows": [{"dataset": "TNO", "values": {"EN": 7.0}}]}, "string 'dataset', 'row'"),
+        (
+            {"table": 1, "task": "fusion", "rows": [{"dataset": "TNO", "values": {"EN": 7.0}}]},
+            "string 'dataset', 'row'",
+        ),
         ({"table": 7, "task": "ablation:omega6", "rows": [FUSION_ROW]}, "needs 'keys'"),
-        ({"table": 7, "task": "ablation:omega6", "keys": ["omega6"], "rows": [{**FUSION_ROW, "params": {"omega5": 1}}]},
-         "params' among"),
-        ({"table": 7, "task": "ablation:omega1", "keys": ["omega1"], "rows": [{**FUSION_ROW, "params": {}}]},
-         "'settings' does not hold"),
+        (
+            {
+                "table": 7,
+                "task": "ablation:omega6",
+                "keys": ["omega6"],
+                "rows": [{**FUSION_ROW, "params": {"omega5": 1}}],
+            },
+            "params' among",
+        ),
+        (
+            {"table": 7, "task": "ablation:omega1", "keys": ["omega1"], "rows": [{**FUSION_ROW, "params": {}}]},
+            "'settings' does not hold",
+        ),
     ],
 )
 def test_malformed_reference_names_the_file(tmp_path: Path, entry: dict, message: str) -> None:

@@ -18,7 +18,9 @@ def test_not_a_git_repository(tmp_path: Path) -> None:
 def test_repository_without_experiments(git_repo) -> None:
     head = git_repo.init(BASE)
     found = sibling_runs(git_repo.root, "FMB", "occo", exclude=None)
-    assert found.runs == [] and found.notes == [f"no other experiment of baseline {head[:7]} in this workspace's git refs"]
+    assert found.runs == [] and found.notes == [
+        f"no other experiment of baseline {head[:7]} in this workspace's git refs"
+    ]
 
 
 def test_experiments_of_the_baseline_are_read(git_repo) -> None:
@@ -43,6 +45,11 @@ def test_experiments_of_the_baseline_are_read(git_repo) -> None:
 
 def test_setup_differences_cover_training_not_reporting() -> None:
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": 1, "a.c": [1, 2], "d": None}
-    other = {**BASE, "omega6": 100, "train": {"epochs": 1, "crop": 256}, "report": {"ours": ["x"]},
-             "arch": {"cross_attention": False}}
+    other = {
+        **BASE,
+        "omega6": 100,
+        "train": {"epochs": 1, "crop": 256},
+        "report": {"ours": ["x"]},
+        "arch": {"cross_attention": False},
+    }
     assert setup_differences(other, BASE, ignore={"arch.cross_attention"}) == ["train.epochs"]

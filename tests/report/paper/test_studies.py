@@ -9,7 +9,12 @@ from occo.report.paper.studies import MISSING, changes, classify, describe, para
 
 PAPER = load_paper()
 DEFAULTS = {
-    "omega1": 0.5, "omega2": 0.5, "omega3": 0.5, "omega4": 10, "omega5": 1, "omega6": 10,
+    "omega1": 0.5,
+    "omega2": 0.5,
+    "omega3": 0.5,
+    "omega4": 10,
+    "omega5": 1,
+    "omega6": 10,
     "ablation": {"feature_space": "occo"},
     "arch": {"compat": "fixed", "spatial_enhancement": True, "cross_channel": True, "cross_attention": True},
     "masks": {"prompt": "The scene captures a group of pedestrians or cars.", "random_init": False},
@@ -54,8 +59,10 @@ def test_training_length_and_other_sections_do_not_change_the_study() -> None:
         ({"arch__cross_channel": False}, [(8, "w/o_CroC")]),
         ({"arch__spatial_enhancement": False}, [(8, "w/o_SE")]),
         ({"arch__cross_attention": False, "ablation__feature_space": "model1"}, [(8, None)]),
-        ({"masks__prompt": "Precisely segmenting salient objects such as vehicles, pedestrians."},
-         [(9, "all_salient_objects")]),
+        (
+            {"masks__prompt": "Precisely segmenting salient objects such as vehicles, pedestrians."},
+            [(9, "all_salient_objects")],
+        ),
         ({"masks__prompt": "The scene captures people."}, [(9, None)]),
         ({"omega6": 100, "omega1": 0.8, "omega2": 0.2}, []),  # two studies at once
         ({"omega3": 0.0}, []),  # a setting no study varies

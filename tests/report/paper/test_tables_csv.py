@@ -1,6 +1,5 @@
 """paper.yaml holds exactly the paper's tables as transcribed in ../shared (tables.csv), nothing typed by hand."""
 
-from support import SHARED
 from pathlib import Path
 
 import pytest
@@ -8,6 +7,7 @@ import pytest
 from occo.data.io import DataError
 from occo.report.paper.reference import PAPER_YAML, load_paper
 from occo.report.paper.tables_csv import main, paper_document, read_tables_csv, row_params
+from support import SHARED
 
 TABLES_CSV = SHARED / "reference" / "occo-paper" / "tables.csv"
 needs_csv = pytest.mark.skipif(not TABLES_CSV.is_file(), reason="../shared/reference/occo-paper/tables.csv is absent")
@@ -41,8 +41,10 @@ def write_csv(tmp_path: Path, body: str) -> Path:
 
 
 def test_generator_renames_methods_and_sets_ablation_params(tmp_path: Path) -> None:
-    csv_path = write_csv(tmp_path, "1,FMB,fusion,OCCO,,EN,7.035\n4,MSRS,detect,Visible,person,AP50,0.511\n"
-                                   "7,FMB,ablation:omega6,100,,EN,6.870\n")
+    csv_path = write_csv(
+        tmp_path,
+        "1,FMB,fusion,OCCO,,EN,7.035\n4,MSRS,detect,Visible,person,AP50,0.511\n7,FMB,ablation:omega6,100,,EN,6.870\n",
+    )
     out = tmp_path / "paper.yaml"
     main([str(csv_path), "--out", str(out)])
     paper = load_paper(out)
@@ -61,7 +63,8 @@ def test_row_params_of_the_ablation_tables() -> None:
     assert row_params(8, "w/o_CroC") == {"arch.cross_channel": False}
     assert row_params(8, "OCCO") == {}
     assert row_params(9, "all_salient_objects") == {
-        "masks.prompt": "Precisely segmenting salient objects such as vehicles, pedestrians."}
+        "masks.prompt": "Precisely segmenting salient objects such as vehicles, pedestrians."
+    }
     with pytest.raises(DataError, match="table 8 row 'Model-9' has no params"):
         row_params(8, "Model-9")
 
