@@ -1,5 +1,5 @@
-# Two entry points (README "Quick start"): `make smoke` runs the pipeline, `make test` runs the tests.
-# Both create the virtual environment .venv first (Python 3.11+) and install occo into it.
+# Two entry points (README): `make smoke` runs the pipeline, `make test` runs the quick tests. Both create the
+# virtual environment .venv first (Python 3.11+) and install occo into it. CI runs `make lint` and `make test-all`.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -34,7 +34,7 @@ SMOKE_PARAMS ?= -S masks.random_init=true -S '+masks.datasets.synthetic=[train]'
 	-S segment.dataset=synthetic -S segment.encoder=resnet18 -S segment.encoder_weights=null -S segment.epochs=10 \
 	-S 'segment.size=[96,128]' -S segment.batch_size=4 -S segment.num_workers=0
 
-.PHONY: install test smoke smoke-omega6 bench gpu-check clean
+.PHONY: install test test-all lint params-table smoke smoke-omega6 bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -47,8 +47,21 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/dvc config --local plots.html_template ../.cache/occo/plots.html
 	touch $@
 
+# Quick feedback: every test but those marked slow (models trained for many steps, whole stages).
 test: install
+	$(BIN)/python -m pytest -m "not slow"
+
+# Everything, slow tests included (CI).
+test-all: install
 	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# docs/params.md from the descriptions in occo/config/sections.py (tests/config/test_sections.py checks it).
+params-table: install
+	$(BIN)/python -m occo.config.table
 
 smoke: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc exp run -n smoke $(SMOKE_PARAMS)
