@@ -65,7 +65,7 @@ from occo.masks.generate import MODALITIES, as_rgb8, generate_masks  # noqa: E40
 from occo.masks.models import PRECISIONS, detector_settings, resolve_precision, settings_record  # noqa: E402
 from occo.masks.sam import SAM_MODELS, SamMasker  # noqa: E402
 from occo.masks.tiny import TINY_DETECTOR_SIZE, tiny_bert, tiny_grounding_dino_args, tiny_sam  # noqa: E402
-from occo.pipeline.device import resolve_batch_size, resolve_device  # noqa: E402
+from occo.pipeline.device import batch_size_flag, device_flag, resolve_batch_size, resolve_device  # noqa: E402
 
 SIZE = (480, 640)
 """(H, W) of MSRS images and of the synthetic stand-ins."""
@@ -169,9 +169,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--boxes", type=parse_boxes, default=(3, 8), help="fixed synthetic boxes per image: N or MIN-MAX"
     )
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--device", type=device_flag, default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument(
-        "--batch-size", default="auto", help="pairs per forward, as masks.batch_size (auto: 1 on CPU, 8 on CUDA)"
+        "--batch-size",
+        type=batch_size_flag,
+        default="auto",
+        help="pairs per forward, as masks.batch_size (auto: 1 on CPU, 8 on CUDA)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
@@ -182,8 +185,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.images < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("--images and --repeats must be >= 1, --warmup >= 0")
     device = resolve_device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: CUDA is not available")
     params = override(load_params(args.params), {"masks.random_init": not args.real, "masks.sam_model": args.sam}).masks
     settings: DetectorSettings = detector_settings(params)
     pairs_per_call = resolve_batch_size(args.batch_size, device)

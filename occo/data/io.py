@@ -59,15 +59,6 @@ def _pil_to_array(im: Image.Image, path: Path) -> np.ndarray:
     raise DataError(f"cannot read image {path}: unsupported image mode {mode}")
 
 
-def check_max_pixels(value: object, what: str) -> int:
-    """A pixel cap from params or the command line: a positive integer no larger than Pillow's
-    decompression-bomb limit (Pillow refuses bigger images whatever the cap says)."""
-    limit = 2 * Image.MAX_IMAGE_PIXELS
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
-        raise DataError(f"{what} must be a whole number of pixels from 1 to {limit:,}, got {value!r}")
-    return value
-
-
 @contextmanager
 def _open_image(path: Path, max_pixels: int | None) -> Iterator[Image.Image]:
     """Open ``path`` (header only) and refuse it when its header claims more than ``max_pixels`` pixels."""

@@ -26,17 +26,18 @@ from pathlib import Path
 from tqdm import tqdm
 
 from occo.config import Download
-from occo.data.io import IMAGE_EXTS, MAX_PIXELS, DataError, atomic_dir, load_array, write_text_atomic
-from occo.data.names import check_name
+from occo.data.io import IMAGE_EXTS, DataError, atomic_dir, load_array, write_text_atomic
 from occo.data.pairs import find_pairs, image_size, index_images, load_pair, match_pairs
 from occo.data.synthetic import make_synthetic
-from occo.fetch.archive import MAX_UNPACK_RATIO, extract, is_archive
+from occo.fetch.archive import extract, is_archive
 from occo.fetch.download import LOCAL_SOURCE_HINT, fetch, registry_checks
 from occo.fetch.registry import load_registry
 
 log = logging.getLogger(__name__)
 
 REGISTRY_SOURCE = "registry"
+DEFAULTS = Download()
+"""The ``download`` params' defaults: the caps :func:`import_dataset` applies unless told otherwise."""
 _PROVENANCE_FILES = ("MANIFEST.md", "README.md")
 _EXTRA_TREES = ("labels", "masks")
 
@@ -262,8 +263,8 @@ def import_dataset(
     registry: dict | None = None,
     external_root: Path | None = None,
     downloads_root: Path | None = None,
-    max_pixels: int | None = MAX_PIXELS,
-    max_unpack_ratio: float = MAX_UNPACK_RATIO,
+    max_pixels: int | None = DEFAULTS.max_pixels,
+    max_unpack_ratio: float = DEFAULTS.max_unpack_ratio,
 ) -> dict[str, int]:
     """Import dataset ``name`` from ``source`` into ``out_root/name``; returns pairs per split.
 
@@ -273,13 +274,9 @@ def import_dataset(
     kept pair is read and size-checked (at most ``max_pixels`` pixels an image); symlinks may not
     leave the source folder; archives may unpack to at most ``max_unpack_ratio`` times their size.
     Any problem raises DataError naming the file. The previous import is replaced only once the new
-    one is complete.
+    one is complete. ``name`` and ``split`` are folder names and ``limit`` is positive, as the params
+    schema (``download.datasets``) makes them; the caps default to the params' defaults.
     """
-    check_name(name, "dataset name")
-    if split is not None:
-        check_name(split, f"split of {name}")
-    if limit is not None and limit < 1:
-        raise DataError(f"limit for {name} must be a positive number of pairs, got {limit}")
     out_root = Path(out_root)
     registry = registry if registry is not None else load_registry()
     entry = registry["datasets"].get(name)

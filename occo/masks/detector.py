@@ -29,13 +29,13 @@ GDINO_SIZE = (800, 1333)
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    """The text prompt and the post-processing thresholds (params ``masks.*``)."""
+    """The text prompt and the post-processing thresholds (params ``masks.*``: ``occo.masks.models.detector_settings``)."""
 
     prompt: str
-    box_threshold: float = 0.35
-    text_threshold: float = 0.25
-    nms_iou: float = 0.8
-    max_boxes: int = 100
+    box_threshold: float
+    text_threshold: float
+    nms_iou: float
+    max_boxes: int
 
 
 @dataclass(frozen=True)

@@ -30,16 +30,16 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: ``auto`` → bf16 on CUDA (fp16 where bf16 is unsupported), fp32 (None) on CPU.
+    """Autocast dtype of ``masks.precision``: ``auto`` → bf16 on CUDA (fp16 where bf16 is unsupported), fp32
+    (None) on CPU.
 
-    ``bf16``/``fp16`` are CUDA-only (autocast runs on CUDA only); ``fp32`` disables autocast.
+    ``bf16``/``fp16`` are CUDA-only (autocast runs on CUDA only): DataError on another device; ``fp32``
+    disables autocast.
     """
     if name == "auto":
         if device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if name not in PRECISIONS:
-        raise DataError(f"unknown masks.precision {name!r}; choose from auto, {', '.join(PRECISIONS)}")
     if PRECISIONS[name] is not None and device.type != "cuda":
         raise DataError(f"masks.precision {name} needs a CUDA device (got {device}); use auto or fp32")
     return PRECISIONS[name]

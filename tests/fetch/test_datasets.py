@@ -160,12 +160,15 @@ def test_symlink_inside_the_source_is_followed(tmp_path):
     [("../masks", "test"), ("..", "test"), ("DS", "../x"), ("a/b", "test"), ("", "test"), ("DS", ".")],
 )
 def test_names_that_would_leave_the_folder_are_refused(tmp_path, name, split):
+    """Dataset names and splits are folder names of the schema: refused before the stage imports anything."""
     src = _flat(tmp_path / "src", ["a"])
-    (tmp_path / "masks").mkdir()
-    (tmp_path / "masks" / "keep.png").write_bytes(b"x")
-    with pytest.raises(DataError, match="must be one folder name"):
-        import_dataset(name, src, tmp_path / "raw", split=split)
-    assert _names(tmp_path / "masks") == ["keep.png"]
+    (tmp_path / "data/masks").mkdir(parents=True)
+    (tmp_path / "data/masks/keep.png").write_bytes(b"x")
+    params = tmp_path / "params.yaml"
+    params.write_text(json.dumps({"download": {"synthetic": None, "datasets": {name: {"source": str(src), "split": split}}}}))
+    with pytest.raises(SystemExit, match="download.datasets"):
+        _stage().main(["--params", str(params), "--root", str(tmp_path)])
+    assert _names(tmp_path / "data") == ["masks"] and _names(tmp_path / "data/masks") == ["keep.png"]
 
 
 def test_images_over_the_pixel_cap_are_refused(tmp_path):

@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 import torch
 
+from occo.config import Masks
 from occo.fetch.weights import WeightsUnavailableError, weights_entry
-from occo.masks.detector import DetectorSettings
-from occo.masks.models import DETECTORS
+from occo.masks.models import DETECTORS, detector_settings
 from occo.masks.tiny import tiny_hf_grounding_dino
 
-PROMPT = "The scene captures a group of pedestrians or cars."
+PROMPT = Masks().prompt
 
 
 def test_folder_loads_and_batches_match_single_images(tmp_path):
     folder = tiny_hf_grounding_dino(tmp_path / "gdino", PROMPT)
     assert {"config.json", "model.safetensors", "vocab.txt"} <= {p.name for p in folder.iterdir()}
-    settings = DetectorSettings(PROMPT, box_threshold=0.0, max_boxes=4)
+    settings = detector_settings(Masks(box_threshold=0.0, max_boxes=4))
     detector = DETECTORS["transformers"].load({"hf_model": folder}, settings, torch.device("cpu"), None)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(2)]
