@@ -19,6 +19,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,18 @@ class _Plan:
     layout: str
     splits: tuple[_SplitSource, ...]
     provenance: tuple[tuple[Path, str], ...]  # (source file, destination relative to <name>/)
+
+
+def registry_problem(name: str, datasets: Mapping[str, dict]) -> str | None:
+    """Why dataset ``name`` cannot be downloaded from the registry's ``datasets``, or None: it is not listed
+    there, or it has no direct download (the message then says where to get it by hand)."""
+    hint = LOCAL_SOURCE_HINT.replace("<name>", name)
+    entry = datasets.get(name)
+    if entry is None:
+        return f"{name} is not in the registry ({', '.join(datasets)}); {hint}"
+    if not entry["archives"]:
+        return f"{name} has no direct download (get it from {entry.get('manual_download') or entry['homepage']}); {hint}"
+    return None
 
 
 def _visible_dirs(folder: Path) -> list[Path]:
@@ -290,12 +303,8 @@ def import_dataset(
         return tempfile.TemporaryDirectory(dir=out_root, prefix=f".{name}.extract-")
 
     if str(source) == REGISTRY_SOURCE:
-        if entry is None:
-            raise DataError(f"{name} is not in the registry ({', '.join(registry['datasets'])}); give a local source")
-        if not entry["archives"]:
-            where = entry.get("manual_download") or entry["homepage"]
-            hint = LOCAL_SOURCE_HINT.replace("<name>", name)
-            raise DataError(f"{name} has no direct download (get it from {where}); {hint}")
+        if (problem := registry_problem(name, registry["datasets"])) is not None:
+            raise DataError(problem)
         downloads = Path(downloads_root) if downloads_root is not None else out_root.parent / "downloads"
         archives = [fetch(a["url"], downloads / a["filename"], **registry_checks(a)) for a in entry["archives"]]
         where = ", ".join(str(a) for a in archives)
