@@ -1,4 +1,5 @@
-"""Image and file I/O for the data layer: decoding, dtype/colour conversion, atomic writes."""
+"""Image and file I/O: decoding within a pixel cap, dtype and grey conversion, PNG writing, atomic writes, file
+hashes, and reading checkpoints without unpickling code."""
 
 from __future__ import annotations
 
@@ -259,7 +260,8 @@ class CheckpointError(DataError):
     """A checkpoint file that cannot be read, converted, loaded or saved; one line naming the file and what to do."""
 
 
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6
+ZIP_MAGIC = b"PK\x03\x04"
+"""The first bytes of a zip file (torch.save's format since 1.6)."""
 _PICKLE_MAGIC = b"\x80"  # the legacy format: a pickle (protocol 2+) first
 
 
@@ -282,8 +284,8 @@ def read_checkpoint(path: str | Path, *, remedy: str) -> dict[str, Any]:
     if size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes; a copy or write cut short): {remedy}")
     with path.open("rb") as f:
-        head = f.read(len(_ZIP_MAGIC))
-    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        head = f.read(len(ZIP_MAGIC))
+    if not head.startswith((ZIP_MAGIC, _PICKLE_MAGIC)):
         raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {head!r}): {remedy}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

@@ -27,7 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from occo.data.io import DataError, sha256_file, write_text_atomic
+from occo.data.io import ZIP_MAGIC, DataError, sha256_file, write_text_atomic
 from occo.fetch.archive import check_archive
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _USER_AGENT = "occo-downloader"
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz")
-_ZIP_MAGIC = b"PK\x03\x04"
 LOCAL_SOURCE_HINT = (
     "download it yourself and set download.datasets.<name>.source: /path/to/folder-or-archive in params.yaml"
 )
@@ -101,7 +100,7 @@ def check_complete(path: str | Path, name: str) -> None:
         check_archive(path)
     elif lower.endswith((".pt", ".pth")):
         with path.open("rb") as fh:
-            if fh.read(4) == _ZIP_MAGIC:
+            if fh.read(len(ZIP_MAGIC)) == ZIP_MAGIC:
                 check_archive(path)
     elif lower.endswith(".safetensors"):
         _check_safetensors(path)

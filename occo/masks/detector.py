@@ -1,7 +1,9 @@
-"""Open-vocabulary box detectors for the masks stage: Grounding DINO behind a small registry.
+"""Open-vocabulary box detection for the masks stage: the detector protocol, the post-processing both backends
+share, and groundingdino-py's Grounding DINO.
 
-``groundingdino`` (default, the paper's setup) runs groundingdino-py's own model; ``transformers``
-runs the same model family through transformers' ``GroundingDinoForObjectDetection``. Both return
+``masks.detector`` picks the backend (``occo.masks.models.DETECTORS``): ``groundingdino`` (default, the
+paper's setup) runs groundingdino-py's own model (here); ``transformers`` runs the same model family
+through transformers' ``GroundingDinoForObjectDetection`` (``occo.masks.detector_hf``). Both return
 :class:`Detections` per image: boxes kept when their best token score exceeds ``box_threshold``,
 phrases made of the prompt tokens scoring above ``text_threshold``, then class-agnostic NMS at
 ``nms_iou`` and the ``max_boxes`` best (Grounded-SAM's post-processing).

@@ -18,6 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from occo.data import DataError, Pair, index_images, load_array, save_png
+from occo.data.pairs import listing
 from occo.masks.generate import pair_outputs, prepare_folder
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,6 @@ def mask_layout(folder: Path) -> tuple[dict[str, str], str | None]:
     if all((folder / sub).is_dir() for sub in OWN_DIRS.values()):
         return OWN_DIRS, None
     raise DataError(f"{folder} holds neither mask_ir/ + mask_vi/ (the authors' release) nor ir/ + vi/ (occo's layout)")
-
-
-_MAX_LISTED = 10
 
 
 def binary_mask(path: Path) -> np.ndarray:
@@ -64,10 +62,9 @@ def import_masks(folder: Path, pairs: list[Pair], out_dir: Path) -> int:
     for kind, files in found.items():
         missing = [p.id for p in pairs if p.id not in files]
         if missing:
-            listed = ", ".join(missing[:_MAX_LISTED]) + (
-                f", ... ({len(missing) - _MAX_LISTED} more)" if len(missing) > _MAX_LISTED else ""
+            raise DataError(
+                f"{len(missing)} of {len(pairs)} pairs have no mask in {folder / dirs[kind]}: {listing(missing)}"
             )
-            raise DataError(f"{len(missing)} of {len(pairs)} pairs have no mask in {folder / dirs[kind]}: {listed}")
         extra = len(files.keys() - {p.id for p in pairs})
         if extra:
             log.warning("%s: %d masks match no pair of the split; ignored", folder / dirs[kind], extra)

@@ -146,7 +146,12 @@ class HashCache:
 
 
 def digest(path: Path, cache: HashCache) -> dict[str, Any]:
-    """Size and sha256 of a file, or of a folder (its files' relative paths, sizes and hashes, sorted)."""
+    """What a manifest records of one input path: size and sha256 of a file, or of a folder (its files'
+    relative paths and hashes, sorted) with its file count; ``cache`` spares re-reading unchanged files.
+
+    Unlike :func:`occo.pipeline.resume.digest_files` (one hash over a run's input files, keyed by role,
+    for its resume identity), this describes a path as it is on disk, for DVC to watch.
+    """
     if path.is_file():
         return {"size": path.stat().st_size, "sha256": cache.sha256(path)}
     tree = hashlib.sha256()

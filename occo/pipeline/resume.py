@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 def digest_files(files: Mapping[str, Path]) -> str:
     """sha256 over ``key`` and content sha256 of every file, in key order (keys name the files' roles,
-    e.g. ``ir/<id>``, so the digest does not depend on where the repository lives)."""
+    e.g. ``ir/<id>``, so the digest does not depend on where the repository lives): one part of a run's
+    identity. :func:`occo.pipeline.inputs.digest` instead describes one path on disk for a manifest."""
     digest = hashlib.sha256()
     for key in sorted(files):
         digest.update(f"{key}\0{sha256_file(files[key])}\n".encode())
