@@ -196,20 +196,14 @@ def _dataset_problem(name: str, entry: DatasetSource, root: Path, datasets: Mapp
     return None
 
 
-def gather(cfg: Params, root: Path) -> dict[str, dict[str, Any]]:
-    """The manifest of every consuming stage: ``{stage: {key: {path, size, sha256, …}}}``.
+Manifests = dict[str, dict[str, Any]]
+"""``{stage: {param key: {path, size, sha256, …}}}``."""
 
-    Downloads absent pretrained files the settings need; present ones are checked as
-    :func:`occo.fetch.weights.resolve_weights` checks them, with hashes from the cache (a multi-GB
-    checkpoint is read once, not on every run). Raises
-    MissingInputsError listing every missing dataset source, named file and pretrained file at once.
-    """
-    root = Path(root)
-    cache = HashCache(root / HASH_CACHE)
-    manifests: dict[str, dict[str, Any]] = {stage: {} for stage in STAGES}
-    missing: list[str] = []
+
+def _dataset_inputs(cfg: Params, root: Path, cache: HashCache, manifests: Manifests, missing: list[str]) -> None:
+    """Adds each local dataset source to the download manifest, and to ``missing`` each dataset a stage needs that
+    cannot be imported as configured (an optional one nobody needs is only warned about)."""
     registry = load_registry()["datasets"]
-
     needed = needed_datasets(cfg)
     configured = cfg.download.datasets
     for name in sorted(needed - configured.keys()):
@@ -229,6 +223,10 @@ def gather(cfg: Params, root: Path) -> dict[str, dict[str, Any]]:
                 **digest(path, cache),
             }
 
+
+def _named_inputs(cfg: Params, root: Path, cache: HashCache, manifests: Manifests, missing: list[str]) -> None:
+    """Adds each file or folder a param names to its stage's manifest (or to ``missing``); paths under data/ are
+    pipeline outputs, left to dvc.yaml."""
     for item in named_paths(cfg):
         path = _resolve(item.path, root)
         if _inside_pipeline_data(path, root):
@@ -238,6 +236,10 @@ def gather(cfg: Params, root: Path) -> dict[str, dict[str, Any]]:
             continue
         manifests[item.stage][item.param] = {"path": _display(path, root), **digest(path, cache)}
 
+
+def _weight_inputs(cfg: Params, root: Path, cache: HashCache, manifests: Manifests, missing: list[str]) -> None:
+    """Adds each pretrained file the settings load to its stage's manifest, fetched when absent (or to ``missing``
+    when it cannot be had)."""
     for need in weight_needs(cfg):
         try:
             if need.name == VGG19:
@@ -249,6 +251,21 @@ def gather(cfg: Params, root: Path) -> dict[str, dict[str, Any]]:
             continue
         manifests[need.stage][need.param] = {"weights": need.name, "path": _display(path, root), **digest(path, cache)}
 
+
+def gather(cfg: Params, root: Path) -> Manifests:
+    """The manifest of every consuming stage: ``{stage: {key: {path, size, sha256, …}}}``.
+
+    Downloads absent pretrained files the settings need; present ones are checked as
+    :func:`occo.fetch.weights.resolve_weights` checks them, with hashes from the cache (a multi-GB
+    checkpoint is read once, not on every run). Raises
+    MissingInputsError listing every missing dataset source, named file and pretrained file at once.
+    """
+    root = Path(root)
+    cache = HashCache(root / HASH_CACHE)
+    manifests: Manifests = {stage: {} for stage in STAGES}
+    missing: list[str] = []
+    for add in (_dataset_inputs, _named_inputs, _weight_inputs):
+        add(cfg, root, cache, manifests, missing)
     cache.save()
     if missing:
         lines = "\n".join(f"  - {m}" for m in missing)
