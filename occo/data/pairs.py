@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 _MAX_LISTED = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Pair:
     """One registered infrared/visible pair."""
 

@@ -23,7 +23,7 @@ def test_pairs_by_stem_across_extensions(tmp_path):
     (tmp_path / "ir" / "sub.png").mkdir()
     pairs = find_pairs(ir=tmp_path / "ir", vi=tmp_path / "vi")
     assert [p.id for p in pairs] == ["a", "b", "c"]
-    assert pairs[0] == Pair("a", tmp_path / "ir" / "a.png", tmp_path / "vi" / "a.jpg")
+    assert pairs[0] == Pair(id="a", ir=tmp_path / "ir" / "a.png", vi=tmp_path / "vi" / "a.jpg")
 
 
 def test_missing_folder(tmp_path):

@@ -97,7 +97,7 @@ def test_gallery_panels_boxes_and_tint(tmp_path, split):
     ir, vi = load_array(pairs[0].ir), load_array(pairs[0].vi)
     ir_mask = load_array(out / "ir/syn_000.png") > 0
     vi_mask = load_array(out / "vi/syn_000.png") > 0
-    plain = render_overlay(ir, vi, ir_mask, vi_mask, None)
+    plain = render_overlay(ir=ir, vi=vi, ir_mask=ir_mask, vi_mask=vi_mask, boxes=None)
     boxed = load_array(gallery / "syn_000.png")
     assert boxed.shape == plain.shape == (240, 960, 3)
     assert not np.array_equal(boxed[:, :320], plain[:, :320])  # the box outline is drawn
