@@ -41,6 +41,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,7 @@ from occo.config import load_params, override  # noqa: E402
 from occo.data import Pair, find_pairs, load_pair, make_synthetic  # noqa: E402
 from occo.masks.detector import (  # noqa: E402
     GDINO_SIZE,
+    Detector,
     DetectorSettings,
     GroundingDinoPy,
     autocast,
@@ -140,6 +142,25 @@ def in_chunks(fn: Callable[[list], list], items: list, size: int) -> list:
     return [r for lo in range(0, len(items), size) for r in fn(items[lo : lo + size])]
 
 
+def sam_in_chunks(masker: SamMasker, images: list[np.ndarray], boxes: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """``SamMasker.masks`` on consecutive slices of at most ``size`` images (as ``generate_masks`` calls it)."""
+    return [
+        m for lo in range(0, len(images), size) for m in masker.masks(images[lo : lo + size], boxes[lo : lo + size])
+    ]
+
+
+def generate_boxes(
+    pairs: list[Pair], detector: Detector, masker: SamMasker, settings: dict, batch_size: int, desc: str
+) -> int:
+    """One ``generate_masks`` run into a temporary folder (PNG and JSON writes included); returns the boxes kept."""
+    with tempfile.TemporaryDirectory() as out:
+        generate_masks(
+            pairs, Path(out), lambda: (detector, masker), settings=settings, batch_size=batch_size, desc=desc
+        )
+        records = [json.loads(p.read_text(encoding="utf-8")) for p in Path(out, "boxes").glob("*.json")]
+        return sum(len(r[kind]["boxes"]) for r in records for kind in MODALITIES)
+
+
 def precisions(device: torch.device) -> list[tuple[str, torch.dtype | None]]:
     """fp32, and on CUDA the autocast dtype of ``masks.precision: auto``."""
     auto = resolve_precision("auto", device)
@@ -222,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
 
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            t_det, _ = measure(lambda: in_chunks(detector.detect, images, per_call), device, args.warmup, args.repeats)
+            detect = partial(in_chunks, detector.detect, images, per_call)
+            t_det, _ = measure(detect, device, args.warmup, args.repeats)
             base.setdefault("det", t_det)
             det_rows.append(
                 (
@@ -236,16 +258,12 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
 
-            def batched(chunk: list[int]) -> list[np.ndarray]:
-                return masker.masks([images[i] for i in chunk], [boxes[i] for i in chunk])
-
-            indices = list(range(len(images)))
-            t_naive, want = measure(
-                lambda: naive_masks(predictor, images, boxes, dtype), device, args.warmup, args.repeats
-            )
+            naive = partial(naive_masks, predictor, images, boxes, dtype)
+            t_naive, want = measure(naive, device, args.warmup, args.repeats)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            t_batched, got = measure(lambda: in_chunks(batched, indices, per_call), device, args.warmup, args.repeats)
+            batched = partial(sam_in_chunks, masker, images, boxes, per_call)
+            t_batched, got = measure(batched, device, args.warmup, args.repeats)
             differ = sum(int((g != w).sum()) for g, w in zip(got, want))
             mismatch |= dtype is None and differ > 0
             sam_rows.append(
@@ -262,31 +280,26 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
 
-            found: list[int] = []  # boxes the (random) detector kept, per run: SAM's share depends on it
-
-            def generate() -> None:
-                with tempfile.TemporaryDirectory() as out:
-                    generate_masks(
-                        pairs,
-                        Path(out),
-                        lambda: (detector, masker),
-                        settings=settings_record(params),
-                        batch_size=pairs_per_call,
-                        desc=f"generate_masks {name}",
-                    )
-                    records = [json.loads(p.read_text(encoding="utf-8")) for p in Path(out, "boxes").glob("*.json")]
-                    found.append(sum(len(r[kind]["boxes"]) for r in records for kind in MODALITIES))
-
+            generate = partial(
+                generate_boxes,
+                pairs,
+                detector,
+                masker,
+                settings_record(params),
+                pairs_per_call,
+                f"generate_masks {name}",
+            )
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            t_gen, _ = measure(generate, device, args.warmup, args.repeats)
+            # the boxes the (random) detector kept in the last run: SAM's share of the time depends on them
+            t_gen, found = measure(generate, device, args.warmup, args.repeats)
             base.setdefault("gen", t_gen)
             gen_rows.append(
                 (
                     name,
                     len(pairs),
                     2 * len(pairs),
-                    found[-1],
+                    found,
                     f"{t_gen:,.3f}",
                     f"{2 * len(pairs) / t_gen:,.2f}",
                     f"x{base['gen'] / t_gen:.2f}",

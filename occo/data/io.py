@@ -51,9 +51,7 @@ def _pil_to_array(im: Image.Image, path: Path) -> np.ndarray:
     if mode == "I":
         arr = np.asarray(im)
         if arr.size and (arr.min() < 0 or arr.max() > 65535):
-            raise DataError(
-                f"cannot read image {path}: 32-bit values span {arr.min()}..{arr.max()}, outside 0..65535"
-            )
+            raise DataError(f"cannot read image {path}: 32-bit values span {arr.min()}..{arr.max()}, outside 0..65535")
         return arr.astype(np.uint16)
     if mode in ("P", "PA", "LA", "La", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
         return np.array(im.convert("RGB"))

@@ -25,9 +25,7 @@ class Pair:
     vi: Path
 
 
-def index_images(
-    folder: str | Path, *, pattern: str | None = None, id_width: int | None = None
-) -> dict[str, Path]:
+def index_images(folder: str | Path, *, pattern: str | None = None, id_width: int | None = None) -> dict[str, Path]:
     """Map id -> image file for the non-hidden image files directly in ``folder``.
 
     The id is the file stem, or, with ``pattern``, group 1 of that regex matched against the

@@ -31,7 +31,8 @@ GDINO_SIZE = (800, 1333)
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    """The text prompt and the post-processing thresholds (params ``masks.*``: ``occo.masks.models.detector_settings``)."""
+    """The text prompt and the post-processing thresholds, from the ``masks`` params
+    (``occo.masks.models.detector_settings``)."""
 
     prompt: str
     box_threshold: float
@@ -98,7 +99,8 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
 
 
 def gdino_config(text_encoder: Path) -> object:
-    """groundingdino-py's shipped ``GroundingDINO_SwinT_OGC.py`` config, its text encoder set to the local ``text_encoder`` folder."""
+    """groundingdino-py's shipped ``GroundingDINO_SwinT_OGC.py`` config, its text encoder set to the local
+    ``text_encoder`` folder."""
     import groundingdino.config
     from groundingdino.util.slconfig import SLConfig
 

@@ -1,9 +1,10 @@
 """Overlay gallery for auditing the masks: source images with their boxes and a mask tint.
 
-``<gallery>/<id>.png`` (the masks stage writes reports/masks/<dataset>/<split>/, beside the masks the
-training stage reads, so that a gallery setting never looks like a change of masks) holds three panels side by side: the visible image with its boxes and mask
-(green), the infrared image with its boxes and mask (red), and the §3.2 decomposition over the
-visible image (shared yellow, infrared-unique red, visible-unique green).
+``<gallery>/<id>.png`` (the masks stage writes reports/masks/<dataset>/<split>/, apart from the masks
+the training stage reads, so that a gallery setting never looks like a change of masks) holds three
+panels side by side: the visible image with its boxes and mask (green), the infrared image with its
+boxes and mask (red), and the §3.2 decomposition over the visible image (shared yellow,
+infrared-unique red, visible-unique green).
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def write_gallery(pairs: list[Pair], masks_dir: Path, gallery_dir: Path, count: 
             mask = load_array(paths[kind])
             if mask.shape[:2] != ir.shape[:2]:
                 raise DataError(
-                    f"mask {paths[kind]} is {mask.shape[1]}x{mask.shape[0]}, its source {pair.ir} {ir.shape[1]}x{ir.shape[0]}"
+                    f"mask {paths[kind]} is {mask.shape[1]}x{mask.shape[0]}, "
+                    f"its source {pair.ir} {ir.shape[1]}x{ir.shape[0]}"
                 )
             masks[kind] = (mask.max(axis=2) if mask.ndim == 3 else mask) > 0
         boxes = json.loads(paths["boxes"].read_text(encoding="utf-8")) if paths["boxes"].is_file() else None

@@ -2,10 +2,10 @@
 
 Two layouts are recognised: the authors' release, which holds per dataset ``mask_vi/mask_<name>`` and
 ``mask_ir/mask_<name>`` where ``<name>`` is the source image's file name, and ours (what the masks
-stage writes and the synthetic set ships): ``ir/<id>.png`` and ``vi/<id>.png``. Every pair of the split must have both masks, of the
-source's size, with binary values ({0, 1} or {0, 255}; grey or identical RGB channels); otherwise
-one DataError names the file (or lists the missing ids). Masks are written as 0/255 PNGs to
-``ir/<id>.png`` and ``vi/<id>.png``; pairs already imported are skipped.
+stage writes and the synthetic set ships): ``ir/<id>.png`` and ``vi/<id>.png``. Every pair of the
+split must have both masks, of the source's size, with binary values ({0, 1} or {0, 255}; grey or
+identical RGB channels); otherwise one DataError names the file (or lists the missing ids). Masks are
+written as 0/255 PNGs to ``ir/<id>.png`` and ``vi/<id>.png``; pairs already imported are skipped.
 """
 
 from __future__ import annotations
@@ -48,14 +48,14 @@ def binary_mask(path: Path) -> np.ndarray:
     high = mask.max()
     if high not in (0, 1, 255) or ((mask != 0) & (mask != high)).any():
         values = np.unique(mask)
-        raise DataError(
-            f"mask {path} is not binary: values {values[:8].tolist()}{' ...' if len(values) > 8 else ''} (expected 0/1 or 0/255)"
-        )
+        shown = f"{values[:8].tolist()}{' ...' if len(values) > 8 else ''}"
+        raise DataError(f"mask {path} is not binary: values {shown} (expected 0/1 or 0/255)")
     return mask > 0
 
 
 def import_masks(folder: Path, pairs: list[Pair], out_dir: Path) -> int:
-    """Validate and copy the published masks of ``pairs`` from ``folder`` into ``out_dir``; returns how many pairs were written."""
+    """Validate and copy the published masks of ``pairs`` from ``folder`` into ``out_dir``; returns how many
+    pairs were written."""
     folder = Path(folder)
     dirs, pattern = mask_layout(folder)
     found = {kind: index_images(folder / sub, pattern=pattern) for kind, sub in dirs.items()}

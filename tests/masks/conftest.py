@@ -35,7 +35,8 @@ def stage() -> SimpleNamespace:
 
 @pytest.fixture
 def synthetic_root():
-    """Makes a repo root holding data/raw/synthetic (240x320) and data/raw/INDEX.json as the download stage writes them."""
+    """Makes a repo root holding data/raw/synthetic (240x320) and data/raw/INDEX.json as the download stage
+    writes them."""
     return make_root
 
 

@@ -1,4 +1,5 @@
-"""occo.pipeline.inputs: what each stage reads from outside the pipeline, the manifests, the one missing-inputs error."""
+"""occo.pipeline.inputs: what each stage reads from outside the pipeline, the manifests, the one
+missing-inputs error."""
 
 from __future__ import annotations
 
