@@ -396,8 +396,10 @@ def run_download(cfg: Download, root: Path) -> dict[str, dict[str, int]]:
     raw, external = root / "data" / "raw", root / "data" / "external"
     external.mkdir(parents=True, exist_ok=True)  # a stage output even when no source has fused results
     index: dict[str, dict[str, int]] = {}
-    if cfg.synthetic is not None:
-        make_synthetic(raw / "synthetic", **cfg.synthetic.model_dump())
+    if (syn := cfg.synthetic) is not None:
+        make_synthetic(
+            raw / "synthetic", n_train=syn.n_train, n_test=syn.n_test, height=syn.height, width=syn.width, seed=syn.seed
+        )
         index["synthetic"] = {
             d.name: len(find_pairs(ir=d / "ir", vi=d / "vi"))
             for d in sorted((raw / "synthetic").iterdir())
