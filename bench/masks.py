@@ -41,6 +41,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,7 @@ from occo.config import load_params, override  # noqa: E402
 from occo.data import Pair, find_pairs, load_pair, make_synthetic  # noqa: E402
 from occo.masks.detector import (  # noqa: E402
     GDINO_SIZE,
+    Detector,
     DetectorSettings,
     GroundingDinoPy,
     autocast,
@@ -65,7 +67,7 @@ from occo.masks.generate import MODALITIES, as_rgb8, generate_masks  # noqa: E40
 from occo.masks.models import PRECISIONS, detector_settings, resolve_precision, settings_record  # noqa: E402
 from occo.masks.sam import SAM_MODELS, SamMasker  # noqa: E402
 from occo.masks.tiny import TINY_DETECTOR_SIZE, tiny_bert, tiny_grounding_dino_args, tiny_sam  # noqa: E402
-from occo.pipeline.device import resolve_batch_size, resolve_device  # noqa: E402
+from occo.pipeline.device import batch_size_flag, device_flag, resolve_batch_size, resolve_device  # noqa: E402
 
 SIZE = (480, 640)
 """(H, W) of MSRS images and of the synthetic stand-ins."""
@@ -140,6 +142,25 @@ def in_chunks(fn: Callable[[list], list], items: list, size: int) -> list:
     return [r for lo in range(0, len(items), size) for r in fn(items[lo : lo + size])]
 
 
+def sam_in_chunks(masker: SamMasker, images: list[np.ndarray], boxes: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """``SamMasker.masks`` on consecutive slices of at most ``size`` images (as ``generate_masks`` calls it)."""
+    return [
+        m for lo in range(0, len(images), size) for m in masker.masks(images[lo : lo + size], boxes[lo : lo + size])
+    ]
+
+
+def generate_boxes(
+    pairs: list[Pair], detector: Detector, masker: SamMasker, settings: dict, batch_size: int, desc: str
+) -> int:
+    """One ``generate_masks`` run into a temporary folder (PNG and JSON writes included); returns the boxes kept."""
+    with tempfile.TemporaryDirectory() as out:
+        generate_masks(
+            pairs, Path(out), lambda: (detector, masker), settings=settings, batch_size=batch_size, desc=desc
+        )
+        records = [json.loads(p.read_text(encoding="utf-8")) for p in Path(out, "boxes").glob("*.json")]
+        return sum(len(r[kind]["boxes"]) for r in records for kind in MODALITIES)
+
+
 def precisions(device: torch.device) -> list[tuple[str, torch.dtype | None]]:
     """fp32, and on CUDA the autocast dtype of ``masks.precision: auto``."""
     auto = resolve_precision("auto", device)
@@ -169,9 +190,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--boxes", type=parse_boxes, default=(3, 8), help="fixed synthetic boxes per image: N or MIN-MAX"
     )
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--device", type=device_flag, default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument(
-        "--batch-size", default="auto", help="pairs per forward, as masks.batch_size (auto: 1 on CPU, 8 on CUDA)"
+        "--batch-size",
+        type=batch_size_flag,
+        default="auto",
+        help="pairs per forward, as masks.batch_size (auto: 1 on CPU, 8 on CUDA)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
@@ -182,8 +206,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.images < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("--images and --repeats must be >= 1, --warmup >= 0")
     device = resolve_device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: CUDA is not available")
     params = override(load_params(args.params), {"masks.random_init": not args.real, "masks.sam_model": args.sam}).masks
     settings: DetectorSettings = detector_settings(params)
     pairs_per_call = resolve_batch_size(args.batch_size, device)
@@ -221,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
 
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            t_det, _ = measure(lambda: in_chunks(detector.detect, images, per_call), device, args.warmup, args.repeats)
+            detect = partial(in_chunks, detector.detect, images, per_call)
+            t_det, _ = measure(detect, device, args.warmup, args.repeats)
             base.setdefault("det", t_det)
             det_rows.append(
                 (
@@ -235,16 +258,12 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
 
-            def batched(chunk: list[int]) -> list[np.ndarray]:
-                return masker.masks([images[i] for i in chunk], [boxes[i] for i in chunk])
-
-            indices = list(range(len(images)))
-            t_naive, want = measure(
-                lambda: naive_masks(predictor, images, boxes, dtype), device, args.warmup, args.repeats
-            )
+            naive = partial(naive_masks, predictor, images, boxes, dtype)
+            t_naive, want = measure(naive, device, args.warmup, args.repeats)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            t_batched, got = measure(lambda: in_chunks(batched, indices, per_call), device, args.warmup, args.repeats)
+            batched = partial(sam_in_chunks, masker, images, boxes, per_call)
+            t_batched, got = measure(batched, device, args.warmup, args.repeats)
             differ = sum(int((g != w).sum()) for g, w in zip(got, want))
             mismatch |= dtype is None and differ > 0
             sam_rows.append(
@@ -261,31 +280,26 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
 
-            found: list[int] = []  # boxes the (random) detector kept, per run: SAM's share depends on it
-
-            def generate() -> None:
-                with tempfile.TemporaryDirectory() as out:
-                    generate_masks(
-                        pairs,
-                        Path(out),
-                        lambda: (detector, masker),
-                        settings=settings_record(params),
-                        batch_size=pairs_per_call,
-                        desc=f"generate_masks {name}",
-                    )
-                    records = [json.loads(p.read_text(encoding="utf-8")) for p in Path(out, "boxes").glob("*.json")]
-                    found.append(sum(len(r[kind]["boxes"]) for r in records for kind in MODALITIES))
-
+            generate = partial(
+                generate_boxes,
+                pairs,
+                detector,
+                masker,
+                settings_record(params),
+                pairs_per_call,
+                f"generate_masks {name}",
+            )
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            t_gen, _ = measure(generate, device, args.warmup, args.repeats)
+            # the boxes the (random) detector kept in the last run: SAM's share of the time depends on them
+            t_gen, found = measure(generate, device, args.warmup, args.repeats)
             base.setdefault("gen", t_gen)
             gen_rows.append(
                 (
                     name,
                     len(pairs),
                     2 * len(pairs),
-                    found[-1],
+                    found,
                     f"{t_gen:,.3f}",
                     f"{2 * len(pairs) / t_gen:,.2f}",
                     f"x{base['gen'] / t_gen:.2f}",

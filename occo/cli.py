@@ -14,6 +14,7 @@ from occo.data.pairs import find_pairs
 from occo.metrics.evaluate import BASELINES, fusion_table, rows_to_csv, score_pairs, summarise
 from occo.metrics.suite import VARIANTS
 from occo.pipeline.device import batch_size_flag, device_flag
+from occo.pipeline.flags import max_pixels_flag
 from occo.pipeline.process import skip_final_collection
 
 
@@ -59,7 +60,7 @@ def _apart(out: Path, inputs: dict[str, Path]) -> None:
 
 
 def _fuse(args: argparse.Namespace) -> None:
-    from occo.data.io import check_max_pixels, sha256_file
+    from occo.data.io import sha256_file
     from occo.data.pairs import Pair
     from occo.nn import load_model
     from occo.nn.fuse import fuse_folder, memory_budget
@@ -84,7 +85,6 @@ def _fuse(args: argparse.Namespace) -> None:
         _apart(args.out, {"--ir": args.ir, "--vi": args.vi})
         pairs, out_dir = find_pairs(ir=args.ir, vi=args.vi), args.out
     device = resolve_device(args.device, "--device")
-    max_pixels = check_max_pixels(args.max_pixels, "--max-pixels")
     budget = memory_budget(args.memory_budget, "--memory-budget", device)
     model, _ = load_model(args.checkpoint, device)
     written = fuse_folder(
@@ -95,7 +95,7 @@ def _fuse(args: argparse.Namespace) -> None:
         device=device,
         batch_size=resolve_batch_size(args.batch_size, device),
         overwrite=args.overwrite,
-        max_pixels=max_pixels,
+        max_pixels=args.max_pixels,
         memory_budget_bytes=budget,
     )
     for path in written:
@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fu.add_argument(
         "--max-pixels",
-        type=int,
+        type=max_pixels_flag,
         default=MAX_PIXELS,
         help=f"refuse images with more pixels, read from the header (default {MAX_PIXELS:,})",
     )

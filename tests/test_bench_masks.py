@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.masks import main, synthetic_boxes
 from support import REPO
 
 MSRS = REPO.parent / "shared" / "datasets" / "MSRS"
-
-from bench.masks import main, synthetic_boxes
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +20,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, "1")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "data",
     [

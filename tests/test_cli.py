@@ -155,6 +155,13 @@ def test_bad_flags_are_usage_errors_naming_flag_value_and_allowed(tmp_path, caps
     assert _usage_error(argv, capsys) == f"occo {command}: error: argument {flag}: {value!r}: {allowed}"
 
 
+@pytest.mark.parametrize(("value", "allowed"), [("0", "greater than 0"), ("1e6", "should be a valid integer")])
+def test_bad_pixel_cap_is_a_usage_error(tmp_path, capsys, value, allowed):
+    argv = ["fuse", "--ir", "a", "--vi", "b", "--out", str(tmp_path / "out"), "--checkpoint", "m.pt"]
+    message = _usage_error([*argv, "--max-pixels", value], capsys)
+    assert f"argument --max-pixels: {value!r}: " in message and allowed in message
+
+
 def test_cuda_without_cuda_names_the_flag(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     argv = ["fuse", "--ir", "a", "--vi", "b", "--out", str(tmp_path), "--checkpoint", "m.pt", "--device", "cuda"]

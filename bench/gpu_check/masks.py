@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-import yaml
 
 from bench.gpu_check.context import DONE, Context, Row, mib, peak_mib, reset_peak
 from bench.masks import build_models, load_pairs
 from bench.train import measure
+from occo.config import load_params, override
 from occo.data import load_pair
 from occo.masks.detector import GroundingDinoPy
 from occo.masks.generate import MODALITIES, as_rgb8, generate_masks
@@ -30,8 +30,8 @@ from occo.masks.sam import SamMasker
 
 def check(ctx: Context) -> Iterator[Row]:
     dev = torch.device(ctx.device)
-    params = yaml.safe_load(ctx.params.read_text(encoding="utf-8"))["masks"]
-    params.update(random_init=ctx.dry, sam_model="vit_h", max_boxes=ctx.pick(16, 4))
+    changes = {"masks.random_init": ctx.dry, "masks.sam_model": "vit_h", "masks.max_boxes": ctx.pick(16, 4)}
+    params = override(load_params(ctx.params), changes).masks
     settings = detector_settings(params)
     dtype = resolve_precision("auto", dev)  # the stage's autocast: bf16 (fp16 without bf16) on CUDA, fp32 on CPU
     warmup, repeats = ctx.pick((1, 2), (0, 1))

@@ -98,6 +98,8 @@ class Download(Section):
 
     synthetic: Synthetic | None = param(Synthetic(), "size and seed of the synthetic set (null = none)")
     max_pixels: MaxPixels = param(40_000_000, "an image with more pixels is refused at import (read from its header)")
+    # Image datasets (PNG/JPEG inside) unpack to about their archive size and raw BMP/TIFF to a few times
+    # it; deflate bombs reach about 1000 times.
     max_unpack_ratio: Real = param(100.0, "an archive may unpack to at most this many times its own size", ge=1)
     datasets: dict[FolderName, DatasetSource] = param(
         {

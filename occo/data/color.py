@@ -1,4 +1,5 @@
-"""RGB <-> YCbCr for fusion: the luminance channel is fused, chroma is carried over.
+"""Colour: RGB <-> YCbCr for fusion (the luminance channel is fused, chroma is carried over) and the ImageNet
+normalisation of the pretrained networks.
 
 Convention: BT.601 luma with full-range [0,1] chroma offset by 0.5, exactly as the
 infrared-visible fusion literature implements it (SeAFusion's ``RGB2YCrCb``/``YCrCb2RGB``,

@@ -1,4 +1,5 @@
-"""Image and file I/O for the data layer: decoding, dtype/colour conversion, atomic writes."""
+"""Image and file I/O: decoding within a pixel cap, dtype and grey conversion, PNG writing, atomic writes, file
+hashes, and reading checkpoints without unpickling code."""
 
 from __future__ import annotations
 
@@ -50,22 +51,11 @@ def _pil_to_array(im: Image.Image, path: Path) -> np.ndarray:
     if mode == "I":
         arr = np.asarray(im)
         if arr.size and (arr.min() < 0 or arr.max() > 65535):
-            raise DataError(
-                f"cannot read image {path}: 32-bit values span {arr.min()}..{arr.max()}, outside 0..65535"
-            )
+            raise DataError(f"cannot read image {path}: 32-bit values span {arr.min()}..{arr.max()}, outside 0..65535")
         return arr.astype(np.uint16)
     if mode in ("P", "PA", "LA", "La", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
         return np.array(im.convert("RGB"))
     raise DataError(f"cannot read image {path}: unsupported image mode {mode}")
-
-
-def check_max_pixels(value: object, what: str) -> int:
-    """A pixel cap from params or the command line: a positive integer no larger than Pillow's
-    decompression-bomb limit (Pillow refuses bigger images whatever the cap says)."""
-    limit = 2 * Image.MAX_IMAGE_PIXELS
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
-        raise DataError(f"{what} must be a whole number of pixels from 1 to {limit:,}, got {value!r}")
-    return value
 
 
 @contextmanager
@@ -268,7 +258,8 @@ class CheckpointError(DataError):
     """A checkpoint file that cannot be read, converted, loaded or saved; one line naming the file and what to do."""
 
 
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6
+ZIP_MAGIC = b"PK\x03\x04"
+"""The first bytes of a zip file (torch.save's format since 1.6)."""
 _PICKLE_MAGIC = b"\x80"  # the legacy format: a pickle (protocol 2+) first
 
 
@@ -291,8 +282,8 @@ def read_checkpoint(path: str | Path, *, remedy: str) -> dict[str, Any]:
     if size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes; a copy or write cut short): {remedy}")
     with path.open("rb") as f:
-        head = f.read(len(_ZIP_MAGIC))
-    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        head = f.read(len(ZIP_MAGIC))
+    if not head.startswith((ZIP_MAGIC, _PICKLE_MAGIC)):
         raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {head!r}): {remedy}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 _MAX_LISTED = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Pair:
     """One registered infrared/visible pair."""
 
@@ -25,9 +25,7 @@ class Pair:
     vi: Path
 
 
-def index_images(
-    folder: str | Path, *, pattern: str | None = None, id_width: int | None = None
-) -> dict[str, Path]:
+def index_images(folder: str | Path, *, pattern: str | None = None, id_width: int | None = None) -> dict[str, Path]:
     """Map id -> image file for the non-hidden image files directly in ``folder``.
 
     The id is the file stem, or, with ``pattern``, group 1 of that regex matched against the
@@ -59,7 +57,8 @@ def index_images(
     return {k: v[0] for k, v in found.items()}
 
 
-def _listing(names: list[str]) -> str:
+def listing(names: list[str]) -> str:
+    """``a, b, ... (N more)``: the first ten of ``names``, for one-line messages."""
     shown = ", ".join(names[:_MAX_LISTED])
     return shown + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
 
@@ -86,10 +85,10 @@ def match_pairs(
         parts = []
         if ir_only:
             names = [ir[k].name for k in ir_only]
-            parts.append(f"{len(names)} infrared images in {ir_dir} have no visible partner: {_listing(names)}")
+            parts.append(f"{len(names)} infrared images in {ir_dir} have no visible partner: {listing(names)}")
         if vi_only:
             names = [vi[k].name for k in vi_only]
-            parts.append(f"{len(names)} visible images in {vi_dir} have no infrared partner: {_listing(names)}")
+            parts.append(f"{len(names)} visible images in {vi_dir} have no infrared partner: {listing(names)}")
         message = "; ".join(parts)
         if not allow_unmatched:
             raise DataError(message)

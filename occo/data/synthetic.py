@@ -111,15 +111,31 @@ def _smooth_field(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, n: i
     return field * (scale / n)
 
 
-def _render(rng: np.random.Generator, height: int, width: int) -> dict[str, np.ndarray | str]:
-    """One scene: infrared, visible, seg map, per-modality masks and YOLO label text."""
+@dataclass(frozen=True)
+class _Scene:
+    """One scene's layout: pixel grids, horizon row, ground and depth maps, and the objects painted far to near."""
+
+    yy: np.ndarray
+    xx: np.ndarray
+    horizon: float
+    ground: np.ndarray
+    depth: np.ndarray  # 0 at the horizon, 1 at the bottom row
+    objects: list[_Object]
+    inst: np.ndarray  # 0 background, k+1 object k (occlusion applied)
+    shading: np.ndarray  # squared normalised radius inside each object, clipped to [0, 1]
+    shapes: list[np.ndarray]  # each object's full mask (before occlusion)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.yy.shape
+
+
+def _scene(rng: np.random.Generator, height: int, width: int) -> _Scene:
+    """A random horizon and objects, painted far to near into the instance map."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     horizon = rng.uniform(0.3, 0.45) * height
-    ground = yy >= horizon
-    depth = np.clip((yy - horizon) / (height - horizon), 0.0, 1.0)
     objects = _objects(rng, height, width, horizon)
-
-    inst = np.zeros((height, width), np.int32)  # 0 background, k+1 object k (occlusion applied)
+    inst = np.zeros((height, width), np.int32)
     shading = np.zeros((height, width), np.float32)
     shapes = []
     for k, obj in enumerate(objects):
@@ -127,52 +143,74 @@ def _render(rng: np.random.Generator, height: int, width: int) -> dict[str, np.n
         inst[mask] = k + 1
         shading[mask] = r2[mask]
         shapes.append(mask)
-    shading = np.clip(shading, 0.0, 1.0)
+    depth = np.clip((yy - horizon) / (height - horizon), 0.0, 1.0)
+    return _Scene(yy, xx, horizon, yy >= horizon, depth, objects, inst, np.clip(shading, 0.0, 1.0), shapes)
 
-    # Infrared: cool sky, warmer ground, smooth structure, warm objects, blur and sensor noise.
-    ir = np.where(ground, 70 + 40 * depth, 35 + 12 * yy / max(horizon, 1.0))
+
+def _infrared(rng: np.random.Generator, scene: _Scene) -> tuple[np.ndarray, np.ndarray]:
+    """Cool sky, warmer ground, smooth structure, warm objects, blur and sensor noise: the uint8 image and
+    the mask of the warm (infrared-visible) objects."""
+    yy, xx, objects, inst = scene.yy, scene.xx, scene.objects, scene.inst
+    ir = np.where(scene.ground, 70 + 40 * scene.depth, 35 + 12 * yy / max(scene.horizon, 1.0))
     ir = ir + _smooth_field(rng, yy, xx, 3, 8.0)
     warm = _per_pixel(inst, [o.in_ir for o in objects]).astype(bool)
-    ir = np.where(warm, _per_pixel(inst, [o.temperature for o in objects]) - 35 * shading, ir)
+    ir = np.where(warm, _per_pixel(inst, [o.temperature for o in objects]) - 35 * scene.shading, ir)
     ir = cv2.GaussianBlur(ir.astype(np.float32), (0, 0), 1.0)
-    ir = ir + rng.normal(0, 2.5, ir.shape) + rng.normal(0, 1.5, (1, width))
-    ir_u8 = np.clip(np.round(ir), 0, 255).astype(np.uint8)
+    ir = ir + rng.normal(0, 2.5, ir.shape) + rng.normal(0, 1.5, (1, scene.size[1]))
+    return np.clip(np.round(ir), 0, 255).astype(np.uint8), warm
 
-    # Visible: textured albedo, objects coloured, low illumination with light pools, gamma.
+
+def _albedo(rng: np.random.Generator, scene: _Scene) -> np.ndarray:
+    """Linear RGB albedo (H, W, 3): a dusk sky, a textured road with a dashed lane, the objects' colours shaded."""
+    (height, width), yy, xx, depth = scene.size, scene.yy, scene.xx, scene.depth
     sky = np.stack([0.10 + 0.05 * yy / height, 0.12 + 0.05 * yy / height, 0.22 + 0.04 * yy / height], -1)
     texture = _smooth_field(rng, yy, xx, 5, 0.06) + cv2.GaussianBlur(
         rng.normal(0, 0.05, (height, width)).astype(np.float32), (0, 0), 0.8
     )
     road = (0.33 + texture)[..., None] * np.ones(3, np.float32)
-    lane = ground & (np.abs(xx - width / 2) < 1 + 3 * depth) & (np.sin(yy * 0.3 / (depth + 0.1)) > 0)
-    albedo = np.where(ground[..., None], road, sky)
+    lane = scene.ground & (np.abs(xx - width / 2) < 1 + 3 * depth) & (np.sin(yy * 0.3 / (depth + 0.1)) > 0)
+    albedo = np.where(scene.ground[..., None], road, sky)
     albedo = np.where(lane[..., None], 0.85, albedo)
-    colours = np.asarray([(0.0, 0.0, 0.0), *[o.colour for o in objects]], np.float32)[inst]
-    albedo = np.where((inst > 0)[..., None], colours * (1 - 0.3 * shading)[..., None], albedo)
+    colours = np.asarray([(0.0, 0.0, 0.0), *[o.colour for o in scene.objects]], np.float32)[scene.inst]
+    return np.where((scene.inst > 0)[..., None], colours * (1 - 0.3 * scene.shading)[..., None], albedo)
 
+
+def _illumination(rng: np.random.Generator, scene: _Scene) -> np.ndarray:
+    """Low light (H, W): ambient plus one to three light pools, with infrared-only objects standing in a pool of
+    darkness (flat core, soft edge) about twice their size."""
+    (height, width), yy, xx = scene.size, scene.yy, scene.xx
     light = np.full((height, width), 0.35, np.float32)
     for _ in range(int(rng.integers(1, 4))):
-        ly, lx = rng.uniform(horizon, height), rng.uniform(0, width)
+        ly, lx = rng.uniform(scene.horizon, height), rng.uniform(0, width)
         sigma = rng.uniform(0.1, 0.25) * width
         light += 1.5 * np.exp(-((yy - ly) ** 2 + (xx - lx) ** 2) / (2 * sigma * sigma))
-    # Infrared-only objects stand in a pool of darkness (flat core, soft edge) about twice their size.
     darkness = np.zeros((height, width), np.float32)
-    for obj in objects:
+    for obj in scene.objects:
         if not obj.in_vi:
             d2 = ((xx - obj.cx) / obj.w) ** 2 + ((yy - obj.cy) / obj.h) ** 2
             darkness = np.maximum(darkness, np.exp(-((d2 / 1.2) ** 3)))
     light *= rng.uniform(0.15, 0.3) * (1 - 0.995 * darkness)
+    return light
+
+
+def _visible(rng: np.random.Generator, scene: _Scene) -> tuple[np.ndarray, np.ndarray]:
+    """The dim, gamma-encoded RGB view (uint8) with a crushed black level, and the mask of the objects seen in it:
+    lit objects, minus the parts that the darkness leaves too dim to make out."""
+    albedo = _albedo(rng, scene)
+    light = _illumination(rng, scene)
     linear = np.clip(albedo * light[..., None], 0.0, 1.0)
     encoded = (linear ** (1 / 2.2) - _BLACK_LEVEL) / (1 - _BLACK_LEVEL)
-    # Seen in the visible frame: lit objects, minus parts that the darkness leaves too dim to make out.
-    lit = _per_pixel(inst, [o.in_vi for o in objects]).astype(bool) & (encoded.max(-1) > _SEEN_LEVEL)
+    lit = _per_pixel(scene.inst, [o.in_vi for o in scene.objects]).astype(bool) & (encoded.max(-1) > _SEEN_LEVEL)
     encoded = encoded + rng.normal(0, 0.01, encoded.shape)
-    vi_u8 = np.clip(np.round(encoded * 255), 0, 255).astype(np.uint8)
+    return np.clip(np.round(encoded * 255), 0, 255).astype(np.uint8), lit
 
-    seg = _per_pixel(inst, [SEG_CLASSES[o.kind] for o in objects]).astype(np.uint8)
-    present = np.bincount(inst.ravel(), minlength=len(objects) + 1)[1:] > 0
+
+def _yolo_labels(scene: _Scene) -> str:
+    """One YOLO line ``cls cx cy w h`` (normalised) per object left visible by occlusion: its full shape's box."""
+    height, width = scene.size
+    present = np.bincount(scene.inst.ravel(), minlength=len(scene.objects) + 1)[1:] > 0
     lines = []
-    for obj, mask, shown in zip(objects, shapes, present):
+    for obj, mask, shown in zip(scene.objects, scene.shapes, present):
         if not shown:
             continue
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
@@ -181,13 +219,21 @@ def _render(rng: np.random.Generator, height: int, width: int) -> dict[str, np.n
             f"{DET_CLASSES[obj.kind]} {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} "
             f"{(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}"
         )
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _render(rng: np.random.Generator, height: int, width: int) -> dict[str, np.ndarray | str]:
+    """One scene: infrared, visible, seg map, per-modality masks and YOLO label text."""
+    scene = _scene(rng, height, width)
+    ir, warm = _infrared(rng, scene)
+    vi, lit = _visible(rng, scene)
     return {
-        "ir": ir_u8,
-        "vi": vi_u8,
-        "seg": seg,
+        "ir": ir,
+        "vi": vi,
+        "seg": _per_pixel(scene.inst, [SEG_CLASSES[o.kind] for o in scene.objects]).astype(np.uint8),
         "mask_ir": warm.astype(np.uint8) * 255,
         "mask_vi": lit.astype(np.uint8) * 255,
-        "det": "".join(f"{line}\n" for line in lines),
+        "det": _yolo_labels(scene),
     }
 
 
@@ -201,8 +247,7 @@ def _manifest(seed: int, counts: dict[str, int], height: int, width: int) -> str
             f"- seed: {seed}",
             f"- pairs: {', '.join(f'{split} {n}' for split, n in counts.items())}",
             f"- size: {width}x{height} (WxH); infrared 8-bit grey PNG, visible 8-bit RGB PNG",
-            "- `labels/seg/<id>.png`: uint8 MSRS class ids "
-            + ", ".join(f"{v} {k}" for k, v in SEG_CLASSES.items()),
+            "- `labels/seg/<id>.png`: uint8 MSRS class ids " + ", ".join(f"{v} {k}" for k, v in SEG_CLASSES.items()),
             "- `labels/det/<id>.txt`: YOLO `cls cx cy w h` (normalised); "
             + ", ".join(f"{v} {k}" for k, v in DET_CLASSES.items()),
             "- `masks/{ir,vi}/<id>.png`: 0/255 masks of objects seen in that modality",

@@ -14,9 +14,6 @@ from occo.data.io import DataError
 
 log = logging.getLogger(__name__)
 
-# Default cap on unpacked bytes per archive byte. Image datasets (PNG/JPEG inside) unpack to about
-# their archive size and raw BMP/TIFF to a few times it; deflate bombs reach ~1000x.
-MAX_UNPACK_RATIO = 100
 _CHUNK = 1 << 20
 
 
@@ -75,7 +72,7 @@ def _check_members(archive: Path, members: list[tuple[str, int]], root: Path, ma
         raise DataError(f"archive {archive} needs about {needed:,} bytes unpacked, {root} has {free:,} free")
 
 
-def extract(archive: str | Path, dest: str | Path, *, max_ratio: float = MAX_UNPACK_RATIO) -> Path:
+def extract(archive: str | Path, dest: str | Path, *, max_ratio: float) -> Path:
     """Extract a zip or tar(.gz/.bz2/.xz) archive into ``dest``.
 
     Before anything is written, members with absolute paths, ``..`` components, links, devices or

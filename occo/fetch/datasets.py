@@ -19,6 +19,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,17 +27,18 @@ from pathlib import Path
 from tqdm import tqdm
 
 from occo.config import Download
-from occo.data.io import IMAGE_EXTS, MAX_PIXELS, DataError, atomic_dir, load_array, write_text_atomic
-from occo.data.names import check_name
-from occo.data.pairs import find_pairs, image_size, index_images, load_pair, match_pairs
+from occo.data.io import IMAGE_EXTS, DataError, atomic_dir, load_array, write_text_atomic
+from occo.data.pairs import Pair, find_pairs, image_size, index_images, load_pair, match_pairs
 from occo.data.synthetic import make_synthetic
-from occo.fetch.archive import MAX_UNPACK_RATIO, extract, is_archive
+from occo.fetch.archive import extract, is_archive
 from occo.fetch.download import LOCAL_SOURCE_HINT, fetch, registry_checks
 from occo.fetch.registry import load_registry
 
 log = logging.getLogger(__name__)
 
 REGISTRY_SOURCE = "registry"
+DEFAULTS = Download()
+"""The ``download`` params' defaults: the caps :func:`import_dataset` applies unless told otherwise."""
 _PROVENANCE_FILES = ("MANIFEST.md", "README.md")
 _EXTRA_TREES = ("labels", "masks")
 
@@ -57,6 +59,20 @@ class _Plan:
     layout: str
     splits: tuple[_SplitSource, ...]
     provenance: tuple[tuple[Path, str], ...]  # (source file, destination relative to <name>/)
+
+
+def registry_problem(name: str, datasets: Mapping[str, dict]) -> str | None:
+    """Why dataset ``name`` cannot be downloaded from the registry's ``datasets``, or None: it is not listed
+    there, or it has no direct download (the message then says where to get it by hand)."""
+    hint = LOCAL_SOURCE_HINT.replace("<name>", name)
+    entry = datasets.get(name)
+    if entry is None:
+        return f"{name} is not in the registry ({', '.join(datasets)}); {hint}"
+    if not entry["archives"]:
+        return (
+            f"{name} has no direct download (get it from {entry.get('manual_download') or entry['homepage']}); {hint}"
+        )
+    return None
 
 
 def _visible_dirs(folder: Path) -> list[Path]:
@@ -196,60 +212,141 @@ def _copy_tree(
     return copied
 
 
-def _run_plan(
-    name: str,
-    plan: _Plan,
-    root: Path,
-    out_root: Path,
-    external_root: Path | None,
-    limit: int | None,
-    max_pixels: int | None,
-) -> dict[str, int]:
-    """Copy ``plan`` (read from the resolved folder ``root``) into ``out_root/name``; returns pairs per split."""
+@dataclass(frozen=True)
+class _Job:
+    """One import: the dataset, where it goes, which pairs and the caps that apply (see :func:`import_dataset`)."""
+
+    name: str
+    out_root: Path
+    split: str | None
+    limit: int | None
+    external_root: Path | None
+    max_pixels: int | None
+    max_unpack_ratio: float
+
+
+class _Staging:
+    """The folders an import writes, each built beside its target and swapped in when the import completes:
+    ``<out_root>/<name>`` and, per method with published results, ``<external_root>/<Method>/<name>``."""
+
+    def __init__(self, stack: ExitStack, job: _Job) -> None:
+        self.stack, self.job = stack, job
+        self.dataset = stack.enter_context(atomic_dir(job.out_root / job.name))
+        self._fused: dict[str, Path] = {}
+
+    def fused(self, method: str) -> Path:
+        """The staging folder of ``method``'s fused results (opened on first use)."""
+        if method not in self._fused:
+            target = self.job.external_root / method / self.job.name
+            self._fused[method] = self.stack.enter_context(atomic_dir(target))
+        return self._fused[method]
+
+
+def _copy_pairs(job: _Job, split: str, kept: list[Pair], split_dir: Path, root: Path) -> dict[str, tuple[int, int]]:
+    """Copy the pairs ``kept`` byte for byte into ``split_dir/{ir,vi}/<id><ext>``, each read first (within the pixel
+    cap, both images of one size, inside the source folder ``root``); returns each id's (H, W)."""
+    sizes: dict[str, tuple[int, int]] = {}
+    (split_dir / "ir").mkdir(parents=True)
+    (split_dir / "vi").mkdir()
+    for pair in tqdm(kept, desc=f"{job.name}/{split}", unit="pair"):
+        _inside(pair.ir, root)
+        _inside(pair.vi, root)
+        ir, _ = load_pair(pair, max_pixels=job.max_pixels)
+        sizes[pair.id] = ir.shape[:2]
+        shutil.copy2(pair.ir, split_dir / "ir" / f"{pair.id}{pair.ir.suffix}")
+        shutil.copy2(pair.vi, split_dir / "vi" / f"{pair.id}{pair.vi.suffix}")
+    return sizes
+
+
+def _copy_fused(
+    job: _Job, split: str, method: str, folder: Path, sizes: dict[str, tuple[int, int]], staging: _Staging, root: Path
+) -> None:
+    """``method``'s published fused images of the ids in ``sizes`` (each of its pair's size) into
+    ``<external_root>/<method>/<name>/<split>/``; nothing without an external root."""
+    files = index_images(folder)
+    chosen = sorted(k for k in sizes if k in files)
+    if job.external_root is None or not chosen:
+        log.info("%s/%s: not importing %d fused results of %s", job.name, split, len(chosen), method)
+        return
+    dst = staging.fused(method) / split
+    dst.mkdir(parents=True, exist_ok=True)
+    for key in chosen:
+        _check_size(_inside(files[key], root), key, sizes[key], job.max_pixels)
+        shutil.copy2(files[key], dst / f"{key}{files[key].suffix}")
+    target = job.external_root / method / job.name / split
+    log.info("%s/%s: %d fused results of %s -> %s", job.name, split, len(chosen), method, target)
+
+
+def _copy_split(job: _Job, src: _SplitSource, staging: _Staging, root: Path) -> int:
+    """One split: its first ``limit`` pairs, the labels/masks files of those ids and their published fused results;
+    returns the number of pairs copied."""
+    pairs = match_pairs(ir=src.ir, vi=src.vi, ir_dir=src.ir_dir, vi_dir=src.vi_dir)
+    kept = pairs if job.limit is None else pairs[: job.limit]
+    dropped = {p.id for p in pairs[len(kept) :]}
+    split_dir = staging.dataset / src.split
+    sizes = _copy_pairs(job, src.split, kept, split_dir, root)
+    for folder, rel in src.extras:
+        n = _copy_tree(folder, split_dir / rel, dropped, sizes, root, job.max_pixels)
+        log.info("%s/%s: copied %d files of %s", job.name, src.split, n, folder)
+    for method, folder in src.fused:
+        _copy_fused(job, src.split, method, folder, sizes, staging, root)
+    return len(kept)
+
+
+def _run_plan(job: _Job, plan: _Plan, root: Path) -> dict[str, int]:
+    """Copy ``plan`` (read from the resolved folder ``root``) into ``out_root/name``, with its provenance files;
+    returns pairs per split."""
     counts: dict[str, int] = {}
     with ExitStack() as stack:
-        build = stack.enter_context(atomic_dir(out_root / name))
-        external: dict[str, Path] = {}
+        staging = _Staging(stack, job)
         for src in plan.splits:
-            pairs = match_pairs(ir=src.ir, vi=src.vi, ir_dir=src.ir_dir, vi_dir=src.vi_dir)
-            kept = pairs if limit is None else pairs[:limit]
-            dropped = {p.id for p in pairs[len(kept) :]}
-            sizes: dict[str, tuple[int, int]] = {}
-            split_dir = build / src.split
-            (split_dir / "ir").mkdir(parents=True)
-            (split_dir / "vi").mkdir()
-            for pair in tqdm(kept, desc=f"{name}/{src.split}", unit="pair"):
-                _inside(pair.ir, root)
-                _inside(pair.vi, root)
-                ir, _ = load_pair(pair, max_pixels=max_pixels)
-                sizes[pair.id] = ir.shape[:2]
-                shutil.copy2(pair.ir, split_dir / "ir" / f"{pair.id}{pair.ir.suffix}")
-                shutil.copy2(pair.vi, split_dir / "vi" / f"{pair.id}{pair.vi.suffix}")
-            for folder, rel in src.extras:
-                n = _copy_tree(folder, split_dir / rel, dropped, sizes, root, max_pixels)
-                log.info("%s/%s: copied %d files of %s", name, src.split, n, folder)
-            for method, folder in src.fused:
-                files = index_images(folder)
-                chosen = sorted(k for k in sizes if k in files)
-                if external_root is None or not chosen:
-                    log.info("%s/%s: not importing %d fused results of %s", name, src.split, len(chosen), method)
-                    continue
-                if method not in external:
-                    external[method] = stack.enter_context(atomic_dir(external_root / method / name))
-                dst = external[method] / src.split
-                dst.mkdir(parents=True, exist_ok=True)
-                for key in chosen:
-                    _check_size(_inside(files[key], root), key, sizes[key], max_pixels)
-                    shutil.copy2(files[key], dst / f"{key}{files[key].suffix}")
-                target = external_root / method / name / src.split
-                log.info("%s/%s: %d fused results of %s -> %s", name, src.split, len(chosen), method, target)
-            counts[src.split] = len(kept)
+            counts[src.split] = _copy_split(job, src, staging, root)
         for path, rel in plan.provenance:
-            (build / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(_inside(path, root), build / rel)
+            (staging.dataset / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(_inside(path, root), staging.dataset / rel)
     summary = ", ".join(f"{s} {n} pairs" for s, n in counts.items())
-    log.info("imported %s (%s layout): %s -> %s", name, plan.layout, summary, out_root / name)
+    log.info("imported %s (%s layout): %s -> %s", job.name, plan.layout, summary, job.out_root / job.name)
     return counts
+
+
+def _scratch(job: _Job) -> tempfile.TemporaryDirectory:
+    """A temporary folder under ``out_root`` to unpack archives in (removed afterwards)."""
+    job.out_root.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=job.out_root, prefix=f".{job.name}.extract-")
+
+
+def _from_folder(job: _Job, root: Path, entry: dict | None) -> dict[str, int]:
+    """Import from a folder in one of the three layouts (``entry``: the registry's, for the official one)."""
+    root = root.resolve()
+    return _run_plan(job, _plan(job.name, root, job.split, entry), root)
+
+
+def _from_archive(job: _Job, archive: Path, entry: dict | None) -> dict[str, int]:
+    """Import from a zip/tar archive: unpacked to scratch (within the unpack cap), its single top folder entered."""
+    with _scratch(job) as tmp:
+        root = extract(archive, tmp, max_ratio=job.max_unpack_ratio)
+        children = _visible_dirs(root)
+        if len(children) == 1 and not any(p.is_file() for p in root.iterdir()):
+            root = children[0]
+        return _from_folder(job, root, entry)
+
+
+def _from_registry(job: _Job, datasets: Mapping[str, dict], downloads: Path) -> dict[str, int]:
+    """Import the official archives of the registry's entry: downloaded (verified) to ``downloads``, unpacked to
+    scratch together and read in the official layout."""
+    if (problem := registry_problem(job.name, datasets)) is not None:
+        raise DataError(problem)
+    entry = datasets[job.name]
+    archives = [fetch(a["url"], downloads / a["filename"], **registry_checks(a)) for a in entry["archives"]]
+    where = ", ".join(str(a) for a in archives)
+    with _scratch(job) as tmp:
+        root = Path(tmp).resolve()
+        for archive in archives:
+            extract(archive, root, max_ratio=job.max_unpack_ratio)
+        plan = _official_plan(job.name, root, entry)
+        if plan is None:
+            raise DataError(f"{where} do not have the {job.name} layout given in the registry")
+        return _run_plan(job, _select(plan, job.split, where), root)
 
 
 def import_dataset(
@@ -262,8 +359,8 @@ def import_dataset(
     registry: dict | None = None,
     external_root: Path | None = None,
     downloads_root: Path | None = None,
-    max_pixels: int | None = MAX_PIXELS,
-    max_unpack_ratio: float = MAX_UNPACK_RATIO,
+    max_pixels: int | None = DEFAULTS.max_pixels,
+    max_unpack_ratio: float = DEFAULTS.max_unpack_ratio,
 ) -> dict[str, int]:
     """Import dataset ``name`` from ``source`` into ``out_root/name``; returns pairs per split.
 
@@ -273,57 +370,23 @@ def import_dataset(
     kept pair is read and size-checked (at most ``max_pixels`` pixels an image); symlinks may not
     leave the source folder; archives may unpack to at most ``max_unpack_ratio`` times their size.
     Any problem raises DataError naming the file. The previous import is replaced only once the new
-    one is complete.
+    one is complete. ``name`` and ``split`` are folder names and ``limit`` is positive, as the params
+    schema (``download.datasets``) makes them; the caps default to the params' defaults.
     """
-    check_name(name, "dataset name")
-    if split is not None:
-        check_name(split, f"split of {name}")
-    if limit is not None and limit < 1:
-        raise DataError(f"limit for {name} must be a positive number of pairs, got {limit}")
     out_root = Path(out_root)
-    registry = registry if registry is not None else load_registry()
-    entry = registry["datasets"].get(name)
-
-    def from_folder(root: Path) -> dict[str, int]:
-        root = root.resolve()
-        return _run_plan(name, _plan(name, root, split, entry), root, out_root, external_root, limit, max_pixels)
-
-    def scratch() -> tempfile.TemporaryDirectory:
-        out_root.mkdir(parents=True, exist_ok=True)
-        return tempfile.TemporaryDirectory(dir=out_root, prefix=f".{name}.extract-")
-
+    job = _Job(name, out_root, split, limit, external_root, max_pixels, max_unpack_ratio)
+    datasets = (registry if registry is not None else load_registry())["datasets"]
     if str(source) == REGISTRY_SOURCE:
-        if entry is None:
-            raise DataError(f"{name} is not in the registry ({', '.join(registry['datasets'])}); give a local source")
-        if not entry["archives"]:
-            where = entry.get("manual_download") or entry["homepage"]
-            hint = LOCAL_SOURCE_HINT.replace("<name>", name)
-            raise DataError(f"{name} has no direct download (get it from {where}); {hint}")
         downloads = Path(downloads_root) if downloads_root is not None else out_root.parent / "downloads"
-        archives = [fetch(a["url"], downloads / a["filename"], **registry_checks(a)) for a in entry["archives"]]
-        where = ", ".join(str(a) for a in archives)
-        with scratch() as tmp:
-            root = Path(tmp).resolve()
-            for archive in archives:
-                extract(archive, root, max_ratio=max_unpack_ratio)
-            plan = _official_plan(name, root, entry)
-            if plan is None:
-                raise DataError(f"{where} do not have the {name} layout given in the registry")
-            return _run_plan(name, _select(plan, split, where), root, out_root, external_root, limit, max_pixels)
-
+        return _from_registry(job, datasets, downloads)
     source = Path(source)
     if source.is_dir():
-        return from_folder(source)
+        return _from_folder(job, source, datasets.get(name))
     if not source.exists():
         raise DataError(f"source for {name} not found: {source}")
     if not is_archive(source):
         raise DataError(f"source for {name} is neither a folder nor a zip/tar archive: {source}")
-    with scratch() as tmp:
-        root = extract(source, tmp, max_ratio=max_unpack_ratio)
-        children = _visible_dirs(root)
-        if len(children) == 1 and not any(p.is_file() for p in root.iterdir()):
-            root = children[0]
-        return from_folder(root)
+    return _from_archive(job, source, datasets.get(name))
 
 
 def run_download(cfg: Download, root: Path) -> dict[str, dict[str, int]]:
@@ -333,8 +396,10 @@ def run_download(cfg: Download, root: Path) -> dict[str, dict[str, int]]:
     raw, external = root / "data" / "raw", root / "data" / "external"
     external.mkdir(parents=True, exist_ok=True)  # a stage output even when no source has fused results
     index: dict[str, dict[str, int]] = {}
-    if cfg.synthetic is not None:
-        make_synthetic(raw / "synthetic", **cfg.synthetic.model_dump())
+    if (syn := cfg.synthetic) is not None:
+        make_synthetic(
+            raw / "synthetic", n_train=syn.n_train, n_test=syn.n_test, height=syn.height, width=syn.width, seed=syn.seed
+        )
         index["synthetic"] = {
             d.name: len(find_pairs(ir=d / "ir", vi=d / "vi"))
             for d in sorted((raw / "synthetic").iterdir())

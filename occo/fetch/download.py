@@ -27,7 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from occo.data.io import DataError, sha256_file, write_text_atomic
+from occo.data.io import ZIP_MAGIC, DataError, sha256_file, write_text_atomic
 from occo.fetch.archive import check_archive
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _USER_AGENT = "occo-downloader"
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz")
-_ZIP_MAGIC = b"PK\x03\x04"
 LOCAL_SOURCE_HINT = (
     "download it yourself and set download.datasets.<name>.source: /path/to/folder-or-archive in params.yaml"
 )
@@ -101,7 +100,7 @@ def check_complete(path: str | Path, name: str) -> None:
         check_archive(path)
     elif lower.endswith((".pt", ".pth")):
         with path.open("rb") as fh:
-            if fh.read(4) == _ZIP_MAGIC:
+            if fh.read(len(ZIP_MAGIC)) == ZIP_MAGIC:
                 check_archive(path)
     elif lower.endswith(".safetensors"):
         _check_safetensors(path)
@@ -207,14 +206,74 @@ def _check_free_space(part: Path, need: int) -> None:
         raise DataError(f"{part} needs {need:,} more bytes, {part.parent} has {free:,} free")
 
 
-def _download(url: str, part: Path, timeout: float, size: int | None) -> None:
-    """Download ``url`` into ``part``, resuming only where the server proves it is the same remote file."""
-    meta_path = _beside(part, ".json")
-    remote = _Remote.load(meta_path) if part.exists() else None
+def _resume_point(url: str, part: Path) -> tuple[int, _Remote | None]:
+    """The byte to resume ``part`` at, and the record of the remote file its bytes came from: 0 unless that
+    record names ``url`` with a validator (ETag or Last-Modified) to send in ``If-Range``."""
+    remote = _Remote.load(_beside(part, ".json")) if part.exists() else None
     offset = part.stat().st_size if part.exists() else 0
     if offset and (remote is None or remote.url != url or remote.validator is None):
         log.info("%s: no record of which remote file its %d bytes came from; downloading from the start", part, offset)
         offset = 0
+    return offset, remote
+
+
+def _resumed_total(resp: http.client.HTTPResponse, offset: int, remote: _Remote, url: str, part: Path) -> int | None:
+    """The remote file's size from a 206 answer to a resume: its Content-Range must start at ``offset``, agree with
+    the recorded size and with Content-Length."""
+    length = resp.headers.get("Content-Length")
+    total = _content_range(resp.headers.get("Content-Range"), offset, url, part)
+    if total is not None and remote.total is not None and total != remote.total:
+        raise DataError(
+            f"cannot resume {url}: the file was {remote.total} bytes and is now {total} although its "
+            f"validator {remote.validator!r} is unchanged; delete {part} to download from the start"
+        )
+    total = total if total is not None else remote.total
+    if length is not None and total is not None and int(length) != total - offset:
+        raise DataError(
+            f"cannot resume {url}: Content-Length {length} does not match Content-Range "
+            f"{resp.headers.get('Content-Range')!r}; delete {part} to download from the start"
+        )
+    return total
+
+
+def _write_mode(
+    resp: http.client.HTTPResponse, offset: int, remote: _Remote | None, url: str, part: Path
+) -> tuple[int, str, int | None]:
+    """(offset, file mode, total size): append when the server answers a resume with 206, else write from byte 0."""
+    status = getattr(resp, "status", None) or 200  # file:// responses carry no status
+    if offset and status == 206:
+        total = _resumed_total(resp, offset, remote, url, part)
+        log.info("resuming %s at byte %d", url, offset)
+        return offset, "ab", total
+    if offset:
+        log.info("%s changed or cannot be resumed; downloading it from the start", url)
+    length = resp.headers.get("Content-Length")
+    return 0, "wb", int(length) if length else None
+
+
+def _write_body(
+    resp: http.client.HTTPResponse, part: Path, mode: str, offset: int, total: int | None, limit: int | None, url: str
+) -> None:
+    """Stream the response body into ``part`` (``mode`` ``ab`` appends); a fresh ``part`` first records which remote
+    file its bytes come from (``<part>.json``). DataError when the server sends more than ``limit`` bytes."""
+    with (
+        part.open(mode) as fh,
+        tqdm(total=limit, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem) as bar,
+    ):
+        if mode == "wb":
+            etag = resp.headers.get("ETag")
+            strong = etag if etag and not etag.startswith("W/") else None
+            _Remote(url, total, strong, resp.headers.get("Last-Modified")).save(_beside(part, ".json"))
+        while chunk := resp.read(_CHUNK):
+            fh.write(chunk)
+            bar.update(len(chunk))
+            if limit is not None and fh.tell() > limit:
+                raise DataError(f"{url} sent more than the {limit:,} bytes announced; delete {part} and report it")
+
+
+def _download(url: str, part: Path, timeout: float, size: int | None) -> None:
+    """Download ``url`` into ``part``, resuming only where the server proves it is the same remote file."""
+    offset, remote = _resume_point(url, part)
     headers = {"User-Agent": _USER_AGENT}
     if offset:
         headers |= {"Range": f"bytes={offset}-", "If-Range": remote.validator}
@@ -224,57 +283,48 @@ def _download(url: str, part: Path, timeout: float, size: int | None) -> None:
         if exc.code == 416 and offset:
             log.warning("server refused to resume %s at byte %d; restarting", url, offset)
             part.unlink()
-            meta_path.unlink(missing_ok=True)
+            _beside(part, ".json").unlink(missing_ok=True)
             _download(url, part, timeout, size)
             return
         raise
     with resp:
-        status = getattr(resp, "status", None) or 200  # file:// responses carry no status
-        length = resp.headers.get("Content-Length")
-        if offset and status == 206:
-            total = _content_range(resp.headers.get("Content-Range"), offset, url, part)
-            if total is not None and remote.total is not None and total != remote.total:
-                raise DataError(
-                    f"cannot resume {url}: the file was {remote.total} bytes and is now {total} although its "
-                    f"validator {remote.validator!r} is unchanged; delete {part} to download from the start"
-                )
-            total = total if total is not None else remote.total
-            if length is not None and total is not None and int(length) != total - offset:
-                raise DataError(
-                    f"cannot resume {url}: Content-Length {length} does not match Content-Range "
-                    f"{resp.headers.get('Content-Range')!r}; delete {part} to download from the start"
-                )
-            mode = "ab"
-            log.info("resuming %s at byte %d", url, offset)
-        else:
-            if offset:
-                log.info("%s changed or cannot be resumed; downloading it from the start", url)
-            offset, mode = 0, "wb"
-            total = int(length) if length else None
+        offset, mode, total = _write_mode(resp, offset, remote, url, part)
         if size is not None and total is not None and total != size:
             raise DataError(f"{url} is {total:,} bytes on the server, the registry says {size:,}; not downloading it")
         limit = total if total is not None else size
         if limit is not None:
             _check_free_space(part, limit - offset)
-        with (
-            part.open(mode) as fh,
-            tqdm(total=limit, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem) as bar,
-        ):
-            if mode == "wb":  # the .part is empty now: record which remote file its bytes come from
-                etag = resp.headers.get("ETag")
-                strong = etag if etag and not etag.startswith("W/") else None
-                _Remote(url, total, strong, resp.headers.get("Last-Modified")).save(meta_path)
-            while chunk := resp.read(_CHUNK):
-                fh.write(chunk)
-                bar.update(len(chunk))
-                if limit is not None and fh.tell() > limit:
-                    raise DataError(f"{url} sent more than the {limit:,} bytes announced; delete {part} and report it")
+        _write_body(resp, part, mode, offset, total, limit, url)
     got = part.stat().st_size
     if limit is not None and got != limit:
         raise DataError(
             f"incomplete download of {url}: {got:,} of {limit:,} bytes in {part}; run again to resume, "
             f"or delete {part} to download from the start"
         )
+
+
+def _keep(url: str, part: Path, dest: Path, sha256: str | None, sha256_prefix: str | None) -> str:
+    """Check a finished ``part`` (its pinned sha256, else that its format is complete), move it to ``dest`` and
+    record its hash; returns the sha256. A hash mismatch deletes the download."""
+    actual = sha256_file(part)
+    if not _matches(actual, sha256, sha256_prefix):
+        part.unlink()
+        _beside(part, ".json").unlink(missing_ok=True)
+        expected = sha256 or (f"{sha256_prefix}..." if sha256_prefix else None)
+        raise DataError(f"sha256 mismatch for {url}: expected {expected}, got {actual}; the download was deleted")
+    if sha256 is None:
+        try:
+            check_complete(part, dest.name)
+        except DataError as exc:
+            raise DataError(
+                f"download of {url} is damaged or cut short: {exc}; run again to resume, "
+                f"or delete {part} to download from the start"
+            ) from exc
+        log.warning("no full sha256 pinned for %s; computed %s, recorded in %s", url, actual, record_path(dest))
+    os.replace(part, dest)
+    _beside(part, ".json").unlink(missing_ok=True)
+    _write_record(dest, actual, url)
+    return actual
 
 
 def fetch(
@@ -297,7 +347,6 @@ def fetch(
     ``sha256_of`` hashes a present ``dest`` (see :func:`verified`).
     """
     dest = Path(dest)
-    expected = sha256 or (f"{sha256_prefix}..." if sha256_prefix else None)
     if verified(dest, sha256=sha256, sha256_prefix=sha256_prefix, size=size, sha256_of=sha256_of):
         log.info("%s already present and verified; not downloading", dest)
         return dest
@@ -314,22 +363,6 @@ def fetch(
         reason = " ".join(str(getattr(exc, "reason", None) or exc).split()) or type(exc).__name__
         kept = f" ({part} is kept: run again to resume)" if part.exists() else ""
         raise DataError(f"cannot download {url}: {reason}{kept}; {hint}") from exc
-    actual = sha256_file(part)
-    if not _matches(actual, sha256, sha256_prefix):
-        part.unlink()
-        _beside(part, ".json").unlink(missing_ok=True)
-        raise DataError(f"sha256 mismatch for {url}: expected {expected}, got {actual}; the download was deleted")
-    if sha256 is None:
-        try:
-            check_complete(part, dest.name)
-        except DataError as exc:
-            raise DataError(
-                f"download of {url} is damaged or cut short: {exc}; run again to resume, "
-                f"or delete {part} to download from the start"
-            ) from exc
-        log.warning("no full sha256 pinned for %s; computed %s, recorded in %s", url, actual, record_path(dest))
-    os.replace(part, dest)
-    _beside(part, ".json").unlink(missing_ok=True)
-    _write_record(dest, actual, url)
+    actual = _keep(url, part, dest, sha256, sha256_prefix)
     log.info("saved %s (sha256 %s)", dest, actual)
     return dest

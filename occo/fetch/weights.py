@@ -2,8 +2,10 @@
 
 Every pretrained file the pipeline loads (SAM, Grounding DINO and its BERT, YOLO, segmentation
 encoders) goes through :func:`resolve_weights`, so a missing file always fails the same way: one
-error naming the file, the URL it comes from and the param that points to a local copy. Nothing
-falls back to random weights; random init is a separate, explicit param of each stage.
+error naming the file, the URL it comes from and the param that points to a local copy. The VGG19
+loss network's weights are the one exception to ``models/pretrained/``: they live where torchvision
+caches them (:func:`vgg19_path`, resolved by :func:`resolve_vgg19`). Nothing falls back to random
+weights; random init is a separate, explicit param of each stage.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from occo.data.io import DataError, sha256_file
 from occo.fetch.download import fetch, registry_checks, verified
 from occo.fetch.registry import load_registry
@@ -19,6 +23,8 @@ from occo.fetch.registry import load_registry
 log = logging.getLogger(__name__)
 
 PRETRAINED_DIR = Path("models/pretrained")
+VGG19 = "vgg19"
+"""The registry entry of the VGG19 loss network's weights (``train.vgg_weights``)."""
 ENCODER_WEIGHTS = {e: f"{e}_imagenet" for e in ("resnet18", "resnet34", "resnet50", "resnet101")}
 """Supported DeepLabV3+ encoders (``segment.encoder``) → their ImageNet weights in the registry."""
 
@@ -45,6 +51,24 @@ def default_location(name: str, root: Path) -> Path:
     entry = weights_entry(name)
     base = Path(root) / PRETRAINED_DIR
     return base / name if "files" in entry else base / entry["filename"]
+
+
+def torch_hub_file(filename: str) -> Path:
+    """Where torchvision keeps a downloaded checkpoint (``torch.hub.load_state_dict_from_url``'s cache):
+    ``<torch.hub.get_dir()>/checkpoints/<filename>``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def vgg19_path(local: str | Path | None) -> Path:
+    """Where the VGG19 loss network's weights are read: ``local`` (``train.vgg_weights``) when set, else
+    torchvision's cached copy of the registry's ``vgg19-dcbb9e9d.pth`` (:func:`torch_hub_file`)."""
+    return Path(local) if local is not None else torch_hub_file(weights_entry(VGG19)["filename"])
+
+
+def _under(root: Path, local: str | Path) -> Path:
+    """``local``, a relative path starting at the repository ``root``."""
+    path = Path(local)
+    return path if path.is_absolute() else Path(root) / path
 
 
 def _how_to_provide(name: str, entry: dict, param: str) -> str:
@@ -78,9 +102,7 @@ def resolve_weights(
     """
     entry = weights_entry(name)
     if local is not None:
-        path = Path(local)
-        if not path.is_absolute():
-            path = Path(root) / path
+        path = _under(root, local)
         if not path.exists():
             raise WeightsUnavailableError(
                 f"{name} weights {path} ({param}) not found: {_how_to_provide(name, entry, param)}"
@@ -103,3 +125,28 @@ def resolve_weights(
             raise WeightsUnavailableError(f"{name} weights {path} are not available: {exc}") from exc
     log.info("%s weights: %s", name, target)
     return target
+
+
+def resolve_vgg19(local: str | Path | None, *, root: Path, sha256_of: Callable[[Path], str] = sha256_file) -> Path:
+    """The VGG19 weights file (:func:`vgg19_path`): ``local`` (``train.vgg_weights``, relative to ``root``) when
+    set, else torchvision's cached copy, downloaded and hash-checked when absent (``sha256_of`` hashes it).
+
+    WeightsUnavailableError naming the file, its URL and ``train.vgg_weights`` when ``local`` is not a file, or
+    the cached copy is absent and the download fails.
+    """
+    entry = weights_entry(VGG19)
+    path = vgg19_path(None if local is None else _under(root, local))
+    hint = (
+        f"get {entry['filename']} from {entry['url']} into {torch_hub_file(entry['filename']).parent} "
+        "or set train.vgg_weights"
+    )
+    if local is not None:
+        if not path.is_file():
+            raise WeightsUnavailableError(f"VGG19 weights {path} (train.vgg_weights) not found: {hint}")
+        return path
+    if not path.is_file():
+        try:
+            fetch(entry["url"], path, **registry_checks(entry), hint=hint, sha256_of=sha256_of)
+        except DataError as exc:
+            raise WeightsUnavailableError(f"VGG19 weights {path} are not available: {exc}") from exc
+    return path

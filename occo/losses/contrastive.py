@@ -310,7 +310,7 @@ class ContextualContrastiveLoss(nn.Module):
         self, fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         n = _check_batch(fused, self.groups, vi, ir, ir_mask, vi_mask)
-        masks = decompose_masks(ir_mask, vi_mask)
+        masks = decompose_masks(ir_mask=ir_mask, vi_mask=vi_mask)
         regions = list(masks)
         present = torch.stack([masks[r].flatten(1).amax(dim=1) > 0 for r in regions])  # (R, B)
         present_cpu = present.view(len(regions), self.groups, n).cpu()  # the one host sync of this loss

@@ -63,7 +63,7 @@ class MaskedIntensityLoss(nn.Module):
         for name, t in (("vi", vi), ("ir", ir), ("ir_mask", ir_mask), ("vi_mask", vi_mask)):
             if t.shape != fused.shape:
                 raise ValueError(f"{name} is {tuple(t.shape)}; expected the fused image's {tuple(fused.shape)}")
-        regions = decompose_masks(ir_mask, vi_mask)
+        regions = decompose_masks(ir_mask=ir_mask, vi_mask=vi_mask)
         images = {"vi": vi, "ir": ir}
         out = {name: masked_mean_square(fused, images[m], regions[r]) for name, (r, m) in PARTS.items()}
         out["masked_intensity"] = masked_intensity_loss(out, self.omega1, self.omega2)

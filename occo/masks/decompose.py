@@ -7,7 +7,7 @@ import torch
 REGIONS: tuple[str, ...] = ("ir_unique", "vi_unique", "shared", "background")
 
 
-def decompose_masks(ir_mask: torch.Tensor, vi_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def decompose_masks(*, ir_mask: torch.Tensor, vi_mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """§3.2: ``shared = ir ∧ vi``, ``ir_unique = ir - shared``, ``vi_unique = vi - shared``, background the rest.
 
     Masks are binarised at 0.5; the four float masks (same shape and float dtype as the inputs, or

@@ -1,7 +1,9 @@
-"""Open-vocabulary box detectors for the masks stage: Grounding DINO behind a small registry.
+"""Open-vocabulary box detection for the masks stage: the detector protocol, the post-processing both backends
+share, and groundingdino-py's Grounding DINO.
 
-``groundingdino`` (default, the paper's setup) runs groundingdino-py's own model; ``transformers``
-runs the same model family through transformers' ``GroundingDinoForObjectDetection``. Both return
+``masks.detector`` picks the backend (``occo.masks.models.DETECTORS``): ``groundingdino`` (default, the
+paper's setup) runs groundingdino-py's own model (here); ``transformers`` runs the same model family
+through transformers' ``GroundingDinoForObjectDetection`` (``occo.masks.detector_hf``). Both return
 :class:`Detections` per image: boxes kept when their best token score exceeds ``box_threshold``,
 phrases made of the prompt tokens scoring above ``text_threshold``, then class-agnostic NMS at
 ``nms_iou`` and the ``max_boxes`` best (Grounded-SAM's post-processing).
@@ -29,13 +31,14 @@ GDINO_SIZE = (800, 1333)
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    """The text prompt and the post-processing thresholds (params ``masks.*``)."""
+    """The text prompt and the post-processing thresholds, from the ``masks`` params
+    (``occo.masks.models.detector_settings``)."""
 
     prompt: str
-    box_threshold: float = 0.35
-    text_threshold: float = 0.25
-    nms_iou: float = 0.8
-    max_boxes: int = 100
+    box_threshold: float
+    text_threshold: float
+    nms_iou: float
+    max_boxes: int
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,8 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
 
 
 def gdino_config(text_encoder: Path) -> object:
-    """groundingdino-py's shipped ``GroundingDINO_SwinT_OGC.py`` config, its text encoder set to the local ``text_encoder`` folder."""
+    """groundingdino-py's shipped ``GroundingDINO_SwinT_OGC.py`` config, its text encoder set to the local
+    ``text_encoder`` folder."""
     import groundingdino.config
     from groundingdino.util.slconfig import SLConfig
 

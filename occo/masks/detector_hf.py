@@ -1,4 +1,5 @@
-"""transformers' Grounding DINO (``GroundingDinoForObjectDetection``) as a masks-stage detector (``masks.detector: transformers``).
+"""transformers' Grounding DINO (``GroundingDinoForObjectDetection``) as the masks stage's detector
+(``masks.detector: transformers``).
 
 The same model family as groundingdino-py's, loaded from a ``save_pretrained`` folder (safetensors
 weights, its processor's config and BERT tokenizer) with ``local_files_only``. The processor

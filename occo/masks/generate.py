@@ -82,7 +82,8 @@ def generate_masks(
     batch_size: int,
     desc: str = "masks",
 ) -> int:
-    """Write the masks and box JSON of every pair not done yet (``batch_size`` pairs per forward); returns how many were written.
+    """Write the masks and box JSON of every pair not done yet (``batch_size`` pairs per forward); returns how
+    many were written.
 
     ``models()`` gives the detector and the SAM masker; it is called only when some pair is pending,
     so a finished folder costs no model loading.

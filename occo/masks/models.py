@@ -30,16 +30,16 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: ``auto`` → bf16 on CUDA (fp16 where bf16 is unsupported), fp32 (None) on CPU.
+    """Autocast dtype of ``masks.precision``: ``auto`` → bf16 on CUDA (fp16 where bf16 is unsupported), fp32
+    (None) on CPU.
 
-    ``bf16``/``fp16`` are CUDA-only (autocast runs on CUDA only); ``fp32`` disables autocast.
+    ``bf16``/``fp16`` are CUDA-only (autocast runs on CUDA only): DataError on another device; ``fp32``
+    disables autocast.
     """
     if name == "auto":
         if device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if name not in PRECISIONS:
-        raise DataError(f"unknown masks.precision {name!r}; choose from auto, {', '.join(PRECISIONS)}")
     if PRECISIONS[name] is not None and device.type != "cuda":
         raise DataError(f"masks.precision {name} needs a CUDA device (got {device}); use auto or fp32")
     return PRECISIONS[name]
@@ -104,7 +104,8 @@ def tiny_transformers(settings: DetectorSettings, device: torch.device, dtype: t
 
 @dataclass(frozen=True)
 class DetectorBackend:
-    """One ``masks.detector``: its pretrained weights from params, the detector built from them, a tiny random-init one."""
+    """One ``masks.detector``: its pretrained weights from params, the detector built from them, and a tiny
+    random-init one."""
 
     weights: Callable[[Masks, Path], dict[str, Path]]
     load: Callable[[dict[str, Path], DetectorSettings, torch.device, torch.dtype | None], Detector]
@@ -115,8 +116,8 @@ DETECTORS: dict[str, DetectorBackend] = {
     "groundingdino": DetectorBackend(groundingdino_weights, load_groundingdino, tiny_groundingdino),
     "transformers": DetectorBackend(transformers_weights, load_transformers, tiny_transformers),
 }
-"""Detector backends: ``groundingdino`` = groundingdino-py (the paper's setup, default); ``transformers`` = transformers'
-``GroundingDinoForObjectDetection`` (IDEA-Research/grounding-dino-tiny, Swin-T)."""
+"""Detector backends: ``groundingdino`` = groundingdino-py (the paper's setup, default); ``transformers`` =
+transformers' ``GroundingDinoForObjectDetection`` (IDEA-Research/grounding-dino-tiny, Swin-T)."""
 
 
 def detector_backend(cfg: Masks) -> DetectorBackend:
@@ -136,12 +137,14 @@ def weight_paths(cfg: Masks, root: Path) -> dict[str, Path]:
 
 
 def load_models(cfg: Masks, root: Path, device: torch.device, dtype: torch.dtype | None) -> tuple[Detector, SamMasker]:
-    """The detector and SAM masker of the ``masks`` params: pretrained, or tiny random-init when ``random_init`` is true."""
+    """The detector and SAM masker of the ``masks`` params: pretrained, or tiny random-init when ``random_init``
+    is true."""
     backend = detector_backend(cfg)
     settings = detector_settings(cfg)
     if cfg.random_init:
         log.warning(
-            "masks.random_init: tiny random-init %s Grounding DINO and SAM; the masks are meaningless (tests/smoke only)",
+            "masks.random_init: tiny random-init %s Grounding DINO and SAM; "
+            "the masks are meaningless (tests/smoke only)",
             cfg.detector,
         )
         return backend.tiny(settings, device, dtype), SamMasker(tiny_sam(), device=device, dtype=dtype)

@@ -1,9 +1,10 @@
 """Overlay gallery for auditing the masks: source images with their boxes and a mask tint.
 
-``<gallery>/<id>.png`` (the masks stage writes reports/masks/<dataset>/<split>/, beside the masks the
-training stage reads, so that a gallery setting never looks like a change of masks) holds three panels side by side: the visible image with its boxes and mask
-(green), the infrared image with its boxes and mask (red), and the §3.2 decomposition over the
-visible image (shared yellow, infrared-unique red, visible-unique green).
+``<gallery>/<id>.png`` (the masks stage writes reports/masks/<dataset>/<split>/, apart from the masks
+the training stage reads, so that a gallery setting never looks like a change of masks) holds three
+panels side by side: the visible image with its boxes and mask (green), the infrared image with its
+boxes and mask (red), and the §3.2 decomposition over the visible image (shared yellow,
+infrared-unique red, visible-unique green).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def draw_boxes(
 
 
 def render_overlay(
-    ir: np.ndarray, vi: np.ndarray, ir_mask: np.ndarray, vi_mask: np.ndarray, boxes: dict | None
+    *, ir: np.ndarray, vi: np.ndarray, ir_mask: np.ndarray, vi_mask: np.ndarray, boxes: dict | None
 ) -> np.ndarray:
     """Three RGB panels side by side (visible, infrared, decomposition); ``boxes`` is a pair's box JSON or None."""
     ir, vi = as_rgb8(ir), as_rgb8(vi)
@@ -70,7 +71,7 @@ def render_overlay(
         if boxes is not None:
             panel = draw_boxes(panel, boxes[kind]["boxes"], boxes[kind]["scores"], COLOURS[kind])
         panels.append(panel)
-    regions = decompose_masks(torch.from_numpy(ir_mask), torch.from_numpy(vi_mask))
+    regions = decompose_masks(ir_mask=torch.from_numpy(ir_mask), vi_mask=torch.from_numpy(vi_mask))
     decomposition = vi
     for name in ("shared", "ir_unique", "vi_unique"):
         decomposition = tint(decomposition, regions[name].numpy() > 0, COLOURS[name], alpha=0.6)
@@ -93,11 +94,12 @@ def write_gallery(pairs: list[Pair], masks_dir: Path, gallery_dir: Path, count: 
             mask = load_array(paths[kind])
             if mask.shape[:2] != ir.shape[:2]:
                 raise DataError(
-                    f"mask {paths[kind]} is {mask.shape[1]}x{mask.shape[0]}, its source {pair.ir} {ir.shape[1]}x{ir.shape[0]}"
+                    f"mask {paths[kind]} is {mask.shape[1]}x{mask.shape[0]}, "
+                    f"its source {pair.ir} {ir.shape[1]}x{ir.shape[0]}"
                 )
             masks[kind] = (mask.max(axis=2) if mask.ndim == 3 else mask) > 0
         boxes = json.loads(paths["boxes"].read_text(encoding="utf-8")) if paths["boxes"].is_file() else None
-        save_png(target, render_overlay(ir, vi, masks["ir"], masks["vi"], boxes))
+        save_png(target, render_overlay(ir=ir, vi=vi, ir_mask=masks["ir"], vi_mask=masks["vi"], boxes=boxes))
         written += 1
     if written:
         log.info("wrote %d gallery images to %s", written, gallery_dir)

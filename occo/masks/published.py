@@ -2,10 +2,10 @@
 
 Two layouts are recognised: the authors' release, which holds per dataset ``mask_vi/mask_<name>`` and
 ``mask_ir/mask_<name>`` where ``<name>`` is the source image's file name, and ours (what the masks
-stage writes and the synthetic set ships): ``ir/<id>.png`` and ``vi/<id>.png``. Every pair of the split must have both masks, of the
-source's size, with binary values ({0, 1} or {0, 255}; grey or identical RGB channels); otherwise
-one DataError names the file (or lists the missing ids). Masks are written as 0/255 PNGs to
-``ir/<id>.png`` and ``vi/<id>.png``; pairs already imported are skipped.
+stage writes and the synthetic set ships): ``ir/<id>.png`` and ``vi/<id>.png``. Every pair of the
+split must have both masks, of the source's size, with binary values ({0, 1} or {0, 255}; grey or
+identical RGB channels); otherwise one DataError names the file (or lists the missing ids). Masks are
+written as 0/255 PNGs to ``ir/<id>.png`` and ``vi/<id>.png``; pairs already imported are skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from occo.data import DataError, Pair, index_images, load_array, save_png
+from occo.data.pairs import listing
 from occo.masks.generate import pair_outputs, prepare_folder
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,6 @@ def mask_layout(folder: Path) -> tuple[dict[str, str], str | None]:
     raise DataError(f"{folder} holds neither mask_ir/ + mask_vi/ (the authors' release) nor ir/ + vi/ (occo's layout)")
 
 
-_MAX_LISTED = 10
-
-
 def binary_mask(path: Path) -> np.ndarray:
     """(H, W) bool of a binary mask file; DataError naming it when it is colour or has other values."""
     mask = load_array(path)
@@ -50,24 +48,23 @@ def binary_mask(path: Path) -> np.ndarray:
     high = mask.max()
     if high not in (0, 1, 255) or ((mask != 0) & (mask != high)).any():
         values = np.unique(mask)
-        raise DataError(
-            f"mask {path} is not binary: values {values[:8].tolist()}{' ...' if len(values) > 8 else ''} (expected 0/1 or 0/255)"
-        )
+        shown = f"{values[:8].tolist()}{' ...' if len(values) > 8 else ''}"
+        raise DataError(f"mask {path} is not binary: values {shown} (expected 0/1 or 0/255)")
     return mask > 0
 
 
 def import_masks(folder: Path, pairs: list[Pair], out_dir: Path) -> int:
-    """Validate and copy the published masks of ``pairs`` from ``folder`` into ``out_dir``; returns how many pairs were written."""
+    """Validate and copy the published masks of ``pairs`` from ``folder`` into ``out_dir``; returns how many
+    pairs were written."""
     folder = Path(folder)
     dirs, pattern = mask_layout(folder)
     found = {kind: index_images(folder / sub, pattern=pattern) for kind, sub in dirs.items()}
     for kind, files in found.items():
         missing = [p.id for p in pairs if p.id not in files]
         if missing:
-            listed = ", ".join(missing[:_MAX_LISTED]) + (
-                f", ... ({len(missing) - _MAX_LISTED} more)" if len(missing) > _MAX_LISTED else ""
+            raise DataError(
+                f"{len(missing)} of {len(pairs)} pairs have no mask in {folder / dirs[kind]}: {listing(missing)}"
             )
-            raise DataError(f"{len(missing)} of {len(pairs)} pairs have no mask in {folder / dirs[kind]}: {listed}")
         extra = len(files.keys() - {p.id for p in pairs})
         if extra:
             log.warning("%s: %d masks match no pair of the split; ignored", folder / dirs[kind], extra)

@@ -17,7 +17,6 @@ from segment_anything import sam_model_registry
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from occo.data import DataError
 from occo.masks.detector import autocast
 
 log = logging.getLogger(__name__)
@@ -28,9 +27,8 @@ BOX_CHUNK = 32
 
 
 def load_sam(model: str, checkpoint: Path) -> Sam:
-    """segment-anything's ``model`` (vit_h | vit_l | vit_b) with the official checkpoint's tensors (``weights_only=True``)."""
-    if model not in SAM_MODELS:
-        raise DataError(f"unknown masks.sam_model {model!r}; choose from {', '.join(SAM_MODELS)}")
+    """segment-anything's ``model`` (one of :data:`SAM_MODELS`, ``masks.sam_model``) with the official checkpoint's
+    tensors (``weights_only=True``)."""
     sam = sam_model_registry[model](checkpoint=None)
     sam.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
     return sam.eval()

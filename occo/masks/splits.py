@@ -32,7 +32,7 @@ def run_masks(cfg: Masks, root: Path) -> dict[str, dict[str, int]]:
     (root / OVERLAYS).mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device, "masks.device")
     dtype = resolve_precision(cfg.precision, device)
-    batch_size = resolve_batch_size(cfg.batch_size, device, "masks.batch_size")
+    batch_size = resolve_batch_size(cfg.batch_size, device)
     models = functools.cache(lambda: load_models(cfg, root, device, dtype))
     written: dict[str, dict[str, int]] = {}
     for dataset, splits in cfg.datasets.items():

@@ -2,8 +2,9 @@
 
 They are built with their libraries' own building blocks, so the stage exercises the exact code
 paths of the real models: the Grounding DINO is groundingdino-py's builder run on its shipped
-Swin-T OGC config with one encoder and one decoder layer (256 wide: groundingdino-py hard-codes that width in its text position embedding), 50 queries and a tiny BERT text encoder
-saved to a folder (``BertConfig`` + ``save_pretrained``); the transformers Grounding DINO
+Swin-T OGC config with one encoder and one decoder layer (256 wide: groundingdino-py hard-codes that
+width in its text position embedding), 50 queries and a tiny BERT text encoder saved to a folder
+(``BertConfig`` + ``save_pretrained``); the transformers Grounding DINO
 (``masks.detector: transformers``) is a ``GroundingDinoConfig`` with a tiny Swin and BERT, saved with
 its processor to a folder and loaded back like the real one; the SAM is segment-anything's ``Sam``
 assembled from ``ImageEncoderViT``, ``PromptEncoder`` and ``MaskDecoder`` at 256 px with a
@@ -68,7 +69,8 @@ def tiny_bert_config(vocab_size: int) -> BertConfig:
 
 
 def tiny_bert(folder: Path, words: str, *, seed: int = 0) -> Path:
-    """Write a random-init 1-layer, 32-wide BERT and its tokenizer (:func:`tiny_tokenizer`) to ``folder``; returns ``folder``."""
+    """Write a random-init 1-layer, 32-wide BERT and its tokenizer (:func:`tiny_tokenizer`) to ``folder``;
+    returns ``folder``."""
     tokenizer = tiny_tokenizer(folder, words)
     tokenizer.save_pretrained(folder)
     torch.manual_seed(seed)
@@ -77,7 +79,8 @@ def tiny_bert(folder: Path, words: str, *, seed: int = 0) -> Path:
 
 
 def tiny_hf_grounding_dino(folder: Path, words: str, *, seed: int = 0) -> Path:
-    """Write a random-init transformers Grounding DINO and its processor to ``folder`` (``save_pretrained``); returns ``folder``.
+    """Write a random-init transformers Grounding DINO and its processor to ``folder`` (``save_pretrained``);
+    returns ``folder``.
 
     ``GroundingDinoConfig`` with a 4-stage Swin of one block per stage (16 wide), the 1-layer BERT of
     :func:`tiny_bert_config`, d_model 32, 1 encoder and 2 decoder layers, 50 queries; the processor

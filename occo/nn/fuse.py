@@ -225,7 +225,7 @@ def run_fuse(cfg: Fuse, root: Path) -> list[Path]:
     of ``cfg.extra_checkpoints`` into data/fused/<Method>/; returns the folders written."""
     index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
     device = resolve_device(cfg.device, "fuse.device")
-    batch_size = resolve_batch_size(cfg.batch_size, device, "fuse.batch_size")
+    batch_size = resolve_batch_size(cfg.batch_size, device)
     budget = memory_budget(cfg.memory_budget_gb, "fuse.memory_budget_gb", device)
     checkpoints = {"occo": cfg.checkpoint, **cfg.extra_checkpoints}
     splits = fuse_splits(cfg, index)

@@ -1,1 +1,2 @@
-"""Pipeline plumbing: the stage entry point, inputs of the whole run, resume protocol, devices, method sources."""
+"""Pipeline plumbing: the stage entry point and process setup, command-line flags, inputs of the whole run, the
+resume protocol, devices, method sources."""

@@ -6,16 +6,15 @@ import argparse
 
 import torch
 
-from occo.config.load import check_value
-from occo.config.types import DEVICE_PATTERN, DEVICES, BatchSize
+from occo.config.types import BatchSize, Device
+from occo.pipeline.flags import schema_flag
 
 
 def resolve_device(name: str | torch.device, param: str = "device") -> torch.device:
     """``'auto'`` → CUDA when available, else CPU; ``'cpu'``; ``'cuda'`` / ``'cuda:N'`` when that device
-    exists. Anything else, or CUDA on a machine without it, is a ValueError naming ``param`` and the value."""
+    exists. The name is a ``Device`` of the schema (a param, or a flag parsed by :func:`device_flag`); CUDA
+    on a machine without it, or an index past its devices, is a ValueError naming ``param`` and the value."""
     text = str(name)
-    if not DEVICE_PATTERN.fullmatch(text):
-        raise ValueError(f"{param} = {text!r}: should be {DEVICES}")
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(text)
@@ -28,18 +27,17 @@ def resolve_device(name: str | torch.device, param: str = "device") -> torch.dev
     return device
 
 
-def resolve_batch_size(batch_size: int | str, device: torch.device, param: str = "batch size") -> int:
-    """``'auto'`` → 1 on CPU (one image's working set stays in cache: for the metrics, measured 1.25×
-    faster per image than batches of 4 here) and 8 on CUDA, where batching fills the device; else the number
-    (ValueError naming ``param`` unless a positive integer)."""
-    size = check_value(BatchSize, batch_size, param)
-    if size == "auto":
+def resolve_batch_size(batch_size: int | str, device: torch.device) -> int:
+    """``'auto'`` → 1 on CPU (one image's working set stays in cache) and 8 on CUDA, where batching fills the
+    device; else the number (a ``BatchSize`` of the schema: a param, or a flag parsed by :func:`batch_size_flag`)."""
+    if batch_size == "auto":
         return 8 if device.type == "cuda" else 1
-    return size
+    return batch_size
 
 
 def device_flag(value: str) -> str:
-    """argparse type of ``--device``: the value when this machine has that device (see resolve_device)."""
+    """argparse type of ``--device``: a ``Device`` of the schema that this machine has (see resolve_device)."""
+    schema_flag(Device, value, "--device")
     try:
         resolve_device(value, "--device")
     except ValueError as err:
@@ -48,8 +46,5 @@ def device_flag(value: str) -> str:
 
 
 def batch_size_flag(value: str) -> int | str:
-    """argparse type of ``--batch-size``: ``'auto'`` or a positive integer."""
-    try:
-        return check_value(BatchSize, value, "--batch-size")
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err).removeprefix("--batch-size = ")) from None
+    """argparse type of ``--batch-size``: ``'auto'`` or a positive integer (``BatchSize``)."""
+    return schema_flag(BatchSize, value, "--batch-size")

@@ -23,14 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from occo.config import DatasetSource, Params
 from occo.data.io import DataError, sha256_file, write_text_atomic
-from occo.fetch.datasets import REGISTRY_SOURCE
-from occo.fetch.download import fetch, registry_checks
+from occo.fetch.datasets import REGISTRY_SOURCE, registry_problem
 from occo.fetch.registry import load_registry
-from occo.fetch.weights import ENCODER_WEIGHTS, WeightsUnavailableError, resolve_weights, weights_entry
+from occo.fetch.weights import ENCODER_WEIGHTS, VGG19, resolve_vgg19, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +86,7 @@ def weight_needs(cfg: Params) -> list[Weights]:
             needs.append(Weights("masks", "groundingdino_swint_ogc", "masks.gdino_checkpoint", masks.gdino_checkpoint))
             needs.append(Weights("masks", "bert_base_uncased", "masks.text_encoder", masks.text_encoder))
     if not cfg.train.vgg_random_init:
-        needs.append(Weights("train", "vgg19", "train.vgg_weights", cfg.train.vgg_weights))
+        needs.append(Weights("train", VGG19, "train.vgg_weights", cfg.train.vgg_weights))
     detect = cfg.detect
     if detect.run and detect.pretrained:
         needs.append(Weights("detect", f"{detect.model}u", "detect.weights", detect.weights))
@@ -149,7 +146,12 @@ class HashCache:
 
 
 def digest(path: Path, cache: HashCache) -> dict[str, Any]:
-    """Size and sha256 of a file, or of a folder (its files' relative paths, sizes and hashes, sorted)."""
+    """What a manifest records of one input path: size and sha256 of a file, or of a folder (its files'
+    relative paths and hashes, sorted) with its file count; ``cache`` spares re-reading unchanged files.
+
+    Unlike :func:`occo.pipeline.resume.digest_files` (one hash over a run's input files, keyed by role,
+    for its resume identity), this describes a path as it is on disk, for DVC to watch.
+    """
     if path.is_file():
         return {"size": path.stat().st_size, "sha256": cache.sha256(path)}
     tree = hashlib.sha256()
@@ -181,51 +183,12 @@ def _inside_pipeline_data(path: Path, root: Path) -> bool:
 # ----------------------------------------------------------------------------- resolution
 
 
-def _torch_hub_file(filename: str) -> Path:
-    """Where torchvision caches a checkpoint (``<torch.hub.get_dir()>/checkpoints``), as occo.losses.vgg reads it."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / filename
-
-
-def resolve_vgg19(local: str | None, root: Path, cache: HashCache) -> Path:
-    """``train.vgg_weights`` when set, else torchvision's cached ``vgg19-dcbb9e9d.pth`` (fetched, hash-checked).
-
-    The loss network (occo.losses.vgg) reads the same two places. WeightsUnavailableError naming the
-    file, its URL and ``train.vgg_weights`` when neither is there and the download fails.
-    """
-    entry = weights_entry("vgg19")
-    hint = (
-        f"get {entry['filename']} from {entry['url']} into {_torch_hub_file(entry['filename']).parent} "
-        "or set train.vgg_weights"
-    )
-    if local is not None:
-        path = _resolve(local, root)
-        if not path.is_file():
-            raise WeightsUnavailableError(f"VGG19 weights {path} (train.vgg_weights) not found: {hint}")
-        return path
-    path = _torch_hub_file(entry["filename"])
-    if not path.is_file():
-        try:
-            fetch(entry["url"], path, **registry_checks(entry), hint=hint, sha256_of=cache.sha256)
-        except DataError as exc:
-            raise WeightsUnavailableError(f"VGG19 weights {path} are not available: {exc}") from exc
-    return path
-
-
 def _dataset_problem(name: str, entry: DatasetSource, root: Path, datasets: Mapping[str, dict]) -> str | None:
     """Why dataset ``name`` cannot be imported as configured, or None."""
     source = entry.source
     if source == REGISTRY_SOURCE:
-        entry = datasets.get(name)
-        if entry is None:
-            return (
-                f"dataset {name}: source 'registry' but the registry has no {name}; set download.datasets.{name}.source"
-            )
-        if not entry.get("archives"):
-            return (
-                f"dataset {name}: no direct download; get it from {entry.get('manual_download', entry['homepage'])} "
-                f"and set download.datasets.{name}.source to its folder or archive"
-            )
-        return None
+        problem = registry_problem(name, datasets)
+        return None if problem is None else f"dataset {problem}"
     if not _resolve(source, root).exists():
         return (
             f"dataset {name}: source {source} not found; set download.datasets.{name}.source to its folder or archive"
@@ -233,20 +196,14 @@ def _dataset_problem(name: str, entry: DatasetSource, root: Path, datasets: Mapp
     return None
 
 
-def gather(cfg: Params, root: Path) -> dict[str, dict[str, Any]]:
-    """The manifest of every consuming stage: ``{stage: {key: {path, size, sha256, …}}}``.
+Manifests = dict[str, dict[str, Any]]
+"""``{stage: {param key: {path, size, sha256, …}}}``."""
 
-    Downloads absent pretrained files the settings need; present ones are checked as
-    :func:`occo.fetch.weights.resolve_weights` checks them, with hashes from the cache (a multi-GB
-    checkpoint is read once, not on every run). Raises
-    MissingInputsError listing every missing dataset source, named file and pretrained file at once.
-    """
-    root = Path(root)
-    cache = HashCache(root / HASH_CACHE)
-    manifests: dict[str, dict[str, Any]] = {stage: {} for stage in STAGES}
-    missing: list[str] = []
+
+def _dataset_inputs(cfg: Params, root: Path, cache: HashCache, manifests: Manifests, missing: list[str]) -> None:
+    """Adds each local dataset source to the download manifest, and to ``missing`` each dataset a stage needs that
+    cannot be imported as configured (an optional one nobody needs is only warned about)."""
     registry = load_registry()["datasets"]
-
     needed = needed_datasets(cfg)
     configured = cfg.download.datasets
     for name in sorted(needed - configured.keys()):
@@ -266,6 +223,10 @@ def gather(cfg: Params, root: Path) -> dict[str, dict[str, Any]]:
                 **digest(path, cache),
             }
 
+
+def _named_inputs(cfg: Params, root: Path, cache: HashCache, manifests: Manifests, missing: list[str]) -> None:
+    """Adds each file or folder a param names to its stage's manifest (or to ``missing``); paths under data/ are
+    pipeline outputs, left to dvc.yaml."""
     for item in named_paths(cfg):
         path = _resolve(item.path, root)
         if _inside_pipeline_data(path, root):
@@ -275,10 +236,14 @@ def gather(cfg: Params, root: Path) -> dict[str, dict[str, Any]]:
             continue
         manifests[item.stage][item.param] = {"path": _display(path, root), **digest(path, cache)}
 
+
+def _weight_inputs(cfg: Params, root: Path, cache: HashCache, manifests: Manifests, missing: list[str]) -> None:
+    """Adds each pretrained file the settings load to its stage's manifest, fetched when absent (or to ``missing``
+    when it cannot be had)."""
     for need in weight_needs(cfg):
         try:
-            if need.name == "vgg19":
-                path = resolve_vgg19(need.local, root, cache)
+            if need.name == VGG19:
+                path = resolve_vgg19(need.local, root=root, sha256_of=cache.sha256)
             else:
                 path = resolve_weights(need.name, need.local, param=need.param, root=root, sha256_of=cache.sha256)
         except DataError as exc:
@@ -286,6 +251,21 @@ def gather(cfg: Params, root: Path) -> dict[str, dict[str, Any]]:
             continue
         manifests[need.stage][need.param] = {"weights": need.name, "path": _display(path, root), **digest(path, cache)}
 
+
+def gather(cfg: Params, root: Path) -> Manifests:
+    """The manifest of every consuming stage: ``{stage: {key: {path, size, sha256, …}}}``.
+
+    Downloads absent pretrained files the settings need; present ones are checked as
+    :func:`occo.fetch.weights.resolve_weights` checks them, with hashes from the cache (a multi-GB
+    checkpoint is read once, not on every run). Raises
+    MissingInputsError listing every missing dataset source, named file and pretrained file at once.
+    """
+    root = Path(root)
+    cache = HashCache(root / HASH_CACHE)
+    manifests: Manifests = {stage: {} for stage in STAGES}
+    missing: list[str] = []
+    for add in (_dataset_inputs, _named_inputs, _weight_inputs):
+        add(cfg, root, cache, manifests, missing)
     cache.save()
     if missing:
         lines = "\n".join(f"  - {m}" for m in missing)

@@ -7,8 +7,8 @@ only when every part is equal; otherwise it starts over and the log names the pa
 File digests hash contents, not timestamps: a resumed run must continue on exactly the bytes the
 interrupted one trained on, and a DVC checkout or a copy changes mtimes without changing data (an
 mtime rule would restart needlessly) while a regenerated file may keep its size (a size rule would
-resume on other data). Contents are read once per run at disk or sha256 speed, whichever is lower
-(bench/fingerprint.py: about 2 s for FMB's 1,220 training pairs with their masks, 1.9 GiB, warm cache).
+resume on other data). Contents are read once per run, at disk or sha256 speed, whichever is lower
+(bench/fingerprint.py measures it; docs/reliability.md).
 
 The protocol every resumable trainer follows (train, segment): :func:`load_resume` gives the saved state
 only when its identity equals this run's; :func:`rng_state` / :func:`set_rng_state` save and restore
@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 def digest_files(files: Mapping[str, Path]) -> str:
     """sha256 over ``key`` and content sha256 of every file, in key order (keys name the files' roles,
-    e.g. ``ir/<id>``, so the digest does not depend on where the repository lives)."""
+    e.g. ``ir/<id>``, so the digest does not depend on where the repository lives): one part of a run's
+    identity. :func:`occo.pipeline.inputs.digest` instead describes one path on disk for a manifest."""
     digest = hashlib.sha256()
     for key in sorted(files):
         digest.update(f"{key}\0{sha256_file(files[key])}\n".encode())
@@ -49,7 +50,7 @@ def digest_value(value: Any) -> str:
 
 def changed_parts(saved: object, current: Mapping[str, Any]) -> list[str]:
     """Names of the parts of ``current`` that ``saved`` does not hold with the same value (all of them
-    when ``saved`` is not a mapping: a checkpoint from before input fingerprints)."""
+    when ``saved`` is not a mapping, such as a bare params hash)."""
     if not isinstance(saved, Mapping):
         return list(current)
     return [name for name, value in current.items() if saved.get(name) != value]
@@ -114,8 +115,8 @@ def trim_live_history(live_dir: Path, step: int) -> int:
 
 
 def remove_stale_temps(path: Path) -> list[Path]:
-    """Remove the temporary files that a killed atomic write of ``path`` left beside it
-    (``.<name>.tmp-*`` from ``occo.data.io.atomic_path``, ``.<name>.*.tmp`` from older occo)."""
+    """Remove the temporary files that a killed atomic write of ``path`` left beside it: ``.<name>.tmp-*``
+    (``occo.data.io.atomic_path``) and ``.<name>.*.tmp``."""
     path = Path(path)
     if not path.parent.is_dir():
         return []

@@ -11,7 +11,6 @@ from occo.data.io import (
     MAX_PIXELS,
     DataError,
     atomic_dir,
-    check_max_pixels,
     atomic_path,
     load_array,
     read_image,
@@ -263,8 +262,9 @@ def _png_header_only(path, width, height):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -282,13 +282,6 @@ def test_pixel_cap_is_a_parameter(tmp_path):
     save_png(tmp_path / "a.png", np.zeros((40, 48), np.uint8))
     assert read_size(tmp_path / "a.png") == (40, 48)
     assert load_array(tmp_path / "a.png", max_pixels=40 * 48).shape == (40, 48)
-    with pytest.raises(DataError, match=r"a\.png is 40x48 = 1,920 pixels, over the cap of 1,919 pixels"):
+    with pytest.raises(DataError, match=r"a\.png .* cap of 1,919 pixels"):
         load_array(tmp_path / "a.png", max_pixels=40 * 48 - 1)
     assert load_array(tmp_path / "a.png", max_pixels=None).shape == (40, 48)
-
-
-@pytest.mark.parametrize("bad", [0, -5, 2.5, "1e6", True, 10**12])
-def test_check_max_pixels(bad):
-    assert check_max_pixels(MAX_PIXELS, "fuse.max_pixels") == MAX_PIXELS
-    with pytest.raises(DataError, match="fuse.max_pixels must be a whole number of pixels"):
-        check_max_pixels(bad, "fuse.max_pixels")

@@ -8,9 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from occo.config import Download
 from occo.data.io import DataError
 from occo.fetch import archive as archive_module
 from occo.fetch.archive import check_archive, extract, is_archive
+
+RATIO = Download().max_unpack_ratio
 
 
 def _zip(path, members):
@@ -37,7 +40,7 @@ def test_extract_archives(tmp_path, kind):
     else:
         archive = _tar(tmp_path / f"x.{kind}", members, mode=f"w:{kind.split('.')[1]}")
     assert is_archive(archive)
-    out = extract(archive, tmp_path / "out")
+    out = extract(archive, tmp_path / "out", max_ratio=RATIO)
     assert (out / "top" / "sub" / "b.txt").read_bytes() == b"b"
 
 
@@ -45,7 +48,7 @@ def test_extract_archives(tmp_path, kind):
 def test_extract_rejects_traversal(tmp_path, name):
     for archive in (_zip(tmp_path / "t.zip", {name: b"x"}), _tar(tmp_path / "t.tar.gz", {name: b"x"})):
         with pytest.raises(DataError, match="unsafe path"):
-            extract(archive, tmp_path / "out")
+            extract(archive, tmp_path / "out", max_ratio=RATIO)
     assert not (tmp_path / "evil.txt").exists()
     assert list((tmp_path / "out").iterdir()) == []
 
@@ -58,14 +61,14 @@ def test_extract_rejects_links(tmp_path):
         info.linkname = "/etc/passwd"
         tf.addfile(info)
     with pytest.raises(DataError, match="not a plain file"):
-        extract(archive, tmp_path / "out")
+        extract(archive, tmp_path / "out", max_ratio=RATIO)
 
 
 def test_extract_rejects_non_archive(tmp_path):
     (tmp_path / "x.zip").write_bytes(b"not an archive at all")
     assert not is_archive(tmp_path / "x.zip")
     with pytest.raises(DataError, match="not a zip or tar archive"):
-        extract(tmp_path / "x.zip", tmp_path / "out")
+        extract(tmp_path / "x.zip", tmp_path / "out", max_ratio=RATIO)
 
 
 def test_zip_bomb_is_refused_before_writing(tmp_path):
@@ -73,7 +76,7 @@ def test_zip_bomb_is_refused_before_writing(tmp_path):
     archive = _zip(tmp_path / "bomb.zip", {"zeros.bin": b"\0" * 10_000_000})
     assert archive.stat().st_size < 100_000
     with pytest.raises(DataError) as err:
-        extract(archive, tmp_path / "out")
+        extract(archive, tmp_path / "out", max_ratio=RATIO)
     msg = str(err.value)
     assert "bomb.zip" in msg and "10,000,000 bytes" in msg and "download.max_unpack_ratio" in msg
     assert list((tmp_path / "out").iterdir()) == []
@@ -84,7 +87,7 @@ def test_zip_bomb_is_refused_before_writing(tmp_path):
 def test_tar_bomb_is_refused(tmp_path):
     archive = _tar(tmp_path / "bomb.tar.gz", {"a/zeros.bin": b"\0" * 5_000_000, "a/b.txt": b"b"})
     with pytest.raises(DataError, match="likely archive bomb"):
-        extract(archive, tmp_path / "out")
+        extract(archive, tmp_path / "out", max_ratio=RATIO)
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -96,8 +99,8 @@ def test_extraction_stops_before_the_disk_fills(tmp_path, monkeypatch):
         "statvfs",
         lambda _: SimpleNamespace(f_frsize=real.f_frsize, f_bavail=80_000 // real.f_frsize),
     )
-    with pytest.raises(DataError, match=r"x\.zip needs about [\d,]+ bytes unpacked, .* has [\d,]+ free"):
-        extract(archive, tmp_path / "out")
+    with pytest.raises(DataError, match=r"x\.zip needs about .* free"):
+        extract(archive, tmp_path / "out", max_ratio=RATIO)
     assert list((tmp_path / "out").iterdir()) == []
 
 

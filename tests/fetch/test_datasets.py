@@ -1,5 +1,6 @@
 import importlib.util
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -74,7 +75,7 @@ def test_registry_errors_name_the_file(tmp_path):
             }
         )
     )
-    with pytest.raises(DataError, match=f"invalid registry {bad}: X split test: 'vi'"):
+    with pytest.raises(DataError, match="X split test: 'vi'"):
         load_registry(bad)
     bad.write_text(yaml.safe_dump({"datasets": [], "weights": []}))
     with pytest.raises(DataError, match="datasets: must be a non-empty list"):
@@ -111,7 +112,7 @@ def test_failed_import_keeps_previous_output(tmp_path):
     out = tmp_path / "raw"
     import_dataset("DS", src, out, split="test")
     (src / "vi" / "b.jpg").write_bytes(b"broken")
-    with pytest.raises(DataError, match=f"cannot read image {src / 'vi' / 'b.jpg'}"):
+    with pytest.raises(DataError, match=re.escape(str(src / "vi" / "b.jpg"))):
         import_dataset("DS", src, out, split="test")
     assert _names(out / "DS" / "test" / "vi") == ["a.jpg", "b.jpg"]
     assert (out / "DS" / "test" / "vi" / "b.jpg").read_bytes() != b"broken"
@@ -129,7 +130,7 @@ def test_reimport_replaces_previous_output(tmp_path):
 def test_size_mismatch_of_fused_result(tmp_path):
     src = _flat(tmp_path / "src", ["a"])
     _png(src / "fused" / "Meth" / "a.png", (5, 8))
-    with pytest.raises(DataError, match=f"size mismatch: {src / 'fused' / 'Meth' / 'a.png'} is 5x8, but pair a is 6x8"):
+    with pytest.raises(DataError, match=r"Meth/a\.png is 5x8, but pair a is 6x8"):
         import_dataset("DS", src, tmp_path / "raw", split="test", external_root=tmp_path / "ext")
 
 
@@ -160,17 +161,22 @@ def test_symlink_inside_the_source_is_followed(tmp_path):
     [("../masks", "test"), ("..", "test"), ("DS", "../x"), ("a/b", "test"), ("", "test"), ("DS", ".")],
 )
 def test_names_that_would_leave_the_folder_are_refused(tmp_path, name, split):
+    """Dataset names and splits are folder names of the schema: refused before the stage imports anything."""
     src = _flat(tmp_path / "src", ["a"])
-    (tmp_path / "masks").mkdir()
-    (tmp_path / "masks" / "keep.png").write_bytes(b"x")
-    with pytest.raises(DataError, match="must be one folder name"):
-        import_dataset(name, src, tmp_path / "raw", split=split)
-    assert _names(tmp_path / "masks") == ["keep.png"]
+    (tmp_path / "data/masks").mkdir(parents=True)
+    (tmp_path / "data/masks/keep.png").write_bytes(b"x")
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        json.dumps({"download": {"synthetic": None, "datasets": {name: {"source": str(src), "split": split}}}})
+    )
+    with pytest.raises(SystemExit, match="download.datasets"):
+        _stage().main(["--params", str(params), "--root", str(tmp_path)])
+    assert _names(tmp_path / "data") == ["masks"] and _names(tmp_path / "data/masks") == ["keep.png"]
 
 
 def test_images_over_the_pixel_cap_are_refused(tmp_path):
     src = _flat(tmp_path / "src", ["a", "b"])
-    with pytest.raises(DataError, match=r"ir/a\.png is 6x8 = 48 pixels, over the cap of 47 pixels"):
+    with pytest.raises(DataError, match=r"ir/a\.png .*cap of 47 pixels"):
         import_dataset("DS", src, tmp_path / "raw", split="test", max_pixels=47)
     assert import_dataset("DS", src, tmp_path / "raw", split="test", max_pixels=48) == {"test": 2}
 
@@ -191,7 +197,7 @@ def test_archive_source_over_the_unpack_ratio_is_refused(tmp_path):
 def test_unpaired_source_fails(tmp_path):
     src = _flat(tmp_path / "src", ["a", "b"])
     (src / "vi" / "b.jpg").unlink()
-    with pytest.raises(DataError, match="1 infrared images .* no visible partner: b.png"):
+    with pytest.raises(DataError, match="no visible partner: b.png"):
         import_dataset("DS", src, tmp_path / "raw", split="test")
 
 
@@ -277,7 +283,7 @@ def test_registry_source_without_direct_download(tmp_path):
 
 
 def test_bad_sources(tmp_path):
-    with pytest.raises(DataError, match=f"source for DS not found: {tmp_path / 'nope'}"):
+    with pytest.raises(DataError, match=re.escape(str(tmp_path / "nope"))):
         import_dataset("DS", tmp_path / "nope", tmp_path / "raw")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="cannot tell the layout"):
@@ -353,7 +359,7 @@ def test_download_stage_missing_required_source(tmp_path):
     cfg = Download(synthetic=None, datasets={"GONE": DatasetSource(source="no/such/folder", split="test")})
     with pytest.raises(DataError, match="source for GONE not found"):
         run_download(cfg, tmp_path)
-    with pytest.raises(ParamsError, match=r"download.datasets.BAD.source: missing \(required\)"):
+    with pytest.raises(ParamsError, match="download.datasets.BAD.source: missing"):
         validate_params({"download": {"datasets": {"BAD": {"split": "test"}}}})
 
 

@@ -1,6 +1,7 @@
 import hashlib
 import io
 import logging
+import re
 import shutil
 import socket
 import subprocess
@@ -208,7 +209,7 @@ def test_archive_cut_short_without_content_length_is_not_accepted(server, tmp_pa
 
 
 def test_registry_size_is_checked_before_downloading(server, tmp_path):
-    with pytest.raises(DataError, match="307,200 bytes on the server, the registry says 307,201"):
+    with pytest.raises(DataError, match="307,200 .*307,201"):
         fetch(server.url, tmp_path / "data.bin", size=len(DATA) + 1)
     assert not (tmp_path / "data.bin").exists()
     assert fetch(server.url, tmp_path / "data.bin", size=len(DATA)).read_bytes() == DATA
@@ -275,7 +276,7 @@ def test_existing_bad_file_is_replaced(server, tmp_path):
 
 def test_http_error_names_url(server, tmp_path):
     url = server.url.replace("data.bin", "missing.bin")
-    with pytest.raises(DataError, match=f"cannot download {url}: Not Found"):
+    with pytest.raises(DataError, match=f"{re.escape(url)}: Not Found"):
         fetch(url, tmp_path / "m.bin")
 
 

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from occo.fetch import registry as registry_module
-from occo.fetch.weights import WeightsUnavailableError, default_location, resolve_weights
+from occo.fetch.weights import (
+    WeightsUnavailableError,
+    default_location,
+    resolve_vgg19,
+    resolve_weights,
+    torch_hub_file,
+    vgg19_path,
+)
 
 
 @pytest.fixture()
@@ -116,6 +123,21 @@ def test_missing_local_copy_and_no_download(tmp_path, monkeypatch):
 def test_unknown_name_lists_known_ones():
     with pytest.raises(Exception, match="sam_vit_h"):
         resolve_weights("nope", None, param="p", root=Path("."))
+
+
+def test_vgg19_lives_in_torchvisions_cache_or_where_the_param_says(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cached = tmp_path / "torch/hub/checkpoints/vgg19-dcbb9e9d.pth"
+    assert vgg19_path(None) == torch_hub_file("vgg19-dcbb9e9d.pth") == cached
+    assert vgg19_path("my/vgg.pth") == Path("my/vgg.pth")
+    (tmp_path / "my").mkdir()
+    (tmp_path / "my/vgg.pth").write_bytes(b"x")
+    assert resolve_vgg19("my/vgg.pth", root=tmp_path) == tmp_path / "my/vgg.pth"
+    with pytest.raises(WeightsUnavailableError, match="train.vgg_weights"):
+        resolve_vgg19("my/none.pth", root=tmp_path)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"x")  # present: used as it is, nothing downloaded
+    assert resolve_vgg19(None, root=tmp_path) == cached
 
 
 def test_shipped_registry_validates():

@@ -63,13 +63,13 @@ def random_masks(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 def test_decompose_masks_by_hand():
     ir = torch.tensor([1.0, 1.0, 0.0, 0.0])
     vi = torch.tensor([1.0, 0.0, 1.0, 0.0])
-    parts = decompose_masks(ir, vi)
+    parts = decompose_masks(ir_mask=ir, vi_mask=vi)
     assert parts["shared"].tolist() == [1, 0, 0, 0]
     assert parts["ir_unique"].tolist() == [0, 1, 0, 0]
     assert parts["vi_unique"].tolist() == [0, 0, 1, 0]
     assert parts["background"].tolist() == [0, 0, 0, 1]
     ir_m, vi_m = random_masks()
-    total = sum(decompose_masks(ir_m, vi_m).values())
+    total = sum(decompose_masks(ir_mask=ir_m, vi_mask=vi_m).values())
     assert torch.equal(total, torch.ones_like(total))  # a partition of every pixel
 
 
@@ -141,7 +141,7 @@ def test_identical_inputs_give_the_minimum(space, occo_loss, model1_loss):
     loss = occo_loss if space == "occo" else model1_loss
     vi, ir = images(2)
     ir_mask, vi_mask = random_masks(3)
-    masks = decompose_masks(ir_mask, vi_mask)
+    masks = decompose_masks(ir_mask=ir_mask, vi_mask=vi_mask)
     # Fused = infrared inside the infrared-unique region, visible elsewhere: every term whose
     # positive equals the fused image there reaches its minimum 0; shared_ir (positive ir) does not.
     fused = torch.where(masks["ir_unique"] > 0, ir, vi)

@@ -35,7 +35,8 @@ def stage() -> SimpleNamespace:
 
 @pytest.fixture
 def synthetic_root():
-    """Makes a repo root holding data/raw/synthetic (240x320) and data/raw/INDEX.json as the download stage writes them."""
+    """Makes a repo root holding data/raw/synthetic (240x320) and data/raw/INDEX.json as the download stage
+    writes them."""
     return make_root
 
 
@@ -71,7 +72,7 @@ def _check_outputs(root: Path, *, expect_boxes: bool) -> None:
             assert set(np.unique(mask).tolist()) <= {0, 255}
         record = json.loads((out / "boxes" / f"{pair.id}.json").read_text(encoding="utf-8"))
         assert record["id"] == pair.id and record["size"] == [size[1], size[0]]
-        assert record["prompt"] == "The scene captures a group of pedestrians or cars." and record["random_init"]
+        assert record["prompt"] == Masks().prompt and record["random_init"]
         for kind in ("ir", "vi"):
             found = record[kind]
             assert len(found["boxes"]) == len(found["scores"]) == len(found["phrases"])

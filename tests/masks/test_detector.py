@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from occo.masks.detector import DetectorSettings, build_grounding_dino, select_boxes
+from occo.config import Masks
+from occo.masks.detector import build_grounding_dino, select_boxes
+from occo.masks.models import detector_settings
 from occo.masks.tiny import tiny_bert, tiny_grounding_dino_args
 
-PROMPT = "The scene captures a group of pedestrians or cars."
+PROMPT = Masks().prompt
 
 
 def test_select_boxes_converts_clips_suppresses_and_caps():
     boxes = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.5, 0.5, 0.2, 0.19], [0.95, 0.1, 0.3, 0.4], [0.2, 0.8, 0.1, 0.1]])
     scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
-    found = select_boxes(boxes, scores, ["a", "b", "c", "d"], (100, 200), DetectorSettings(PROMPT, max_boxes=2))
+    found = select_boxes(boxes, scores, ["a", "b", "c", "d"], (100, 200), detector_settings(Masks(max_boxes=2)))
     assert found.phrases == ["a", "c"]  # b overlaps a (IoU 0.95 > 0.8); d is past max_boxes
     assert found.boxes.tolist() == [[80.0, 40.0, 120.0, 60.0], [160.0, 0.0, 200.0, 30.0]]  # c clipped to the image
     assert found.to_json()["scores"] == [0.9, 0.7]

@@ -1,4 +1,5 @@
-"""The transformers Grounding DINO backend (`masks.detector: transformers`) with a tiny random-init model (offline, CPU)."""
+"""The transformers Grounding DINO backend (`masks.detector: transformers`) with a tiny random-init model
+(offline, CPU)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,18 @@ import numpy as np
 import pytest
 import torch
 
+from occo.config import Masks
 from occo.fetch.weights import WeightsUnavailableError, weights_entry
-from occo.masks.detector import DetectorSettings
-from occo.masks.models import DETECTORS
+from occo.masks.models import DETECTORS, detector_settings
 from occo.masks.tiny import tiny_hf_grounding_dino
 
-PROMPT = "The scene captures a group of pedestrians or cars."
+PROMPT = Masks().prompt
 
 
 def test_folder_loads_and_batches_match_single_images(tmp_path):
     folder = tiny_hf_grounding_dino(tmp_path / "gdino", PROMPT)
     assert {"config.json", "model.safetensors", "vocab.txt"} <= {p.name for p in folder.iterdir()}
-    settings = DetectorSettings(PROMPT, box_threshold=0.0, max_boxes=4)
+    settings = detector_settings(Masks(box_threshold=0.0, max_boxes=4))
     detector = DETECTORS["transformers"].load({"hf_model": folder}, settings, torch.device("cpu"), None)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(2)]
@@ -32,6 +33,7 @@ def test_folder_loads_and_batches_match_single_images(tmp_path):
         assert (found.boxes[:, 2:] <= [160, 120]).all() and (found.boxes >= 0).all()
 
 
+@pytest.mark.slow
 def test_stage_end_to_end_with_transformers_detector(tmp_path, synthetic_root, stage, params, check_outputs):
     root = synthetic_root(tmp_path)
     params.update(detector="transformers", box_threshold=0.0, max_boxes=5)
@@ -46,6 +48,7 @@ def test_stage_end_to_end_with_transformers_detector(tmp_path, synthetic_root, s
     assert stage.run(params, root) == {"synthetic": {"train": 0}}  # resumable
 
 
+@pytest.mark.slow
 def test_no_detections_give_empty_masks(tmp_path, synthetic_root, stage, params, check_outputs):
     root = synthetic_root(tmp_path, n_train=1)
     params.update(detector="transformers", box_threshold=0.0, max_boxes=3)

@@ -57,28 +57,28 @@ def test_import_own_layout_the_synthetic_sets_masks(tmp_path, split):
 def test_import_folder_of_neither_layout(tmp_path, split):
     root, pairs = split
     (tmp_path / "pub" / "masks").mkdir(parents=True)
-    with pytest.raises(DataError, match=r"neither mask_ir/ \+ mask_vi/ .* nor ir/ \+ vi/"):
+    with pytest.raises(DataError, match="holds neither"):
         import_masks(tmp_path / "pub", pairs, root / "data/masks/synthetic/train")
 
 
 def test_import_reports_missing_ids(tmp_path, split):
     root, pairs = split
     published(tmp_path / "pub", pairs, skip={"syn_001"})
-    with pytest.raises(DataError, match=r"1 of 3 pairs have no mask in .*mask_ir: syn_001"):
+    with pytest.raises(DataError, match="mask_ir: syn_001"):
         import_masks(tmp_path / "pub", pairs, root / "data/masks/synthetic/train")
 
 
 def test_import_rejects_wrong_size(tmp_path, split):
     root, pairs = split
     published(tmp_path / "pub", pairs, size=(120, 160))
-    with pytest.raises(DataError, match=r"mask_syn_000.png is 160x120, its pair .*syn_000.png is 320x240"):
+    with pytest.raises(DataError, match=r"mask_syn_000\.png is 160x120"):
         import_masks(tmp_path / "pub", pairs, root / "data/masks/synthetic/train")
 
 
 def test_import_rejects_non_binary(tmp_path, split):
     root, pairs = split
     published(tmp_path / "pub", pairs, value=128)
-    with pytest.raises(DataError, match=r"mask_syn_000.png is not binary: values \[0, 128\]"):
+    with pytest.raises(DataError, match=r"not binary: values \[0, 128\]"):
         import_masks(tmp_path / "pub", pairs, root / "data/masks/synthetic/train")
 
 
@@ -97,7 +97,7 @@ def test_gallery_panels_boxes_and_tint(tmp_path, split):
     ir, vi = load_array(pairs[0].ir), load_array(pairs[0].vi)
     ir_mask = load_array(out / "ir/syn_000.png") > 0
     vi_mask = load_array(out / "vi/syn_000.png") > 0
-    plain = render_overlay(ir, vi, ir_mask, vi_mask, None)
+    plain = render_overlay(ir=ir, vi=vi, ir_mask=ir_mask, vi_mask=vi_mask, boxes=None)
     boxed = load_array(gallery / "syn_000.png")
     assert boxed.shape == plain.shape == (240, 960, 3)
     assert not np.array_equal(boxed[:, :320], plain[:, :320])  # the box outline is drawn

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from occo.pipeline.device import batch_size_flag, device_flag, resolve_batch_size, resolve_device
+from occo.pipeline.flags import max_pixels_flag
 
 
 def test_resolve_device():
@@ -12,17 +13,10 @@ def test_resolve_device():
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
 
 
-@pytest.mark.parametrize("name", ["gpu", "CUDA", "cuda:", "cuda:x", "mps", ""])
-def test_unknown_device_names_param_value_and_allowed(name):
-    with pytest.raises(ValueError) as err:
-        resolve_device(name, "fuse.device")
-    assert str(err.value) == f"fuse.device = {name!r}: should be auto, cpu, cuda or cuda:N"
-
-
 def test_cuda_without_cuda_is_an_error_not_a_later_crash(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for name in ("cuda", "cuda:0"):
-        with pytest.raises(ValueError, match=f"^masks.device = '{name}': CUDA is not available on this machine"):
+        with pytest.raises(ValueError, match=f"masks.device = '{name}': CUDA is not available"):
             resolve_device(name, "masks.device")
     assert resolve_device("auto") == torch.device("cpu")
 
@@ -31,25 +25,35 @@ def test_cuda_index_beyond_the_machine(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
-    with pytest.raises(ValueError, match=r"^device = 'cuda:2': this machine has 2 CUDA device\(s\), cuda:0 to cuda:1$"):
+    with pytest.raises(ValueError, match=r"'cuda:2': this machine has 2 CUDA device"):
         resolve_device("cuda:2")
 
 
 def test_resolve_batch_size():
     assert resolve_batch_size("auto", torch.device("cpu")) == 1
     assert resolve_batch_size("auto", torch.device("cuda")) == 8
-    assert resolve_batch_size("3", torch.device("cpu")) == 3
-    with pytest.raises(ValueError, match="positive"):
-        resolve_batch_size(0, torch.device("cpu"))
-    with pytest.raises(ValueError, match=r"^fuse.batch_size = 'abc': should be auto or a positive integer$"):
-        resolve_batch_size("abc", torch.device("cpu"), "fuse.batch_size")
-    with pytest.raises(ValueError, match="positive"):
-        resolve_batch_size(2.5, torch.device("cpu"))
+    assert resolve_batch_size(3, torch.device("cpu")) == 3
+
+
+@pytest.mark.parametrize("name", ["gpu", "CUDA", "cuda:", "cuda:x", "mps", ""])
+def test_unknown_device_flag_names_the_allowed_values(name):
+    with pytest.raises(argparse.ArgumentTypeError, match="should be auto, cpu, cuda or cuda:N"):
+        device_flag(name)
 
 
 def test_flag_types():
     assert batch_size_flag("auto") == "auto" and batch_size_flag("16") == 16
     assert device_flag("cpu") == "cpu" and device_flag("auto") == "auto"
-    for flag, value in ((batch_size_flag, "-1"), (batch_size_flag, "abc"), (device_flag, "gpu")):
+    assert max_pixels_flag("40000000") == 40_000_000
+    for flag, value in (
+        (batch_size_flag, "-1"),
+        (batch_size_flag, "abc"),
+        (batch_size_flag, "2.5"),
+        (device_flag, "gpu"),
+        (max_pixels_flag, "0"),
+        (max_pixels_flag, "2.5"),
+        (max_pixels_flag, "1e6"),
+        (max_pixels_flag, str(10**12)),
+    ):
         with pytest.raises(argparse.ArgumentTypeError, match=f"^{value!r}: should be "):
             flag(value)

@@ -1,4 +1,5 @@
-"""occo.pipeline.inputs: what each stage reads from outside the pipeline, the manifests, the one missing-inputs error."""
+"""occo.pipeline.inputs: what each stage reads from outside the pipeline, the manifests, the one
+missing-inputs error."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from occo.config import validate_params
+from occo.fetch import weights
 from occo.pipeline import inputs
 from occo.pipeline.inputs import MissingInputsError, gather, write_manifests
 from support import REPO
@@ -33,7 +35,7 @@ def params() -> dict:
 @pytest.fixture
 def offline(monkeypatch):
     """Registry weights point at a refused local port, so a missing file fails fast."""
-    real = inputs.weights_entry
+    real = weights.weights_entry
 
     def entry(name: str) -> dict:
         e = copy.deepcopy(real(name))
@@ -42,7 +44,6 @@ def offline(monkeypatch):
         return e
 
     monkeypatch.setattr("occo.fetch.weights.weights_entry", entry)
-    monkeypatch.setattr("occo.pipeline.inputs.weights_entry", entry)
     monkeypatch.setenv("TORCH_HOME", "/nonexistent-torch-home")
 
 
@@ -90,7 +91,7 @@ def test_optional_dataset_nobody_needs_is_skipped_with_a_warning(params, tmp_pat
 
 def test_registry_dataset_without_direct_download_is_missing(params, tmp_path: Path):
     params["download"]["datasets"] = {"M3FD": {"source": "registry", "split": None, "limit": None, "optional": False}}
-    with pytest.raises(MissingInputsError, match="M3FD: no direct download; get it from https://drive.google.com"):
+    with pytest.raises(MissingInputsError, match="M3FD has no direct download"):
         gather(validate_params(params), tmp_path)
 
 

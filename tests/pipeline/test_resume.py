@@ -36,8 +36,8 @@ def test_change_reason_names_what_changed_and_what_did_not():
     assert change_reason(saved, dict(saved)) is None
     assert change_reason(saved, {**saved, "masks": "m2"}) == "masks changed (params, images unchanged)"
     assert change_reason(saved, {"params": "q", "images": "j", "masks": "n"}) == "params, images, masks changed"
-    assert changed_parts("0123abcd", saved) == ["params", "images", "masks"]  # a bare params hash (older occo)
-    assert "older occo" in change_reason("0123abcd", saved)
+    assert changed_parts("0123abcd", saved) == ["params", "images", "masks"]  # a bare params hash
+    assert "no fingerprint" in change_reason("0123abcd", saved)
 
 
 def test_trim_live_history_keeps_steps_up_to_the_checkpoint(tmp_path):
