@@ -32,7 +32,7 @@ from occo.config import load_params, override
 from occo.data import make_synthetic
 from occo.downstream.detect.data import build_dataset
 from occo.downstream.detect.train import prepare_ultralytics, train_config, train_detector, validate_detector
-from occo.downstream.segment import OUTPUTS, train_method
+from occo.downstream.segment import SEGMENT_OUTPUTS, train_method
 from occo.downstream.segment.model import Autocast
 
 DATASET, METHOD = "synthetic", "visible"
@@ -126,9 +126,9 @@ def deeplab(ctx: Context) -> Iterator[Row]:
         seed=0,
     )
     start = time.perf_counter()
-    record = train_method(params, root, METHOD, DATASET, OUTPUTS[None])
+    record = train_method(params, root, METHOD, DATASET, SEGMENT_OUTPUTS[None])
     total = time.perf_counter() - start
-    tsv = root / OUTPUTS[None].work / DATASET / METHOD / "plots/metrics/train/epoch_seconds.tsv"
+    tsv = root / SEGMENT_OUTPUTS[None].work / DATASET / METHOD / "plots/metrics/train/epoch_seconds.tsv"
     with open(tsv, encoding="utf-8") as f:
         seconds = [float(r["epoch_seconds"]) for r in csv.DictReader(f, delimiter="\t")]
     iterations = record["n_train"] // params.batch_size

@@ -21,7 +21,7 @@ import occo.downstream.segment.train as seg_train
 from occo.config import ParamsError, Segment, as_dict, validate_params
 from occo.data import DataError, make_synthetic, save_png
 from occo.data.color import IMAGENET_MEAN, IMAGENET_STD
-from occo.downstream.segment import CLASS_NAMES, OUTPUTS, run_segment, train_method
+from occo.downstream.segment import CLASS_NAMES, SEGMENT_OUTPUTS, run_segment, train_method
 from occo.downstream.segment.data import (
     IGNORE_INDEX,
     SegDataset,
@@ -71,7 +71,7 @@ def _params(**overrides) -> Segment:
 
 def _train(params: Segment, root: Path, method: str) -> dict:
     """``train_method`` on the synthetic set, writing where a call without a part writes."""
-    return train_method(params, root, method, "synthetic", OUTPUTS[None])
+    return train_method(params, root, method, "synthetic", SEGMENT_OUTPUTS[None])
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ offline, the resumable training run, validation), :mod:`~occo.downstream.detect.
 JSON, the table) and :mod:`~occo.downstream.detect.run` (the stage: :func:`run_detect`).
 """
 
-from occo.downstream.detect.run import OUTPUTS, detect_method, run_detect
+from occo.downstream.detect.run import DETECT_OUTPUTS, detect_method, run_detect
 from occo.downstream.detect.train import MODEL_SIZES
 
-__all__ = ["MODEL_SIZES", "OUTPUTS", "detect_method", "run_detect"]
+__all__ = ["MODEL_SIZES", "DETECT_OUTPUTS", "detect_method", "run_detect"]

@@ -6,7 +6,7 @@ is built under ``.cache/occo/detect/<dataset>/<method>/`` (scratch, rebuilt by e
 hyperparameters and seed, then tested on the shared val split (:mod:`~occo.downstream.detect.train`).
 Runs live in ``models/detect/<dataset>/<method>/`` (ultralytics' ``weights/last.pt``), metrics go to
 ``metrics/detect/<dataset>/<method>.json`` (:mod:`~occo.downstream.detect.scores`). The pipeline splits
-this in two parts (:data:`OUTPUTS`): ``reference`` (source modalities and published methods, trained
+this in two parts (:data:`DETECT_OUTPUTS`): ``reference`` (source modalities and published methods, trained
 once, under ``models/detect_reference`` and ``reference/detect``) and ``ours`` (our fused images; it
 also gathers the reference results into ``metrics/detect``).
 """
@@ -36,7 +36,7 @@ from occo.pipeline.sources import OURS, REFERENCE, Outputs, gather_reference, pa
 log = logging.getLogger(__name__)
 
 _OURS = Outputs(models=Path("models/detect"), metrics=Path("metrics/detect"), work=Path(".cache/occo/detect"))
-OUTPUTS: dict[str | None, Outputs] = {
+DETECT_OUTPUTS: dict[str | None, Outputs] = {
     None: _OURS,  # no part: every method, written where `ours` writes
     OURS: _OURS,
     REFERENCE: Outputs(
@@ -64,7 +64,7 @@ def run_detect(
 
     ``dataset`` / ``method`` restrict the call to one entry of ``detect.run`` / ``detect.methods``
     (None: all). ``part`` runs one half of the pipeline's stage (:func:`part_methods`): ``reference``
-    trains only the source modalities and published methods into :data:`OUTPUTS` ``reference``;
+    trains only the source modalities and published methods into :data:`DETECT_OUTPUTS` ``reference``;
     ``ours`` trains the others and returns (and writes to ``metrics/detect``) every method, the
     reference ones read from ``reference/detect``. Each method's outputs — its metrics JSON, model
     folder and YOLO dataset — depend only on that method's images, the labels and ``detect`` params,
@@ -79,7 +79,7 @@ def run_detect(
     names = select(cfg.run, dataset, "detect.run")
     methods = select(cfg.methods, method, "detect.methods")
     trained = part_methods(root, methods, part)
-    outputs = OUTPUTS[part]
+    outputs = DETECT_OUTPUTS[part]
     train_cfg: TrainConfig | None = None
     all_results: dict[str, dict[str, dict[str, Any]]] = {}
     for folder in (outputs.metrics, outputs.models, outputs.work):  # DVC's outputs, even with nothing to train
@@ -93,7 +93,7 @@ def run_detect(
         train_cfg = train_cfg or train_config(cfg, root)
         results = {m: detect_method(train_cfg, name, spec, m, root, outputs) for m in trained}
         if part == OURS:
-            results = gather_reference(root, outputs, OUTPUTS[REFERENCE], name, methods, results)
+            results = gather_reference(root, outputs, DETECT_OUTPUTS[REFERENCE], name, methods, results)
         if write_tables and part != REFERENCE:
             title = f"## {name} detection ({spec.val} split)\n\n"
             write_text_atomic(root / f"reports/detect/{name}.md", title + detection_table(results, spec))
@@ -108,7 +108,7 @@ def detect_method(
     spec: DetectDataset,
     method: str,
     root: Path,
-    outputs: Outputs = OUTPUTS[None],
+    outputs: Outputs = DETECT_OUTPUTS[None],
 ) -> dict[str, Any]:
     """Build, train (or resume, or reuse) and test the detector of ``method`` on ``dataset``; write and
     return its metrics (``<outputs.metrics>/<dataset>/<method>.json``)."""

@@ -7,7 +7,7 @@ One module per concern: :mod:`~occo.downstream.segment.data` (samples, label map
 """
 
 from occo.downstream.segment.data import CLASS_NAMES
-from occo.downstream.segment.run import OUTPUTS, run_segment
+from occo.downstream.segment.run import SEGMENT_OUTPUTS, run_segment
 from occo.downstream.segment.train import train_method
 
-__all__ = ["CLASS_NAMES", "OUTPUTS", "run_segment", "train_method"]
+__all__ = ["CLASS_NAMES", "SEGMENT_OUTPUTS", "run_segment", "train_method"]

@@ -14,7 +14,7 @@ Per method, under the repository root:
   dvclive/segment/<dataset>/<method>/          training loss and lr per epoch, test IoU at the end,
   metrics/segment/<dataset>/<method>.json      {"iou": {class: IoU}, "miou", "epochs", "n_train", "n_test"},
 and reports/segment/<dataset>.md, the methods × classes table (IoU in %) shaped like the paper's. The
-pipeline splits the methods in two parts (:data:`OUTPUTS`): ``reference`` (source modalities and published
+pipeline splits the methods in two parts (:data:`SEGMENT_OUTPUTS`): ``reference`` (source modalities and published
 methods, trained once, under ``models/segment_reference``, ``dvclive/segment_reference``,
 ``reference/segment``) and ``ours`` (our fused images; it also gathers the reference results).
 A method's outputs depend only on its own images, the labels and ``segment`` params. ``last.pt`` is
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 REPORT_DIR = Path("reports/segment")
 _OURS = Outputs(models=Path("models/segment"), metrics=Path("metrics/segment"), work=Path("dvclive/segment"))
-OUTPUTS: dict[str | None, Outputs] = {
+SEGMENT_OUTPUTS: dict[str | None, Outputs] = {
     None: _OURS,  # no part: every method, written where `ours` writes
     OURS: _OURS,
     REFERENCE: Outputs(
@@ -65,7 +65,7 @@ def run_segment(
     ``dataset`` / ``method`` restrict the call to ``segment.dataset`` / one entry of ``segment.methods``
     (None: all); each method's outputs (:func:`train_method`) do not depend on which others ran. ``part``
     runs one half of the pipeline's stage (:func:`~occo.pipeline.sources.part_methods`): ``reference``
-    trains the source modalities and published methods into :data:`OUTPUTS` ``reference``; ``ours``
+    trains the source modalities and published methods into :data:`SEGMENT_OUTPUTS` ``reference``; ``ours``
     trains the others and returns (and writes to ``metrics/segment``) every method, the reference ones
     read from ``reference/segment``. ``write_tables`` writes ``reports/segment/<dataset>.md``
     (:func:`segmentation_table` of the returned methods; never for ``reference``). A dataset without
@@ -75,7 +75,7 @@ def run_segment(
     root = Path(root)
     (name,) = select([cfg.dataset], dataset, "segment.dataset")
     methods = select(cfg.methods, method, "segment.methods")
-    outputs = OUTPUTS[part]
+    outputs = SEGMENT_OUTPUTS[part]
     for folder in (outputs.metrics, outputs.models, outputs.work, *(() if part == REFERENCE else (REPORT_DIR,))):
         (root / folder).mkdir(parents=True, exist_ok=True)
     for split in (cfg.train_split, cfg.test_split):
@@ -87,7 +87,7 @@ def run_segment(
             return {}
     results = {m: train_method(cfg, root, m, name, outputs) for m in part_methods(root, methods, part)}
     if part == OURS:
-        results = gather_reference(root, outputs, OUTPUTS[REFERENCE], name, methods, results)
+        results = gather_reference(root, outputs, SEGMENT_OUTPUTS[REFERENCE], name, methods, results)
     if write_tables and part != REFERENCE:
         title = f"{name} {cfg.test_split}, DeepLabV3+ {cfg.encoder}, {cfg.epochs} epochs"
         write_text_atomic(root / REPORT_DIR / f"{name}.md", segmentation_table(results, title=title))

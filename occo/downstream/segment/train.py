@@ -55,14 +55,14 @@ from occo.pipeline.sources import Outputs
 
 log = logging.getLogger(__name__)
 
-RESUME_INDEPENDENT = {"methods", "test_split", "num_workers", "device"}
+SEGMENT_RESUME_INDEPENDENT = {"methods", "test_split", "num_workers", "device"}
 """segment.* params that may change without invalidating a method's checkpoint."""
 
 
 def segmenter_identity(cfg: Segment, method: str, samples: Sequence[SegSample]) -> dict[str, str]:
     """What a method's ``last.pt`` must share with this run to be resumed: ``params`` (those that shape
     training, and the method), ``images`` and ``labels`` (content digests of its training samples, by id)."""
-    relevant = {k: v for k, v in as_dict(cfg).items() if k not in RESUME_INDEPENDENT}
+    relevant = {k: v for k, v in as_dict(cfg).items() if k not in SEGMENT_RESUME_INDEPENDENT}
     return {
         "params": digest_value({"params": relevant, "method": method})[:16],
         "images": digest_files({s.id: s.image for s in samples}),
