@@ -108,7 +108,7 @@ def detect_method(
     spec: DetectDataset,
     method: str,
     root: Path,
-    outputs: Outputs = DETECT_OUTPUTS[None],
+    outputs: Outputs,
 ) -> dict[str, Any]:
     """Build, train (or resume, or reuse) and test the detector of ``method`` on ``dataset``; write and
     return its metrics (``<outputs.metrics>/<dataset>/<method>.json``)."""
