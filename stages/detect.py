@@ -17,7 +17,6 @@ writes, for every method,
 
 from __future__ import annotations
 
-from occo.config import as_dict
 from occo.downstream.detect import run_detect
 from occo.pipeline.entry import run_stage
 from occo.pipeline.sources import PARTS
@@ -28,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
         __doc__,
         __file__,
         argv,
-        lambda cfg, root, args: run_detect(as_dict(cfg), root, part=args.part),
+        lambda cfg, root, args: run_detect(cfg, root, part=args.part),
         section="detect",
         add_arguments=lambda p: p.add_argument("--part", choices=PARTS, required=True, help="which stage to run"),
     )

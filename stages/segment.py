@@ -1,4 +1,4 @@
-"""DVC stages `segment_reference` and `segment`: DeepLabV3+ per method, per-class IoU and mIoU (occo/downstream/segment.py).
+"""DVC stages `segment_reference` and `segment`: DeepLabV3+ per method, per-class IoU, mIoU (occo.downstream.segment).
 
 Reads params `segment`; data/raw/<dataset>/<split>/labels/seg and each method's images
 (data/raw/<dataset>/<split>/{vi,ir}, data/external/<Method>/..., data/fused/<Method>/...).
@@ -18,7 +18,6 @@ A dataset without segmentation labels is skipped with a warning.
 
 from __future__ import annotations
 
-from occo.config import as_dict
 from occo.downstream.segment import run_segment
 from occo.pipeline.entry import run_stage
 from occo.pipeline.sources import PARTS
@@ -29,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         __doc__,
         __file__,
         argv,
-        lambda cfg, root, args: run_segment(as_dict(cfg), root, part=args.part),
+        lambda cfg, root, args: run_segment(cfg, root, part=args.part),
         section="segment",
         add_arguments=lambda p: p.add_argument("--part", choices=PARTS, required=True, help="which stage to run"),
     )

@@ -17,20 +17,23 @@ The dry run: 4 + 2 pairs of 48x64, 64 px / native size, batch 2, one epoch, on t
 
 from __future__ import annotations
 
-import copy
 import csv
 import math
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
-import yaml
 
 from bench.gpu_check.context import DONE, Context, Row
+from occo.config import load_params, override
 from occo.data import make_synthetic
-from occo.downstream import detect, segment
+from occo.downstream.detect.data import build_dataset
+from occo.downstream.detect.train import prepare_ultralytics, train_config, train_detector, validate_detector
+from occo.downstream.segment import SEGMENT_OUTPUTS, train_method
+from occo.downstream.segment.model import Autocast
 
 DATASET, METHOD = "synthetic", "visible"
 
@@ -44,8 +47,9 @@ def synthetic_root(ctx: Context) -> Path:
     return root
 
 
-def section(ctx: Context, name: str) -> dict:
-    return copy.deepcopy(yaml.safe_load(ctx.params.read_text(encoding="utf-8"))[name])
+def section(ctx: Context, name: str, **changes: Any) -> Any:
+    """The ``name`` section of the check's params.yaml with ``changes`` (validated, as ``dvc exp run -S`` would)."""
+    return getattr(override(load_params(ctx.params), {f"{name}.{key}": value for key, value in changes.items()}), name)
 
 
 def epoch_rate(seconds: list[float], iterations: int) -> tuple[float, str]:
@@ -57,9 +61,10 @@ def epoch_rate(seconds: list[float], iterations: int) -> tuple[float, str]:
 
 def yolo(ctx: Context) -> Iterator[Row]:
     root = synthetic_root(ctx)
-    detect.prepare_ultralytics(root)
-    params = section(ctx, "detect")
-    params.update(
+    prepare_ultralytics(root)
+    params = section(
+        ctx,
+        "detect",
         model="yolov5s",
         pretrained=False,
         weights=None,
@@ -73,12 +78,12 @@ def yolo(ctx: Context) -> Iterator[Row]:
         amp="bf16",
         seed=0,
     )
-    spec = detect.DatasetSpec.from_params(DATASET, params["datasets"][DATASET])
-    data = detect.build_dataset(root, spec, METHOD, root / "data/detect" / DATASET / METHOD, seed=0)
-    cfg = detect.train_config(params, root)
+    spec = params.datasets[DATASET]
+    data = build_dataset(root, DATASET, spec, METHOD, root / "data/detect" / DATASET / METHOD, seed=0)
+    cfg = train_config(params, root)
     run_dir = root / "models/detect" / DATASET / METHOD
     start = time.perf_counter()
-    last = detect.train_detector(cfg, data, run_dir)
+    last = train_detector(cfg, data, run_dir)
     t_train = time.perf_counter() - start
     with open(run_dir / "results.csv", encoding="utf-8") as f:
         cumulative = [float(r["time"]) for r in csv.DictReader(f, skipinitialspace=True)]
@@ -86,7 +91,7 @@ def yolo(ctx: Context) -> Iterator[Row]:
     iterations = math.ceil(data.n_train / cfg.batch)
     rate, which = epoch_rate(per_epoch, iterations)
     start = time.perf_counter()
-    box = detect.validate_detector(last, cfg, data, run_dir).box
+    box = validate_detector(last, cfg, data, run_dir).box
     t_val = time.perf_counter() - start
     yield Row(
         "7a YOLOv5s from scratch",
@@ -101,8 +106,9 @@ def yolo(ctx: Context) -> Iterator[Row]:
 
 def deeplab(ctx: Context) -> Iterator[Row]:
     root = synthetic_root(ctx)
-    params = section(ctx, "segment")
-    params.update(
+    params = section(
+        ctx,
+        "segment",
         dataset=DATASET,
         train_split="train",
         test_split="test",
@@ -120,21 +126,21 @@ def deeplab(ctx: Context) -> Iterator[Row]:
         seed=0,
     )
     start = time.perf_counter()
-    record = segment.train_method(params, root, METHOD, DATASET)
+    record = train_method(params, root, METHOD, DATASET, SEGMENT_OUTPUTS[None])
     total = time.perf_counter() - start
-    tsv = root / segment.OUTPUTS[None].work / DATASET / METHOD / "plots/metrics/train/epoch_seconds.tsv"
+    tsv = root / SEGMENT_OUTPUTS[None].work / DATASET / METHOD / "plots/metrics/train/epoch_seconds.tsv"
     with open(tsv, encoding="utf-8") as f:
         seconds = [float(r["epoch_seconds"]) for r in csv.DictReader(f, delimiter="\t")]
-    iterations = record["n_train"] // params["batch_size"]
+    iterations = record["n_train"] // params.batch_size
     rate, which = epoch_rate(seconds, iterations)
-    precision = segment.Precision.choose(True, torch.device(ctx.device)).dtype
-    size = "x".join(map(str, params["size"])) if params["size"] else "native size"
+    precision = Autocast.choose(True, torch.device(ctx.device)).dtype
+    size = "x".join(map(str, params.size)) if params.size else "native size"
     yield Row(
         "7b DeepLabV3+ ResNet-50 (random encoder)",
         DONE,
         f"device {ctx.device}, autocast {str(precision).removeprefix('torch.') if precision else 'off'}: "
-        f"{params['epochs']} epoch(s) x {iterations} iterations ({record['n_train']} images at {size}, batch "
-        f"{params['batch_size']}), {rate:,.2f} it/s ({which}); tested on {record['n_test']} images; "
+        f"{params.epochs} epoch(s) x {iterations} iterations ({record['n_train']} images at {size}, batch "
+        f"{params.batch_size}), {rate:,.2f} it/s ({which}); tested on {record['n_test']} images; "
         f"{total:.1f} s in all; mIoU {record['miou']:.3f} (random encoder: meaningless)",
         {"iterations_s": rate, "total_s": total},
     )

@@ -255,9 +255,15 @@ class DetectDataset(Section):
     )
 
     @model_validator(mode="after")
-    def _non_empty(self) -> DetectDataset:
+    def _consistent(self) -> DetectDataset:
         if not self.classes or not self.paper_classes:
             raise ValueError("classes and paper_classes should name at least one class")
+        if unknown := [c for c in self.paper_classes if c not in self.classes]:
+            raise ValueError(f"paper_classes {unknown} should be among classes {self.classes}")
+        if self.format == "yolo" and not self.source_classes:
+            raise ValueError("source_classes should name the class ids of the YOLO label files (format yolo)")
+        if self.train == self.val and self.val_fraction is None:
+            raise ValueError(f"train and val are both {self.train!r}: val_fraction should hold out a share in (0, 1)")
         return self
 
 
@@ -311,6 +317,12 @@ class Detect(Section):
     run: list[FolderName] = param(["MSRS", "M3FD"], "datasets of `datasets` to train on (absent ones are skipped)")
     datasets: dict[FolderName, DetectDataset] = param(_DETECT_DATASETS, "per dataset: splits, labels, classes")
 
+    @model_validator(mode="after")
+    def _run_defined(self) -> Detect:
+        if undefined := [name for name in self.run if name not in self.datasets]:
+            raise ValueError(f"run names {undefined}, which datasets does not define")
+        return self
+
 
 class Segment(Section):
     """Stages `segment_reference` and `segment`: DeepLabV3+ trained on each method's images (docs/segmentation.md)."""
@@ -335,6 +347,12 @@ class Segment(Section):
     device: Device = param("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     amp: Bool = param(True, "bf16 autocast on CUDA (fp16 with grad scaling where bf16 is unsupported); off on CPU")
     seed: Seed = param(0, "seed of every segmenter")
+
+    @model_validator(mode="after")
+    def _weights_need_encoder_weights(self) -> Segment:
+        if self.weights is not None and self.encoder_weights is None:
+            raise ValueError("weights is set but encoder_weights is null (random init): unset one")
+        return self
 
 
 # ----------------------------------------------------------------------------- report

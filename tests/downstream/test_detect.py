@@ -1,28 +1,48 @@
-"""Detection stage: dataset building, paper arithmetic and metrics schema, weights errors, CPU smoke."""
+"""Detection stage: dataset building, paper arithmetic and metrics schema, weights errors, CPU smoke.
+
+The stage itself runs once per module (:func:`stage`: `ours` before `reference`, `reference`, `ours`), and
+the tests of its behaviours read that run or continue from copies of it, so each YOLO training setup is
+trained once.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 import yaml
+from pydantic import ValidationError
 
+from occo.config import Detect, DetectDataset, ParamsError, load_params, validate_params
 from occo.data import make_synthetic, sha256_file
 from occo.data.io import DataError
-from occo.downstream import detect
-from occo.downstream.detect import DatasetSpec, build_dataset, detection_metrics, paper_mean, split_ids
+from occo.downstream.detect import run_detect
+from occo.downstream.detect.data import build_dataset, split_ids
+from occo.downstream.detect.scores import detection_metrics, paper_mean
+from occo.downstream.detect.train import (
+    prepare_ultralytics,
+    read_run_state,
+    resolve_model_weights,
+    train_config,
+    train_detector,
+)
 from occo.fetch.weights import WeightsUnavailableError
-from support import REPO
+from support import REPO, SHARED
 
-SYNTHETIC = {
+SYNTHETIC_ENTRY = {
     "train": "train",
     "val": "test",
     "labels": "det",
@@ -31,8 +51,8 @@ SYNTHETIC = {
     "classes": ["person", "car"],
     "paper_classes": ["person", "car"],
 }
-MSRS_LIKE = DatasetSpec(
-    name="MSRS",
+SYNTHETIC = DetectDataset.model_validate(SYNTHETIC_ENTRY)
+MSRS_LIKE = DetectDataset(
     train="train",
     val="test",
     labels="det/fusion",
@@ -41,7 +61,7 @@ MSRS_LIKE = DatasetSpec(
     paper_classes=["person", "car"],
     source_classes=["person", "bicycle", "car"],
 )
-SMOKE = {
+SMOKE_ENTRY = {
     "model": "yolov5n",
     "weights": None,
     "pretrained": False,
@@ -56,8 +76,13 @@ SMOKE = {
     "seed": 0,
     "methods": ["occo", "visible", "infrared"],
     "run": ["synthetic"],
-    "datasets": {"synthetic": SYNTHETIC},
+    "datasets": {"synthetic": SYNTHETIC_ENTRY},
 }
+
+
+def smoke(**changes: Any) -> Detect:
+    """The smoke section (yolov5n from random weights, one epoch at 64 px, CPU) with ``changes``."""
+    return Detect.model_validate({**SMOKE_ENTRY, **changes})
 
 
 def check_schema(metrics: dict, classes: list[str]) -> None:
@@ -102,6 +127,33 @@ def fake_box(index: list[int], ap50: list[float], ap: list[float]) -> SimpleName
     return SimpleNamespace(ap_class_index=np.array(index), ap50=np.array(ap50), ap=np.array(ap), maps=np.full(3, 0.123))
 
 
+def _load_stage():
+    spec = importlib.util.spec_from_file_location("occo_test_stage_detect", REPO / "stages/detect.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def detect_log() -> Iterator[list[str]]:
+    """The messages logged under ``occo.downstream.detect`` (INFO and up) while the block runs."""
+    logger = logging.getLogger("occo.downstream.detect")
+    messages: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+# ---------------------------------------------------------------------------------------- arithmetic
+
+
 def test_paper_arithmetic_and_schema() -> None:
     box = fake_box([0, 1, 2], [0.8, 0.2, 0.6], [0.5, 0.1, 0.3])
     out = detection_metrics(box, MSRS_LIKE, frozenset({0, 1, 2}), epochs=40, imgsz=640, n_train=1083, n_val=361)
@@ -126,18 +178,6 @@ def test_paper_mean_needs_a_present_class() -> None:
         paper_mean({"bicycle": 0.5}, ["person", "car"])
 
 
-def test_dataset_spec_validation() -> None:
-    assert DatasetSpec.from_params("synthetic", SYNTHETIC).classes == ["person", "car"]
-    with pytest.raises(DataError, match="lacks format"):
-        DatasetSpec.from_params("X", {k: v for k, v in SYNTHETIC.items() if k != "format"})
-    with pytest.raises(DataError, match="paper_classes"):
-        DatasetSpec.from_params("X", {**SYNTHETIC, "paper_classes": ["bus"]})
-    with pytest.raises(DataError, match="val_fraction"):
-        DatasetSpec.from_params("X", {**SYNTHETIC, "val": "train"})
-    with pytest.raises(DataError, match="source_classes"):
-        DatasetSpec.from_params("X", {**SYNTHETIC, "source_classes": None})
-
-
 def test_split_ids_is_seeded_and_disjoint() -> None:
     ids = [f"{i:05d}" for i in range(50)]
     train, val = split_ids(ids, 0.2, seed=0)
@@ -146,9 +186,46 @@ def test_split_ids_is_seeded_and_disjoint() -> None:
     assert split_ids(ids, 0.2, seed=1)[1] != val
 
 
+# ------------------------------------------------------------------------------------------ params
+
+
+def test_dataset_entries_are_checked_by_the_schema() -> None:
+    with pytest.raises(ValidationError, match="format"):
+        DetectDataset.model_validate({k: v for k, v in SYNTHETIC_ENTRY.items() if k != "format"})
+    with pytest.raises(ValidationError, match=r"paper_classes \['bus'\]"):
+        DetectDataset.model_validate({**SYNTHETIC_ENTRY, "paper_classes": ["bus"]})
+    with pytest.raises(ValidationError, match="source_classes"):
+        DetectDataset.model_validate({**SYNTHETIC_ENTRY, "source_classes": None})
+    with pytest.raises(ValidationError, match="val_fraction"):
+        DetectDataset.model_validate({**SYNTHETIC_ENTRY, "val": "train"})
+    assert DetectDataset.model_validate({**SYNTHETIC_ENTRY, "val": "train", "val_fraction": 0.25}).val_fraction == 0.25
+    with pytest.raises(ValidationError, match="val_fraction"):
+        DetectDataset.model_validate({**SYNTHETIC_ENTRY, "val": "train", "val_fraction": 1})
+
+
+def test_one_split_for_train_and_val_needs_val_fraction_in_one_line() -> None:
+    entry = {**SYNTHETIC_ENTRY, "val": "train"}
+    with pytest.raises(ParamsError, match=r"detect\.datasets\.X = .*val_fraction"):
+        validate_params({"detect": {"datasets": {"X": entry}, "run": ["X"]}})
+
+
+def test_run_names_defined_datasets() -> None:
+    with pytest.raises(ParamsError, match=r"detect = .*run names \['FMB'\]"):
+        validate_params({"detect": {"run": ["synthetic", "FMB"]}})
+
+
+def test_default_params_define_valid_datasets() -> None:
+    cfg = load_params(REPO / "params.yaml").detect
+    assert set(cfg.run) <= set(cfg.datasets) and {"MSRS", "M3FD", "synthetic"} <= set(cfg.datasets)
+    assert cfg.datasets["MSRS"].paper_classes == ["person", "car"] and "bicycle" in cfg.datasets["MSRS"].classes
+    assert len(cfg.datasets["M3FD"].paper_classes) == 6 and cfg.datasets["M3FD"].format == "voc"
+
+
+# ----------------------------------------------------------------------------------------- datasets
+
+
 def test_build_dataset(synthetic_root: Path, tmp_path: Path) -> None:
-    spec = DatasetSpec.from_params("synthetic", SYNTHETIC)
-    built = build_dataset(synthetic_root, spec, "occo", tmp_path / "occo", seed=0)
+    built = build_dataset(synthetic_root, "synthetic", SYNTHETIC, "occo", tmp_path / "occo", seed=0)
     data = yaml.safe_load(built.data_yaml.read_text(encoding="utf-8"))
     assert Path(data["path"]).is_absolute() and data["names"] == {0: "person", 1: "car"}
     assert (built.n_train, built.n_val) == (8, 4)
@@ -166,11 +243,10 @@ def test_build_dataset_names_a_missing_method_image(synthetic_root: Path, tmp_pa
     root = tmp_path / "root"
     shutil.copytree(synthetic_root / "data", root / "data", symlinks=True)
     (root / "data/fused/occo/synthetic/train/syn_003.png").unlink()
-    spec = DatasetSpec.from_params("synthetic", SYNTHETIC)
     with pytest.raises(DataError, match="has no image syn_003"):
-        build_dataset(root, spec, "occo", tmp_path / "out", seed=0)
+        build_dataset(root, "synthetic", SYNTHETIC, "occo", tmp_path / "out", seed=0)
     with pytest.raises(DataError, match="data/fused/Other/synthetic/train"):
-        build_dataset(root, spec, "Other", tmp_path / "out", seed=0)
+        build_dataset(root, "synthetic", SYNTHETIC, "Other", tmp_path / "out", seed=0)
 
 
 def test_classes_txt_must_match_source_classes(synthetic_root: Path, tmp_path: Path) -> None:
@@ -178,13 +254,32 @@ def test_classes_txt_must_match_source_classes(synthetic_root: Path, tmp_path: P
     shutil.copytree(synthetic_root / "data", root / "data", symlinks=True)
     (root / "data/raw/synthetic/train/labels/classes.txt").write_text("0 car\n1 person\n", encoding="utf-8")
     with pytest.raises(DataError, match="classes.txt lists classes"):
-        build_dataset(root, DatasetSpec.from_params("synthetic", SYNTHETIC), "visible", tmp_path / "out", seed=0)
+        build_dataset(root, "synthetic", SYNTHETIC, "visible", tmp_path / "out", seed=0)
+
+
+@pytest.mark.skipif(not (SHARED / "datasets/MSRS").is_dir(), reason="../shared/datasets/MSRS not present")
+def test_build_dataset_on_shared_msrs(tmp_path: Path) -> None:
+    """The real MSRS layout after the download stage: labels/det/{fusion,...}/ with classes.txt above."""
+    from occo.fetch.datasets import import_dataset
+
+    import_dataset("MSRS", SHARED / "datasets/MSRS", tmp_path / "data/raw", split="test")
+    msrs = load_params(REPO / "params.yaml").detect.datasets["MSRS"]
+    spec = msrs.model_copy(update={"train": "test", "val_fraction": 0.5})
+    built = build_dataset(tmp_path, "MSRS", spec, "infrared", tmp_path / "out", seed=0)
+    assert (built.n_train, built.n_val) == (7, 7)
+    n_boxes = sum(len(np.loadtxt(p, ndmin=2)) for p in (tmp_path / "out/labels").rglob("*.txt") if p.stat().st_size)
+    source = (SHARED / "datasets/MSRS/labels/det/fusion").glob("*.txt")
+    assert n_boxes == sum(sum(1 for line in p.read_text().splitlines() if line.strip()) for p in source)
+    assert built.val_classes <= {0, 1, 2} and 0 in built.val_classes
+
+
+# ------------------------------------------------------------------------------------------- weights
 
 
 def test_missing_weights_name_file_url_and_param(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    params = {"model": "yolov5s", "weights": "nowhere/yolov5su.pt", "pretrained": True}
+    cfg = Detect(model="yolov5s", weights="nowhere/yolov5su.pt", pretrained=True)
     with pytest.raises(WeightsUnavailableError) as info:
-        detect.resolve_model_weights(params, tmp_path)
+        resolve_model_weights(cfg, tmp_path)
     message = str(info.value)
     assert "nowhere/yolov5su.pt" in message and "detect.weights" in message
     assert "https://github.com/ultralytics/assets/releases/download/v8.3.0/yolov5su.pt" in message
@@ -194,100 +289,19 @@ def test_missing_weights_name_file_url_and_param(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr("occo.fetch.weights.fetch", offline)
     with pytest.raises(WeightsUnavailableError) as info:
-        detect.resolve_model_weights({**params, "weights": None}, tmp_path)
+        resolve_model_weights(cfg.model_copy(update={"weights": None}), tmp_path)
     message = str(info.value)
     assert "models/pretrained/yolov5su.pt" in message and "detect.weights" in message
     assert "releases/download/v8.3.0/yolov5su.pt" in message
-    assert detect.resolve_model_weights({**params, "pretrained": False}, tmp_path) is None
-    with pytest.raises(DataError, match="detect.model"):
-        detect.resolve_model_weights({**params, "model": "yolov8s"}, tmp_path)
-
-
-def _load_stage():
-    spec = importlib.util.spec_from_file_location("occo_test_stage_detect", REPO / "stages/detect.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_default_params_define_valid_datasets() -> None:
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["detect"]
-    specs = {name: DatasetSpec.from_params(name, entry) for name, entry in params["datasets"].items()}
-    assert set(params["run"]) <= set(specs) and {"MSRS", "M3FD", "synthetic"} <= set(specs)
-    assert specs["MSRS"].paper_classes == ["person", "car"] and "bicycle" in specs["MSRS"].classes
-    assert len(specs["M3FD"].paper_classes) == 6 and specs["M3FD"].format == "voc"
-
-
-def test_stage_smoke_on_cpu(
-    yolo_config: Path, synthetic_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    root = tmp_path / "root"
-    shutil.copytree(synthetic_root / "data", root / "data", symlinks=True)
-    defaults = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["detect"]["datasets"]
-    smoke = {**SMOKE, "run": ["MSRS", "synthetic"], "datasets": {"MSRS": defaults["MSRS"], **SMOKE["datasets"]}}
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"detect": smoke}), encoding="utf-8")
-    stage = _load_stage()
-
-    def run(part: str) -> None:
-        stage.main(["--params", str(params), "--root", str(root), "--part", part])
-
-    with pytest.raises(SystemExit, match=r"no reference result .*reference/detect/synthetic/visible\.json"):
-        run("ours")  # the reference part has not run
-    run("reference")
-    assert "skipping MSRS" in caplog.text and not (root / "reference/detect/MSRS").exists()
-    assert sorted(p.name for p in (root / "reference/detect/synthetic").iterdir()) == ["infrared.json", "visible.json"]
-    assert sorted(p.name for p in (root / "models/detect_reference/synthetic").iterdir()) == ["infrared", "visible"]
-    run("ours")
-    assert sorted(p.name for p in (root / "models/detect/synthetic").iterdir()) == ["occo"]
-
-    assert (yolo_config / "Ultralytics/Arial.ttf").is_file()
-    import ultralytics.utils as uutils
-
-    assert uutils.SETTINGS["dvc"] is False and uutils.SETTINGS["mlflow"] is False
-    for method in SMOKE["methods"]:
-        metrics = json.loads((root / f"metrics/detect/synthetic/{method}.json").read_text(encoding="utf-8"))
-        check_schema(metrics, ["person", "car"])
-        assert (metrics["epochs"], metrics["imgsz"], metrics["n_train"], metrics["n_val"]) == (1, 64, 8, 4)
-        models = "models/detect" if method == "occo" else "models/detect_reference"
-        assert (root / f"{models}/synthetic/{method}/weights/last.pt").is_file()
-    table = (root / "reports/detect/synthetic.md").read_text(encoding="utf-8")
-    assert "| occo |" in table and "| infrared |" in table
-
-    last = root / "models/detect/synthetic/occo/weights/last.pt"
-    stamp = last.stat().st_mtime_ns
-    run("ours")  # finished runs are reused
-    assert last.stat().st_mtime_ns == stamp
-
-    # one method alone, in another root: the same metrics and model as in the call that ran all three
-    alone = tmp_path / "alone"
-    shutil.copytree(synthetic_root / "data", alone / "data", symlinks=True)
-    out = detect.run_detect(smoke, alone, dataset="synthetic", method="infrared", write_tables=False)
-    assert list(out) == ["synthetic"] and list(out["synthetic"]) == ["infrared"]
-    metrics = json.loads((root / "metrics/detect/synthetic/infrared.json").read_text(encoding="utf-8"))
-    assert out["synthetic"]["infrared"] == metrics
-    assert (alone / "metrics/detect/synthetic/infrared.json").read_text() == json.dumps(metrics, indent=2) + "\n"
-    assert sorted(p.name for p in (alone / "models/detect/synthetic").iterdir()) == ["infrared"]
-    assert not (alone / "reports/detect").exists()
-    with pytest.raises(DataError, match=r"'sar' is not in params detect\.methods \(occo, visible, infrared\)"):
-        detect.run_detect(smoke, alone, method="sar")
-    with pytest.raises(DataError, match=r"'FMB' is not in params detect\.run \(MSRS, synthetic\)"):
-        detect.run_detect(smoke, alone, dataset="FMB")
-
-    params.write_text(yaml.safe_dump({"detect": {**smoke, "methods": ["occo"], "seed": 1}}), encoding="utf-8")
-    with caplog.at_level("INFO", logger="occo.downstream.detect"):
-        run("ours")  # another seed: trained again
-    assert "params changed (images, labels unchanged) since this run started; starting over" in caplog.text
-    assert last.stat().st_mtime_ns != stamp
-    state = json.loads((root / "models/detect/synthetic/occo/occo_run.json").read_text(encoding="utf-8"))
-    assert state["identity"]["params"]["seed"] == 1 and state["validated"] is True and state["finished"] is True
-    assert state["checkpoint"] == {"epochs": 1, "sha256": sha256_file(last)}
+    assert resolve_model_weights(cfg.model_copy(update={"pretrained": False}), tmp_path) is None
+    with pytest.raises(ValidationError, match="model"):
+        Detect(model="yolov8s")
 
 
 def test_stage_reports_missing_weights_in_one_line(yolo_config: Path, synthetic_root: Path, tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(
-        yaml.safe_dump({"detect": {**SMOKE, "pretrained": True, "weights": str(tmp_path / "yolov5nu.pt")}}),
+        yaml.safe_dump({"detect": {**SMOKE_ENTRY, "pretrained": True, "weights": str(tmp_path / "yolov5nu.pt")}}),
         encoding="utf-8",
     )
     with pytest.raises(SystemExit, match=r"detect: .*yolov5nu\.pt.*detect\.weights"):
@@ -303,7 +317,7 @@ def test_prepare_ultralytics_ignores_a_global_settings_file(tmp_path: Path) -> N
     root = tmp_path / "root"
     env = {k: v for k, v in os.environ.items() if k not in ("YOLO_CONFIG_DIR", "XDG_CONFIG_HOME", "YOLO_OFFLINE")}
     code = (
-        "import sys; from pathlib import Path; from occo.downstream.detect import prepare_ultralytics; "
+        "import sys; from pathlib import Path; from occo.downstream.detect.train import prepare_ultralytics; "
         "u = prepare_ultralytics(Path(sys.argv[1])); print(u.USER_CONFIG_DIR); print(u.SETTINGS['datasets_dir']); "
         "print(u.SETTINGS['dvc'], u.ONLINE)"
     )
@@ -320,41 +334,124 @@ def test_prepare_ultralytics_ignores_a_global_settings_file(tmp_path: Path) -> N
     assert json.loads(stray.read_text())["dvc"] is True
 
 
-def test_interrupted_run_resumes_from_last(
-    yolo_config: Path,
-    synthetic_root: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    from ultralytics.engine.trainer import BaseTrainer
+def test_restrictions_name_the_param(yolo_config: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"'sar' is not in params detect\.methods"):
+        run_detect(smoke(), tmp_path, method="sar")
+    with pytest.raises(DataError, match=r"'FMB' is not in params detect\.run"):
+        run_detect(smoke(), tmp_path, dataset="FMB")
 
-    detect.prepare_ultralytics(tmp_path)
-    cfg = detect.train_config({**SMOKE, "epochs": 2}, tmp_path)
-    data = build_dataset(
-        synthetic_root, DatasetSpec.from_params("synthetic", SYNTHETIC), "visible", tmp_path / "d", seed=0
-    )
-    run_dir = tmp_path / "run"
-    run_callbacks = BaseTrainer.run_callbacks
 
-    def stop_after_save(self: BaseTrainer, event: str) -> None:
-        run_callbacks(self, event)
-        if event == "on_model_save":
-            raise KeyboardInterrupt  # as if stopped right after the first epoch's checkpoint was recorded
+# ------------------------------------------------------------------------------------ the stage, once
 
-    monkeypatch.setattr(BaseTrainer, "run_callbacks", stop_after_save)
-    with pytest.raises(KeyboardInterrupt):
-        detect.train_detector(cfg, data, run_dir)
-    monkeypatch.undo()
-    last = run_dir / "weights/last.pt"
-    state = detect._read_state(run_dir)
-    assert state["checkpoint"] == {"epochs": 1, "sha256": sha256_file(last)} and not state["finished"]
+
+@dataclass(frozen=True)
+class StageRun:
+    """The stage run on a synthetic root as the pipeline would, with what it said."""
+
+    root: Path
+    cfg: Detect
+    params: dict[str, Any]  # the detect section written to params files
+    first_error: str  # `ours` before `reference` ran
+    log: list[str]  # the messages of the `reference` run
+
+    def run(self, part: str, root: Path | None = None, **changes: Any) -> None:
+        """``stages/detect.py --part <part>`` on ``root`` (default: this run's) with ``changes`` to the params."""
+        params = (root or self.root).parent / f"params-{part}.yaml"
+        params.write_text(yaml.safe_dump({"detect": {**self.params, **changes}}), encoding="utf-8")
+        _load_stage().main(["--params", str(params), "--root", str(root or self.root), "--part", part])
+
+
+@pytest.fixture(scope="module")
+def stage(yolo_config: Path, synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> StageRun:
+    """`ours` before `reference` (it trains occo, then stops: no reference result), `reference` (visible and
+    infrared; MSRS, not imported, skipped), `ours` again (occo reused, every method gathered)."""
+    root = tmp_path_factory.mktemp("stage") / "root"
+    shutil.copytree(synthetic_root / "data", root / "data", symlinks=True)
+    defaults = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["detect"]["datasets"]
+    params = {
+        **SMOKE_ENTRY,
+        "run": ["MSRS", "synthetic"],
+        "datasets": {"MSRS": defaults["MSRS"], "synthetic": SYNTHETIC_ENTRY},
+    }
+    run = StageRun(root, Detect.model_validate(params), params, "", [])
+    with pytest.raises(SystemExit) as first:
+        run.run("ours")
+    with detect_log() as log:
+        run.run("reference")
+    run.run("ours")
+    return StageRun(root, run.cfg, params, str(first.value), log)
+
+
+@pytest.mark.slow
+def test_ours_before_reference_names_the_missing_result(stage: StageRun) -> None:
+    assert "no reference result" in stage.first_error and "reference/detect/synthetic/visible.json" in stage.first_error
+
+
+@pytest.mark.slow
+def test_reference_part_trains_the_source_modalities(stage: StageRun) -> None:
+    assert any("skipping MSRS" in line for line in stage.log) and not (stage.root / "reference/detect/MSRS").exists()
+    reference = stage.root / "reference/detect/synthetic"
+    assert sorted(p.name for p in reference.iterdir()) == ["infrared.json", "visible.json"]
+    models = stage.root / "models/detect_reference/synthetic"
+    assert sorted(p.name for p in models.iterdir()) == ["infrared", "visible"]
+
+
+@pytest.mark.slow
+def test_ours_part_trains_our_fusion_and_gathers_every_method(stage: StageRun) -> None:
+    root = stage.root
+    assert sorted(p.name for p in (root / "models/detect/synthetic").iterdir()) == ["occo"]
+    for method in SMOKE_ENTRY["methods"]:
+        metrics = json.loads((root / f"metrics/detect/synthetic/{method}.json").read_text(encoding="utf-8"))
+        check_schema(metrics, ["person", "car"])
+        assert (metrics["epochs"], metrics["imgsz"], metrics["n_train"], metrics["n_val"]) == (1, 64, 8, 4)
+        models = "models/detect" if method == "occo" else "models/detect_reference"
+        assert (root / f"{models}/synthetic/{method}/weights/last.pt").is_file()
+    table = (root / "reports/detect/synthetic.md").read_text(encoding="utf-8")
+    assert "| occo |" in table and "| infrared |" in table
+
+
+@pytest.mark.slow
+def test_ultralytics_runs_offline(stage: StageRun, yolo_config: Path) -> None:
+    import ultralytics.utils as uutils
+
+    assert (yolo_config / "Ultralytics/Arial.ttf").is_file()
+    assert uutils.SETTINGS["dvc"] is False and uutils.SETTINGS["mlflow"] is False
+
+
+@pytest.mark.slow
+def test_finished_runs_are_reused(stage: StageRun) -> None:
+    last = stage.root / "models/detect/synthetic/occo/weights/last.pt"
+    stamp = last.stat().st_mtime_ns
+    stage.run("ours")
+    assert last.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_one_method_alone_gives_the_same_outputs(stage: StageRun, synthetic_root: Path, tmp_path: Path) -> None:
+    alone = tmp_path / "alone"
+    shutil.copytree(synthetic_root / "data", alone / "data", symlinks=True)
+    out = run_detect(stage.cfg, alone, dataset="synthetic", method="infrared", write_tables=False)
+    assert list(out) == ["synthetic"] and list(out["synthetic"]) == ["infrared"]
+    metrics = json.loads((stage.root / "metrics/detect/synthetic/infrared.json").read_text(encoding="utf-8"))
+    assert out["synthetic"]["infrared"] == metrics
+    assert (alone / "metrics/detect/synthetic/infrared.json").read_text() == json.dumps(metrics, indent=2) + "\n"
+    assert sorted(p.name for p in (alone / "models/detect/synthetic").iterdir()) == ["infrared"]
+    assert not (alone / "reports/detect").exists()
+
+
+@pytest.mark.slow
+def test_another_seed_trains_again(stage: StageRun, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(stage.root, root, symlinks=True)
+    last = root / "models/detect/synthetic/occo/weights/last.pt"
+    stamp = last.stat().st_mtime_ns
     with caplog.at_level("INFO", logger="occo.downstream.detect"):
-        assert detect.train_detector(cfg, data, run_dir) == last
-    assert "resuming from" in caplog.text and "after epoch 1 of 2" in caplog.text
-    assert detect._read_state(run_dir)["finished"]
-    epochs = [line.split(",")[0] for line in (run_dir / "results.csv").read_text().splitlines()[1:]]
-    assert epochs == ["1", "2"]
+        stage.run("ours", root, methods=["occo"], seed=1)
+    assert "params changed (images, labels unchanged)" in caplog.text and "starting over" in caplog.text
+    assert last.stat().st_mtime_ns != stamp
+    state = json.loads((root / "models/detect/synthetic/occo/occo_run.json").read_text(encoding="utf-8"))
+    assert state["identity"]["params"]["seed"] == 1 and state["validated"] is True and state["finished"] is True
+    assert state["checkpoint"] == {"epochs": 1, "sha256": sha256_file(last)}
 
 
 class _Payload:
@@ -367,59 +464,77 @@ class _Payload:
         return open, (str(self.path), "w")
 
 
+@pytest.mark.slow
 def test_a_replaced_last_pt_is_never_unpickled(
-    yolo_config: Path, synthetic_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    stage: StageRun, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A finished run whose weights/last.pt was swapped for a malicious pickle: occo does not load it (no
     torch.load(weights_only=False)) nor hand it to ultralytics; it trains the run again."""
     import torch
 
-    detect.prepare_ultralytics(tmp_path)
-    cfg = detect.train_config(SMOKE, tmp_path)
-    spec = DatasetSpec.from_params("synthetic", SYNTHETIC)
-    data = build_dataset(synthetic_root, spec, "infrared", tmp_path / "d", seed=0)
+    cfg = train_config(stage.cfg, tmp_path)
+    data = build_dataset(stage.root, "synthetic", SYNTHETIC, "infrared", tmp_path / "d", seed=0)
     run_dir = tmp_path / "run"
-    last = detect.train_detector(cfg, data, run_dir)
+    shutil.copytree(stage.root / "models/detect_reference/synthetic/infrared", run_dir)
+    last = run_dir / "weights/last.pt"
+    with caplog.at_level("INFO", logger="occo.downstream.detect"):
+        assert train_detector(cfg, data, run_dir) == last
+    assert "finished run found" in caplog.text  # the same run as the stage's
+    caplog.clear()
     marker = tmp_path / "executed"
     torch.save({"epoch": -1, "ema": _Payload(marker)}, last)
     with caplog.at_level("INFO", logger="occo.downstream.detect"):
-        assert detect.train_detector(cfg, data, run_dir) == last
+        assert train_detector(cfg, data, run_dir) == last
     assert not marker.exists()
-    assert "is missing or not the checkpoint this run recorded (cut short or replaced); starting over" in caplog.text
-    assert detect._read_state(run_dir)["checkpoint"]["sha256"] == sha256_file(last)
+    assert "not the checkpoint this run recorded" in caplog.text and "starting over" in caplog.text
+    assert read_run_state(run_dir)["checkpoint"]["sha256"] == sha256_file(last)
 
 
-def test_changed_labels_start_the_run_over(
-    yolo_config: Path, synthetic_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.mark.slow
+def test_changed_labels_start_the_run_over(stage: StageRun, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = tmp_path / "root"
-    shutil.copytree(synthetic_root / "data", root / "data", symlinks=True)
-    detect.prepare_ultralytics(root)
-    cfg = detect.train_config(SMOKE, root)
-    spec = DatasetSpec.from_params("synthetic", SYNTHETIC)
+    shutil.copytree(stage.root / "data", root / "data", symlinks=True)
     run_dir = root / "models/detect/synthetic/visible"
-    detect.train_detector(cfg, build_dataset(root, spec, "visible", root / "d", seed=0), run_dir)
+    shutil.copytree(stage.root / "models/detect_reference/synthetic/visible", run_dir)
+    cfg = train_config(stage.cfg, root)
     label = root / "data/raw/synthetic/train/labels/det/syn_000.txt"
     label.write_text("0 0.5 0.5 0.2 0.2\n", encoding="utf-8")
     with caplog.at_level("INFO", logger="occo.downstream.detect"):
-        detect.train_detector(cfg, build_dataset(root, spec, "visible", root / "d", seed=0), run_dir)
-    assert "labels changed (params, images unchanged) since this run started; starting over" in caplog.text
+        train_detector(cfg, build_dataset(root, "synthetic", SYNTHETIC, "visible", root / "d", seed=0), run_dir)
+    assert "labels changed (params, images unchanged)" in caplog.text and "starting over" in caplog.text
 
 
-SHARED_MSRS = REPO.parent / "shared/datasets/MSRS"
+@pytest.mark.slow
+def test_interrupted_run_resumes_from_last(
+    yolo_config: Path,
+    synthetic_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from ultralytics.engine.trainer import BaseTrainer
 
+    prepare_ultralytics(tmp_path)
+    cfg = train_config(smoke(epochs=2), tmp_path)
+    data = build_dataset(synthetic_root, "synthetic", SYNTHETIC, "visible", tmp_path / "d", seed=0)
+    run_dir = tmp_path / "run"
+    run_callbacks = BaseTrainer.run_callbacks
 
-@pytest.mark.skipif(not SHARED_MSRS.is_dir(), reason="../shared/datasets/MSRS not present")
-def test_build_dataset_on_shared_msrs(tmp_path: Path) -> None:
-    """The real MSRS layout after the download stage: labels/det/{fusion,...}/ with classes.txt above."""
-    from occo.fetch.datasets import import_dataset
+    def stop_after_save(self: BaseTrainer, event: str) -> None:
+        run_callbacks(self, event)
+        if event == "on_model_save":
+            raise KeyboardInterrupt  # as if stopped right after the first epoch's checkpoint was recorded
 
-    import_dataset("MSRS", SHARED_MSRS, tmp_path / "data/raw", split="test")
-    defaults = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["detect"]["datasets"]["MSRS"]
-    spec = DatasetSpec.from_params("MSRS", {**defaults, "train": "test", "val_fraction": 0.5})
-    built = build_dataset(tmp_path, spec, "infrared", tmp_path / "out", seed=0)
-    assert (built.n_train, built.n_val) == (7, 7)
-    n_boxes = sum(len(np.loadtxt(p, ndmin=2)) for p in (tmp_path / "out/labels").rglob("*.txt") if p.stat().st_size)
-    source = (SHARED_MSRS / "labels/det/fusion").glob("*.txt")
-    assert n_boxes == sum(sum(1 for line in p.read_text().splitlines() if line.strip()) for p in source)
-    assert built.val_classes <= {0, 1, 2} and 0 in built.val_classes
+    monkeypatch.setattr(BaseTrainer, "run_callbacks", stop_after_save)
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(cfg, data, run_dir)
+    monkeypatch.undo()
+    last = run_dir / "weights/last.pt"
+    state = read_run_state(run_dir)
+    assert state["checkpoint"] == {"epochs": 1, "sha256": sha256_file(last)} and not state["finished"]
+    with caplog.at_level("INFO", logger="occo.downstream.detect"):
+        assert train_detector(cfg, data, run_dir) == last
+    assert "resuming from" in caplog.text and "after epoch 1 of 2" in caplog.text
+    assert read_run_state(run_dir)["finished"]
+    epochs = [line.split(",")[0] for line in (run_dir / "results.csv").read_text().splitlines()[1:]]
+    assert epochs == ["1", "2"]
