@@ -6,7 +6,7 @@ Outputs (under the repository root):
   reports/report.html          the same page, self-contained (inline CSS, images as data URIs),
   reports/figures/*.png        training curves and fusion-metric bars,
   reports/gallery/*.png        one labelled row of images per chosen id,
-  reports/plots/*.csv          long tables for the `dvc plots` charts of dvc.yaml (``plots.py``).
+  reports/plots/*.csv          long tables for the `dvc plots` charts of dvc.yaml (``render/plot_tables.py``).
 Every section whose inputs are absent says "not run" instead. Ours stands beside the paper's Tables
 1–5 per dataset and, for the studies this workspace's experiments belong to, Tables 6–9.
 """
@@ -41,7 +41,7 @@ from occo.report.render.document import (
 from occo.report.render.figures import metric_bars, training_curves
 from occo.report.render.gallery import build_gallery
 from occo.report.render.html import to_html
-from occo.report.render.plots import write_plot_tables
+from occo.report.render.plot_tables import write_plot_tables
 from occo.report.render.tables import Row, Table, clean
 
 log = logging.getLogger(__name__)
