@@ -15,17 +15,11 @@ import time
 import numpy as np
 import pytest
 
-from support import REPO
+from bench.metrics_numpy import grey_matlab, grey_opencv, metrics_cddfuse, metrics_matlab
+from support import SHARED
 
-REF = REPO.parent / "shared" / "reference" / "tno42"
+REF = SHARED / "reference" / "tno42"
 FULL = os.environ.get("OCCO_FULL_REFERENCE") == "1"
-
-from bench.metrics_numpy import (
-    grey_matlab,
-    grey_opencv,
-    metrics_cddfuse,
-    metrics_matlab,
-)
 
 pd = pytest.importorskip("pandas")
 
