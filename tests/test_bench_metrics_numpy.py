@@ -63,6 +63,7 @@ def _report(worst: dict, title: str):
     print("\n".join(lines))
 
 
+@pytest.mark.slow
 @needs_ref
 def test_matlab_variant_matches_octave_reference():
     df = _rows("matlab_octave.csv", MATLAB_SUBSET)
@@ -99,6 +100,7 @@ def _cddfuse_inputs(method: str, id_: str):
     return f, a, b
 
 
+@pytest.mark.slow
 @needs_ref
 def test_cddfuse_variant_matches_evaluator_reference():
     pytest.importorskip("cv2")
@@ -121,6 +123,7 @@ def test_cddfuse_variant_matches_evaluator_reference():
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.slow
 @needs_ref
 def test_timing_768x576_triple():
     f = grey_matlab(REF / "fused" / "DenseFuse" / "01.png")

@@ -57,7 +57,7 @@ CDDFUSE_SUBSET = [
     ("mean", "21"),
 ]
 
-pytestmark = pytest.mark.skipif(not REF.is_dir(), reason=f"reference data not found at {REF}")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REF.is_dir(), reason=f"reference data not found at {REF}")]
 
 
 def _rows(csv: str, subset: list[tuple[str, str]]) -> pd.DataFrame:

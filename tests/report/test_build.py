@@ -143,6 +143,7 @@ def test_paper_comparison_can_be_switched_off(workspace: Path, params: dict) -> 
     assert md.count("switched off (`report.compare_paper: false`)") == 2  # ablations and paper reference
 
 
+@pytest.mark.slow
 def test_stage_cli(workspace: Path, params: dict) -> None:
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     stage_main(["--params", str(workspace / "params.yaml"), "--root", str(workspace)])

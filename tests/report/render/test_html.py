@@ -14,6 +14,7 @@ from occo.report.build import build_report
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package 'chromium')")
 def test_report_renders_tables_figures_and_gallery(workspace: Path, params: dict, tmp_path: Path) -> None:
     page = build_report(workspace, validate_params(params))
