@@ -45,7 +45,7 @@ def evaluation_splits(cfg: Evaluate, root: Path) -> dict[str, str]:
     chosen = {}
     for dataset, splits in index.items():
         check_name(dataset, "dataset of data/raw/INDEX.json")
-        split = cfg.splits.get(dataset, "test")
+        split = cfg.split_of(dataset)
         if split not in splits:
             log.warning("%s has no %r split (has %s); set evaluate.splits.%s", dataset, split, sorted(splits), dataset)
             continue

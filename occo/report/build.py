@@ -201,7 +201,8 @@ def ablation_section(
     if frame is not None and TRAINED in frame.index:
         scores = {str(c): clean(frame.at[TRAINED, c]) for c in frame.columns}
     current = Run(stamp.experiment or "workspace", as_dict(cfg), scores, current=True)
-    return blocks + studies_section(paper, current, sibling_runs(root, dataset, TRAINED, exclude=stamp.experiment))
+    siblings = sibling_runs(root, dataset, TRAINED, exclude=stamp.experiment)
+    return blocks + studies_section(paper, current, siblings, cfg.evaluate.split_of(dataset))
 
 
 def gallery_section(root: Path, gallery: Gallery, out_dir: Path) -> list[Block]:

@@ -11,7 +11,7 @@ import pandas as pd
 from occo.report.paper.beside import Pairing, beside_table, pairings
 from occo.report.paper.reference import PaperReference, PaperTable
 from occo.report.paper.runs import Run, Siblings, setup_differences
-from occo.report.paper.studies import Placement, changes, classify, describe_changes, value_at
+from occo.report.paper.studies import Placement, changes, classify, describe_changes
 from occo.report.render.document import Block, Paragraph, TableBlock
 from occo.report.render.tables import Row, clean
 
@@ -104,8 +104,11 @@ def _run_label(run: Run) -> str:
     return f"{run.name} (this run)" if run.current else run.name
 
 
-def study_table(study: PaperTable, placed: list[tuple[Run, Placement]], current: Run, settings: dict) -> list[Block]:
-    """One of Tables 6–9: every run placed in it beside the printed row it reproduces."""
+def study_table(
+    study: PaperTable, placed: list[tuple[Run, Placement]], current: Run, settings: dict, split: str
+) -> list[Block]:
+    """One of Tables 6–9: every run placed in it beside the printed row it reproduces (``split``: the
+    split of the study's dataset this run scored)."""
     columns = {k: k for k in dict.fromkeys(k for r in study.rows for k in r.values)}
     order = {id(row): i for i, row in enumerate(study.rows)}
 
@@ -136,8 +139,6 @@ def study_table(study: PaperTable, placed: list[tuple[Run, Placement]], current:
             shown = ", ".join(f"`{k}`" for k in diff[:6]) + (" …" if len(diff) > 6 else "")
             notes.append(f"`{run.name}` was trained or scored differently from this run: {shown}.")
     dataset = study.rows[0].dataset
-    splits = value_at(current.params, "evaluate.splits")
-    split = splits.get(dataset, "test") if isinstance(splits, dict) else "test"
     caption = (
         f"Table {study.table}: {study.caption}. Ours: `occo` in metrics/fusion/{dataset}.json of each run; "
         f"this run scored the {dataset} {split} split" + ("." if split == "test" else ", the paper its test set.")
@@ -145,8 +146,9 @@ def study_table(study: PaperTable, placed: list[tuple[Run, Placement]], current:
     return [TableBlock(result, caption), *(Paragraph(n) for n in notes)]
 
 
-def studies_section(paper: PaperReference, current: Run, siblings: Siblings) -> list[Block]:
-    """Tables 6–9 for the studies the workspace's runs belong to (docs/report.md says what refreshes them)."""
+def studies_section(paper: PaperReference, current: Run, siblings: Siblings, split: str) -> list[Block]:
+    """Tables 6–9 for the studies the workspace's runs belong to (docs/report.md says what refreshes them);
+    ``split``: the split of the studies' dataset this run scored."""
     studies = paper.studies()
     dataset = studies[0].rows[0].dataset
     runs = [current, *siblings.runs]
@@ -184,5 +186,5 @@ def studies_section(paper: PaperReference, current: Run, siblings: Siblings) -> 
         blocks.append(Paragraph("No run of this workspace matches a study of the paper."))
     for study in varied:
         placed = [(run, p) for run in runs for p in placements[id(run)] if p.table is study]
-        blocks += study_table(study, placed, current, paper.settings)
+        blocks += study_table(study, placed, current, paper.settings, split)
     return blocks
