@@ -266,7 +266,7 @@ def test_method_folder_named_like_a_baseline_is_scored_as_a_folder(tmp_path):
 
 
 def test_look_ahead_is_bounded():
-    """Jobs are submitted a few at a time, not all at once (issue 11: memory grew with the dataset)."""
+    """Jobs are submitted a few at a time, not all at once, so memory does not grow with the dataset."""
     from concurrent.futures import ThreadPoolExecutor
 
     from occo.metrics.evaluate import _in_order
