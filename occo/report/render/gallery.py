@@ -19,6 +19,7 @@ from occo.config import Gallery
 from occo.data.io import DataError, load_array, save_png, to_uint8
 from occo.data.pairs import Pair, find_pairs, index_images
 from occo.pipeline.sources import method_images
+from occo.report.headline import TRAINED
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,8 @@ ABSENT_GREY = 200
 
 
 def gallery_methods(root: Path, dataset: str, split: str) -> list[str]:
-    """Methods with images of ``dataset``/``split``: ``occo`` first, then our other fusions, then published ones."""
+    """Methods with images of ``dataset``/``split``: our trained model's first, then our other fusions, then
+    published ones."""
     found: list[str] = []
     for base in METHOD_ROOTS:
         folder = root / base
@@ -38,7 +40,7 @@ def gallery_methods(root: Path, dataset: str, split: str) -> list[str]:
             else []
         )
         found += [name for name in names if name not in found]
-    return sorted(found, key=lambda name: name != "occo")
+    return sorted(found, key=lambda name: name != TRAINED)
 
 
 def mask_folder(root: Path, dataset: str, split: str, modality: str) -> Path | None:
