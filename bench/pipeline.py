@@ -45,7 +45,8 @@ def ran_stages(log: str) -> list[str]:
 
 
 def stage_times(log: str) -> dict[str, float]:
-    """Seconds per stage: each ``stage … done in N s`` line (occo.pipeline.entry) belongs to the stage DVC started last."""
+    """Seconds per stage: each ``stage … done in N s`` line (occo.pipeline.entry) belongs to the stage DVC
+    started last."""
     times: dict[str, float] = {}
     current = None
     for line in log.splitlines():

@@ -12,13 +12,12 @@ tables for `dvc plots`).
 
 from __future__ import annotations
 
-from occo.config import as_dict
 from occo.pipeline.entry import run_stage
 from occo.report.build import build_report
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage(__doc__, __file__, argv, lambda cfg, root, _: build_report(root, as_dict(cfg)))
+    run_stage(__doc__, __file__, argv, lambda cfg, root, _: build_report(root, cfg))
 
 
 if __name__ == "__main__":

@@ -15,17 +15,11 @@ import time
 import numpy as np
 import pytest
 
-from support import REPO
+from bench.metrics_numpy import grey_matlab, grey_opencv, metrics_cddfuse, metrics_matlab
+from support import SHARED
 
-REF = REPO.parent / "shared" / "reference" / "tno42"
+REF = SHARED / "reference" / "tno42"
 FULL = os.environ.get("OCCO_FULL_REFERENCE") == "1"
-
-from bench.metrics_numpy import (
-    grey_matlab,
-    grey_opencv,
-    metrics_cddfuse,
-    metrics_matlab,
-)
 
 pd = pytest.importorskip("pandas")
 
@@ -69,6 +63,7 @@ def _report(worst: dict, title: str):
     print("\n".join(lines))
 
 
+@pytest.mark.slow
 @needs_ref
 def test_matlab_variant_matches_octave_reference():
     df = _rows("matlab_octave.csv", MATLAB_SUBSET)
@@ -105,6 +100,7 @@ def _cddfuse_inputs(method: str, id_: str):
     return f, a, b
 
 
+@pytest.mark.slow
 @needs_ref
 def test_cddfuse_variant_matches_evaluator_reference():
     pytest.importorskip("cv2")
@@ -127,6 +123,7 @@ def test_cddfuse_variant_matches_evaluator_reference():
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.slow
 @needs_ref
 def test_timing_768x576_triple():
     f = grey_matlab(REF / "fused" / "DenseFuse" / "01.png")

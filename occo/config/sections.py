@@ -236,6 +236,10 @@ class Evaluate(Section):
         {}, "more methods: {Method: {DATASET: path/to/fused/folder}}"
     )
 
+    def split_of(self, dataset: str) -> str:
+        """The split of ``dataset`` that is evaluated: its entry in ``splits``, else test."""
+        return self.splits.get(dataset, "test")
+
 
 # ----------------------------------------------------------------------------- downstream
 

@@ -39,12 +39,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Row = dict[str, Any]
+ScoreRow = dict[str, Any]
+"""One image's scores: ``{method, id, *METRICS}``."""
 
-Baseline = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+PixelFusion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 # Pixel-level reference fusions of the grey sources (a = infrared, b = visible), rounded to levels.
-BASELINES: dict[str, Baseline] = {
+BASELINES: dict[str, PixelFusion] = {
     "visible": lambda a, b: b,
     "infrared": lambda a, b: a,
     "mean": lambda a, b: torch.round((a.double() + b) / 2),
@@ -68,7 +69,8 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _load(pair: Pair, folders: dict[str, dict[str, Path]], variant: str) -> _Item:
+def _load_item(pair: Pair, folders: dict[str, dict[str, Path]], variant: str) -> _Item:
+    """One pair's sources and every method's fused image, as the variant's grey levels."""
     ir, vi = load_pair(pair)
     item = _Item(pair.id, grey_levels(ir, variant), grey_levels(vi, variant))
     for method, files in folders.items():
@@ -95,7 +97,9 @@ def _jobs(pairs: list[Pair], batch_size: int) -> list[list[Pair]]:
     return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
 
 
-def _score(items: list[_Item], methods: dict[str, Path | None], variant: str, device: torch.device) -> list[Row]:
+def _score_job(
+    items: list[_Item], methods: dict[str, Path | None], variant: str, device: torch.device
+) -> list[ScoreRow]:
     """Rows of every method on one job's items: sources analysed once, each method scored against them."""
 
     def stack(arrays: list[np.ndarray]) -> torch.Tensor:
@@ -103,7 +107,7 @@ def _score(items: list[_Item], methods: dict[str, Path | None], variant: str, de
 
     a, b = stack([it.ir for it in items]), stack([it.vi for it in items])
     sources = prepare_sources(a, b, variant)
-    rows = []
+    rows: list[ScoreRow] = []
     for method, folder in methods.items():
         if folder is None:
             keep = list(range(len(items)))
@@ -144,24 +148,9 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def score_pairs(
-    pairs: list[Pair],
-    methods: dict[str, Path | None],
-    *,
-    variant: str = "matlab",
-    device: str = "auto",
-    batch_size: int | str = "auto",
-    workers: int | None = None,
-    desc: str = "evaluate",
-) -> list[Row]:
-    """Per-image metrics of every method on ``pairs``: one row ``{method, id, *METRICS}`` per
-    (method, id), ordered by method (as in ``methods``), then id.
-
-    ``methods`` maps a name to a folder of fused images (files named by pair id, any image
-    extension) or to ``None`` for a baseline of :data:`BASELINES`. A folder lacking some ids is
-    scored on the ids it has (a warning lists how many are missing). ``workers`` threads decode and
-    score (default: one per core; on CPU torch then runs single-threaded in each).
-    """
+def _index_methods(pairs: list[Pair], methods: dict[str, Path | None]) -> dict[str, dict[str, Path]]:
+    """The fused images of every method folder by pair id. An unknown baseline raises ValueError, a
+    folder matching no pair DataError; a folder lacking some pairs is warned about."""
     unknown = [m for m, folder in methods.items() if folder is None and m not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; known: {', '.join(BASELINES)}")
@@ -180,24 +169,20 @@ def score_pairs(
             )
         if not ids & files.keys():
             raise DataError(f"no fused image in {methods[method]} matches any pair id")
-    dev = resolve_device(device)
-    jobs = _jobs(pairs, resolve_batch_size(batch_size, dev))
-    cores = available_cores()
-    workers = cores if workers is None else workers
-    if workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers}")
+    return folders
 
-    def run(job: list[Pair]) -> list[Row]:
-        return _score([_load(p, folders, variant) for p in job], methods, variant, dev)
 
-    rows: list[Row] = []
-    threads = max(1, cores // workers) if dev.type == "cpu" else torch.get_num_threads()
+def _run_jobs(
+    jobs: list[list[Pair]], run: Callable[[list[Pair]], list[ScoreRow]], *, workers: int, threads: int, desc: str
+) -> list[ScoreRow]:
+    """Every job's rows, in job order: ``workers`` threads, each running torch on ``threads`` threads."""
+    rows: list[ScoreRow] = []
     # torch's OpenMP and MKL thread counts are per thread: each worker sets its own before its first op.
     with (
         _torch_threads(threads),
         ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,)) as pool,
     ):
-        with tqdm(total=len(pairs), desc=desc, unit="pair") as bar:
+        with tqdm(total=sum(len(job) for job in jobs), desc=desc, unit="pair") as bar:
             try:
                 for job, job_rows in zip(jobs, _in_order(pool, run, jobs, ahead=2 * workers)):
                     rows += job_rows
@@ -205,6 +190,40 @@ def score_pairs(
             except BaseException:
                 pool.shutdown(cancel_futures=True)
                 raise
+    return rows
+
+
+def score_pairs(
+    pairs: list[Pair],
+    methods: dict[str, Path | None],
+    *,
+    variant: str = "matlab",
+    device: str = "auto",
+    batch_size: int | str = "auto",
+    workers: int | None = None,
+    desc: str = "evaluate",
+) -> list[ScoreRow]:
+    """Per-image metrics of every method on ``pairs``: one row ``{method, id, *METRICS}`` per
+    (method, id), ordered by method (as in ``methods``), then id.
+
+    ``methods`` maps a name to a folder of fused images (files named by pair id, any image
+    extension) or to ``None`` for a baseline of :data:`BASELINES`. A folder lacking some ids is
+    scored on the ids it has (a warning lists how many are missing). ``workers`` threads decode and
+    score (default: one per core; on CPU torch then runs single-threaded in each).
+    """
+    folders = _index_methods(pairs, methods)
+    dev = resolve_device(device)
+    jobs = _jobs(pairs, resolve_batch_size(batch_size, dev))
+    cores = available_cores()
+    workers = cores if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers}")
+    threads = max(1, cores // workers) if dev.type == "cpu" else torch.get_num_threads()
+
+    def run(job: list[Pair]) -> list[ScoreRow]:
+        return _score_job([_load_item(p, folders, variant) for p in job], methods, variant, dev)
+
+    rows = _run_jobs(jobs, run, workers=workers, threads=threads, desc=desc)
     rank = {m: i for i, m in enumerate(methods)}
     return sorted(rows, key=lambda row: (rank[row["method"]], row["id"]))
 

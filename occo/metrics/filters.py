@@ -2,10 +2,10 @@
 
 Filters take stacks of planes shaped ``(B, C, H, W)``. On CPU they run in OpenCV
 (``cv2.sepFilter2D``, ``cv2.blur``, ``cv2.Sobel``: one call per plane, float64 arithmetic for
-float64 planes), measured here 2.4× (17-tap Gaussian, four 768×576 float64 planes: 5.9 ms against
-14.4 ms) and 2× (Sobel) faster than the shifted multiply-adds that every other device (CUDA) uses;
-the two paths agree to ~1e-15 and are tested against each other. :func:`row_strips` cuts filtering
-and the per-pixel work after it into cache-sized strips of rows on CPU.
+float64 planes): one pass over each plane per filter, faster there than the shifted multiply-adds
+(one whole-plane pass per tap) that every other device (CUDA) uses (docs/metrics.md); the two paths
+agree to rounding and are tested against each other. :func:`row_strips` cuts filtering and the
+per-pixel work after it into cache-sized strips of rows on CPU.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import torch.nn.functional as F
 _CV_DEPTH = {torch.float32: cv2.CV_32F, torch.float64: cv2.CV_64F}
 
 # Bytes of one plane's strip of rows that filtering and per-pixel work handle at a time on CPU: the
-# strip's inputs and temporaries then stay in cache and are recycled by the allocator (scoring a
-# TNO-42 pair took ~15% less CPU time than with whole planes; 256 KiB to 1 MiB strips were best).
+# strip's inputs and temporaries then stay in cache and are recycled by the allocator, where whole
+# planes would stream every temporary through memory.
 _STRIP_BYTES = 1 << 18
 
 

@@ -20,7 +20,7 @@ from occo.config import Evaluate
 from occo.data.io import DataError, write_text_atomic
 from occo.data.names import check_name
 from occo.data.pairs import Pair, find_pairs
-from occo.metrics.evaluate import Row, fusion_table, rows_to_csv, score_pairs, summarise
+from occo.metrics.evaluate import ScoreRow, fusion_table, rows_to_csv, score_pairs, summarise
 from occo.metrics.suite import METRICS
 from occo.pipeline.sources import FUSED, PUBLISHED, method_folders
 
@@ -45,7 +45,7 @@ def evaluation_splits(cfg: Evaluate, root: Path) -> dict[str, str]:
     chosen = {}
     for dataset, splits in index.items():
         check_name(dataset, "dataset of data/raw/INDEX.json")
-        split = cfg.splits.get(dataset, "test")
+        split = cfg.split_of(dataset)
         if split not in splits:
             log.warning("%s has no %r split (has %s); set evaluate.splits.%s", dataset, split, sorted(splits), dataset)
             continue
@@ -54,11 +54,13 @@ def evaluation_splits(cfg: Evaluate, root: Path) -> dict[str, str]:
 
 
 def _pairs(root: Path, dataset: str, split: str) -> list[Pair]:
+    """The registered pairs of data/raw/<dataset>/<split>."""
     data = root / "data/raw" / dataset / split
     return find_pairs(ir=data / "ir", vi=data / "vi")
 
 
-def _score(cfg: Evaluate, pairs: list[Pair], methods: dict[str, Path | None], desc: str) -> list[Row]:
+def _score_methods(cfg: Evaluate, pairs: list[Pair], methods: dict[str, Path | None], desc: str) -> list[ScoreRow]:
+    """Every method's per-image scores on ``pairs`` with the section's variant, device and batch size."""
     return score_pairs(pairs, methods, variant=cfg.variant, device=cfg.device, batch_size=cfg.batch_size, desc=desc)
 
 
@@ -68,7 +70,7 @@ def run_evaluate_reference(cfg: Evaluate, root: Path) -> None:
         pairs = _pairs(root, dataset, split)
         methods = reference_methods(cfg, root, dataset, split)
         log.info("%s/%s: %d pairs, reference methods %s", dataset, split, len(pairs), ", ".join(methods))
-        rows = _score(cfg, pairs, methods, f"evaluate {dataset} (reference)")
+        rows = _score_methods(cfg, pairs, methods, f"evaluate {dataset} (reference)")
         write_text_atomic(root / REFERENCE_SCORES / f"{dataset}.json", json.dumps(summarise(rows), indent=2) + "\n")
         write_text_atomic(root / REFERENCE_SCORES / f"{dataset}.csv", rows_to_csv(rows))
     (root / REFERENCE_SCORES).mkdir(parents=True, exist_ok=True)  # the stage output, even with nothing to score
@@ -100,7 +102,8 @@ def run_evaluate(cfg: Evaluate, root: Path) -> None:
         ours = method_folders(root / FUSED, dataset, split)
         if ours:
             log.info("%s/%s: %d pairs, our methods %s", dataset, split, len(pairs), ", ".join(ours))
-            rows = [r for r in rows if r["method"] not in ours] + _score(cfg, pairs, ours, f"evaluate {dataset}")
+            scored = _score_methods(cfg, pairs, ours, f"evaluate {dataset}")
+            rows = [r for r in rows if r["method"] not in ours] + scored
         summary = summarise(rows)
         title = f"{dataset} {split} ({len(pairs)} pairs, metric variant {cfg.variant})"
         write_text_atomic(root / f"metrics/fusion/{dataset}.json", json.dumps(summary, indent=2) + "\n")

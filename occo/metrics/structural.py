@@ -4,11 +4,12 @@ Both compare local statistics of the fused image F with those of each source X �
 sources' own statistics (local means and variances, VIF's subsampled sources and its denominator)
 do not depend on F: :func:`ssim_sources` and :func:`vif_sources` compute them once per pair, and
 :func:`ssim_score` / :func:`vif_score` add what each fused image needs. Computed in float64: the
-local variances E[x²] - μ² cancel digits, and float32 moves both metrics by ~1e-6 relative.
+local variances E[x²] - μ² cancel digits, and float32 would move both metrics far beyond the
+reference tolerance (docs/metrics.md).
 
 Window statistics are filtered strip by strip of output rows (:func:`_filtered_strips`): on CPU the
 product planes, their filtered values and the per-pixel terms of one strip stay in cache and no
-full-size temporary is allocated (fresh full-size arrays cost as much in page faults as in arithmetic).
+full-size temporary is allocated (each fresh full-size array would add page faults to the arithmetic).
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ def _with_squares(x: torch.Tensor) -> torch.Tensor:
     out[:, :c] = x
     torch.mul(x, x, out=out[:, c:])
     return out
+
+
+def _squares_of_rows(x: torch.Tensor, rows: slice) -> torch.Tensor:
+    """:func:`_with_squares` of rows ``rows`` of ``x`` (B, C, H, W)."""
+    return _with_squares(x[:, :, rows])
+
+
+def _products_of_rows(f: torch.Tensor, x: torch.Tensor, rows: slice) -> torch.Tensor:
+    """:func:`_with_products` of rows ``rows`` of ``f`` (B, H, W) and ``x`` (B, C, H, W)."""
+    return _with_products(f[:, rows], x[:, :, rows])
 
 
 def _filtered_strips(
@@ -95,7 +106,7 @@ def ssim_sources(x: torch.Tensor, *, window: str, data_range: float) -> SsimSour
     rows, cols = images.shape[-2] - size + 1, images.shape[-1] - size + 1
     c = x.shape[1]
     mu, mu_sq_c1, var_c2 = (x.new_empty(x.shape[0], c, max(rows, 0), max(cols, 0)) for _ in range(3))
-    for r, stats in _filtered_strips(lambda rows: _with_squares(images[:, :, rows]), filt, size, rows, cols, x.device):
+    for r, stats in _filtered_strips(partial(_squares_of_rows, images), filt, size, rows, cols, x.device):
         m, sq = stats[:, :c], stats[:, c:]
         mu[:, :, r] = m
         m_sq = m * m
@@ -113,7 +124,7 @@ def ssim_score(f: torch.Tensor, src: SsimSources) -> torch.Tensor:
     rows, cols = src.mu.shape[-2:]
     total = src.mu.new_zeros(src.mu.shape[:2])
     for r, stats in _filtered_strips(
-        lambda rows: _with_products(fp[:, rows], src.images[:, :, rows]), src.window, src.size, rows, cols, f.device
+        partial(_products_of_rows, fp, src.images), src.window, src.size, rows, cols, f.device
     ):
         mu_f, sq_f, cross = stats[:, :1], stats[:, 1:2], stats[:, 2:]
         mu, mu_sq_c1, var_c2 = src.mu[:, :, r], src.mu_sq_c1[:, :, r], src.var_c2[:, :, r]
@@ -183,9 +194,7 @@ def vif_sources(x: torch.Tensor, *, sigma_nsq: float = 2.0, eps: float = 1e-10) 
         rows, cols = _valid_shape(x, len(w))
         mu, s1, inv = (x.new_empty(x.shape[0], c, rows, cols) for _ in range(3))
         window = partial(separable_filter, taps=w)
-        for r, stats in _filtered_strips(
-            lambda rows: _with_squares(x[:, :, rows]), window, len(w), rows, cols, x.device
-        ):
+        for r, stats in _filtered_strips(partial(_squares_of_rows, x), window, len(w), rows, cols, x.device):
             m = stats[:, :c]
             mu[:, :, r] = m
             var = (stats[:, c:] - m * m).clamp_min_(0)
@@ -213,9 +222,7 @@ def vif_score(f: torch.Tensor, src: VifSources, *, nan_as_one: bool = False) -> 
         x = src.images[scale]
         rows, cols = _valid_shape(x, len(w))
         window = partial(separable_filter, taps=w)
-        for r, stats in _filtered_strips(
-            lambda rows: _with_products(f[:, rows], x[:, :, rows]), window, len(w), rows, cols, f.device
-        ):
+        for r, stats in _filtered_strips(partial(_products_of_rows, f, x), window, len(w), rows, cols, f.device):
             mu_f, sq_f, cross = stats[:, :1], stats[:, 1:2], stats[:, 2:]
             s2 = (sq_f - mu_f * mu_f).clamp_min_(0)
             s12 = cross - mu_f * src.mu[scale][:, :, r]

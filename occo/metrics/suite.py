@@ -91,7 +91,7 @@ def _matlab(f: torch.Tensor, src: Sources) -> dict[str, torch.Tensor]:
     ``f``: (B, H, W) uint8 grey levels. CC, SCD and PSNR as that code computes them on ``im2double``
     images in [0, 1] (CC and SCD do not depend on the scale; PSNR's MSE is divided by 255²); the
     rest on 0..255 values (Qabf too: the current code reproduces the reference values only on
-    0..255, the older copies passed [0, 1], see docs/metrics.md). SSIM with MATLAB ``ssim``'s
+    0..255, where other copies of it pass [0, 1], see docs/metrics.md). SSIM with MATLAB ``ssim``'s
     defaults, computed on 0..255 with L = 255 (the same value as on [0, 1] with L = 1).
     """
     x = _fused(f, src)
@@ -152,7 +152,7 @@ def grey_levels(arr: np.ndarray, variant: str = "matlab") -> np.ndarray:
     return np.asarray(get_variant(variant).grey(to_uint8(arr))).astype(np.uint8, copy=False)
 
 
-def _check_batch(*xs: torch.Tensor) -> None:
+def _check_shapes(*xs: torch.Tensor) -> None:
     if not all(x.shape == xs[0].shape for x in xs) or xs[0].dim() != 3:
         raise ValueError(
             f"metrics need (B, H, W) batches of one shape, got {', '.join(str(tuple(x.shape)) for x in xs)}"
@@ -161,7 +161,7 @@ def _check_batch(*xs: torch.Tensor) -> None:
 
 def prepare_sources(a: torch.Tensor, b: torch.Tensor, variant: str = "matlab") -> Sources:
     """Every source-only term of the metrics for infrared ``a`` and visible ``b`` (B, H, W) grey levels 0..255."""
-    _check_batch(a, b)
+    _check_shapes(a, b)
     spec = get_variant(variant)
     x8 = torch.stack([to_levels(a), to_levels(b)], dim=1)
     x64 = x8.double()
@@ -194,5 +194,5 @@ def compute_metrics(
     Inputs are (B, H, W) integer grey levels 0..255 of one shape, any dtype, on one device.
     Returns ``{name: (B,) float64 tensor}``.
     """
-    _check_batch(f, a, b)
+    _check_shapes(f, a, b)
     return score(to_levels(f), prepare_sources(a, b, variant))

@@ -1,11 +1,12 @@
-"""Assemble the report: collect the metrics, draw the figures and gallery, write markdown and HTML.
+"""Assemble the report: collect the metrics, set them beside the paper (``paper/``), render markdown and
+HTML with figures and a gallery (``render/``).
 
 Outputs (under the repository root):
   reports/report.md            tables + relative links to the figures and gallery,
   reports/report.html          the same page, self-contained (inline CSS, images as data URIs),
   reports/figures/*.png        training curves and fusion-metric bars,
   reports/gallery/*.png        one labelled row of images per chosen id,
-  reports/plots/*.csv          long tables for the `dvc plots` charts of dvc.yaml (``plots.py``).
+  reports/plots/*.csv          long tables for the `dvc plots` charts of dvc.yaml (``render/plot_tables.py``).
 Every section whose inputs are absent says "not run" instead. Ours stands beside the paper's Tables
 1–5 per dataset and, for the studies this workspace's experiments belong to, Tables 6–9.
 """
@@ -15,23 +16,32 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from occo.data.io import DataError, atomic_dir, write_text_atomic
+from occo.config import Gallery, Params, Report, as_dict
+from occo.data.io import atomic_dir, write_text_atomic
 from occo.metrics.suite import METRICS
 from occo.report.collect import Collected, collect, detect_frame, segment_frame
 from occo.report.headline import TRAINED
 from occo.report.paper.comparison import detect_beside, fusion_beside, segment_beside, studies_section
-from occo.report.paper.reference import PaperReference, load_paper
+from occo.report.paper.reference import PAPER_YAML, PaperReference, load_paper
 from occo.report.paper.runs import Run, sibling_runs
-from occo.report.paper.studies import show
 from occo.report.provenance import Provenance, provenance
-from occo.report.render.document import Banner, Block, Bullets, Figure, Heading, Paragraph, TableBlock, to_markdown
+from occo.report.render.document import (
+    Banner,
+    Block,
+    Bullets,
+    Figure,
+    Heading,
+    Paragraph,
+    TableBlock,
+    to_markdown,
+    yaml_scalar,
+)
 from occo.report.render.figures import metric_bars, training_curves
 from occo.report.render.gallery import build_gallery
 from occo.report.render.html import to_html
-from occo.report.render.plots import write_plot_tables
+from occo.report.render.plot_tables import write_plot_tables
 from occo.report.render.tables import Row, Table, clean
 
 log = logging.getLogger(__name__)
@@ -40,40 +50,13 @@ REPORTS = Path("reports")
 TITLE = "OCCO report"
 
 
-@dataclass(frozen=True)
-class ReportConfig:
-    """The ``report`` params section, checked."""
-
-    gallery_dataset: str
-    gallery_split: str
-    gallery_ids: list[str] = field(default_factory=list)
-    gallery_n: int = 4
-    fusion_metrics: list[str] = field(default_factory=lambda: list(METRICS))
-    compare_paper: bool = True
-    ours: list[str] = field(default_factory=lambda: ["occo"])
-
-    @classmethod
-    def from_params(cls, section: dict) -> ReportConfig:
-        """Build from ``params['report']``; unknown metric names raise DataError."""
-        gallery = section.get("gallery") or {}
-        metrics = section.get("fusion_metrics", "all")
-        metrics = list(METRICS) if metrics == "all" else [str(m) for m in metrics]
-        if unknown := [m for m in metrics if m not in METRICS]:
-            raise DataError(
-                f"params.yaml report.fusion_metrics: unknown {', '.join(unknown)} (known: {', '.join(METRICS)})"
-            )
-        return cls(
-            gallery_dataset=str(gallery.get("dataset", "synthetic")),
-            gallery_split=str(gallery.get("split", "test")),
-            gallery_ids=[str(i) for i in gallery.get("ids") or []],
-            gallery_n=int(gallery.get("n", 4)),
-            fusion_metrics=metrics,
-            compare_paper=bool(section.get("compare_paper", True)),
-            ours=[str(m) for m in section.get("ours") or ["occo"]],
-        )
+def fusion_columns(report: Report) -> list[str]:
+    """The metrics the fusion tables and bars show: :data:`METRICS` for ``all``, else the listed ones."""
+    return list(METRICS) if report.fusion_metrics == "all" else list(report.fusion_metrics)
 
 
 def not_run(what: str, why: str) -> Paragraph:
+    """The line a section shows when the stage that feeds it has not run."""
     return Paragraph(f"Not run: {what} ({why}).")
 
 
@@ -94,18 +77,18 @@ def stamp_section(stamp: Provenance) -> list[Block]:
     return blocks
 
 
-def run_section(params: dict) -> list[Block]:
+def run_section(cfg: Params) -> list[Block]:
     """The run's key params: loss weights, ablation and network switches, prompt, training length."""
-    arch, train = params.get("arch") or {}, params.get("train") or {}
+    omegas = (cfg.omega1, cfg.omega2, cfg.omega3, cfg.omega4, cfg.omega5, cfg.omega6)
     items = [
-        "loss weights: " + ", ".join(f"`omega{i}={params.get(f'omega{i}')}`" for i in range(1, 7)),
-        f"feature space: `ablation.feature_space={(params.get('ablation') or {}).get('feature_space')}`; "
-        f"contextual loss `loss.cx_variant={(params.get('loss') or {}).get('cx_variant')}`",
-        "network: " + ", ".join(f"`arch.{k}={show(v)}`" for k, v in arch.items()),
-        f"mask prompt: `{(params.get('masks') or {}).get('prompt')}`",
+        "loss weights: " + ", ".join(f"`omega{i}={w}`" for i, w in enumerate(omegas, start=1)),
+        f"feature space: `ablation.feature_space={cfg.ablation.feature_space}`; "
+        f"contextual loss `loss.cx_variant={cfg.loss.cx_variant}`",
+        "network: " + ", ".join(f"`arch.{k}={yaml_scalar(v)}`" for k, v in as_dict(cfg.arch).items()),
+        f"mask prompt: `{cfg.masks.prompt}`",
         "training: "
         + ", ".join(
-            f"`train.{k}={show(train.get(k))}`"
+            f"`train.{k}={yaml_scalar(getattr(cfg.train, k))}`"
             for k in ("dataset", "split", "epochs", "max_steps", "batch_size", "crop", "lr")
         ),
     ]
@@ -135,7 +118,7 @@ def training_section(data: Collected, figures: Path) -> list[Block]:
 
 
 def fusion_section(
-    data: Collected, cfg: ReportConfig, paper: PaperReference | None, figures: Path, baselines: list[str]
+    data: Collected, report: Report, paper: PaperReference | None, figures: Path, baselines: list[str]
 ) -> list[Block]:
     """Per dataset: the metric table, ours beside the paper (Tables 1–2), bar charts."""
     blocks: list[Block] = [Heading("Fusion metrics")]
@@ -147,19 +130,20 @@ def fusion_section(
             "`n` is the number of images scored. Pixel baselines: " + ", ".join(f"`{b}`" for b in baselines) + "."
         )
     )
+    columns = fusion_columns(report)
     for dataset, frame in data.fusion.items():
-        table = Table.from_frame(frame, cfg.fusion_metrics, info_columns=["n"])
+        table = Table.from_frame(frame, columns, info_columns=["n"])
         blocks += [Heading(dataset, 3), TableBlock(table)]
         if paper is not None:
-            blocks += fusion_beside(paper, dataset, frame, cfg.ours)
-        if frame[cfg.fusion_metrics].isna().all().all():
+            blocks += fusion_beside(paper, dataset, frame, report.ours)
+        if frame[columns].isna().all().all():
             continue
         path = metric_bars(
             frame,
-            cfg.fusion_metrics,
+            columns,
             figures / f"fusion_{dataset}.png",
             title=f"{dataset}: fusion metrics",
-            ours=cfg.ours,
+            ours=report.ours,
             baselines=baselines,
         )
         blocks.append(Figure(path, f"{dataset}: fusion metrics per method (ours red, pixel baselines grey)."))
@@ -167,7 +151,7 @@ def fusion_section(
 
 
 def downstream_section(
-    name: str, kind: str, records: dict[str, dict[str, dict]], cfg: ReportConfig, paper: PaperReference | None
+    name: str, kind: str, records: dict[str, dict[str, dict]], ours: list[str], paper: PaperReference | None
 ) -> list[Block]:
     """Detection or segmentation: one table per dataset (rows = methods, columns = classes), then ours
     beside the paper (Tables 3–5)."""
@@ -194,14 +178,18 @@ def downstream_section(
         blocks += [Heading(dataset, 3), TableBlock(table, caption)]
         if paper is not None:
             beside = detect_beside if kind == "detect" else segment_beside
-            blocks += beside(paper, dataset, per_method, cfg.ours)
+            blocks += beside(paper, dataset, per_method, ours)
     return blocks
 
 
 def ablation_section(
-    root: Path, data: Collected, paper: PaperReference | None, stamp: Provenance, params: dict
+    root: Path, data: Collected, paper: PaperReference | None, stamp: Provenance, cfg: Params
 ) -> list[Block]:
-    """Tables 6–9 (FMB): this run and the workspace's other experiments, each beside the paper's row."""
+    """Tables 6–9 (FMB): this run and the workspace's other experiments, each beside the paper's row.
+
+    This run's params enter as params.yaml spells them (``as_dict``), the form the experiments' params
+    are read from git in, so the two compare like with like.
+    """
     blocks: list[Block] = [Heading("Ablation studies (Tables 6–9)")]
     if paper is None:
         return blocks + [Paragraph("Comparison with the paper switched off (`report.compare_paper: false`).")]
@@ -212,20 +200,21 @@ def ablation_section(
     scores = None
     if frame is not None and TRAINED in frame.index:
         scores = {str(c): clean(frame.at[TRAINED, c]) for c in frame.columns}
-    current = Run(stamp.experiment or "workspace", params, scores, current=True)
-    return blocks + studies_section(paper, current, sibling_runs(root, dataset, TRAINED, exclude=stamp.experiment))
+    current = Run(stamp.experiment or "workspace", as_dict(cfg), scores, current=True)
+    siblings = sibling_runs(root, dataset, TRAINED, exclude=stamp.experiment)
+    return blocks + studies_section(paper, current, siblings, cfg.evaluate.split_of(dataset))
 
 
-def gallery_section(root: Path, cfg: ReportConfig, out_dir: Path) -> list[Block]:
+def gallery_section(root: Path, gallery: Gallery, out_dir: Path) -> list[Block]:
     """Labelled image rows for the chosen ids of the gallery dataset."""
     blocks: list[Block] = [Heading("Gallery")]
-    data = root / "data/raw" / cfg.gallery_dataset / cfg.gallery_split
+    where = f"{gallery.dataset}/{gallery.split}"
+    data = root / "data/raw" / gallery.dataset / gallery.split
     if not (data / "ir").is_dir() or not (data / "vi").is_dir():
-        where = f"data/raw/{cfg.gallery_dataset}/{cfg.gallery_split}"
-        return blocks + [not_run("gallery", f"no images at {where}; set report.gallery")]
-    rows, columns = build_gallery(root, cfg.gallery_dataset, cfg.gallery_split, cfg.gallery_ids, cfg.gallery_n, out_dir)
-    blocks.append(Paragraph(f"{cfg.gallery_dataset}/{cfg.gallery_split}, left to right: {' | '.join(columns)}."))
-    return blocks + [Figure(path, f"{cfg.gallery_dataset}/{cfg.gallery_split} {image_id}") for image_id, path in rows]
+        return blocks + [not_run("gallery", f"no images at data/raw/{where}; set report.gallery")]
+    rows, columns = build_gallery(root, gallery, out_dir)
+    blocks.append(Paragraph(f"{where}, left to right: {' | '.join(columns)}."))
+    return blocks + [Figure(path, f"{where} {image_id}") for image_id, path in rows]
 
 
 def reference_section(paper: PaperReference | None) -> list[Block]:
@@ -248,14 +237,17 @@ def reference_section(paper: PaperReference | None) -> list[Block]:
 
 
 def build_report(
-    root: Path, params: dict, *, paper_path: Path | None = None, env: Mapping[str, str] | None = None
+    root: Path, cfg: Params, *, paper_path: Path = PAPER_YAML, env: Mapping[str, str] | None = None
 ) -> Path:
-    """Write the report under ``root/reports`` (see the module docstring) and return the HTML path. ``env``: where DVC_EXP_NAME is read (default os.environ)."""
-    cfg = ReportConfig.from_params(params.get("report") or {})
-    paper = (load_paper(paper_path) if paper_path else load_paper()) if cfg.compare_paper else None
+    """Write the report under ``root/reports`` (see the module docstring) and return the HTML path.
+
+    ``paper_path``: the paper's reference tables; ``env``: where DVC_EXP_NAME is read (default os.environ).
+    """
+    report = cfg.report
+    paper = load_paper(paper_path) if report.compare_paper else None
     data = collect(root)
-    stamp = provenance(root, params, os.environ if env is None else env)
-    baselines = [str(b) for b in (params.get("evaluate") or {}).get("baselines") or []]
+    stamp = provenance(root, cfg, os.environ if env is None else env)
+    baselines = list(cfg.evaluate.baselines)
     reports = root / REPORTS
     with atomic_dir(reports / "figures") as figures, atomic_dir(reports / "plots") as plots:
         blocks: list[Block] = [
@@ -266,15 +258,15 @@ def build_report(
                 "Sections whose stage has not run say so."
             ),
         ]
-        blocks += run_section(params)
+        blocks += run_section(cfg)
         blocks += training_section(data, figures)
-        blocks += fusion_section(data, cfg, paper, figures, baselines)
-        blocks += downstream_section("Detection", "detect", data.detect, cfg, paper)
-        blocks += downstream_section("Segmentation", "segment", data.segment, cfg, paper)
-        blocks += ablation_section(root, data, paper, stamp, params)
+        blocks += fusion_section(data, report, paper, figures, baselines)
+        blocks += downstream_section("Detection", "detect", data.detect, report.ours, paper)
+        blocks += downstream_section("Segmentation", "segment", data.segment, report.ours, paper)
+        blocks += ablation_section(root, data, paper, stamp, cfg)
         write_plot_tables(root, data, plots)
     with atomic_dir(reports / "gallery") as gallery:
-        blocks += gallery_section(root, cfg, gallery)
+        blocks += gallery_section(root, report.gallery, gallery)
     blocks += reference_section(paper)
     moved = {figures: reports / "figures", plots: reports / "plots", gallery: reports / "gallery"}
     blocks = [_final(b, moved) for b in blocks]

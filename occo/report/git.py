@@ -53,6 +53,6 @@ def experiment_refs(root: Path) -> list[ExperimentRef] | None:
     return sorted(found, key=lambda e: (e.name, e.commit))
 
 
-def show(root: Path, commit: str, path: str) -> str | None:
+def file_at(root: Path, commit: str, path: str) -> str | None:
     """The text of ``path`` (relative to ``root``) at ``commit``; None when it is not there."""
     return git(root, "show", f"{commit}:./{path}")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
+from occo.config import Params
 from occo.report.git import revision
-from occo.report.paper.studies import param, show
+from occo.report.render.document import yaml_scalar
 
 EXP_NAME = "DVC_EXP_NAME"  # set by `dvc exp run` for every stage command (dvc.repo.experiments.queue.base)
 
@@ -23,20 +25,23 @@ RANDOM_INIT = (
 
 @dataclass(frozen=True)
 class Provenance:
+    """The experiment's name (None outside ``dvc exp run``), the git revision (None outside a git
+    repository) and one line per random-init model."""
+
     experiment: str | None
     revision: str | None
     random_init: list[str]
 
 
-def random_init(params: dict) -> list[str]:
+def random_init(cfg: Params) -> list[str]:
     """``param: value (what)`` for every model the params start from random weights."""
-    found = []
-    for key, value, what in RANDOM_INIT:
-        if param(params, key) is value:  # every value is a singleton, never MISSING
-            found.append(f"`{key}: {show(value)}` ({what})")
-    return found
+    return [
+        f"`{key}: {yaml_scalar(value)}` ({what})"
+        for key, value, what in RANDOM_INIT
+        if attrgetter(key)(cfg) is value  # every value is a singleton: True, False or None
+    ]
 
 
-def provenance(root: Path, params: dict, env: Mapping[str, str]) -> Provenance:
-    """The stamp of this run; name and revision are None outside an experiment / a git repository."""
-    return Provenance(env.get(EXP_NAME) or None, revision(root), random_init(params))
+def provenance(root: Path, cfg: Params, env: Mapping[str, str]) -> Provenance:
+    """The stamp of this run."""
+    return Provenance(env.get(EXP_NAME) or None, revision(root), random_init(cfg))

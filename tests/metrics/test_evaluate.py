@@ -164,7 +164,7 @@ def test_summarise_and_markdown_table(tmp_path):
     frame = evaluate_pairs(pairs, methods, device="cpu")
     summary = summarise(frame.to_dict("records"))
     assert list(summary) == list(methods)
-    for method, s in summary.items():
+    for s in summary.values():
         assert set(s) == set(METRICS) | {"n"} and s["n"] == 2
         for k in METRICS:
             assert s[k] is None or isinstance(s[k], float)
@@ -266,7 +266,7 @@ def test_method_folder_named_like_a_baseline_is_scored_as_a_folder(tmp_path):
 
 
 def test_look_ahead_is_bounded():
-    """Jobs are submitted a few at a time, not all at once (issue 11: memory grew with the dataset)."""
+    """Jobs are submitted a few at a time, not all at once, so memory does not grow with the dataset."""
     from concurrent.futures import ThreadPoolExecutor
 
     from occo.metrics.evaluate import _in_order
@@ -301,13 +301,13 @@ def test_each_image_decoded_once_and_torch_threads_share_the_cores(tmp_path, mon
     monkeypatch.setattr(ev, "load_array", counting)
     monkeypatch.setattr(occo.data.pairs, "load_array", counting)
     threads_seen: set[int] = set()
-    real_score = ev._score
+    real_score = ev._score_job
 
     def spying(*args, **kwargs):
         threads_seen.add(torch.get_num_threads())
         return real_score(*args, **kwargs)
 
-    monkeypatch.setattr(ev, "_score", spying)
+    monkeypatch.setattr(ev, "_score_job", spying)
     monkeypatch.setattr(ev, "available_cores", lambda: 4)
     before = torch.get_num_threads()
     methods = {"mean": None, "M1": tmp_path / "fused" / "M1", "M2": tmp_path / "fused" / "M2"}

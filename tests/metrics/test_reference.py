@@ -4,12 +4,11 @@ Reference data: ``<repo>/../shared/reference/tno42`` (README there). ``matlab_oc
 current MATLAB code run under GNU Octave (10 significant digits printed; the suite matches to ~5e-10
 relative, tested at 1e-8). ``cddfuse_python.csv`` is the CDDFuse Python evaluator (6 decimals).
 
-A subset of rows by default (a few seconds); every row with ``OCCO_FULL_REFERENCE=1``.
+A subset of rows by default; every row with ``OCCO_FULL_REFERENCE=1``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -18,13 +17,13 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.metrics_numpy import metrics_matlab
 from occo.data import load_array
 from occo.metrics.evaluate import BASELINES
 from occo.metrics.statistics import image_moments, mse
 from occo.metrics.suite import METRICS, compute_metrics, grey_levels
-from support import REPO
+from support import SHARED
 
-SHARED = REPO.parent / "shared"
 REF = SHARED / "reference" / "tno42"
 FULL = os.environ.get("OCCO_FULL_REFERENCE") == "1"
 
@@ -58,7 +57,7 @@ CDDFUSE_SUBSET = [
     ("mean", "21"),
 ]
 
-pytestmark = pytest.mark.skipif(not REF.is_dir(), reason=f"reference data not found at {REF}")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REF.is_dir(), reason=f"reference data not found at {REF}")]
 
 
 def _rows(csv: str, subset: list[tuple[str, str]]) -> pd.DataFrame:
@@ -125,21 +124,11 @@ def test_cddfuse_variant_matches_evaluator_reference():
     assert not failures, "\n".join(failures)
 
 
-def _bench_numpy():
-    spec = importlib.util.spec_from_file_location(
-        "occo_bench_metrics_numpy_reference", REPO / "bench" / "metrics_numpy.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("method,id_", [("RFN-Nest", "08"), ("SeAFusion", "37")])
 def test_torch_suite_equals_numpy_implementation(method, id_):
-    bench = _bench_numpy()
     f, a, b = _triple(method, id_, "matlab")
     got = compute_metrics(f, a, b, "matlab")
-    want = bench.metrics_matlab(*(x[0].numpy().astype(np.uint8) for x in (f, a, b)))
+    want = metrics_matlab(*(x[0].numpy().astype(np.uint8) for x in (f, a, b)))
     assert set(METRICS) <= set(want)
     for k in METRICS:
         assert got[k].item() == pytest.approx(want[k], rel=1e-9), k

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from occo.data.io import DataError
-from occo.report.build import ReportConfig, build_report
+from occo.config import ParamsError, Report, validate_params
+from occo.metrics.suite import METRICS
+from occo.report.build import build_report, fusion_columns
 from occo.report.headline import write_headline
 from stages.report import main as stage_main
 
@@ -27,7 +28,7 @@ def assert_self_contained(page: str) -> None:
 
 
 def test_full_report(workspace: Path, params: dict) -> None:
-    html_path = build_report(workspace, params)
+    html_path = build_report(workspace, validate_params(params))
     reports = workspace / "reports"
     md = (reports / "report.md").read_text()
     for heading in (
@@ -42,7 +43,7 @@ def test_full_report(workspace: Path, params: dict) -> None:
     ):
         assert heading in md
     assert "Not run" not in md
-    assert "`arch.cross_attention=true`" in md and "`omega6=10`" in md
+    assert "`arch.cross_attention=true`" in md and "`omega6=10.0`" in md
     assert "`The scene captures a group of pedestrians or cars.`" in md
     assert "| occo | 2 | 0.5000 | **3.0000** |" in md  # best in bold, occo loses EN to max
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
@@ -68,7 +69,7 @@ def test_full_report(workspace: Path, params: dict) -> None:
 
 
 def test_empty_workspace_says_not_run(tmp_path: Path, params: dict) -> None:
-    build_report(tmp_path, params)
+    build_report(tmp_path, validate_params(params))
     md = (tmp_path / "reports/report.md").read_text()
     assert md.count("Not run:") == 5  # training, fusion, detection, segmentation, gallery
     assert_self_contained_without_images((tmp_path / "reports/report.html").read_text())
@@ -112,7 +113,7 @@ def test_another_paper_file(workspace: Path, params: dict, tmp_path: Path) -> No
             }
         )
     )
-    build_report(workspace, params, paper_path=paper)
+    build_report(workspace, validate_params(params), paper_path=paper)
     md = (workspace / "reports/report.md").read_text()
     assert "Beside the paper's Table 2 (C), synthetic columns" in md
     assert "| occo | 2 | 0.500 | 3.000 |" in md
@@ -122,44 +123,44 @@ def test_another_paper_file(workspace: Path, params: dict, tmp_path: Path) -> No
     doc = yaml.safe_load(paper.read_text())
     doc["tables"] = doc["tables"][:1]  # no ablation table
     paper.write_text(yaml.safe_dump(doc))
-    build_report(workspace, params, paper_path=paper)
+    build_report(workspace, validate_params(params), paper_path=paper)
     assert "The paper reference holds no ablation table." in (workspace / "reports/report.md").read_text()
 
 
 def test_rebuild_drops_stale_figures(workspace: Path, params: dict) -> None:
-    build_report(workspace, params)
+    build_report(workspace, validate_params(params))
     (workspace / "metrics/fusion/synthetic.json").rename(workspace / "metrics/fusion/other.json")
-    build_report(workspace, params)
+    build_report(workspace, validate_params(params))
     names = sorted(p.name for p in (workspace / "reports/figures").iterdir())
     assert names == ["fusion_other.png", "training_curves.png"]
 
 
 def test_paper_comparison_can_be_switched_off(workspace: Path, params: dict) -> None:
     params["report"]["compare_paper"] = False
-    build_report(workspace, params)
+    build_report(workspace, validate_params(params))
     md = (workspace / "reports/report.md").read_text()
     assert "Beside the paper" not in md and "Table 7" not in md
     assert md.count("switched off (`report.compare_paper: false`)") == 2  # ablations and paper reference
 
 
+@pytest.mark.slow
 def test_stage_cli(workspace: Path, params: dict) -> None:
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     stage_main(["--params", str(workspace / "params.yaml"), "--root", str(workspace)])
     assert (workspace / "reports/report.html").is_file()
 
 
-def test_config_defaults_and_unknown_metric() -> None:
-    cfg = ReportConfig.from_params({"fusion_metrics": ["EN", "CC"], "gallery": {"dataset": "TNO", "ids": [1]}})
-    assert cfg.fusion_metrics == ["EN", "CC"] and cfg.gallery_ids == ["1"] and cfg.gallery_split == "test"
-    assert cfg.compare_paper and cfg.ours == ["occo"]
-    with pytest.raises(DataError, match="report.fusion_metrics: unknown XX"):
-        ReportConfig.from_params({"fusion_metrics": ["EN", "XX"]})
+def test_fusion_columns_and_unknown_metric() -> None:
+    assert fusion_columns(Report(fusion_metrics=["EN", "CC"])) == ["EN", "CC"]
+    assert fusion_columns(Report()) == list(METRICS)
+    with pytest.raises(ParamsError, match="report.fusion_metrics"):
+        validate_params({"report": {"fusion_metrics": ["EN", "XX"]}})
 
 
 def test_dataset_without_any_value_gets_a_table_but_no_bars(workspace: Path, params: dict) -> None:
     (workspace / "metrics/fusion/empty.json").write_text('{"occo": {"EN": null, "n": 0}}')
     params["report"]["fusion_metrics"] = ["EN"]
-    build_report(workspace, params)
+    build_report(workspace, validate_params(params))
     md = (workspace / "reports/report.md").read_text()
     assert "| occo | 0 | – |" in md
     assert not (workspace / "reports/figures/fusion_empty.png").exists()
@@ -168,9 +169,9 @@ def test_dataset_without_any_value_gets_a_table_but_no_bars(workspace: Path, par
 
 def test_stamp_and_random_init_banner(workspace: Path, params: dict) -> None:
     params["masks"]["random_init"] = True
-    params["detect"] = {"pretrained": False}
-    params["segment"] = {"encoder_weights": "imagenet"}
-    page = build_report(workspace, params, env={"DVC_EXP_NAME": "smoke"}).read_text()
+    params["detect"]["pretrained"] = False
+    params["segment"]["encoder_weights"] = "imagenet"
+    page = build_report(workspace, validate_params(params), env={"DVC_EXP_NAME": "smoke"}).read_text()
     md = (workspace / "reports/report.md").read_text()
     top = md[: md.index("## Run")]
     assert "Run: experiment `smoke`; git revision unknown (not a git repository)." in top
@@ -183,9 +184,9 @@ def test_stamp_and_random_init_banner(workspace: Path, params: dict) -> None:
 
 def test_stamp_names_the_git_revision(git_repo, params: dict) -> None:
     head = git_repo.init(params)
-    params["segment"] = {"encoder_weights": None}
+    params["segment"]["encoder_weights"] = None
     params["train"]["vgg_random_init"] = True
-    build_report(git_repo.root, params, env={})
+    build_report(git_repo.root, validate_params(params), env={})
     md = (git_repo.root / "reports/report.md").read_text()
     assert f"Run: not a `dvc exp run` (no DVC_EXP_NAME); git revision `{head[:12]}`." in md
     assert "`train.vgg_random_init: true` (the VGG19 of the contrastive loss); `segment.encoder_weights: null`" in md

@@ -1,4 +1,5 @@
-"""The DVC stages `download`, `evaluate_reference` then `evaluate` on a temporary root (synthetic set + a local flat dataset)."""
+"""The DVC stages `download`, `evaluate_reference` then `evaluate` on a temporary root (synthetic set and a
+local flat dataset)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,7 @@ def stage_run(tmp_path_factory):
     return root, [(r.name, r.getMessage()) for r in records]
 
 
+@pytest.mark.slow
 def test_download_index(stage_run):
     root, _ = stage_run
     index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
@@ -118,6 +120,7 @@ def _check_summary(path: Path, methods: list[str], n: dict[str, int]) -> dict:
     return summary
 
 
+@pytest.mark.slow
 def test_metrics_json_schema(stage_run):
     root, _ = stage_run
     baselines = ["visible", "infrared", "mean", "max"]
@@ -134,6 +137,7 @@ def test_metrics_json_schema(stage_run):
     assert all(reference[m] == local[m] for m in reference)
 
 
+@pytest.mark.slow
 def test_reports_csv_and_md(stage_run):
     root, _ = stage_run
     for dataset, methods, n in (
@@ -156,6 +160,7 @@ def test_reports_csv_and_md(stage_run):
             assert f"| {m} |" in md
 
 
+@pytest.mark.slow
 def test_dataset_without_evaluated_split_is_skipped_with_a_warning(stage_run):
     root, records = stage_run
     assert not (root / "metrics/fusion/TrainOnly.json").exists()

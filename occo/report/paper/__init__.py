@@ -1,1 +1,2 @@
-"""Comparing with the paper: its Tables 1-9 (paper.yaml), ours beside them, the studies of Tables 6-9."""
+"""Comparing with the paper: its Tables 1-9 (paper.yaml), ours beside them, and the ablation studies
+(Tables 6-9) this workspace's runs belong to. Builds report blocks; ``occo.report.render`` draws them."""

@@ -11,7 +11,7 @@ import pandas as pd
 from occo.report.paper.beside import Pairing, beside_table, pairings
 from occo.report.paper.reference import PaperReference, PaperTable
 from occo.report.paper.runs import Run, Siblings, setup_differences
-from occo.report.paper.studies import Placement, changes, classify, describe, param
+from occo.report.paper.studies import Placement, changes, classify, describe_changes
 from occo.report.render.document import Block, Paragraph, TableBlock
 from occo.report.render.tables import Row, clean
 
@@ -72,12 +72,10 @@ def detect_beside(paper: PaperReference, dataset: str, records: dict[str, dict],
     blocks: list[Block] = []
     for metric, ours_key, title in (("AP50", "ap50", "AP@0.5"), ("AP50_95", "ap50_95", "AP@0.5:0.95")):
         values = {m: dict(r[ours_key]) for m, r in records.items()}
-        blocks.append(
-            TableBlock(
-                beside_table(values, groups, _classes(table, dataset, metric)),
-                f"{title} beside the paper's Table {table.table} ({table.caption}): ours, the paper's row, ours − paper.",
-            )
+        caption = (
+            f"{title} beside the paper's Table {table.table} ({table.caption}): ours, the paper's row, ours − paper."
         )
+        blocks.append(TableBlock(beside_table(values, groups, _classes(table, dataset, metric)), caption))
     return blocks + _left_out(table, dataset, groups)
 
 
@@ -106,8 +104,11 @@ def _run_label(run: Run) -> str:
     return f"{run.name} (this run)" if run.current else run.name
 
 
-def study_table(study: PaperTable, placed: list[tuple[Run, Placement]], current: Run, settings: dict) -> list[Block]:
-    """One of Tables 6–9: every run placed in it beside the printed row it reproduces."""
+def study_table(
+    study: PaperTable, placed: list[tuple[Run, Placement]], current: Run, settings: dict, split: str
+) -> list[Block]:
+    """One of Tables 6–9: every run placed in it beside the printed row it reproduces (``split``: the
+    split of the study's dataset this run scored)."""
     columns = {k: k for k in dict.fromkeys(k for r in study.rows for k in r.values)}
     order = {id(row): i for i, row in enumerate(study.rows)}
 
@@ -132,15 +133,12 @@ def study_table(study: PaperTable, placed: list[tuple[Run, Placement]], current:
     notes = []
     for run, placement in placed:
         if placement.row is None:
-            notes.append(
-                f"`{run.name}` ({describe(changes(run.params, settings))}) has no printed row in Table {study.table}."
-            )
+            changed = describe_changes(changes(run.params, settings))
+            notes.append(f"`{run.name}` ({changed}) has no printed row in Table {study.table}.")
         if not run.current and (diff := setup_differences(run.params, current.params, set(settings))):
             shown = ", ".join(f"`{k}`" for k in diff[:6]) + (" …" if len(diff) > 6 else "")
             notes.append(f"`{run.name}` was trained or scored differently from this run: {shown}.")
     dataset = study.rows[0].dataset
-    splits = param(current.params, "evaluate.splits")
-    split = splits.get(dataset, "test") if isinstance(splits, dict) else "test"
     caption = (
         f"Table {study.table}: {study.caption}. Ours: `occo` in metrics/fusion/{dataset}.json of each run; "
         f"this run scored the {dataset} {split} split" + ("." if split == "test" else ", the paper its test set.")
@@ -148,8 +146,9 @@ def study_table(study: PaperTable, placed: list[tuple[Run, Placement]], current:
     return [TableBlock(result, caption), *(Paragraph(n) for n in notes)]
 
 
-def studies_section(paper: PaperReference, current: Run, siblings: Siblings) -> list[Block]:
-    """Tables 6–9 for the studies the workspace's runs belong to (docs/report.md says what refreshes them)."""
+def studies_section(paper: PaperReference, current: Run, siblings: Siblings, split: str) -> list[Block]:
+    """Tables 6–9 for the studies the workspace's runs belong to (docs/report.md says what refreshes them);
+    ``split``: the split of the studies' dataset this run scored."""
     studies = paper.studies()
     dataset = studies[0].rows[0].dataset
     runs = [current, *siblings.runs]
@@ -159,10 +158,10 @@ def studies_section(paper: PaperReference, current: Run, siblings: Siblings) -> 
     if not mine:
         status = "This run has the paper's settings: the reference row of every study."
     elif not here:
-        status = f"This run changes {describe(mine)}: no single study of the paper varies these together."
+        status = f"This run changes {describe_changes(mine)}: no single study of the paper varies these together."
     else:
         row = f"row `{here[0].row.row}`" if here[0].row else "no printed row"
-        status = f"This run changes {describe(mine)}: Table {here[0].table.table}, {row}."
+        status = f"This run changes {describe_changes(mine)}: Table {here[0].table.table}, {row}."
     blocks: list[Block] = [Paragraph(status)]
     if current.scores is None:
         blocks.append(
@@ -175,9 +174,10 @@ def studies_section(paper: PaperReference, current: Run, siblings: Siblings) -> 
     varied = [s for s in studies if any(changed[id(r)] and p.table is s for r in runs for p in placements[id(r)])]
     if not varied and any(not changed[id(r)] for r in runs):
         varied = studies[:1]  # only runs of the paper's configuration: beside the first study's reference row
+        tables = ", ".join(str(s.table) for s in studies)
         blocks.append(
             Paragraph(
-                f"The paper's configuration is the reference row of each of Tables {', '.join(str(s.table) for s in studies)} "
+                f"The paper's configuration is the reference row of each of Tables {tables} "
                 f"(shown here beside Table {varied[0].table}); a study's full table appears once this workspace holds "
                 "an experiment that changes its params (docs/experiments.md)."
             )
@@ -186,5 +186,5 @@ def studies_section(paper: PaperReference, current: Run, siblings: Siblings) -> 
         blocks.append(Paragraph("No run of this workspace matches a study of the paper."))
     for study in varied:
         placed = [(run, p) for run in runs for p in placements[id(run)] if p.table is study]
-        blocks += study_table(study, placed, current, paper.settings)
+        blocks += study_table(study, placed, current, paper.settings, split)
     return blocks

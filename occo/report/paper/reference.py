@@ -1,6 +1,6 @@
 """The OCCO paper's published numbers (reference data in ``paper.yaml``) and our difference to them.
 
-``paper.yaml`` is generated from the transcription of the paper's Tables 1–9 (``paper_csv.py``); every
+``paper.yaml`` is generated from the transcription of the paper's Tables 1–9 (``tables_csv.py``); every
 value keeps its source (table, paper row). Tables 1–2 hold fusion metrics per dataset, Table 3
 segmentation IoU (%), Tables 4–5 detection AP, Tables 6–9 the ablations on FMB with the params each
 row sets.

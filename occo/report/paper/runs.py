@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from occo.report.git import experiment_refs, revision, show
+from occo.config.load import Yaml12Loader
+from occo.report.git import experiment_refs, file_at, revision
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,11 @@ SETUP = (*(f"train.{k}" for k in TRAIN_SETUP), "loss", "arch", "evaluate.splits"
 
 @dataclass(frozen=True)
 class Run:
-    """One run: its name, its params, and our method's fusion means on the study dataset (None: not scored)."""
+    """One run: its name, its params as params.yaml spells them (nested mappings), and our method's
+    fusion means on the study dataset (None: not scored)."""
 
     name: str
-    params: dict
+    params: Mapping[str, object]
     scores: dict[str, float | None] | None
     current: bool = False
 
@@ -60,7 +63,7 @@ class Siblings:
 
 def flatten(params: object, prefix: str = "") -> dict[str, object]:
     """Nested params as ``{dotted.key: value}`` (lists and scalars are leaves)."""
-    if not isinstance(params, dict):
+    if not isinstance(params, Mapping):
         return {prefix: params} if prefix else {}
     out: dict[str, object] = {}
     for key, value in params.items():
@@ -68,7 +71,7 @@ def flatten(params: object, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def setup_differences(params: dict, reference: dict, ignore: set[str]) -> list[str]:
+def setup_differences(params: Mapping[str, object], reference: Mapping[str, object], ignore: set[str]) -> list[str]:
     """Dotted keys under :data:`SETUP` whose values differ between two runs (keys in ``ignore`` skipped)."""
     a, b = flatten(params), flatten(reference)
     keys = sorted(k for k in a.keys() | b.keys() if k.startswith(tuple(f"{s}." for s in SETUP)) or k in SETUP)
@@ -94,16 +97,16 @@ def sibling_runs(root: Path, dataset: str, method: str, *, exclude: str | None) 
     if not refs:
         found.notes.append(f"no other experiment of baseline {head[:7]} in this workspace's git refs")
     for ref in refs:
-        text = show(root, ref.commit, "params.yaml")
-        try:
-            params = yaml.safe_load(text) if text is not None else None
+        text = file_at(root, ref.commit, "params.yaml")
+        try:  # read as DVC reads it (YAML 1.2: `1e-4` is a number), as this run's params were
+            params = yaml.load(text, Loader=Yaml12Loader) if text is not None else None
         except yaml.YAMLError:
             params = None
         if not isinstance(params, dict):
             found.notes.append(f"experiment {ref.name}: params.yaml unreadable at {ref.commit[:7]}, skipped")
             log.warning("experiment %s: params.yaml unreadable at %s, skipped", ref.name, ref.commit[:7])
             continue
-        metrics_text = show(root, ref.commit, f"metrics/fusion/{dataset}.json")
+        metrics_text = file_at(root, ref.commit, f"metrics/fusion/{dataset}.json")
         try:
             doc = json.loads(metrics_text) if metrics_text is not None else {}
         except ValueError:

@@ -7,22 +7,28 @@ Table 7 "10", Table 8 "OCCO", Table 9 the default prompt). A run whose changes a
 study's params belongs to that study, on the row that sets exactly those changes, or on no printed
 row (e.g. ω1:ω2 = 0.3:0.7). A run that changes params of two studies, or any other setting (ω3, ω4,
 ω5), belongs to none.
+
+Params are read as params.yaml spells them, nested mappings (``occo.config.as_dict`` of this run, the
+YAML of an experiment read from git), so every run is compared in the same form.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from occo.report.paper.reference import PaperReference, PaperRow, PaperTable
+from occo.report.render.document import yaml_scalar
 
 MISSING = object()
 
 
-def param(params: dict, dotted: str) -> object:
-    """The value at a dotted path (``arch.cross_attention``) of nested params; MISSING when absent."""
+def value_at(params: Mapping[str, object], dotted: str) -> object:
+    """The value at a dotted path (``arch.cross_attention``) of params as params.yaml spells them;
+    MISSING when absent."""
     node: object = params
     for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
+        if not isinstance(node, Mapping) or part not in node:
             return MISSING
         node = node[part]
     return node
@@ -37,11 +43,11 @@ def same(a: object, b: object) -> bool:
     return a == b
 
 
-def changes(params: dict, settings: dict[str, object]) -> dict[str, object]:
+def changes(params: Mapping[str, object], settings: dict[str, object]) -> dict[str, object]:
     """The paper's settings this run changes, with the run's values (an absent param counts as unchanged)."""
     found = {}
     for key, default in settings.items():
-        value = param(params, key)
+        value = value_at(params, key)
         if value is not MISSING and not same(value, default):
             found[key] = value
     return found
@@ -64,7 +70,7 @@ def row_for(table: PaperTable, changed: dict[str, object], settings: dict[str, o
     return None
 
 
-def classify(params: dict, paper: PaperReference) -> list[Placement]:
+def classify(params: Mapping[str, object], paper: PaperReference) -> list[Placement]:
     """The studies a run with ``params`` belongs to: all four for the default configuration, one for
     a run that changes only that study's params, none otherwise."""
     changed = changes(params, paper.settings)
@@ -76,17 +82,8 @@ def classify(params: dict, paper: PaperReference) -> list[Placement]:
     return placements
 
 
-def show(value: object) -> str:
-    """A param value as YAML writes it (true/false/null)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def describe(changed: dict[str, object]) -> str:
+def describe_changes(changed: dict[str, object]) -> str:
     """The changes as code spans, e.g. `omega6=100`, `arch.cross_attention=false` ("the paper's settings" if none)."""
     if not changed:
         return "the paper's settings"
-    return ", ".join(f"`{k}={show(v)}`" for k, v in changed.items())
+    return ", ".join(f"`{k}={yaml_scalar(v)}`" for k, v in changed.items())

@@ -52,6 +52,15 @@ class Figure:
 Block = Heading | Paragraph | Banner | Bullets | TableBlock | Figure
 
 
+def yaml_scalar(value: object) -> str:
+    """A param value as YAML writes it (true/false/null), for the report's text."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def to_markdown(blocks: list[Block], *, base: Path) -> str:
     """Markdown with image links relative to ``base`` (the folder the .md file is written to)."""
     parts: list[str] = []

@@ -15,9 +15,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from occo.config import Gallery
 from occo.data.io import DataError, load_array, save_png, to_uint8
-from occo.data.pairs import find_pairs, index_images
+from occo.data.pairs import Pair, find_pairs, index_images
 from occo.pipeline.sources import method_images
+from occo.report.headline import TRAINED
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,8 @@ ABSENT_GREY = 200
 
 
 def gallery_methods(root: Path, dataset: str, split: str) -> list[str]:
-    """Methods with images of ``dataset``/``split``: ``occo`` first, then our other fusions, then published ones."""
+    """Methods with images of ``dataset``/``split``: our trained model's first, then our other fusions, then
+    published ones."""
     found: list[str] = []
     for base in METHOD_ROOTS:
         folder = root / base
@@ -37,7 +40,7 @@ def gallery_methods(root: Path, dataset: str, split: str) -> list[str]:
             else []
         )
         found += [name for name in names if name not in found]
-    return sorted(found, key=lambda name: name != "occo")
+    return sorted(found, key=lambda name: name != TRAINED)
 
 
 def mask_folder(root: Path, dataset: str, split: str, modality: str) -> Path | None:
@@ -102,55 +105,52 @@ def grid(tiles: list[np.ndarray], columns: int) -> np.ndarray:
     return out
 
 
+def row_images(
+    pair: Pair, masks: dict[str, dict[str, Path]], methods: dict[str, dict[str, Path]]
+) -> list[tuple[str, np.ndarray | None]]:
+    """The labelled images of one gallery row: infrared, visible, each mask, each method (None: absent)."""
+    images: list[tuple[str, np.ndarray | None]] = [
+        ("infrared", to_rgb(load_array(pair.ir))),
+        ("visible", to_rgb(load_array(pair.vi))),
+    ]
+    for label, index in masks.items():
+        path = index.get(pair.id)
+        images.append((label, None if path is None else to_rgb(load_array(path), mask=True)))
+    for method, index in methods.items():
+        path = index.get(pair.id)
+        images.append((method, None if path is None else to_rgb(load_array(path))))
+    return images
+
+
 def build_gallery(
-    root: Path,
-    dataset: str,
-    split: str,
-    ids: list[str],
-    n: int,
-    out_dir: Path,
-    *,
-    tile_height: int = 200,
-    columns: int = 6,
+    root: Path, cfg: Gallery, out_dir: Path, *, tile_height: int = 200, columns: int = 6
 ) -> tuple[list[tuple[str, Path]], list[str]]:
-    """Write one gallery PNG per chosen id to ``out_dir``; return the (id, path) pairs and the tile labels.
+    """Write one gallery PNG per chosen id of ``cfg.dataset``/``cfg.split`` to ``out_dir``; return the
+    (id, path) pairs and the tile labels.
 
     Mask tiles are left out for a modality without any mask folder. Raises DataError when the split
     has no source images or a requested id is not among them.
     """
+    dataset, split = cfg.dataset, cfg.split
     data = root / "data/raw" / dataset / split
     pairs = {p.id: p for p in find_pairs(ir=data / "ir", vi=data / "vi")}
-    chosen = choose_ids(list(pairs), [str(i) for i in ids], n, data)
+    chosen = choose_ids(list(pairs), [str(i) for i in cfg.ids], cfg.n, data)  # ids written as numbers are stems
     masks = {
         label: index_images(folder)
         for modality, label in (("ir", "infrared mask"), ("vi", "visible mask"))
         if (folder := mask_folder(root, dataset, split, modality)) is not None
     }
-    methods = gallery_methods(root, dataset, split)
-    method_index = {m: index_images(method_images(root, m, dataset, split)) for m in methods}
+    methods = {m: index_images(method_images(root, m, dataset, split)) for m in gallery_methods(root, dataset, split)}
     font = ImageFont.load_default(size=14)
     written = []
     for image_id in tqdm(chosen, desc=f"gallery {dataset}/{split}", unit="image"):
-        ir = to_rgb(load_array(pairs[image_id].ir))
-        vi = to_rgb(load_array(pairs[image_id].vi))
-        size = (max(1, round(ir.shape[1] * tile_height / ir.shape[0])), tile_height)
-        images: list[tuple[str, np.ndarray | None]] = [("infrared", ir), ("visible", vi)]
-        for label, index in masks.items():
-            path = index.get(image_id)
-            images.append((label, None if path is None else to_rgb(load_array(path), mask=True)))
-        for method in methods:
-            path = method_index[method].get(image_id)
-            images.append((method, None if path is None else to_rgb(load_array(path))))
-        out = out_dir / f"{dataset}_{split}_{image_id}.png"
+        images = row_images(pairs[image_id], masks, methods)
+        height, width = images[0][1].shape[:2]
+        size = (max(1, round(width * tile_height / height)), tile_height)
         tiles = [tile(img, label, size, font, nearest=label in masks) for label, img in images]
+        out = out_dir / f"{dataset}_{split}_{image_id}.png"
         save_png(out, grid(tiles, columns))
         written.append((image_id, out))
-    log.info(
-        "gallery: %d images of %s/%s, %d methods, masks: %s",
-        len(written),
-        dataset,
-        split,
-        len(methods),
-        ", ".join(masks) or "none",
-    )
+    masked = ", ".join(masks) or "none"
+    log.info("gallery: %d images of %s/%s, %d methods, masks: %s", len(written), dataset, split, len(methods), masked)
     return written, ["infrared", "visible", *masks, *methods]

@@ -1,8 +1,8 @@
-"""Paper-shaped tables: rows = methods, columns = metrics or classes, the best method value in bold.
+"""Result tables: rows = methods, columns = metrics or classes, the best method value in bold.
 
-A table may carry reference rows (the paper's published numbers) and difference rows (ours − paper)
-after the method rows; they are printed in italics and never take part in choosing the best value.
-Every metric shown is higher-is-better (fusion metrics, AP, IoU), as in the paper's tables.
+A table may carry reference rows (published numbers) and difference rows (ours − reference) after the
+method rows; they are printed in italics and never take part in choosing the best value. Every metric
+shown is higher-is-better (fusion metrics, AP, IoU).
 """
 
 from __future__ import annotations

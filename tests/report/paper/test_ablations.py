@@ -4,6 +4,7 @@ import copy
 import json
 from pathlib import Path
 
+from occo.config import validate_params
 from occo.report.build import build_report
 
 
@@ -36,7 +37,7 @@ def test_study_table_from_the_workspace_experiments(git_repo, params: dict) -> N
     git_repo.add_experiment("omega6-0.1-short", shorter, fmb(6.7))
     git_repo.add_experiment("model3", with_params(params, ablation={"feature_space": "model3"}), None)
     write_json(root / "metrics/fusion/FMB.json", fmb(7.0))
-    build_report(root, params, env={"DVC_EXP_NAME": "baseline"})
+    build_report(root, validate_params(params), env={"DVC_EXP_NAME": "baseline"})
     md = section((root / "reports/report.md").read_text())
     assert "This run has the paper's settings: the reference row of every study." in md
     assert "this run scored the FMB test split." in md
@@ -68,7 +69,7 @@ def test_an_ablation_run_without_siblings(tmp_path: Path, params: dict) -> None:
     write_json(tmp_path / "metrics/fusion/FMB.json", fmb(6.95))
     params["arch"]["cross_attention"] = False
     params["evaluate"]["splits"] = {"FMB": "train"}
-    build_report(tmp_path, params, env={"DVC_EXP_NAME": "no-ca"})
+    build_report(tmp_path, validate_params(params), env={"DVC_EXP_NAME": "no-ca"})
     md = section((tmp_path / "reports/report.md").read_text())
     assert "this run scored the FMB train split, the paper its test set." in md
     assert "This run changes `arch.cross_attention=false`: Table 8, row `w/o_CA`." in md
@@ -78,12 +79,12 @@ def test_an_ablation_run_without_siblings(tmp_path: Path, params: dict) -> None:
 
 
 def test_a_run_of_no_study_and_a_default_run_without_fmb(tmp_path: Path, params: dict) -> None:
-    build_report(tmp_path, params)
+    build_report(tmp_path, validate_params(params))
     md = section((tmp_path / "reports/report.md").read_text())
     assert "This run has no `occo` scores in metrics/fusion/FMB.json" in md
     assert "shown here beside Table 6" in md and "| workspace (this run) | – | – | – | – |" in md
     params.update(omega6=100, omega1=0.8, omega2=0.2)
-    build_report(tmp_path, params)
+    build_report(tmp_path, validate_params(params))
     md = section((tmp_path / "reports/report.md").read_text())
-    assert "This run changes `omega1=0.8`, `omega2=0.2`, `omega6=100`: no single study" in md
+    assert "This run changes `omega1=0.8`, `omega2=0.2`, `omega6=100.0`: no single study" in md
     assert "No run of this workspace matches a study of the paper." in md and "| Run |" not in md

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from occo.config import validate_params
 from occo.report.build import build_report
 from occo.report.paper.comparison import detect_beside, segment_beside
 
@@ -61,7 +62,7 @@ def paper_workspace(root: Path) -> Path:
 def test_fusion_beside_table_2(tmp_path: Path, params: dict) -> None:
     root = paper_workspace(tmp_path)
     params["report"]["ours"] = ["occo", "OCCO-public"]
-    build_report(root, params)
+    build_report(root, validate_params(params))
     md = (root / "reports/report.md").read_text()
     lines = md[md.index("Beside the paper's Table 2") :].splitlines()
     assert lines[2] == "| Method | n | EN | SF | AG | CC |"
@@ -89,7 +90,7 @@ def test_fusion_beside_table_2(tmp_path: Path, params: dict) -> None:
 
 def test_detection_beside_tables_4_and_5(tmp_path: Path, params: dict) -> None:
     root = paper_workspace(tmp_path)
-    build_report(root, params)
+    build_report(root, validate_params(params))
     md = (root / "reports/report.md").read_text()
     msrs = md[md.index("AP@0.5 beside the paper's Table 4") :].splitlines()
     assert msrs[2] == "| Method | person | car | all |"  # the paper's classes: bicycle left out
@@ -111,7 +112,7 @@ def test_detection_beside_tables_4_and_5(tmp_path: Path, params: dict) -> None:
 
 def test_segmentation_beside_table_3_in_percent(tmp_path: Path, params: dict) -> None:
     root = paper_workspace(tmp_path)
-    build_report(root, params)
+    build_report(root, validate_params(params))
     md = (root / "reports/report.md").read_text()
     lines = md[md.index("IoU (%) beside the paper's Table 3") :].splitlines()
     assert lines[2] == (

@@ -5,7 +5,7 @@ import copy
 import pytest
 
 from occo.report.paper.reference import load_paper
-from occo.report.paper.studies import MISSING, changes, classify, describe, param, same
+from occo.report.paper.studies import MISSING, changes, classify, describe_changes, same, value_at
 
 PAPER = load_paper()
 DEFAULTS = {
@@ -78,11 +78,12 @@ def test_absent_params_count_as_unchanged() -> None:
 
 
 def test_param_paths_and_equality() -> None:
-    assert param(DEFAULTS, "arch.cross_attention") is True
-    assert param(DEFAULTS, "arch.nothing") is MISSING and param(DEFAULTS, "omega1.x") is MISSING
+    assert value_at(DEFAULTS, "arch.cross_attention") is True
+    assert value_at(DEFAULTS, "arch.nothing") is MISSING and value_at(DEFAULTS, "omega1.x") is MISSING
     assert same(10, 10.0) and not same(True, 1) and not same(0, False) and same("a", "a")
 
 
-def test_describe() -> None:
-    assert describe({}) == "the paper's settings"
-    assert describe({"omega6": 100, "arch.cross_attention": False}) == "`omega6=100`, `arch.cross_attention=false`"
+def test_describe_changes() -> None:
+    assert describe_changes({}) == "the paper's settings"
+    changed = {"omega6": 100, "arch.cross_attention": False}
+    assert describe_changes(changed) == "`omega6=100`, `arch.cross_attention=false`"

@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from occo.config import Gallery
 from occo.data.io import DataError, load_array
 from occo.report.render.gallery import LABEL_HEIGHT, build_gallery, gallery_methods
 
@@ -13,7 +14,7 @@ def test_methods_put_occo_first(workspace: Path) -> None:
 
 def test_gallery_rows_have_every_tile(workspace: Path, tmp_path: Path) -> None:
     out = tmp_path / "gallery"
-    rows, labels = build_gallery(workspace, "synthetic", "test", [], 2, out, tile_height=48, columns=6)
+    rows, labels = build_gallery(workspace, Gallery(dataset="synthetic", n=2), out, tile_height=48, columns=6)
     assert labels == ["infrared", "visible", "infrared mask", "visible mask", "occo", "DenseFuse"]
     assert [image_id for image_id, _ in rows] == ["syn_000", "syn_001"]
     picture = load_array(rows[1][1])
@@ -29,14 +30,15 @@ def test_gallery_rows_have_every_tile(workspace: Path, tmp_path: Path) -> None:
 
 
 def test_requested_ids_and_wrapping(workspace: Path, tmp_path: Path) -> None:
-    rows, _ = build_gallery(workspace, "synthetic", "test", ["syn_002"], 4, tmp_path, tile_height=24, columns=4)
+    chosen = Gallery(dataset="synthetic", ids=["syn_002"])
+    rows, _ = build_gallery(workspace, chosen, tmp_path, tile_height=24, columns=4)
     assert [i for i, _ in rows] == ["syn_002"]
     assert load_array(rows[0][1]).shape[0] == 2 * (24 + LABEL_HEIGHT) + 4
 
 
 def test_unknown_id_is_a_clear_error(workspace: Path, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="report.gallery.ids syn_999"):
-        build_gallery(workspace, "synthetic", "test", ["syn_999"], 4, tmp_path)
+    with pytest.raises(DataError, match="syn_999"):
+        build_gallery(workspace, Gallery(dataset="synthetic", ids=["syn_999"]), tmp_path)
 
 
 def test_datasets_without_masks_get_no_mask_tiles(workspace: Path, tmp_path: Path) -> None:
@@ -44,6 +46,6 @@ def test_datasets_without_masks_get_no_mask_tiles(workspace: Path, tmp_path: Pat
         for path in (workspace / "data/raw/synthetic/test/masks" / modality).iterdir():
             path.unlink()
         (workspace / "data/raw/synthetic/test/masks" / modality).rmdir()
-    rows, labels = build_gallery(workspace, "synthetic", "test", [], 1, tmp_path, tile_height=24)
+    rows, labels = build_gallery(workspace, Gallery(dataset="synthetic", n=1), tmp_path, tile_height=24)
     assert labels == ["infrared", "visible", "occo", "DenseFuse"]
     assert load_array(rows[0][1]).shape[1] == 4 * 32 + 3 * 4

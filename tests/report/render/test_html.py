@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from occo.config import validate_params
 from occo.report.build import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package 'chromium')")
 def test_report_renders_tables_figures_and_gallery(workspace: Path, params: dict, tmp_path: Path) -> None:
-    page = build_report(workspace, params)
+    page = build_report(workspace, validate_params(params))
     shot = tmp_path / "report.png"
     subprocess.run(
         [
