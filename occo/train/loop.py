@@ -66,7 +66,7 @@ CHECKPOINT = Path("models/checkpoints/last.pt")
 FINAL = Path("models/occo.pt")
 LIVE_DIR = Path("dvclive/train")
 FINGERPRINTED = ("omega1", "omega2", "omega3", "omega4", "omega5", "omega6", "arch", "loss", "ablation")
-"""Params sections (and ``train``, but for :data:`NOT_FINGERPRINTED`) that shape the optimisation."""
+"""Top-level params (and ``train``, but for :data:`NOT_FINGERPRINTED`) that shape the optimisation."""
 NOT_FINGERPRINTED = frozenset({"epochs", "max_steps", "checkpoint_every", "log_every", "num_workers", "compile"})
 """train.* params that may change between a run and its resumption."""
 DIVERGED = "lower train.lr and re-run (a run with other params starts from scratch)"

@@ -231,18 +231,18 @@ def test_unreadable_files_name_the_file_the_problem_and_what_to_do(tmp_path):
     (tmp_path / "cut.pt").write_bytes(ours.read_bytes()[: ours.stat().st_size // 2])
     torch.save({"state_dict": {}, "model": _Payload(tmp_path / "executed")}, tmp_path / "evil.pt")
     cases = {
-        "empty.pt": r"checkpoint .*empty\.pt is empty \(0 bytes; a copy or write cut short\)",
-        "cut.pt": r"checkpoint .*cut\.pt is truncated or corrupt \(\d+ bytes; ",
-        "evil.pt": r"evil\.pt holds pickled Python objects \(io\.open\), which occo does not load",
+        "empty.pt": r"empty\.pt is empty \(0 bytes",
+        "cut.pt": r"cut\.pt is truncated or corrupt",
+        "evil.pt": r"evil\.pt holds pickled Python objects \(io\.open\)",
     }
     for name, pattern in cases.items():
         with pytest.raises(CheckpointError, match=pattern) as err:
             load_model(tmp_path / name)
         message = str(err.value)
         assert "\n" not in message
-        assert message.endswith("re-run the train stage, or point to a complete occo checkpoint")
+        assert message.endswith("re-run the train stage, or point to a complete occo checkpoint")  # what to do
     assert not (tmp_path / "executed").exists()  # the pickle was refused, never run
-    with pytest.raises(CheckpointError, match=r"empty\.pt is empty .*: pass the authors' released occo\.pth"):
+    with pytest.raises(CheckpointError, match=r"empty\.pt is empty .*the authors' released occo\.pth"):
         convert_checkpoint(tmp_path / "empty.pt", tmp_path / "out.pt")
 
 
