@@ -234,7 +234,8 @@ def test_a_file_where_a_folder_is_expected_says_so(folders, flag):
     args[args.index(flag) + 1] = str(image)
     with pytest.raises(SystemExit) as err:
         main(args)
-    assert str(err.value).startswith(f"occo evaluate: {flag} takes a folder") and str(err.value).endswith(f"file {image}")
+    message = str(err.value)
+    assert message.startswith(f"occo evaluate: {flag} takes a folder") and message.endswith(f"file {image}")
 
 
 def test_two_methods_with_one_name(folders, tmp_path):
