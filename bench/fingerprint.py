@@ -3,18 +3,18 @@
 Writes ``--files`` files of ``--kb`` KiB of random bytes (incompressible, like PNGs) to a scratch folder
 and times, in one run, with the page cache warm (``--warmup`` passes first; medians of ``--repeats``):
 
-1. ``stat`` only — name, size and mtime of every file (what detect hashed before; cheap, but blind to
-   a same-size rewrite and fooled by a checkout's new mtimes): the lower bound;
+1. ``stat`` only — name, size and mtime of every file (cheap, but blind to a same-size rewrite and
+   fooled by a checkout's new mtimes): the lower bound;
 2. reading every byte (``Path.read_bytes``): the I/O floor of any content digest;
 3. ``digest_files``: the content digest the stages use (sha256 of every file in turn);
 4. the same per-file sha256 in a pool of ``--threads`` threads (hashlib releases the GIL): the
-   alternative to adopt if it pays on a many-core machine (on a loaded 2-core one it did not).
+   alternative to adopt where it pays (many cores).
 
 Ratios are against reading (2). The default (4,880 files of 400 KiB, 1.9 GiB) is FMB's training set in
 size: 1,220 pairs × (infrared, visible, two masks).
 
-    python bench/fingerprint.py                       # ~2 GB scratch in $TMPDIR
-    python bench/fingerprint.py --files 400 --kb 100  # seconds
+    python bench/fingerprint.py                       # about 2 GB of scratch files in $TMPDIR
+    python bench/fingerprint.py --files 400 --kb 100  # a quick run
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ For the default network (random init: memory and time do not depend on the weigh
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import weakref
 from pathlib import Path
@@ -30,7 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.train import measure, sync, table  # noqa: E402
-from occo.nn import ArchConfig, build_model, fuse_y  # noqa: E402
+from occo.config import Arch  # noqa: E402
+from occo.nn import build_model, fuse_y  # noqa: E402
 from occo.nn.fifn.tiling import bytes_per_pixel, core_side, fuse_y_tiled  # noqa: E402
 
 
@@ -79,6 +81,11 @@ def peak_bytes(fn, dev: torch.device) -> tuple[int, int | None]:
     return counter.peak, allocator
 
 
+def fuse_on_host(model: torch.nn.Module, *, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+    """``fuse_y``'s result copied to the CPU, where the tiled fusion returns its own."""
+    return fuse_y(model, ir=ir, vi=vi).cpu()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", default="auto", help="'auto' (cpu, plus cuda when present) or e.g. 'cpu,cuda'")
@@ -91,7 +98,7 @@ def main() -> None:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     else:
         devices = args.devices.split(",")
-    cfg = ArchConfig()
+    cfg = Arch()
     estimate = bytes_per_pixel(cfg)
     torch.set_grad_enabled(False)
     for name in devices:
@@ -104,7 +111,7 @@ def main() -> None:
         rows = []
         for size in args.sizes.split(","):
             ir, vi = images(size, dev)
-            live, allocator = peak_bytes(lambda: fuse_y(model, ir, vi), dev)
+            live, allocator = peak_bytes(functools.partial(fuse_y, model, ir=ir, vi=vi), dev)
             pixels = ir.numel()
             rows.append((size, f"{live / pixels:,.0f}", "—" if allocator is None else f"{allocator / pixels:,.0f}"))
         table(("size", "live storage, bytes/pixel", "CUDA allocator, bytes/pixel"), rows)
@@ -115,11 +122,12 @@ def main() -> None:
             ir, vi = images(size, dev)
             pixels = ir.numel()
             fits = dev.type == "cpu" or pixels * estimate < torch.cuda.mem_get_info(dev)[0] * 0.8
-            tiled_s, tiled = measure(lambda: fuse_y_tiled(model, ir, vi, core=core, device=dev), dev, 0, args.repeats)
-            live, allocator = peak_bytes(lambda: fuse_y_tiled(model, ir, vi, core=core, device=dev), dev)
+            tiled_fusion = functools.partial(fuse_y_tiled, model, ir=ir, vi=vi, core=core, device=dev)
+            tiled_s, tiled = measure(tiled_fusion, dev, 0, args.repeats)
+            live, allocator = peak_bytes(tiled_fusion, dev)
             peak = allocator if allocator is not None else live
             if fits:
-                one_s, one = measure(lambda: fuse_y(model, ir, vi).cpu(), dev, 1, args.repeats)
+                one_s, one = measure(functools.partial(fuse_on_host, model, ir=ir, vi=vi), dev, 1, args.repeats)
                 diff = f"{(tiled - one).abs().max().item() * 255:.4f}"
                 ratio = f"{tiled_s / one_s:.2f}"
             else:

@@ -19,10 +19,10 @@ a randomly initialised network and a randomly initialised VGG19 (``train.vgg_ran
 so no dataset or weight file is needed; the code paths timed are those of a real step (data loading
 excluded).
 
-    python bench/train.py --size 64                        # quick CPU run (a few minutes on 2 cores)
+    python bench/train.py --size 64                        # quick CPU run
     python bench/train.py                                  # full size: --batch 12 --size 256 (the paper's crops)
     python bench/train.py --devices cuda --compile --steps 20   # full size on a GPU, with torch.compile
-    python bench/train.py --devices cpu --steps 1 --warmup 0 --fuse-steps 1   # full size, CPU: ~16 min on 2 cores
+    python bench/train.py --devices cpu --steps 1 --warmup 0 --fuse-steps 1   # full size, one step on the CPU
 
 ``--warmup`` applies to every timed section (0: the first call, with its one-time allocations, is timed).
 """
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
+import functools
 import logging
 import os
 import platform
@@ -44,24 +44,20 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from occo.config import Params, load_params, override  # noqa: E402
 from occo.losses import OCCOLoss  # noqa: E402
-from occo.nn import ArchConfig, build_model, fuse_y, normalise_output  # noqa: E402
+from occo.nn import build_model, fuse_y, normalise_output  # noqa: E402
 
 CPU_BF16_SKIP = "skipped: bf16 autocast is a CUDA path in occo/train"
 
 
-def load_params(path: Path) -> dict:
-    """params.yaml with a random-init VGG19 (no weight file) for the loss."""
-    params = copy.deepcopy(yaml.safe_load(path.read_text()))
-    params.setdefault("train", {})
-    params["train"]["vgg_random_init"] = True
-    params["train"]["vgg_weights"] = None
-    return params
+def random_vgg_params(path: Path) -> Params:
+    """The params of ``path`` with a random-init VGG19 (no weight file) for the loss."""
+    return override(load_params(path), {"train.vgg_random_init": True, "train.vgg_weights": None})
 
 
 T = TypeVar("T")
@@ -113,7 +109,7 @@ class Step:
 
     def __init__(
         self,
-        params: dict,
+        params: Params,
         dev: torch.device,
         *,
         bf16: bool,
@@ -123,11 +119,10 @@ class Step:
         rebuild_loss: bool = False,
     ) -> None:
         self.params, self.dev, self.rebuild_loss = params, dev, rebuild_loss
-        arch = ArchConfig.from_dict(params["arch"])
-        self.per_image = arch.compat == "fixed"
-        self.model = build_model(arch, seed=0).to(dev)
-        self.loss_fn = OCCOLoss.from_params(params).to(dev)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(params["train"]["lr"]))
+        self.per_image = params.arch.compat == "fixed"
+        self.model = build_model(params.arch, seed=0).to(dev)
+        self.loss_fn = OCCOLoss.from_config(params).to(dev)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=params.train.lr)
         self.channels_last = bf16  # the loop uses channels_last on CUDA, where it also runs bf16
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -141,10 +136,10 @@ class Step:
 
     def __call__(self) -> None:
         ir, vi, ir_m, vi_m = self.batch
-        loss_fn = OCCOLoss.from_params(self.params).to(self.dev) if self.rebuild_loss else self.loss_fn
+        loss_fn = OCCOLoss.from_config(self.params).to(self.dev) if self.rebuild_loss else self.loss_fn
         with self.autocast():
-            fused = normalise_output(self.forward(ir, vi).float(), per_image=self.per_image)
-            terms = loss_fn(fused, vi, ir, ir_m, vi_m)
+            fused = normalise_output(self.forward(ir=ir, vi=vi).float(), per_image=self.per_image)
+            terms = loss_fn(fused, ir=ir, vi=vi, ir_mask=ir_m, vi_mask=vi_m)
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         self.optimizer.step()
@@ -153,7 +148,7 @@ class Step:
         """A fused output as a leaf tensor, to time the loss alone."""
         ir, vi, _, _ = self.batch
         with torch.no_grad(), self.autocast():
-            fused = normalise_output(self.forward(ir, vi).float(), per_image=self.per_image)
+            fused = normalise_output(self.forward(ir=ir, vi=vi).float(), per_image=self.per_image)
         return fused.detach().requires_grad_(True)
 
     def loss_only(self, fused: torch.Tensor, pixel_only: bool) -> Callable[[], None]:
@@ -163,9 +158,9 @@ class Step:
             fused.grad = None
             with self.autocast():
                 if pixel_only:
-                    value = self.loss_fn.pixel(fused, vi, ir)["pixel"]
+                    value = self.loss_fn.pixel(fused, ir=ir, vi=vi)["pixel"]
                 else:
-                    value = self.loss_fn(fused, vi, ir, ir_m, vi_m)["total"]
+                    value = self.loss_fn(fused, ir=ir, vi=vi, ir_mask=ir_m, vi_mask=vi_m)["total"]
             value.backward()
 
         return run
@@ -207,7 +202,7 @@ def main() -> None:
         raise SystemExit("--batch must be a multiple of 4 (the contrastive loss's 4 groups)")
     logging.getLogger("occo.losses.vgg").setLevel(logging.ERROR)  # the random-VGG warning, once per build
 
-    params = load_params(args.params)
+    params = random_vgg_params(args.params)
     names = ["cpu", "cuda"] if args.devices == "auto" else [d.strip() for d in args.devices.split(",")]
     devices = [torch.device(n) for n in names if n != "cuda" or torch.cuda.is_available()]
     if "cuda" in names and not torch.cuda.is_available() and args.devices != "auto":
@@ -225,8 +220,8 @@ def main() -> None:
         + f", load average at start {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"params: arch.compat={params['arch']['compat']}, loss.cx_variant={params['loss']['cx_variant']}, "
-        f"ablation.feature_space={params['ablation']['feature_space']}, omega6={params['omega6']}\n"
+        f"params: arch.compat={params.arch.compat}, loss.cx_variant={params.loss.cx_variant}, "
+        f"ablation.feature_space={params.ablation.feature_space}, omega6={params.omega6}\n"
     )
 
     step_rows, loss_rows, public_rows, fuse_rows, notes = [], [], [], [], []
@@ -281,7 +276,8 @@ def main() -> None:
             step.rebuild_loss = True
             t_rebuild = timed(step, dev, args.warmup, args.steps)
             step.rebuild_loss = False
-            t_build = timed(lambda: OCCOLoss.from_params(params).to(dev), dev, args.warmup, args.steps)
+            build = functools.partial(lambda on: OCCOLoss.from_config(params).to(on), dev)
+            t_build = timed(build, dev, args.warmup, args.steps)
             public_rows.append(
                 (
                     dev.type,
@@ -298,13 +294,13 @@ def main() -> None:
                 torch.cuda.empty_cache()
 
         # 4. fusion throughput
-        model = build_model(ArchConfig.from_dict(params["arch"]), seed=0).to(dev).eval()
+        model = build_model(params.arch, seed=0).to(dev).eval()
         for batch in [1, 8] if dev.type == "cuda" else [1]:
             g = torch.Generator().manual_seed(1)
             ir, vi = (torch.rand(batch, 1, fh, fw, generator=g).to(dev) for _ in range(2))
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(dev)
-            t = timed(lambda: fuse_y(model, ir, vi), dev, min(args.warmup, 1), args.fuse_steps)
+            t = timed(functools.partial(fuse_y, model, ir=ir, vi=vi), dev, min(args.warmup, 1), args.fuse_steps)
             fuse_rows.append(
                 (
                     dev.type,
@@ -364,7 +360,7 @@ def main() -> None:
         "ImageNet weights instead, so each of its steps also reads the VGG19 weight file "
         "(vgg19-dcbb9e9d.pth, 548 MB) from disk, not counted here.\n"
     )
-    print(f"### 4. Fusion throughput (fuse_y, {fw}x{fh}, eval mode, arch.compat={params['arch']['compat']})\n")
+    print(f"### 4. Fusion throughput (fuse_y, {fw}x{fh}, eval mode, arch.compat={params.arch.compat})\n")
     table(("device", "batch", "ms per call (median)", "pairs/s", "peak memory"), fuse_rows)
     print(
         f"Process peak RSS: {rss_mib():,.0f} MiB; load average at end {os.getloadavg()[0]:.1f} "

@@ -122,9 +122,8 @@ def fused_out_flag(value: str) -> Path:
     return path
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="occo", description="OCCO infrared-visible image fusion tools")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
+    """`occo evaluate`: score folders of fused images."""
     ev = sub.add_parser(
         "evaluate",
         help="score folders of fused images against their infrared/visible sources",
@@ -154,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=json_out_flag, help="write the means here (JSON) and per-image values beside it (CSV)"
     )
     ev.set_defaults(func=_evaluate)
+
+
+def add_convert_checkpoint(sub: argparse._SubParsersAction) -> None:
+    """`occo convert-checkpoint`: the public checkpoint in our format."""
     cv = sub.add_parser(
         "convert-checkpoint",
         help="convert the public OCCO checkpoint (occo.pth) to ours (arch.compat=official)",
@@ -163,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("src", type=Path, help="public checkpoint, e.g. occo.pth (dict with key 'state_dict')")
     cv.add_argument("dst", type=Path, help="where to write our checkpoint")
     cv.set_defaults(func=_convert_checkpoint)
+
+
+def add_fuse(sub: argparse._SubParsersAction) -> None:
+    """`occo fuse`: fuse pairs with a checkpoint."""
     fu = sub.add_parser(
         "fuse",
         help="fuse infrared/visible pairs (two folders, or two files) with a trained checkpoint",
@@ -200,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace existing outputs, also those made by another checkpoint (refused otherwise)",
     )
     fu.set_defaults(func=_fuse)
+
+
+COMMANDS = (add_evaluate, add_convert_checkpoint, add_fuse)
+"""Each adds one subcommand (its flags and the function that runs it) to the parser."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `occo` command line: one subcommand per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(prog="occo", description="OCCO infrared-visible image fusion tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
     return parser
 
 

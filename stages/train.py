@@ -9,7 +9,6 @@ masks from data/masks/<dataset>/<split> (or the split's own masks/ folder). Writ
 
 from __future__ import annotations
 
-from occo.config import as_dict
 from occo.pipeline.device import device_flag
 from occo.pipeline.entry import run_stage
 from occo.train import train
@@ -21,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
         __doc__,
         __file__,
         argv,
-        lambda cfg, root, args: train(as_dict(cfg), root, device=args.device),
+        lambda cfg, root, args: train(cfg, root, device=args.device),
         errors=(TrainingStopped,),
         add_arguments=lambda p: p.add_argument(
             "--device", type=device_flag, default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ..."

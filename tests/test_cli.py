@@ -56,7 +56,7 @@ def test_evaluate_prints_table_and_writes_json_and_csv(folders, tmp_path, capsys
 
     summary = json.loads(out.read_text(encoding="utf-8"))
     assert list(summary) == methods
-    for method, s in summary.items():
+    for s in summary.values():
         assert set(s) == set(METRICS) | {"n"} and s["n"] == 3
         assert all(s[k] is None or isinstance(s[k], float) for k in METRICS)
     assert summary["visible"]["SCD"] is None
@@ -182,17 +182,18 @@ def test_fuse_out_with_another_image_suffix_is_refused(tmp_path, capsys):
     for name in ("x.jpg", "x.TIF"):
         argv = ["fuse", "--ir", "a.png", "--vi", "b.png", "--out", str(tmp_path / name), "--checkpoint", "m.pt"]
         msg = _usage_error(argv, capsys)
-        assert f"argument --out: '{tmp_path / name}': fused images are PNGs; name a .png file or a folder" in msg
+        assert f"argument --out: '{tmp_path / name}': fused images are PNGs" in msg
         assert not (tmp_path / name).exists()
 
 
 def test_checkpoint_with_zero_heads_is_one_line_naming_the_file(folders, tmp_path, capsys):
-    """A checkpoint's embedded arch config is validated: heads 0 used to end in a ZeroDivisionError or TypeError."""
+    """A checkpoint's embedded arch config is validated as the params are (heads 0 would divide by zero)."""
     import torch
 
-    from occo.nn import ArchConfig, build_model, save_checkpoint
+    from occo.config import Arch
+    from occo.nn import build_model, save_checkpoint
 
-    cfg = ArchConfig(widths=(8, 8, 8, 8), heads=(1, 1, 1, 1))
+    cfg = Arch(widths=[8, 8, 8, 8], heads=[1, 1, 1, 1])
     payload = torch.load(save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg), weights_only=True)
     bad = tmp_path / "bad.pt"
     for heads in (0, [1, 0, 1, 1]):
@@ -210,9 +211,9 @@ def test_checkpoint_with_zero_heads_is_one_line_naming_the_file(folders, tmp_pat
             "--device",
             "cpu",
         ]
-        assert _one_line_error(argv, capsys) == (
-            f"occo fuse: cannot load {bad}: arch.heads={heads!r}: expected a list of positive integers, one per scale"
-        )
+        line = _one_line_error(argv, capsys)
+        assert line.startswith(f"occo fuse: cannot load {bad}") and "arch.heads = " in line
+        assert "should be a list of positive integers" in line
     assert not (tmp_path / "out").exists()
 
 
@@ -234,13 +235,14 @@ def test_nothing_to_score_is_an_error(folders):
 
 @pytest.mark.parametrize("flag", ["--ir", "--vi", "--fused"])
 def test_a_file_where_a_folder_is_expected_says_so(folders, flag):
-    """issue 11: `--ir <file>` said "folder not found" for a file that exists."""
+    """`--ir <file>` names the file that exists, not a missing folder."""
     image = folders / ("ir" if flag == "--ir" else "vi" if flag == "--vi" else "MyMethod") / "01.png"
     args = _evaluate_args(folders, "--fused", str(folders / "MyMethod"))
     args[args.index(flag) + 1] = str(image)
     with pytest.raises(SystemExit) as err:
         main(args)
-    assert str(err.value) == f"occo evaluate: {flag} takes a folder of images named by pair id, got the file {image}"
+    message = str(err.value)
+    assert message.startswith(f"occo evaluate: {flag} takes a folder") and message.endswith(f"file {image}")
 
 
 def test_two_methods_with_one_name(folders, tmp_path):

@@ -8,7 +8,10 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from occo.config import Params
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -40,13 +43,14 @@ class Context:
     def seconds_left(self) -> float:
         return self.deadline - time.time()
 
-    def load_params(self) -> dict:
+    def load_params(self) -> Params:
         """params.yaml with a random-init VGG19 for the loss (no weight file); in the dry run a narrow network."""
-        from bench.train import load_params
+        from bench.train import random_vgg_params
+        from occo.config import override
 
-        params = load_params(self.params)
+        params = random_vgg_params(self.params)
         if self.dry:  # the tests' narrow network: the same code paths in seconds on a CPU
-            params["arch"].update(widths=[8, 8, 8, 8], heads=[1, 1, 1, 1])
+            params = override(params, {"arch.widths": [8, 8, 8, 8], "arch.heads": [1, 1, 1, 1]})
         return params
 
     def to_json(self) -> str:
@@ -124,7 +128,8 @@ def real_pairs(ctx: Context, dataset: str, n: int) -> list:
 
 
 def sample_pairs(ctx: Context, n_per_dataset: int) -> tuple[list, str]:
-    """``n_per_dataset`` real TNO and MSRS pairs, or synthetic 640x480 pairs when ../shared is absent; and a description."""
+    """``n_per_dataset`` real TNO and MSRS pairs, or synthetic 640x480 pairs when ../shared is absent; and a
+    description."""
     from occo.data import find_pairs, make_synthetic
 
     pairs = real_pairs(ctx, "TNO", n_per_dataset) + real_pairs(ctx, "MSRS", n_per_dataset)

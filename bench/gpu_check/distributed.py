@@ -29,6 +29,7 @@ import torch.distributed as dist
 import yaml
 
 from bench.gpu_check.context import FAIL, PASS, REPO, Context, Row
+from occo.config import as_dict, load_params, override
 from occo.data import make_synthetic, write_text_atomic
 from occo.train import loop, train
 
@@ -41,20 +42,20 @@ def check(ctx: Context) -> Iterator[Row]:
     crop, height, width = ctx.pick((128, 240, 320), (32, 48, 64))
     steps = ctx.pick(4, 1)
     make_synthetic(root / "data/raw/synthetic", n_train=8, n_test=1, height=height, width=width, seed=0)
-    params = ctx.load_params()
-    params["train"].update(
-        dataset="synthetic",
-        split="train",
-        crop=crop,
-        batch_size=12,
-        epochs=100,
-        max_steps=None,
-        num_workers=ctx.pick(2, 0),
-        checkpoint_every=steps,
-        log_every=1,
-        compile=False,
-    )
-    write_text_atomic(root / "params.yaml", yaml.safe_dump(params, sort_keys=False))
+    train = {
+        "dataset": "synthetic",
+        "split": "train",
+        "crop": crop,
+        "batch_size": 12,
+        "epochs": 100,
+        "max_steps": None,
+        "num_workers": ctx.pick(2, 0),
+        "checkpoint_every": steps,
+        "log_every": 1,
+        "compile": False,
+    }
+    params = override(ctx.load_params(), {f"train.{k}": v for k, v in train.items()})
+    write_text_atomic(root / "params.yaml", yaml.safe_dump(as_dict(params), sort_keys=False))
     first = launch(ctx, root, steps)
     second = launch(ctx, root, 2 * steps)
     problems = [
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
 
     resume = ResumeLog()
     logging.getLogger(loop.__name__).addHandler(resume)
-    params = yaml.safe_load((args.root / "params.yaml").read_text(encoding="utf-8"))
+    params = load_params(args.root / "params.yaml")
     start = time.perf_counter()
     final = train(params, args.root, max_steps=args.steps, device=args.device)
     seconds = time.perf_counter() - start

@@ -34,7 +34,7 @@ from occo.data import load_array
 from occo.losses import OCCOLoss
 from occo.metrics.evaluate import BASELINES, evaluate_pairs
 from occo.metrics.suite import METRICS
-from occo.nn import ArchConfig, build_model, normalise_output, save_checkpoint
+from occo.nn import build_model, normalise_output, save_checkpoint
 
 METRIC_RTOL = 1e-9
 FUSE_LEVELS = 1
@@ -106,8 +106,7 @@ def fuse_equal(ctx: Context, pairs: list, source: str, other: str | None) -> Row
     """``occo fuse`` on the CPU and, with ``other``, on that device in fp32 (default flags, TF32 off) and bf16."""
     name = "1b occo fuse CPU = CUDA"
     folder = ctx.work / "equality"
-    params = ctx.load_params()
-    arch = ArchConfig.from_dict(params["arch"])
+    arch = ctx.load_params().arch
     checkpoint = save_checkpoint(folder / "random.pt", build_model(arch, seed=0), arch)
 
     def fuse(device: str, out: Path) -> list[Path]:
@@ -163,11 +162,11 @@ def loss_equal(ctx: Context, other: str | None) -> Row:
     """One step's loss on the CPU (twice, under two seeds) and, with ``other``, on that device."""
     name = "1c training-step loss CPU = CUDA"
     params = ctx.load_params()
-    arch = ArchConfig.from_dict(params["arch"])
+    arch = params.arch
     model = build_model(arch, seed=0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the random VGG19s, as the training loop builds them
-        loss_fn = OCCOLoss.from_params(params)
+        loss_fn = OCCOLoss.from_config(params)
     crop = ctx.pick(64, 32)
     batch = synthetic_batch(LOSS_BATCH, crop, torch.device("cpu"), seed=0)
 
@@ -177,8 +176,8 @@ def loss_equal(ctx: Context, other: str | None) -> Row:
         net, loss = copy.deepcopy(model).to(device).train(), copy.deepcopy(loss_fn).to(device)
         ir, vi, ir_mask, vi_mask = (t.to(device) for t in batch)
         with bf16_autocast(bf16):
-            fused = normalise_output(net(ir, vi).float(), per_image=arch.compat == "fixed")
-            total = loss(fused, vi, ir, ir_mask, vi_mask)["total"]
+            fused = normalise_output(net(ir=ir, vi=vi).float(), per_image=arch.compat == "fixed")
+            total = loss(fused, ir=ir, vi=vi, ir_mask=ir_mask, vi_mask=vi_mask)["total"]
         total.backward()
         grads = torch.stack([p.grad.norm() for p in net.parameters() if p.grad is not None])
         return float(total.detach()), float(torch.linalg.vector_norm(grads))

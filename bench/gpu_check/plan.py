@@ -1,4 +1,4 @@
-"""The checks in the issue's order, each with its own time limit (the step budget table).
+"""The checks in the order they run, each with its own time limit (the step budget table).
 
 Every check runs in a process of its own and is killed at its limit; the limits on a GPU add up to
 the 8 minutes the whole run may take (``GPU_TOTAL_S``). ``dry_s`` is the limit in the CPU dry run
@@ -65,7 +65,7 @@ CHECKS: tuple[Check, ...] = (
 GPU_TOTAL_S = 470
 """The whole GPU run, checks and their start-up, within 8 minutes (480 s)."""
 DRY_TOTAL_S = 600
-"""The CPU dry run stops starting checks after this (a bound for CI; it takes about 2 minutes)."""
+"""The CPU dry run stops starting checks after this (a bound for CI)."""
 
 
 def budget_table() -> str:

@@ -87,7 +87,8 @@ def verdict(ok: bool | None) -> str:
 
 
 def targets(outcomes: list[Outcome], dry: bool) -> list[str]:
-    """The issue's targets against this run's figures (reported, never asserted)."""
+    """The GPU targets (training step time, fusion and metrics throughput) against this run's figures (reported,
+    never asserted)."""
     lines = ["## Targets (reported, not asserted)", ""]
     if dry:
         return lines + ["Not measured: a CPU dry run has no GPU figure.", ""]

@@ -15,7 +15,7 @@ projected to the MSRS test split's 361 pairs. The dry run: tiny sizes, batch 1.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,10 +27,11 @@ from PIL import Image
 
 from bench.gpu_check.context import DONE, Context, Row, mib, peak_mib, real_pairs, reset_peak
 from bench.train import measure
+from occo.config import override
 from occo.data import find_pairs, load_pair, make_synthetic, rgb_to_ycbcr, save_png, to_float
 from occo.metrics.evaluate import BASELINES, evaluate_pairs
 from occo.metrics.suite import METRICS, compute_metrics, grey_levels
-from occo.nn import ArchConfig, build_model, fuse_y
+from occo.nn import build_model, fuse_y
 from occo.nn.fuse import colourise, fuse_folder
 from occo.train.data import luminance
 
@@ -72,7 +73,8 @@ def fusion(ctx: Context) -> Iterator[Row]:
     loaded = [load_pair(p) for p in pairs]
     ir_y = [luminance(ir) for ir, _ in loaded]
     vi_y = [luminance(vi) for _, vi in loaded]
-    arch = ArchConfig.from_dict(ctx.load_params()["arch"])
+    params = ctx.load_params()
+    arch = params.arch
     model = build_model(arch, seed=0).to(dev).eval()
     ir, vi = (stacked(y, max(batches), size, ctx.device) for y in (ir_y, vi_y))
     precisions = [("fp32", False, False)] + ctx.pick([("bf16", True, False), ("bf16 + channels_last", True, True)], [])
@@ -83,14 +85,14 @@ def fusion(ctx: Context) -> Iterator[Row]:
         for b in batches:
             x, y = (t[:b].contiguous(memory_format=torch.channels_last) if channels_last else t[:b] for t in (ir, vi))
             reset_peak(ctx.device)
-            t, _ = measure(lambda: run_fuse(net, x, y, bf16), dev, warmup, repeats)
+            t, _ = measure(functools.partial(run_fuse, net, ir=x, vi=y, bf16=bf16), dev, warmup, repeats)
             rates[f"{label} b{b}"] = b / t
             peaks[f"{label} b{b}"] = peak_mib(ctx.device)
     model = model.to(memory_format=torch.contiguous_format)
-    official = build_model(dataclasses.replace(arch, compat="official"), seed=0).to(dev).eval()
+    official = build_model(override(params, {"arch.compat": "official"}).arch, seed=0).to(dev).eval()
     b = batches[-1] if ctx.dry else 8
     for label, bf16 in [("fp32", False)] + ctx.pick([("bf16", True)], []):
-        t, _ = measure(lambda: run_fuse(official, ir[:b], vi[:b], bf16), dev, warmup, repeats)
+        t, _ = measure(functools.partial(run_fuse, official, ir=ir[:b], vi=vi[:b], bf16=bf16), dev, warmup, repeats)
         rates[f"official {label}"] = b / t
     h, w = size
     best = max((k for k in rates if not k.startswith("official")), key=rates.get)
@@ -109,12 +111,12 @@ def fusion(ctx: Context) -> Iterator[Row]:
     yield pipeline(ctx, model, pairs, rates)
 
 
-def run_fuse(model: torch.nn.Module, ir: torch.Tensor, vi: torch.Tensor, bf16: bool) -> torch.Tensor:
+def run_fuse(model: torch.nn.Module, *, ir: torch.Tensor, vi: torch.Tensor, bf16: bool) -> torch.Tensor:
     """``fuse_y``, under bf16 autocast when asked."""
     if not bf16:
-        return fuse_y(model, ir, vi)
+        return fuse_y(model, ir=ir, vi=vi)
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        return fuse_y(model, ir, vi)
+        return fuse_y(model, ir=ir, vi=vi)
 
 
 def pipeline(ctx: Context, model: torch.nn.Module, pairs: list, rates: dict[str, float]) -> Row:
@@ -197,7 +199,7 @@ def metrics(ctx: Context) -> Iterator[Row]:
         for b in batches:
             f, a, v = grey_triples(pairs, size, b, ctx.device)
             reset_peak(ctx.device)
-            t, _ = measure(lambda: compute_metrics(f, a, v), dev, warmup, repeats)
+            t, _ = measure(functools.partial(compute_metrics, f, a, v), dev, warmup, repeats)
             rates[b], peaks[b] = b / t, peak_mib(ctx.device)
         best = max(rates, key=rates.get)
         text = (

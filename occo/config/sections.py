@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from occo.config.types import (
     Amp,
@@ -146,6 +147,10 @@ class Masks(Section):
 # ----------------------------------------------------------------------------- network, loss, training
 
 
+OFFICIAL_FORMS = ("sigmoid", "layer", "code")
+"""(spatial_gate, token_norm, attention_routing) of the public code, which ``compat: official`` reproduces."""
+
+
 class Arch(Section):
     """The fusion network (§3.1); a checkpoint records its own and fusion follows it."""
 
@@ -160,6 +165,22 @@ class Arch(Section):
     )
     widths: ScaleInts = param([32, 64, 112, 160], "channels of the encoder's scales (the public network's)")
     heads: ScaleInts = param([4, 4, 4, 1], "attention heads per scale (each width divisible by its heads)")
+
+    @model_validator(mode="after")
+    def _buildable(self) -> Arch:
+        """One head count per width, each width divisible by its heads; compat=official runs the public code's
+        forms (sigmoid gate, layer norm, code routing)."""
+        if len(self.widths) != len(self.heads):
+            raise PydanticCustomError("params", "widths and heads should have one entry per scale each")
+        if any(w % h for w, h in zip(self.widths, self.heads)):
+            raise PydanticCustomError("params", "each width should be divisible by its number of heads")
+        if self.compat == "official" and (self.spatial_gate, self.token_norm, self.attention_routing) != OFFICIAL_FORMS:
+            raise PydanticCustomError(
+                "params",
+                "compat official runs the public code: should keep spatial_gate sigmoid, token_norm layer, "
+                "attention_routing code",
+            )
+        return self
 
 
 class Loss(Section):

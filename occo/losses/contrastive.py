@@ -236,7 +236,7 @@ class ContextualContrastiveLoss(nn.Module):
         vgg_weights, vgg_random_init: see ``VGG19Features``.
         max_points: position cap per contextual comparison (matters for Model-2's shallow layers).
 
-    ``forward(fused, vi, ir, ir_mask, vi_mask)``: all (B, 1, H, W), images in [0, 1], binary masks.
+    ``forward(fused, ir=, vi=, ir_mask=, vi_mask=)``: all (B, 1, H, W), images in [0, 1], binary masks.
     """
 
     def __init__(
@@ -307,7 +307,7 @@ class ContextualContrastiveLoss(nn.Module):
         return torch.where(valid[0], ratio, torch.zeros_like(ratio)).sum() / count
 
     def forward(
-        self, fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
+        self, fused: torch.Tensor, *, ir: torch.Tensor, vi: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         n = _check_batch(fused, self.groups, vi, ir, ir_mask, vi_mask)
         masks = decompose_masks(ir_mask=ir_mask, vi_mask=vi_mask)

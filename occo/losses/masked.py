@@ -49,7 +49,7 @@ def masked_intensity_loss(parts: Mapping[str, torch.Tensor], omega1: float, omeg
 class MaskedIntensityLoss(nn.Module):
     """Eq. 21 (Model-4); ``forward`` returns its three terms (``PARTS``) and ``masked_intensity`` = L_abl.
 
-    ``forward(fused, vi, ir, ir_mask, vi_mask)``: (B, 1, H, W) tensors, images in [0, 1], masks
+    ``forward(fused, ir=, vi=, ir_mask=, vi_mask=)``: (B, 1, H, W) tensors, images in [0, 1], masks
     binarised at 0.5.
     """
 
@@ -58,7 +58,7 @@ class MaskedIntensityLoss(nn.Module):
         self.omega1, self.omega2 = omega1, omega2
 
     def forward(
-        self, fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
+        self, fused: torch.Tensor, *, ir: torch.Tensor, vi: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         for name, t in (("vi", vi), ("ir", ir), ("ir_mask", ir_mask), ("vi_mask", vi_mask)):
             if t.shape != fused.shape:

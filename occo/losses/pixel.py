@@ -1,9 +1,9 @@
 """Pixel loss (Eq. 15-19): SSIM (Eq. 15), intensity (Eq. 17) with the infrared-brighter mask (Eq. 16),
 Sobel texture (Eq. 18), combined by Eq. 19.
 
-Images are (B, 1, H, W) in [0, 1]. Every term runs in float32 with autocast disabled and returns a
-scalar (mean over the batch). With the public code's weights ω4 = 10, ω5 = 1:
-``L_pixel = L_ssim + ω4 L_int + ω5 L_tex``.
+Images are (B, 1, H, W) in [0, 1]; the sources are keyword-only (``ir=``, ``vi=``). Every term runs in
+float32 with autocast disabled and returns a scalar (mean over the batch). With the public code's weights
+ω4 = 10, ω5 = 1: ``L_pixel = L_ssim + ω4 L_int + ω5 L_tex``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def _fp32(*xs: torch.Tensor) -> list[torch.Tensor]:
     return [x.float() for x in xs]
 
 
-def ssim_loss(fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+def ssim_loss(fused: torch.Tensor, *, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
     """Eq. 15: ``L_ssim = 2 - SSIM(F, I_vi) - SSIM(F, I_ir)``.
 
     SSIM of Wang et al. 2004 (pytorch-msssim): Gaussian window 11, σ = 1.5, K = (0.01, 0.03), data
@@ -30,15 +30,15 @@ def ssim_loss(fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> torch.
         return (2.0 - s).mean()
 
 
-def infrared_brighter_mask(vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+def infrared_brighter_mask(*, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
     """Eq. 16: ``M = 1[I_ir > I_vi]``, pixels where the infrared image is brighter (float 0/1)."""
     return (ir.float() > vi.float()).float()
 
 
-def intensity_loss(fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+def intensity_loss(fused: torch.Tensor, *, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
     """Eq. 17: ``L_int = mean (F - I_vi)² + mean M ⊙ |F - I_ir|`` with M of Eq. 16 (means over all pixels)."""
     f, v, i = _fp32(fused, vi, ir)
-    return (f - v).pow(2).mean() + (infrared_brighter_mask(v, i) * (f - i).abs()).mean()
+    return (f - v).pow(2).mean() + (infrared_brighter_mask(ir=i, vi=v) * (f - i).abs()).mean()
 
 
 def sobel_abs(x: torch.Tensor) -> torch.Tensor:
@@ -46,7 +46,7 @@ def sobel_abs(x: torch.Tensor) -> torch.Tensor:
     return spatial_gradient(x, mode="sobel", order=1, normalized=False).abs()
 
 
-def texture_loss(fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+def texture_loss(fused: torch.Tensor, *, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
     """Eq. 18: ``L_tex = Σ_{d∈{x,y}} mean | |∂_d F| - max(|∂_d I_vi|, |∂_d I_ir|) |``.
 
     The paper writes one ``|∇·|``; the public code and this function take the L1 of the x and y Sobel
@@ -66,17 +66,17 @@ def pixel_loss(
 
 
 class PixelLoss(nn.Module):
-    """Eq. 15-19; ``forward(fused, vi, ir)`` returns ``{ssim, intensity, texture, pixel}`` scalars."""
+    """Eq. 15-19; ``forward(fused, ir=, vi=)`` returns ``{ssim, intensity, texture, pixel}`` scalars."""
 
     def __init__(self, omega4: float, omega5: float) -> None:
         super().__init__()
         self.omega4, self.omega5 = omega4, omega5
 
-    def forward(self, fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, fused: torch.Tensor, *, ir: torch.Tensor, vi: torch.Tensor) -> dict[str, torch.Tensor]:
         terms = {
-            "ssim": ssim_loss(fused, vi, ir),
-            "intensity": intensity_loss(fused, vi, ir),
-            "texture": texture_loss(fused, vi, ir),
+            "ssim": ssim_loss(fused, ir=ir, vi=vi),
+            "intensity": intensity_loss(fused, ir=ir, vi=vi),
+            "texture": texture_loss(fused, ir=ir, vi=vi),
         }
         terms["pixel"] = pixel_loss(terms["ssim"], terms["intensity"], terms["texture"], self.omega4, self.omega5)
         return terms

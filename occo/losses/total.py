@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
+from occo.config import Params
 from occo.losses.contrastive import ContextualContrastiveLoss, get_feature_space
 from occo.losses.masked import MaskedIntensityLoss
 from occo.losses.pixel import PixelLoss, pixel_loss, ssim_loss, texture_loss
@@ -44,7 +44,7 @@ def _non_finite(named: Mapping[str, torch.Tensor]) -> list[str]:
 class OCCOLoss(nn.Module):
     """Pixel loss + ω6 × contextual contrastive loss (Eq. 20), per ``params.yaml``.
 
-    ``forward(fused, vi, ir, ir_mask, vi_mask)`` takes (B, 1, H, W) tensors: fused output and source
+    ``forward(fused, ir=, vi=, ir_mask=, vi_mask=)`` takes (B, 1, H, W) tensors: fused output and source
     luminances in [0, 1], binary infrared/visible object masks; B = ``groups``·n (default 12 = 4 × 3,
     anchors and positives from the first group). It returns a dict of scalar tensors: ``ssim``,
     ``intensity``, ``texture``, ``pixel``, then ``unique_ir``, ``unique_vi``, ``shared_ir``,
@@ -94,36 +94,38 @@ class OCCOLoss(nn.Module):
             self.masked = MaskedIntensityLoss(omega1, omega2)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> OCCOLoss:
-        """Build from the parsed ``params.yaml``: omega1..omega6, ``loss.cx_variant``,
-        ``loss.distance_form``, ``ablation.feature_space``, ``train.vgg_weights`` and
-        ``train.vgg_random_init``."""
-        train = params.get("train") or {}
-        loss = params.get("loss") or {}
+    def from_config(cls, cfg: Params) -> OCCOLoss:
+        """Built from the params: omega1..omega6, ``loss.cx_variant``, ``loss.distance_form``,
+        ``ablation.feature_space``, ``train.vgg_weights`` and ``train.vgg_random_init``."""
         return cls(
-            **{f"omega{i}": float(params[f"omega{i}"]) for i in range(1, 7)},
-            cx_variant=loss.get("cx_variant", "bounded"),
-            distance_form=loss.get("distance_form", "code"),
-            feature_space=(params.get("ablation") or {}).get("feature_space", "occo"),
-            vgg_weights=train.get("vgg_weights"),
-            vgg_random_init=bool(train.get("vgg_random_init", False)),
+            omega1=cfg.omega1,
+            omega2=cfg.omega2,
+            omega3=cfg.omega3,
+            omega4=cfg.omega4,
+            omega5=cfg.omega5,
+            omega6=cfg.omega6,
+            cx_variant=cfg.loss.cx_variant,
+            distance_form=cfg.loss.distance_form,
+            feature_space=cfg.ablation.feature_space,
+            vgg_weights=cfg.train.vgg_weights,
+            vgg_random_init=cfg.train.vgg_random_init,
         )
 
     def forward(
-        self, fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
+        self, fused: torch.Tensor, *, ir: torch.Tensor, vi: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         inputs = {"fused": fused, "vi": vi, "ir": ir, "ir_mask": ir_mask, "vi_mask": vi_mask}
         if bad := _non_finite(inputs):
             raise NonFiniteLossError(f"NaN or inf in loss inputs: {', '.join(bad)}")
         if self.masked is not None:  # Model-4
-            terms = {"ssim": ssim_loss(fused, vi, ir), "texture": texture_loss(fused, vi, ir)}
-            terms.update(self.masked(fused, vi, ir, ir_mask, vi_mask))
+            terms = {"ssim": ssim_loss(fused, ir=ir, vi=vi), "texture": texture_loss(fused, ir=ir, vi=vi)}
+            terms.update(self.masked(fused, ir=ir, vi=vi, ir_mask=ir_mask, vi_mask=vi_mask))
             terms["total"] = model4_total_loss(
                 terms["ssim"], terms["masked_intensity"], terms["texture"], self.pixel.omega4, self.pixel.omega5
             )
         else:
-            terms = self.pixel(fused, vi, ir)
-            terms.update(self.contrast(fused, vi, ir, ir_mask, vi_mask))
+            terms = self.pixel(fused, ir=ir, vi=vi)
+            terms.update(self.contrast(fused, ir=ir, vi=vi, ir_mask=ir_mask, vi_mask=vi_mask))
             terms["total"] = total_loss(terms["pixel"], terms["contrast"], self.omega6)
         if not bool(torch.isfinite(terms["total"])):
             raise NonFiniteLossError(f"non-finite loss terms: {', '.join(_non_finite(terms))}")

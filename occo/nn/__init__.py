@@ -1,13 +1,11 @@
-"""The OCCO fusion network (FIFN), its configuration and checkpoints."""
+"""The OCCO fusion network (FIFN), built from the ``arch`` params (``occo.config.Arch``), and its checkpoints."""
 
 from occo.nn.checkpoint import CheckpointError, convert_checkpoint, load_model, official_key, save_checkpoint
-from occo.nn.config import ArchConfig, build_model
-from occo.nn.fifn.model import FIFB, FIFN, fuse_y, normalise_output
+from occo.nn.fifn.model import FIFB, FIFN, build_model, fuse_y, normalise_output
 
 __all__ = [
     "FIFB",
     "FIFN",
-    "ArchConfig",
     "CheckpointError",
     "build_model",
     "convert_checkpoint",

@@ -1,7 +1,8 @@
 """Our checkpoints (network config embedded) and the converter for the public OCCO checkpoint.
 
-Our format: ``{"arch": asdict(ArchConfig), "state_dict": {name: tensor}, **extra}`` holding only
-tensors and plain containers, so ``torch.load(path, weights_only=True)`` reads it.
+Our format: ``{"arch": <the arch params>, "state_dict": {name: tensor}, **extra}`` holding only
+tensors and plain containers, so ``torch.load(path, weights_only=True)`` reads it. The ``arch`` entry is
+``occo.config.Arch`` as plain data (``as_dict``); ``arch_from_checkpoint`` reads it back.
 
 The public ``occo.pth`` is ``{"state_dict": ..., "meta": ..., "optimizer": ...}`` with the
 attribute names of the public ``models/net.py``; ``official_key`` maps each of its keys to ours:
@@ -20,15 +21,16 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import asdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from occo.config import Arch, ParamsError, as_dict, validate_params
 from occo.data.io import CheckpointError, atomic_path, read_checkpoint
-from occo.nn.config import ArchConfig, build_model
+from occo.nn.fifn.model import FIFN, build_model
 
 ENCODER_LAYERS = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2"}
 FUSION_PARTS = {
@@ -116,17 +118,18 @@ def _check_plain(value: Any, where: str) -> None:
         raise TypeError(f"checkpoint entry {where} is a {kind}; use tensors, numbers, strings, lists, dicts")
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, cfg: ArchConfig, **extra: Any) -> Path:
-    """Write ``{"arch": asdict(cfg), "state_dict": ..., **extra}`` atomically (temp file + rename; the file's
+def save_checkpoint(path: str | Path, model: nn.Module, arch: Arch, **extra: Any) -> Path:
+    """Write ``{"arch": as_dict(arch), "state_dict": ..., **extra}`` atomically (temp file + rename; the file's
     mode follows the umask, like every other output). A state with NaN/inf in any float tensor (weights,
     buffers, optimiser state) is refused with CheckpointError and the previous file is kept."""
     net = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-    if getattr(net, "cfg", cfg) != cfg:
-        raise ValueError(f"model was built from {net.cfg}, not {cfg}")
+    if getattr(net, "arch", arch) != arch:
+        raise ValueError(f"model was built from {net.arch}, not {arch}")
     if {"arch", "state_dict"} & extra.keys():
         raise ValueError("'arch' and 'state_dict' are reserved checkpoint entries")
     _check_plain(extra, "extra")
-    payload = {"arch": asdict(cfg), "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, **extra}
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    payload = {"arch": as_dict(arch), "state_dict": state, **extra}
     path = Path(path)
     if not is_finite(_tensors(payload)):
         raise CheckpointError(f"refusing to write {path}: the state holds NaN or inf values; the previous file is kept")
@@ -137,20 +140,39 @@ def save_checkpoint(path: str | Path, model: nn.Module, cfg: ArchConfig, **extra
     return path
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ArchConfig]:
-    """Rebuild the network from a checkpoint of ours (config embedded); returned in eval mode on ``device``."""
+LEGACY_NETWORK = "fifn"
+"""The value of the ``network`` entry that checkpoints with tuple widths/heads hold (FIFN, the only network)."""
+
+
+def arch_from_checkpoint(entry: Mapping[str, Any], path: str | Path) -> Arch:
+    """A checkpoint's ``arch`` entry as ``Arch``, validated as the params are (CheckpointError naming the key).
+
+    The entry may also hold ``widths``/``heads`` as tuples and ``network: fifn`` (a dataclass's ``asdict``),
+    and may lack ``attention_routing`` (then ``code``, the public code's routing).
+    """
+    if entry.get("network", LEGACY_NETWORK) != LEGACY_NETWORK:
+        raise CheckpointError(f"{path} holds a {entry['network']!r} network; occo builds {LEGACY_NETWORK} only")
+    values = {key: list(v) if isinstance(v, tuple) else v for key, v in entry.items() if key != "network"}
+    try:
+        return validate_params({"arch": values}, str(path)).arch
+    except ParamsError as err:
+        raise CheckpointError(f"cannot load {'; '.join(err.problems)}") from None
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FIFN, Arch]:
+    """Rebuild the network from a checkpoint of ours (its arch embedded); returned in eval mode on ``device``."""
     ckpt = _read(path, "re-run the train stage, or point to a complete occo checkpoint")
     if not isinstance(ckpt.get("arch"), dict):
         raise CheckpointError(
             f"{path} has no 'arch' entry: not an occo checkpoint (convert the public one with convert_checkpoint)"
         )
+    arch = arch_from_checkpoint(ckpt["arch"], path)
+    model = build_model(arch)
     try:
-        cfg = ArchConfig.from_dict(ckpt["arch"])
-        model = build_model(cfg)
         model.load_state_dict(ckpt["state_dict"])
-    except (ValueError, RuntimeError) as err:
+    except RuntimeError as err:
         raise CheckpointError(f"cannot load {path}: {err}") from err
-    return model.to(device).eval(), cfg
+    return model.to(device).eval(), arch
 
 
 def convert_checkpoint(src: str | Path, dst: str | Path) -> Path:
@@ -163,8 +185,8 @@ def convert_checkpoint(src: str | Path, dst: str | Path) -> Path:
             f"(occo fuse --checkpoint {src}, or params fuse.checkpoint / fuse.extra_checkpoints); nothing to convert"
         )
     state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
-    cfg = ArchConfig(compat="official")
-    model = build_model(cfg)
+    arch = Arch(compat="official")
+    model = build_model(arch)
     expected = model.state_dict()
     names = {k: official_key(k) for k in state}
     unmapped = sorted(k for k, name in names.items() if name is None)
@@ -181,4 +203,4 @@ def convert_checkpoint(src: str | Path, dst: str | Path) -> Path:
         raise CheckpointError(f"cannot convert {src}: " + "; ".join(problems))
     model.load_state_dict(mapped)
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    return save_checkpoint(dst, model, cfg, source={"file": src.name, "sha256": digest})
+    return save_checkpoint(dst, model, arch, source={"file": src.name, "sha256": digest})

@@ -17,7 +17,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from occo.config import Fuse
@@ -25,9 +24,10 @@ from occo.data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from occo.data.io import MAX_PIXELS, DataError, png_text, read_size, save_png, sha256_file, to_float
 from occo.data.pairs import Pair, find_pairs, load_pair
 from occo.nn.checkpoint import load_model
-from occo.nn.fifn.model import fuse_y
+from occo.nn.fifn.model import FIFN, fuse_y
 from occo.nn.fifn.tiling import bytes_per_pixel, core_side, fuse_y_tiled
 from occo.pipeline.device import resolve_batch_size, resolve_device
+from occo.pipeline.sources import FUSED
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def _check_makers(
 
 
 def fuse_folder(
-    model: nn.Module,
+    model: FIFN,
     pairs: list[Pair],
     out_dir: str | Path,
     *,
@@ -149,7 +149,7 @@ def fuse_folder(
     if len(todo) < len(pairs):
         skipped = len(pairs) - len(todo)
         log.info("%s: %d of %d outputs exist (made by this checkpoint), skipped", out_dir, skipped, len(pairs))
-    per_pixel = bytes_per_pixel(model.cfg)
+    per_pixel = bytes_per_pixel(model.arch)
     by_size: dict[tuple[int, int], list[Pair]] = defaultdict(list)
     for p in todo:
         by_size[read_size(p.ir, max_pixels=max_pixels)].append(p)
@@ -165,9 +165,9 @@ def fuse_folder(
             ir = torch.stack([ir for ir, _ in loaded])
             vi_y = torch.stack([vi[:1] for _, vi in loaded])
             if ir[0].numel() * per_pixel <= memory_budget_bytes:
-                fused = fuse_y(model, ir.to(device), vi_y.to(device)).cpu()
+                fused = fuse_y(model, ir=ir.to(device), vi=vi_y.to(device)).cpu()
             else:
-                fused = _fuse_tiled(model, ir, vi_y, batch[0], device, memory_budget_bytes)
+                fused = _fuse_tiled(model, batch[0], ir=ir, vi=vi_y, device=device, budget=memory_budget_bytes)
             for p, (_, vi), y in zip(batch, loaded, fused):
                 path = out_dir / f"{p.id}.png"
                 save_png(path, colourise(y, vi), text=text)
@@ -178,20 +178,20 @@ def fuse_folder(
 
 
 def _fuse_tiled(
-    model: nn.Module, ir: torch.Tensor, vi_y: torch.Tensor, pair: Pair, device: torch.device, budget: int
+    model: FIFN, pair: Pair, *, ir: torch.Tensor, vi: torch.Tensor, device: torch.device, budget: int
 ) -> torch.Tensor:
     """One pair (a batch of one) too large for the budget in one pass, fused tile by tile."""
-    cfg = model.cfg
-    need = ir[0].numel() * bytes_per_pixel(cfg)
-    if cfg.compat != "fixed":
+    arch = model.arch
+    need = ir[0].numel() * bytes_per_pixel(arch)
+    if arch.compat != "fixed":
         raise DataError(
             f"{pair.ir} needs about {need / _GIB:.3g} GB in one pass, over the memory budget of "
             f"{budget / _GIB:.3g} GB, "
-            f"and a compat={cfg.compat!r} checkpoint normalises each image with its own whole-image statistics, "
+            f"and a compat={arch.compat!r} checkpoint normalises each image with its own whole-image statistics, "
             "which tiles cannot reproduce: raise the memory budget"
         )
     try:
-        core = core_side(cfg, budget)
+        core = core_side(arch, budget)
     except ValueError as exc:
         raise DataError(f"cannot fuse {pair.ir} in tiles: {exc}") from exc
     log.info(
@@ -201,10 +201,7 @@ def _fuse_tiled(
         budget / _GIB,
         core,
     )
-    return fuse_y_tiled(model, ir, vi_y, core=core, device=device)
-
-
-FUSED = Path("data/fused")
+    return fuse_y_tiled(model, ir=ir, vi=vi, core=core, device=device)
 
 
 def fuse_splits(cfg: Fuse, index: dict[str, dict[str, int]]) -> list[tuple[str, str]]:

@@ -1,42 +1,21 @@
 """The OCCO training loop (params ``train``; model ``arch``; loss ``omega1..6``, ``loss``, ``ablation``).
 
-One run = ``train.epochs`` passes over the training pairs (or ``train.max_steps`` batches). Every
-``train.checkpoint_every`` steps and at the end, ``models/checkpoints/last.pt`` holds the model,
-the optimiser, the step and the RNG state; re-running resumes from it and ends with the same weights
-as an uninterrupted run. The final weights go to ``models/occo.pt`` (``occo.nn.load_model`` reads it).
+One run = ``train.epochs`` passes over the training pairs (or ``train.max_steps`` batches). It reads top to
+bottom in :func:`run_training`: :func:`set_up` (data, network, loss, optimiser),
+:func:`resume_from_checkpoint` (this run's checkpoint, if any), then per batch :func:`train_step`,
+:func:`log_terms` and, every ``train.checkpoint_every`` steps, :func:`save_progress`; :func:`finish` and
+:func:`write_weights` end it.
 
-A checkpoint is resumed only when it was made from the same params *and* the same inputs: it holds
-the run's identity (``run_identity``: a digest of the params that shape the optimisation and content
-digests of the training images and masks), and a re-run whose identity differs starts from scratch,
-logging which of params / images / masks changed (docs/reliability.md). dvclive rows that the
-interrupted run logged after the checkpoint are dropped on resume. A state with NaN/inf weights or
-BatchNorm statistics is never saved: the run stops with one line naming the step and its loss terms,
-and ``last.pt`` keeps the last finite state.
+``models/checkpoints/last.pt`` holds the model, the optimiser, the step and the RNG state; re-running
+resumes from it and ends with the same weights as an uninterrupted run. The final weights go to
+``models/occo.pt`` (``occo.nn.load_model`` reads it). A checkpoint is resumed only when it was made from
+the same params *and* the same inputs (:func:`training_identity`); otherwise the run starts from scratch,
+logging which of params / images / masks changed (docs/reliability.md). A state with NaN/inf weights or
+BatchNorm statistics is never saved: the run stops with one line naming the step and its loss terms, and
+``last.pt`` keeps the last finite state.
 
-Data parallel: launched by ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1 in the environment),
-each process joins a process group (NCCL on CUDA, gloo on CPU), trains on ``cuda:LOCAL_RANK`` (or the
-CPU) and wraps the network in ``DistributedDataParallel``. The contrastive loss needs 4 whole groups
-per call, so a batch is not split across ranks; the rule is:
-
-* every rank computes the loss on its own batch of ``train.batch_size`` crops (4 groups, as in a
-  single-process run), so one optimisation step sees ``N × train.batch_size`` crops and DDP averages
-  the N gradients (the mean of the N per-batch losses); ``train.lr`` is used as configured;
-* the ranks share the single-process stream of batches: step ``s`` of rank ``r`` takes batch
-  ``s·N + r`` (``StepSampler``), so no two ranks see the same crops and ``train.epochs`` still
-  means passes over the data: a run has ``epochs × batches_per_epoch // N`` steps (``train.max_steps``
-  and ``checkpoint_every`` count optimisation steps);
-* BatchNorm normalises each rank's batch with that batch's statistics (as a single-process batch
-  would be); the running statistics are rank 0's (DDP broadcasts rank 0's buffers before every
-  forward, and once more at the end, so every replica ends equal to the saved weights);
-* each rank draws its own global RNG stream (seed + rank; the contextual loss samples positions);
-  a checkpoint holds every rank's RNG state and the world size, and resumes only under the same N;
-* only rank 0 writes the checkpoint, the final weights, dvclive (its own batch's loss terms) and
-  the progress bar; every rank resumes from the same checkpoint;
-* a rank whose loss is non-finite contributes a zero gradient to that step's average (the other
-  ranks' gradients are still applied; a skip cannot be agreed on without one more collective), and
-  ``train.max_nonfinite`` consecutive failures on any rank stop the run (torchrun ends the others).
-
-``WORLD_SIZE`` unset or 1 is the single-process run, unchanged.
+Data parallel (``torchrun --nproc_per_node=N``): :class:`World` is the launch, and each step of the recipe
+says what it does under N processes; ``WORLD_SIZE`` unset or 1 is the single-process run.
 """
 
 from __future__ import annotations
@@ -44,20 +23,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from dvclive import Live
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from occo.config import Params, as_dict
 from occo.data.io import CheckpointError
 from occo.losses import NonFiniteLossError, OCCOLoss, TermMeans
-from occo.nn import ArchConfig, build_model, normalise_output, save_checkpoint
+from occo.nn import FIFN, build_model, normalise_output, save_checkpoint
 from occo.nn.checkpoint import is_finite
 from occo.pipeline.device import resolve_device
 from occo.pipeline.resume import (
@@ -84,10 +65,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT = Path("models/checkpoints/last.pt")
 FINAL = Path("models/occo.pt")
 LIVE_DIR = Path("dvclive/train")
-RESUME_INDEPENDENT = {"epochs", "max_steps", "checkpoint_every", "log_every", "num_workers", "compile"}
+FINGERPRINTED = ("omega1", "omega2", "omega3", "omega4", "omega5", "omega6", "arch", "loss", "ablation")
+"""Top-level params (and ``train``, but for :data:`NOT_FINGERPRINTED`) that shape the optimisation."""
+NOT_FINGERPRINTED = frozenset({"epochs", "max_steps", "checkpoint_every", "log_every", "num_workers", "compile"})
 """train.* params that may change between a run and its resumption."""
-
-
 DIVERGED = "lower train.lr and re-run (a run with other params starts from scratch)"
 
 
@@ -97,7 +78,15 @@ class TrainingStopped(RuntimeError):
 
 @dataclass(frozen=True)
 class World:
-    """This process's place in a torchrun launch (``WORLD_SIZE``/``RANK``/``LOCAL_RANK``); 1/0/0 alone."""
+    """This process's place in a torchrun launch (``WORLD_SIZE``/``RANK``/``LOCAL_RANK``); 1/0/0 alone.
+
+    Under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) each process joins a process group
+    (:func:`process_group`), trains on ``cuda:LOCAL_RANK`` (or the CPU) and wraps the network in
+    ``DistributedDataParallel`` (:func:`parallel_network`). The contrastive loss needs 4 whole groups per
+    call, so a batch is not split across ranks: every rank trains on its own batch of ``train.batch_size``
+    crops and one optimisation step sees N x ``train.batch_size`` crops (:func:`train_step`). Only rank 0
+    writes the checkpoint, the final weights, dvclive and the progress bar.
+    """
 
     size: int = 1
     rank: int = 0
@@ -119,25 +108,27 @@ class World:
         return self.rank == 0
 
 
-def run_fingerprint(params: Mapping[str, Any]) -> str:
-    """Hash of every param that shapes the optimisation; a checkpoint resumes only under the same one."""
-    keys = [f"omega{i}" for i in range(1, 7)]
-    relevant = {k: params.get(k) for k in (*keys, "arch", "loss", "ablation")}
-    relevant["train"] = {k: v for k, v in params["train"].items() if k not in RESUME_INDEPENDENT}
+def run_fingerprint(cfg: Params) -> str:
+    """Hash of every param that shapes the optimisation (:data:`FINGERPRINTED`, and ``train`` but for
+    :data:`NOT_FINGERPRINTED`); a checkpoint resumes only under the same one."""
+    params = as_dict(cfg)
+    relevant = {key: params[key] for key in FINGERPRINTED}
+    relevant["train"] = {k: v for k, v in params["train"].items() if k not in NOT_FINGERPRINTED}
     return digest_value(relevant)[:16]
 
 
-def run_identity(params: Mapping[str, Any], pairs: list[MaskedPair]) -> dict[str, str]:
+def training_identity(cfg: Params, pairs: list[MaskedPair]) -> dict[str, str]:
     """What a checkpoint must share with this run to be resumed: ``params`` (:func:`run_fingerprint`),
     ``images`` and ``masks`` (content digests of every pair's infrared/visible images and masks, by id)."""
     images = {f"{kind}/{p.id}": path for p in pairs for kind, path in (("ir", p.ir), ("vi", p.vi))}
     masks = {f"{kind}/{p.id}": path for p in pairs for kind, path in (("ir", p.ir_mask), ("vi", p.vi_mask))}
-    return {"params": run_fingerprint(params), "images": digest_files(images), "masks": digest_files(masks)}
+    return {"params": run_fingerprint(cfg), "images": digest_files(images), "masks": digest_files(masks)}
 
 
 def load_training_state(path: Path, identity: Mapping[str, str], world_size: int = 1) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` when it belongs to this run (same :func:`run_identity` and process count),
-    else None with a warning naming what changed. CheckpointError for an unreadable file or NaN weights."""
+    """The checkpoint at ``path`` when it belongs to this run (same :func:`training_identity` and process
+    count: it holds every rank's RNG stream, so it resumes only under the same N), else None with a warning
+    naming what changed. CheckpointError for an unreadable file or NaN weights."""
     ckpt = load_resume(path, identity, remedy="delete it to train from scratch")
     if ckpt is None:
         return None
@@ -145,11 +136,12 @@ def load_training_state(path: Path, identity: Mapping[str, str], world_size: int
         raise CheckpointError(
             f"{path} holds NaN/inf weights (step {ckpt['step']}): delete it, lower train.lr and train from scratch"
         )
-    if ckpt.get("world_size", 1) != world_size:
+    saved_world = ckpt.get("world_size", 1)  # single-process checkpoints record no world size
+    if saved_world != world_size:
         log.warning(
             "ignoring %s: written under other params (%d processes, now %d); training from scratch",
             path,
-            ckpt.get("world_size", 1),
+            saved_world,
             world_size,
         )
         return None
@@ -157,16 +149,13 @@ def load_training_state(path: Path, identity: Mapping[str, str], world_size: int
     return ckpt
 
 
-def train(params: Mapping[str, Any], root: str | Path, *, max_steps: int | None = None, device: str = "auto") -> Path:
-    """Train on ``train.dataset``/``train.split`` under ``root``; returns the path of the final weights.
-
-    ``max_steps`` (else ``train.max_steps``, else all epochs) caps the total number of batches
-    (optimisation steps under torchrun; see the module docstring for the data-parallel rule).
-    """
-    world = World.from_env()
+@contextlib.contextmanager
+def process_group(world: World, dev: torch.device) -> Iterator[torch.device]:
+    """This process's device, inside the launch's process group: alone, ``dev`` as is; under torchrun,
+    ``cuda:LOCAL_RANK`` (or the CPU) in an NCCL (gloo on the CPU) group, left at the end if joined here."""
     if not world.distributed:
-        return _train(params, Path(root), max_steps, resolve_device(device), world)
-    dev = resolve_device(device)
+        yield dev
+        return
     if dev.type == "cuda":
         dev = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(dev)
@@ -174,195 +163,351 @@ def train(params: Mapping[str, Any], root: str | Path, *, max_steps: int | None 
     if owns_group:
         torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     try:
-        return _train(params, Path(root), max_steps, dev, world)
+        yield dev
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
 
 
-def _train(params: Mapping[str, Any], root: Path, max_steps: int | None, dev: torch.device, world: World) -> Path:
-    cfg = params["train"]
-    seed = int(cfg["seed"])
-    arch = ArchConfig.from_dict(params["arch"])
-    per_image = arch.compat == "fixed"  # docs/fidelity.md row 9: official normalises over the batch
-    crops_per_image = int(cfg.get("crops_per_image", 2))
-    images_per_batch = check_batch_layout(int(cfg["batch_size"]), crops_per_image)
+@dataclass
+class TrainingRun:
+    """One training run: what :func:`set_up` builds, and the progress the loop makes."""
 
-    pairs = find_training_pairs(root, cfg["dataset"], cfg["split"])
+    cfg: Params
+    root: Path
+    world: World
+    dev: torch.device
+    pairs: list[MaskedPair]
+    dataset: CropDataset
+    plan: BatchPlan
+    total: int  # the step the run ends at
+    model: FIFN
+    loss_fn: OCCOLoss
+    optimizer: torch.optim.Optimizer
+    identity: dict[str, str]  # training_identity, the same on every rank
+    forward: nn.Module | None = None  # what a step calls (parallel_network), set after resuming
+    step: int = 0
+    saved_step: int | None = None  # the step last.pt holds for this run; None: none yet
+    terms: dict[str, Tensor] | None = None  # the last computed loss terms, named when training stops
+    bad: int = 0  # consecutive non-finite losses
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / CHECKPOINT
+
+    @property
+    def final(self) -> Path:
+        return self.root / FINAL
+
+    @property
+    def live_dir(self) -> Path:
+        return self.root / LIVE_DIR
+
+    @property
+    def per_image(self) -> bool:
+        """Min-max normalisation per image (docs/fidelity.md row 9: the official code normalises over the batch)."""
+        return self.cfg.arch.compat == "fixed"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA under ``train.amp: bf16`` (VGG in bf16; the losses compute their
+        similarities in float32); nothing otherwise."""
+        if self.dev.type == "cuda" and self.cfg.train.amp == "bf16":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def train(cfg: Params, root: str | Path, *, max_steps: int | None = None, device: str = "auto") -> Path:
+    """Train on ``train.dataset``/``train.split`` under ``root``; returns the path of the final weights.
+
+    ``max_steps`` (else ``train.max_steps``, else all epochs) caps the number of optimisation steps.
+    """
+    world = World.from_env()
+    with process_group(world, resolve_device(device)) as dev:
+        return run_training(cfg, Path(root), max_steps, dev, world)
+
+
+def run_training(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, world: World) -> Path:
+    """The recipe: set up, resume, then per batch a step, its log and the periodic checkpoint; finish."""
+    run = set_up(cfg, root, max_steps, dev, world)
+    state = resume_from_checkpoint(run)
+    run.forward = parallel_network(run)
+    loader = batch_loader(run)
+    announce(run)
+    run.model.train()
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), live_log(run, state) as live:
+        seed_streams(run, state)
+        window = TermMeans()  # a term skipped at some steps is averaged over the others
+        bar = progress_bar(run, loader)
+        for batch in bar:
+            if (terms := train_step(run, batch)) is not None:
+                window.add(terms)
+            run.step += 1
+            if world.main and window and (run.step % cfg.train.log_every == 0 or run.step == run.total):
+                log_terms(run, live, bar, window.pop())  # terms absent from the whole window are not logged
+            if run.step % cfg.train.checkpoint_every == 0:
+                save_progress(run)
+        finish(run)
+    return write_weights(run)
+
+
+def set_up(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, world: World) -> TrainingRun:
+    """The data, the network (seeded by ``train.seed``), the loss, Adam and this run's identity.
+
+    Under torchrun a run has ``epochs x batches_per_epoch // N`` steps (``train.epochs`` still means passes
+    over the data; ``max_steps`` and ``train.checkpoint_every`` count optimisation steps), and rank 0 reads
+    the inputs for the identity once: every rank takes the same decision to resume.
+    """
+    train = cfg.train
+    images_per_batch = check_batch_layout(train.batch_size, train.crops_per_image)
+    pairs = find_training_pairs(root, train.dataset, train.split)
     dataset = CropDataset(
-        pairs, crop=int(cfg["crop"]), crops_per_image=crops_per_image, flip=bool(cfg.get("flip", True)), seed=seed
+        pairs, crop=train.crop, crops_per_image=train.crops_per_image, flip=train.flip, seed=train.seed
     )
-    plan = BatchPlan(len(pairs), images_per_batch, seed)
+    plan = BatchPlan(len(pairs), images_per_batch, train.seed)
     if plan.repeats > 1:
         log.warning("%d pairs < %d images per batch: images repeat inside a batch", len(pairs), images_per_batch)
-    cap = max_steps if max_steps is not None else cfg.get("max_steps")
-    total = int(cfg["epochs"]) * plan.batches_per_epoch // world.size
-    total = total if cap is None else min(total, int(cap))
+    cap = max_steps if max_steps is not None else train.max_steps
+    total = train.epochs * plan.batches_per_epoch // world.size
+    total = total if cap is None else min(total, cap)
 
-    model = build_model(arch, seed).to(dev)
+    model = build_model(cfg.arch, train.seed).to(dev)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # random VGG (smoke runs) from the run's seed
-        loss_fn = OCCOLoss.from_params(params).to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
+        torch.manual_seed(train.seed)  # random VGG (smoke runs) from the run's seed
+        loss_fn = OCCOLoss.from_config(cfg).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    amp = cfg.get("amp", "bf16")
-    if amp not in ("bf16", "none"):
-        raise ValueError(f"train.amp={amp!r}: expected 'bf16' (bf16 autocast on CUDA) or 'none'")
-    use_bf16 = dev.type == "cuda" and amp == "bf16"
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
 
-    ckpt_path, final_path = root / CHECKPOINT, root / FINAL
-    identity = [run_identity(params, pairs) if world.main else None]
-    if world.distributed:  # rank 0 reads the inputs once; every rank takes the same decision
+    identity = [training_identity(cfg, pairs) if world.main else None]
+    if world.distributed:
         torch.distributed.broadcast_object_list(identity, src=0)
-    fingerprint: dict[str, str] = identity[0]
-    if world.main:
-        for path in (ckpt_path, final_path):
-            remove_stale_temps(path)
-    resume = load_training_state(ckpt_path, fingerprint, world.size)
-    step = 0
-    if resume is not None:
-        model.load_state_dict(resume["state_dict"])
-        optimizer.load_state_dict(resume["optimizer"])
-        step = int(resume["step"])
-    net: torch.nn.Module = model
-    if world.distributed:  # after resuming: every rank holds the same weights (DDP broadcasts rank 0's anyway)
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    forward = torch.compile(net) if cfg.get("compile", False) else net
-
-    saved_step = step if resume is not None else None
-
-    def stop(problem: str, remedy: str) -> TrainingStopped:
-        """Training ends here: the step, the problem, the last loss terms, the checkpoint kept, what to do."""
-        last = "none computed"
-        if terms is not None:
-            last = ", ".join(f"{k}={v:.4g}" for k, v in zip(terms, torch.stack(list(terms.values())).tolist()))
-        kept = f"{ckpt_path} resumes at step {saved_step}" if saved_step is not None else "no checkpoint was written"
-        return TrainingStopped(
-            f"step {step}: {problem} (last loss terms: {last}); {kept} (the last finite state); {remedy}"
-        )
-
-    def checkpoint() -> None:
-        nonlocal saved_step
-        if not is_finite([*model.parameters(), *model.buffers()]):
-            raise stop("the weights or BatchNorm statistics are NaN/inf, not saved", DIVERGED)
-        rng, extra = rng_state(dev), {}
-        if world.distributed:  # collective: every rank's RNG state, so each resumes its own stream
-            states: list[Any] = [None] * world.size
-            torch.distributed.all_gather_object(states, rng)
-            extra = {"world_size": world.size, "rng_ranks": states}
-        if world.main:
-            save_checkpoint(
-                ckpt_path,
-                model,
-                arch,
-                optimizer=optimizer.state_dict(),
-                step=step,
-                rng=rng,
-                fingerprint=fingerprint,
-                **extra,
-            )
-        saved_step = step
-
-    loader = DataLoader(
-        dataset,
-        batch_sampler=StepSampler(plan, step, total, world_size=world.size, rank=world.rank),
-        collate_fn=collate_crops,
-        num_workers=int(cfg.get("num_workers", 4)),
-        pin_memory=dev.type == "cuda",
-        generator=torch.Generator().manual_seed(seed),  # the loader draws its base seed from here, not the global RNG
+    run = TrainingRun(
+        cfg,
+        root,
+        world,
+        dev,
+        pairs=pairs,
+        dataset=dataset,
+        plan=plan,
+        total=total,
+        model=model,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        identity=identity[0],
     )
-    checkpoint_every, log_every = int(cfg.get("checkpoint_every", 500)), int(cfg.get("log_every", 10))
-    max_bad = int(cfg.get("max_nonfinite", 20))
+    if world.main:
+        for path in (run.checkpoint, run.final):
+            remove_stale_temps(path)
+    return run
+
+
+def resume_from_checkpoint(run: TrainingRun) -> dict[str, Any] | None:
+    """Continue from ``last.pt`` when it is this run's (:func:`load_training_state`): weights, optimiser and
+    step, on every rank from the same checkpoint; the checkpoint (for its RNG streams), or None."""
+    state = load_training_state(run.checkpoint, run.identity, run.world.size)
+    if state is not None:
+        run.model.load_state_dict(state["state_dict"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.step = run.saved_step = state["step"]
+    return state
+
+
+def parallel_network(run: TrainingRun) -> nn.Module:
+    """What a step calls: the network, under torchrun in ``DistributedDataParallel`` (wrapped after resuming,
+    so every rank starts from the same weights), compiled with ``train.compile``.
+
+    DDP averages the N ranks' gradients (the mean of the N per-batch losses; ``train.lr`` is used as
+    configured) and broadcasts rank 0's buffers before every forward: BatchNorm normalises each rank's batch
+    with that batch's statistics, and the running statistics are rank 0's.
+    """
+    net: nn.Module = run.model
+    if run.world.distributed:
+        net = DistributedDataParallel(run.model, device_ids=[run.dev.index] if run.dev.type == "cuda" else None)
+    return torch.compile(net) if run.cfg.train.compile else net
+
+
+def batch_loader(run: TrainingRun) -> DataLoader:
+    """Batches of steps ``run.step`` to ``run.total - 1``. The ranks share the single-process stream of
+    batches: step ``s`` of rank ``r`` takes batch ``s·N + r`` (:class:`StepSampler`), so no two ranks see the
+    same crops."""
+    train = run.cfg.train
+    return DataLoader(
+        run.dataset,
+        batch_sampler=StepSampler(run.plan, run.step, run.total, world_size=run.world.size, rank=run.world.rank),
+        collate_fn=collate_crops,
+        num_workers=train.num_workers,
+        pin_memory=run.dev.type == "cuda",
+        generator=torch.Generator().manual_seed(train.seed),  # the loader draws its base seed here, not globally
+    )
+
+
+def announce(run: TrainingRun) -> None:
+    """Log what the run trains on, from which step to which, and where it writes."""
+    train, world = run.cfg.train, run.world
     if world.distributed:
         log.info(
             "rank %d of %d: %d crops per rank and step (%d per step in all), batches %d·s+%d",
             world.rank,
             world.size,
-            int(cfg["batch_size"]),
-            world.size * int(cfg["batch_size"]),
+            train.batch_size,
+            world.size * train.batch_size,
             world.size,
             world.rank,
         )
     log.info(
         "training %s/%s: %d pairs, %d batches/epoch, steps %d..%d on %s; checkpoint %s, weights %s, logs %s",
-        cfg["dataset"],
-        cfg["split"],
-        len(pairs),
-        plan.batches_per_epoch,
-        step,
-        total,
-        dev,
-        ckpt_path,
-        final_path,
-        root / LIVE_DIR,
+        train.dataset,
+        train.split,
+        len(run.pairs),
+        run.plan.batches_per_epoch,
+        run.step,
+        run.total,
+        run.dev,
+        run.checkpoint,
+        run.final,
+        run.live_dir,
     )
-    model.train()
-    if resume is not None and world.main:  # rows the interrupted run logged after its checkpoint go
-        trim_live_history(root / LIVE_DIR, step)
-    live_ctx = (
-        Live(dir=str(root / LIVE_DIR), resume=resume is not None, save_dvc_exp=False, dvcyaml=False)
-        if world.main
-        else contextlib.nullcontext()
+
+
+def progress_bar(run: TrainingRun, loader: DataLoader) -> tqdm:
+    """The batches, with a progress bar on rank 0 that counts from the step the run resumes at."""
+    return tqdm(
+        loader,
+        total=run.total,
+        initial=run.step,
+        desc="train",
+        unit="step",
+        dynamic_ncols=True,
+        disable=not run.world.main,
     )
-    terms: dict[str, torch.Tensor] | None = None  # the last computed loss terms, named when training stops
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), live_ctx as live:
-        torch.manual_seed(seed + world.rank)
-        if resume is not None:
-            set_rng_state(resume["rng_ranks"][world.rank] if world.distributed else resume["rng"], dev)
-        window, bad = TermMeans(), 0  # a term skipped at some steps is averaged over the others
-        bar = tqdm(
-            loader, total=total, initial=step, desc="train", unit="step", dynamic_ncols=True, disable=not world.main
+
+
+def live_log(run: TrainingRun, state: dict[str, Any] | None) -> contextlib.AbstractContextManager:
+    """dvclive on rank 0 (the loss terms of its own batch), nothing on the others. On resuming, the rows that
+    the interrupted run logged after its checkpoint are dropped first, so no step is logged twice."""
+    if not run.world.main:
+        return contextlib.nullcontext()
+    if state is not None:
+        trim_live_history(run.live_dir, run.step)
+    return Live(dir=str(run.live_dir), resume=state is not None, save_dvc_exp=False, dvcyaml=False)
+
+
+def seed_streams(run: TrainingRun, state: dict[str, Any] | None) -> None:
+    """Seed the global RNG the steps draw from (the contextual loss samples positions): each rank its own
+    stream (``train.seed`` + rank); a resumed run restores the stream of its rank that the checkpoint holds."""
+    torch.manual_seed(run.cfg.train.seed + run.world.rank)
+    if state is not None:
+        set_rng_state(state["rng_ranks"][run.world.rank] if run.world.distributed else state["rng"], run.dev)
+
+
+def train_step(run: TrainingRun, batch: Tensor) -> dict[str, Tensor] | None:
+    """One optimisation step on ``batch`` (B, 4, crop, crop: infrared, visible Y, their masks): the network,
+    the loss of Eq. 20 (:class:`OCCOLoss`) and Adam; the loss terms, or None for a skipped batch
+    (:func:`skip_batch`)."""
+    batch = batch.to(run.dev, non_blocking=True)
+    if run.dev.type == "cuda":
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    ir, vi, ir_mask, vi_mask = batch.split(1, dim=1)
+    try:
+        with run.autocast():
+            fused = normalise_output(run.forward(ir=ir, vi=vi).float(), per_image=run.per_image)
+            run.terms = run.loss_fn(fused, ir=ir, vi=vi, ir_mask=ir_mask, vi_mask=vi_mask)
+    except NonFiniteLossError as err:
+        skip_batch(run, err)
+        return None
+    run.bad = 0
+    run.optimizer.zero_grad(set_to_none=True)
+    run.terms["total"].backward()
+    run.optimizer.step()
+    return run.terms
+
+
+def skip_batch(run: TrainingRun, err: NonFiniteLossError) -> None:
+    """A batch whose loss is non-finite is skipped; TrainingStopped when the weights are no longer finite (no
+    later step can recover) or after ``train.max_nonfinite`` consecutive skips (on any rank: torchrun ends the
+    others). Under torchrun the other ranks wait in the gradient all-reduce, so this rank joins it with a zero
+    gradient (their gradients are still applied; a skip cannot be agreed on without one more collective)."""
+    run.bad += 1
+    log.warning("step %d skipped (%d in a row): %s", run.step, run.bad, err)
+    if not is_finite([*run.model.parameters(), *run.model.buffers()]):
+        raise stopped(run, f"the weights or BatchNorm statistics are NaN/inf ({err})", DIVERGED) from err
+    max_bad = run.cfg.train.max_nonfinite
+    if run.bad >= max_bad:
+        raise stopped(
+            run,
+            f"{run.bad} consecutive non-finite losses (train.max_nonfinite={max_bad}; {err})",
+            "check the inputs named there, lower train.lr or raise train.max_nonfinite",
+        ) from err
+    run.terms = None
+    if run.world.distributed:
+        run.optimizer.zero_grad(set_to_none=True)
+        (torch.stack([p.sum() for p in run.model.parameters()]).sum() * 0).backward()
+        run.optimizer.step()
+
+
+def log_terms(run: TrainingRun, live: Live, bar: tqdm, means: Mapping[str, float]) -> None:
+    """The window's mean loss terms and the learning rate to dvclive at this step; the main ones on the bar."""
+    live.step = run.step
+    for name, value in means.items():
+        live.log_metric(f"train/{name}", value)
+    live.log_metric("train/lr", run.optimizer.param_groups[0]["lr"])
+    live.next_step()
+    bar.set_postfix({k: f"{means[k]:.4g}" for k in ("total", "pixel", "contrast") if k in means})
+
+
+def save_progress(run: TrainingRun) -> None:
+    """Write ``last.pt`` (model, optimiser, step, RNG state, identity); TrainingStopped instead of saving
+    NaN/inf weights. Collective under torchrun: every rank's RNG state is gathered, so each resumes its own
+    stream, and saved with the world size; rank 0 writes."""
+    if not is_finite([*run.model.parameters(), *run.model.buffers()]):
+        raise stopped(run, "the weights or BatchNorm statistics are NaN/inf, not saved", DIVERGED)
+    rng, extra = rng_state(run.dev), {}
+    if run.world.distributed:
+        states: list[Any] = [None] * run.world.size
+        torch.distributed.all_gather_object(states, rng)
+        extra = {"world_size": run.world.size, "rng_ranks": states}
+    if run.world.main:
+        save_checkpoint(
+            run.checkpoint,
+            run.model,
+            run.cfg.arch,
+            optimizer=run.optimizer.state_dict(),
+            step=run.step,
+            rng=rng,
+            fingerprint=run.identity,
+            **extra,
         )
-        for batch in bar:
-            batch = batch.to(dev, non_blocking=True)
-            if dev.type == "cuda":
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            ir, vi, ir_mask, vi_mask = batch.split(1, dim=1)
-            try:
-                with autocast():  # VGG in bf16; the losses compute their similarities in float32
-                    fused = normalise_output(forward(ir, vi).float(), per_image=per_image)
-                    terms = loss_fn(fused, vi, ir, ir_mask, vi_mask)
-            except NonFiniteLossError as err:
-                bad += 1
-                log.warning("step %d skipped (%d in a row): %s", step, bad, err)
-                if not is_finite([*model.parameters(), *model.buffers()]):  # no later step can recover
-                    raise stop(f"the weights or BatchNorm statistics are NaN/inf ({err})", DIVERGED) from err
-                if bad >= max_bad:
-                    raise stop(
-                        f"{bad} consecutive non-finite losses (train.max_nonfinite={max_bad}; {err})",
-                        "check the inputs named there, lower train.lr or raise train.max_nonfinite",
-                    ) from err
-                terms = None
-                if world.distributed:  # the other ranks wait in the all-reduce: join it with a zero gradient
-                    optimizer.zero_grad(set_to_none=True)
-                    (torch.stack([p.sum() for p in model.parameters()]).sum() * 0).backward()
-                    optimizer.step()
-            if terms is not None:
-                bad = 0
-                optimizer.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                optimizer.step()
-                window.add(terms)
-            step += 1
-            if world.main and window and (step % log_every == 0 or step == total):
-                means = window.pop()  # terms absent from the whole window are not logged
-                live.step = step
-                for name, value in means.items():
-                    live.log_metric(f"train/{name}", value)
-                live.log_metric("train/lr", optimizer.param_groups[0]["lr"])
-                live.next_step()
-                bar.set_postfix({k: f"{means[k]:.4g}" for k in ("total", "pixel", "contrast") if k in means})
-            if step % checkpoint_every == 0:
-                checkpoint()
-        if world.distributed:  # DDP keeps parameters equal; BatchNorm running stats are rank 0's (see above)
-            for buffer in model.buffers():
-                torch.distributed.broadcast(buffer, src=0)
-        checkpoint()
-    if world.main:
-        save_checkpoint(final_path, model, arch, step=step, fingerprint=fingerprint)
-        log.info("wrote %s (step %d) and %s; metrics in %s", final_path, step, ckpt_path, root / LIVE_DIR)
-    if world.distributed:
-        torch.distributed.barrier()  # the final weights exist when train() returns on any rank
-    return final_path
+    run.saved_step = run.step
+
+
+def stopped(run: TrainingRun, problem: str, remedy: str) -> TrainingStopped:
+    """Training ends here: the step, the problem, the last loss terms, the checkpoint kept, what to do."""
+    last = "none computed"
+    if run.terms is not None:
+        values = torch.stack(list(run.terms.values())).tolist()
+        last = ", ".join(f"{k}={v:.4g}" for k, v in zip(run.terms, values))
+    kept = "no checkpoint was written"
+    if run.saved_step is not None:
+        kept = f"{run.checkpoint} resumes at step {run.saved_step}"
+    return TrainingStopped(
+        f"step {run.step}: {problem} (last loss terms: {last}); {kept} (the last finite state); {remedy}"
+    )
+
+
+def finish(run: TrainingRun) -> None:
+    """After the last step: under torchrun every rank takes rank 0's BatchNorm running statistics (DDP keeps
+    the parameters equal), so every replica equals the saved weights; then ``last.pt``."""
+    if run.world.distributed:
+        for buffer in run.model.buffers():
+            torch.distributed.broadcast(buffer, src=0)
+    save_progress(run)
+
+
+def write_weights(run: TrainingRun) -> Path:
+    """The final weights (``models/occo.pt``), written by rank 0; they exist when this returns on any rank."""
+    if run.world.main:
+        save_checkpoint(run.final, run.model, run.cfg.arch, step=run.step, fingerprint=run.identity)
+        log.info("wrote %s (step %d) and %s; metrics in %s", run.final, run.step, run.checkpoint, run.live_dir)
+    if run.world.distributed:
+        torch.distributed.barrier()
+    return run.final

@@ -131,8 +131,8 @@ def test_swapping_positive_and_negative_raises_the_loss(space, occo_loss, model1
     vi, ir = images()
     ir_mask, vi_mask = torch.ones(B, 1, H, H), torch.zeros(B, 1, H, H)  # all infrared-unique
     fused = 0.8 * ir + 0.2 * vi
-    normal = loss(fused, vi, ir, ir_mask, vi_mask)["unique_ir"]
-    swapped = loss(fused, ir, vi, ir_mask, vi_mask)["unique_ir"]  # positive vi, negatives ir
+    normal = loss(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)["unique_ir"]
+    swapped = loss(fused, vi=ir, ir=vi, ir_mask=ir_mask, vi_mask=vi_mask)["unique_ir"]  # positive vi, negatives ir
     assert swapped > normal > 0
 
 
@@ -145,7 +145,7 @@ def test_identical_inputs_give_the_minimum(space, occo_loss, model1_loss):
     # Fused = infrared inside the infrared-unique region, visible elsewhere: every term whose
     # positive equals the fused image there reaches its minimum 0; shared_ir (positive ir) does not.
     fused = torch.where(masks["ir_unique"] > 0, ir, vi)
-    out = loss(fused, vi, ir, ir_mask, vi_mask)
+    out = loss(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)
     for term in ("unique_ir", "unique_vi", "shared_vi", "background"):
         assert out[term].item() == pytest.approx(0.0, abs=1e-6)
     # (With masked 32×32 inputs a random VGG's contextual similarity saturates at 1 for any pair,
@@ -161,8 +161,8 @@ def test_empty_masks_skip_terms_once_without_nan(caplog):
     empty = torch.zeros(B, 1, H, H)
     with caplog.at_level(logging.DEBUG, logger="occo.losses.contrastive"):
         for _ in range(2):
-            out = loss(fused, vi, ir, empty, empty)
-    # Skipped terms are absent (issue 12: a 0 would be logged as if the loss had taken that value).
+            out = loss(fused, vi=vi, ir=ir, ir_mask=empty, vi_mask=empty)
+    # Skipped terms are absent (a 0 would be logged as if the loss had taken that value).
     assert list(out) == ["background", "contrast"]
     for term in ("unique_ir", "unique_vi", "shared_ir", "shared_vi"):
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING and term in r.getMessage()]
@@ -179,7 +179,7 @@ def test_partly_empty_anchors_and_negatives_stay_finite(occo_loss):
     ir_mask[0] = 0  # first anchor: no infrared object
     vi_mask[3:6] = 0  # group 2: no visible object (its negatives are left out)
     fused = (0.5 * (vi + ir)).requires_grad_()
-    out = occo_loss(fused, vi, ir, ir_mask, vi_mask)
+    out = occo_loss(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)
     assert set(out) == {*TERMS, "contrast"} and all(torch.isfinite(out[t]) for t in TERMS)
     out["contrast"].backward()
     assert torch.isfinite(fused.grad).all() and fused.grad[:3].abs().sum() > 0
@@ -191,9 +191,9 @@ def test_bf16_autocast_keeps_terms_float32(occo_loss):
     vi, ir = images(7)
     ir_mask, vi_mask = random_masks(8)
     fused = 0.5 * (vi + ir)
-    reference = occo_loss(fused, vi, ir, ir_mask, vi_mask)
+    reference = occo_loss(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = occo_loss(fused, vi, ir, ir_mask, vi_mask)
+        out = occo_loss(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)
     for term in (*TERMS, "contrast"):
         assert out[term].dtype == torch.float32 and torch.isfinite(out[term])
     assert out["contrast"].item() == pytest.approx(reference["contrast"].item(), rel=0.2)
@@ -219,7 +219,10 @@ def test_feature_space_selection_by_name(occo_loss, model1_loss):
     vi, ir = images(9)
     ir_mask, vi_mask = random_masks(10)
     fused = 0.5 * (vi + ir)
-    values = [m(fused, vi, ir, ir_mask, vi_mask)["unique_ir"].item() for m in (occo_loss, model1_loss, model3)]
+    values = [
+        m(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)["unique_ir"].item()
+        for m in (occo_loss, model1_loss, model3)
+    ]
     assert len({round(v, 6) for v in values}) == 3
 
 
@@ -235,7 +238,7 @@ def test_distance_form_selects_how_layers_enter_the_ratio():
         torch.manual_seed(0)  # same random VGG, same sampled positions
         loss = make_loss(space, distance_form=form)
         torch.manual_seed(1)
-        out[form] = loss(fused, vi, ir, ir_mask, vi_mask)
+        out[form] = loss(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)
     for term in (*TERMS, "contrast"):
         assert torch.isfinite(out["paper"][term]) and out["paper"][term] >= 0
     # Same anchors, samples and network: the forms differ in how they combine the same distances.
@@ -248,4 +251,4 @@ def test_distance_form_selects_how_layers_enter_the_ratio():
 def test_batch_must_split_into_groups(occo_loss):
     x = torch.rand(10, 1, H, H)
     with pytest.raises(ValueError, match="4 groups"):
-        occo_loss(x, x, x, x, x)
+        occo_loss(x, vi=x, ir=x, ir_mask=x, vi_mask=x)

@@ -19,7 +19,7 @@ VI_MASK = torch.tensor([[[[0.0, 1.0, 1.0], [0.0, 0.0, 0.0]]]])
 
 
 def test_eq21_terms_by_hand():
-    out = MaskedIntensityLoss(omega1=0.3, omega2=0.7)(FUSED, VI, IR, IR_MASK, VI_MASK)
+    out = MaskedIntensityLoss(omega1=0.3, omega2=0.7)(FUSED, vi=VI, ir=IR, ir_mask=IR_MASK, vi_mask=VI_MASK)
     # Squared differences averaged over all 6 pixels; the shared pixel is in no term.
     vi_unique = 0.5**2 / 6  # target visible
     ir_unique = 0.4**2 / 6  # target infrared (the printed vi_ūir would give 0.5² / 6)
@@ -33,7 +33,9 @@ def test_eq21_terms_by_hand():
 
 def test_empty_region_adds_zero_and_masks_are_binarised():
     empty = torch.zeros_like(IR_MASK)
-    out = MaskedIntensityLoss(0.5, 0.5)(FUSED, VI, IR, empty, 0.6 * VI_MASK + 0.2)  # 0.8 / 0.2 -> 1 / 0
+    out = MaskedIntensityLoss(0.5, 0.5)(
+        FUSED, vi=VI, ir=IR, ir_mask=empty, vi_mask=0.6 * VI_MASK + 0.2
+    )  # 0.8 / 0.2 -> 1 / 0
     assert out["masked_ir_unique"].item() == 0.0
     assert out["masked_vi_unique"].item() == pytest.approx(2 * 0.5**2 / 6)  # (0,1) and (0,2) now unique
     assert masked_mean_square(FUSED, VI, torch.ones_like(VI)).item() == pytest.approx(0.25)
@@ -41,7 +43,7 @@ def test_empty_region_adds_zero_and_masks_are_binarised():
 
 def test_shapes_must_match():
     with pytest.raises(ValueError, match="ir_mask is"):
-        MaskedIntensityLoss(0.5, 0.5)(FUSED, VI, IR, IR_MASK[..., :2], VI_MASK)
+        MaskedIntensityLoss(0.5, 0.5)(FUSED, vi=VI, ir=IR, ir_mask=IR_MASK[..., :2], vi_mask=VI_MASK)
 
 
 def test_model4_replaces_intensity_and_contrast_and_takes_omega4():
@@ -50,7 +52,7 @@ def test_model4_replaces_intensity_and_contrast_and_takes_omega4():
     ir_mask = (torch.rand(4, 1, 16, 16, generator=g) > 0.6).float()
     vi_mask = (torch.rand(4, 1, 16, 16, generator=g) > 0.6).float()
     omegas = {"omega1": 0.3, "omega2": 0.7, "omega3": 0.5, "omega4": 6.0, "omega5": 2.0}
-    out = OCCOLoss(**omegas, omega6=10.0, feature_space="model4")(fused, vi, ir, ir_mask, vi_mask)
+    out = OCCOLoss(**omegas, omega6=10.0, feature_space="model4")(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)
     assert list(out) == [
         "ssim",
         "texture",
@@ -60,8 +62,10 @@ def test_model4_replaces_intensity_and_contrast_and_takes_omega4():
         "masked_intensity",
         "total",
     ]  # fmt: skip  (no intensity, pixel or contrast: Eq. 21 replaces L_int and L_CCL)
-    l_abl = MaskedIntensityLoss(0.3, 0.7)(fused, vi, ir, ir_mask, vi_mask)["masked_intensity"]
-    expected = ssim_loss(fused, vi, ir) + 6.0 * l_abl + 2.0 * texture_loss(fused, vi, ir)
+    l_abl = MaskedIntensityLoss(0.3, 0.7)(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)["masked_intensity"]
+    expected = ssim_loss(fused, vi=vi, ir=ir) + 6.0 * l_abl + 2.0 * texture_loss(fused, vi=vi, ir=ir)
     torch.testing.assert_close(out["total"], expected)
-    other = OCCOLoss(**omegas, omega6=0.1, feature_space="model4")(fused, vi, ir, ir_mask, vi_mask)
+    other = OCCOLoss(**omegas, omega6=0.1, feature_space="model4")(
+        fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask
+    )
     torch.testing.assert_close(other["total"], out["total"])  # ω6 has no role in Model-4

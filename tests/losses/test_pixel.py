@@ -21,54 +21,54 @@ def const(value: float, h: int = 16, w: int = 16, b: int = 2) -> torch.Tensor:
 
 def test_ssim_loss_zero_for_identical_images():
     x = torch.rand(2, 1, 24, 24, generator=torch.Generator().manual_seed(0))
-    assert ssim_loss(x, x, x).item() == pytest.approx(0.0, abs=1e-6)
+    assert ssim_loss(x, vi=x, ir=x).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_ssim_loss_of_constant_images_by_hand():
     # Flat windows: σ = 0, so SSIM = (2 μx μy + C1) / (μx² + μy² + C1) with C1 = 0.01².
     c1 = 0.01**2
     s = (2 * 0.2 * 0.6 + c1) / (0.2**2 + 0.6**2 + c1)
-    assert ssim_loss(const(0.2), const(0.6), const(0.6)).item() == pytest.approx(2 * (1 - s), rel=1e-5)
-    assert ssim_loss(const(0.2), const(0.2), const(0.6)).item() == pytest.approx(1 - s, rel=1e-5)
+    assert ssim_loss(const(0.2), vi=const(0.6), ir=const(0.6)).item() == pytest.approx(2 * (1 - s), rel=1e-5)
+    assert ssim_loss(const(0.2), vi=const(0.2), ir=const(0.6)).item() == pytest.approx(1 - s, rel=1e-5)
 
 
 def test_infrared_brighter_mask():
     vi = torch.tensor([[[[0.1, 0.5, 0.9, 0.4]]]])
     ir = torch.tensor([[[[0.2, 0.5, 0.3, 0.8]]]])
-    assert infrared_brighter_mask(vi, ir).flatten().tolist() == [1.0, 0.0, 0.0, 1.0]
+    assert infrared_brighter_mask(vi=vi, ir=ir).flatten().tolist() == [1.0, 0.0, 0.0, 1.0]
 
 
 def test_intensity_loss_by_hand():
     # ir brighter everywhere: mean (0.5 - 0)² + mean |0.5 - 1| = 0.25 + 0.5.
-    assert intensity_loss(const(0.5), const(0.0), const(1.0)).item() == pytest.approx(0.75)
+    assert intensity_loss(const(0.5), vi=const(0.0), ir=const(1.0)).item() == pytest.approx(0.75)
     # ir darker everywhere: only the visible MSE remains.
-    assert intensity_loss(const(0.5), const(0.8), const(0.2)).item() == pytest.approx(0.09)
+    assert intensity_loss(const(0.5), vi=const(0.8), ir=const(0.2)).item() == pytest.approx(0.09)
     # half the pixels ir-brighter: the L1 part is averaged over all pixels.
     ir = torch.cat([const(1.0, w=8), const(0.0, w=8)], dim=3)
-    assert intensity_loss(const(0.5), const(0.5), ir).item() == pytest.approx(0.25)
+    assert intensity_loss(const(0.5), vi=const(0.5), ir=ir).item() == pytest.approx(0.25)
 
 
 def test_texture_loss_zero_for_flat_images_and_edges_of_the_sources():
     edge = torch.cat([const(0.0, w=8), const(1.0, w=8)], dim=3)
-    assert texture_loss(const(0.3), const(0.1), const(0.9)).item() == pytest.approx(0.0, abs=1e-6)
-    assert texture_loss(edge, edge, const(0.5)).item() == pytest.approx(0.0, abs=1e-6)
+    assert texture_loss(const(0.3), vi=const(0.1), ir=const(0.9)).item() == pytest.approx(0.0, abs=1e-6)
+    assert texture_loss(edge, vi=edge, ir=const(0.5)).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_texture_loss_of_a_step_edge_by_hand():
     # A 0 -> 1 step between columns 7 and 8: unnormalised Sobel |∂x| = 1 + 2 + 1 = 4 on those two
     # columns, 0 elsewhere (replicate border); |∂y| = 0. Sources flat: L_tex = 2·4·H / (H·W) = 8 / W.
     edge = torch.cat([const(0.0, w=8), const(1.0, w=8)], dim=3)
-    assert texture_loss(edge, const(0.2), const(0.7)).item() == pytest.approx(8 / 16)
+    assert texture_loss(edge, vi=const(0.2), ir=const(0.7)).item() == pytest.approx(8 / 16)
     # Sources carry the edge, the fused image does not: same value by symmetry of |·|.
-    assert texture_loss(const(0.5), edge, const(0.0)).item() == pytest.approx(8 / 16)
+    assert texture_loss(const(0.5), vi=edge, ir=const(0.0)).item() == pytest.approx(8 / 16)
 
 
 def test_pixel_loss_combination_and_module():
     g = torch.Generator().manual_seed(1)
     f, vi, ir = (torch.rand(2, 1, 20, 20, generator=g) for _ in range(3))
-    terms = PixelLoss(omega4=7.0, omega5=3.0)(f, vi, ir)
+    terms = PixelLoss(omega4=7.0, omega5=3.0)(f, vi=vi, ir=ir)
     assert set(terms) == {"ssim", "intensity", "texture", "pixel"}
-    expected = ssim_loss(f, vi, ir) + 7.0 * intensity_loss(f, vi, ir) + 3.0 * texture_loss(f, vi, ir)
+    expected = ssim_loss(f, vi=vi, ir=ir) + 7.0 * intensity_loss(f, vi=vi, ir=ir) + 3.0 * texture_loss(f, vi=vi, ir=ir)
     assert terms["pixel"].item() == pytest.approx(expected.item(), rel=1e-6)
     assert pixel_loss(torch.tensor(1.0), torch.tensor(2.0), torch.tensor(3.0), 10, 1).item() == 24.0
 
@@ -76,9 +76,9 @@ def test_pixel_loss_combination_and_module():
 def test_pixel_terms_float32_under_bf16_autocast():
     g = torch.Generator().manual_seed(2)
     f, vi, ir = (torch.rand(2, 1, 20, 20, generator=g) for _ in range(3))
-    ref = PixelLoss(10, 1)(f, vi, ir)
+    ref = PixelLoss(10, 1)(f, vi=vi, ir=ir)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = PixelLoss(10, 1)(f.bfloat16(), vi, ir)
+        out = PixelLoss(10, 1)(f.bfloat16(), vi=vi, ir=ir)
     for name, value in out.items():
         assert value.dtype == torch.float32
         assert value.item() == pytest.approx(ref[name].item(), rel=0.05)

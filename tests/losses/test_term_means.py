@@ -1,4 +1,4 @@
-"""Logging-window means of loss terms: each term over the steps where it was present (issue 12)."""
+"""Logging-window means of loss terms: each term over the steps where it was present."""
 
 from __future__ import annotations
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
-import yaml
 
+from occo.config import load_params, override
 from occo.losses.contextual import ContextualLoss
 from occo.losses.contrastive import ContextualContrastiveLoss
 from occo.losses.masked import MaskedIntensityLoss
@@ -90,19 +88,23 @@ def test_non_finite_term_is_reported_by_name(monkeypatch):
         model(**batch())
 
 
-def test_from_params_reads_names_and_weights():
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params = copy.deepcopy(params)
-    params.setdefault("train", {})["vgg_random_init"] = True
-    assert params["loss"]["distance_form"] == "code"
-    params["loss"]["cx_variant"] = "mechrez"
-    params["loss"]["distance_form"] = "paper"
-    built = OCCOLoss.from_params(params)
+def test_modalities_are_keyword_only(loss):
+    inputs = batch()
+    with pytest.raises(TypeError):  # (fused, vi, ir, ...) in some order: a swap cannot be written silently
+        loss(*inputs.values())
+
+
+def test_from_config_reads_names_and_weights():
+    cfg = load_params(REPO / "params.yaml")
+    assert cfg.loss.distance_form == "code"
+    cfg = override(
+        cfg, {"train.vgg_random_init": True, "loss.cx_variant": "mechrez", "loss.distance_form": "paper", "omega4": 7}
+    )
+    built = OCCOLoss.from_config(cfg)
     assert isinstance(built.contrast, ContextualContrastiveLoss) and built.masked is None
     assert isinstance(built.contrast.contextual, ContextualLoss) and built.contrast.contextual.variant == "mechrez"
     assert not built.contrast.form.per_layer
-    assert built.omega6 == params["omega6"] and built.pixel.omega4 == params["omega4"]
-    params["ablation"]["feature_space"] = "model4"
-    model4 = OCCOLoss.from_params(params)
+    assert built.omega6 == cfg.omega6 and built.pixel.omega4 == 7.0
+    model4 = OCCOLoss.from_config(override(cfg, {"ablation.feature_space": "model4"}))
     assert isinstance(model4.masked, MaskedIntensityLoss) and model4.contrast is None
-    assert (model4.masked.omega1, model4.masked.omega2) == (params["omega1"], params["omega2"])
+    assert (model4.masked.omega1, model4.masked.omega2) == (cfg.omega1, cfg.omega2)

@@ -12,16 +12,16 @@ import pytest
 import torch
 
 from occo.cli import main
-from occo.config import Fuse, ParamsError, validate_params
+from occo.config import Arch, Fuse, ParamsError, validate_params
 from occo.data import DataError, find_pairs, load_array, rgb_to_ycbcr, save_png, sha256_file, to_float
 from occo.data.io import png_text
-from occo.nn import ArchConfig, build_model, save_checkpoint
+from occo.nn import build_model, save_checkpoint
 from occo.nn.fifn.tiling import bytes_per_pixel, halo
 from occo.nn.fuse import CHECKPOINT_KEY, fuse_folder, memory_budget, run_fuse
 from support import REPO
 
 SHARED = REPO / ".." / "shared"
-CFG = ArchConfig(widths=(8, 8, 8, 8), heads=(1, 1, 1, 1))
+CFG = Arch(widths=[8, 8, 8, 8], heads=[1, 1, 1, 1])
 SIZES = {"a": (40, 48), "b": (40, 48), "c": (32, 56)}  # b: grey visible image
 SHA_A, SHA_B = "a" * 64, "b" * 64  # stand-ins for two checkpoints' sha256
 
@@ -80,14 +80,14 @@ def test_outputs_of_another_checkpoint_are_refused_or_replaced(tmp_path, model):
     with pytest.raises(DataError) as err:
         fuse_folder(model, pairs, out, checkpoint_sha256=SHA_B, device="cpu")
     msg = str(err.value)
-    assert f"{out} already holds 3 fused images not made by this checkpoint" in msg and "\n" not in msg
+    assert f"{out} already holds 3 fused images" in msg and "\n" not in msg
     assert "a.png (checkpoint aaaaaaaaaaaa...)" in msg and "--overwrite" in msg
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert len(fuse_folder(model, pairs, out, checkpoint_sha256=SHA_B, device="cpu", overwrite=True)) == 3
     assert {png_text(p, CHECKPOINT_KEY) for p in out.iterdir()} == {SHA_B}
     # Another checkpoint's image of an id this run does not make would stay beside its outputs.
     save_png(out / "z.png", np.zeros((2, 2), np.uint8), text={CHECKPOINT_KEY: SHA_A})
-    with pytest.raises(DataError, match="1 images made by another checkpoint that are not outputs of this run"):
+    with pytest.raises(DataError, match="1 images made by another checkpoint"):
         fuse_folder(model, pairs, out, checkpoint_sha256=SHA_B, device="cpu", overwrite=True)
     assert fuse_folder(model, pairs, out, checkpoint_sha256=SHA_A, device="cpu", replace_other=True) != []
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "z.png"]  # z is SHA_A's own
@@ -202,7 +202,7 @@ def _one_line_exit(argv: list[str]) -> str:
 
 @pytest.mark.parametrize("where", ["vi", "ir", "vi/sub", "."])
 def test_occo_fuse_refuses_an_output_folder_overlapping_an_input(tmp_path, model, where):
-    """--out <vi folder> --overwrite used to replace the visible sources with fused images."""
+    """--out <vi folder> (even with --overwrite) would replace the visible sources with fused images."""
     src = _pairs(tmp_path / "src")
     ckpt = save_checkpoint(tmp_path / "m.pt", model, CFG)
     before = {p: p.read_bytes() for p in src.rglob("*.png")}
@@ -240,9 +240,8 @@ def test_occo_fuse_one_line_errors(tmp_path, model):
     )
     # --out x.jpg, --batch-size, --device and --max-pixels are argparse types: usage errors in tests/test_cli.py
     for budget in ("-1", "lots"):
-        assert f"--memory-budget must be auto or a positive number of GB, got '{budget}'" in _one_line_exit(
-            _fuse_args(src, out, ckpt, "--memory-budget", budget)
-        )
+        msg = _one_line_exit(_fuse_args(src, out, ckpt, "--memory-budget", budget))
+        assert "--memory-budget must be auto or a positive number" in msg and f"'{budget}'" in msg
     assert not out.exists()
 
 
@@ -331,14 +330,14 @@ def test_memory_budget():
     assert memory_budget(2, "x", cpu) == memory_budget("2", "x", cpu) == 2 << 30
     assert 0 < memory_budget("auto", "x", cpu)
     for bad in (0, -1, "lots", True, float("inf"), None):
-        with pytest.raises(DataError, match="x must be auto or a positive number of GB"):
+        with pytest.raises(DataError, match="x must be auto or a positive number"):
             memory_budget(bad, "x", cpu)
 
 
 def test_official_checkpoint_over_the_budget_is_a_clear_error(tmp_path):
     """compat='official' normalises with whole-image batch statistics: tiles cannot reproduce it."""
     src = _pairs(tmp_path / "src")
-    cfg = ArchConfig(widths=(8, 8, 8, 8), heads=(1, 1, 1, 1), compat="official")
+    cfg = Arch(widths=[8, 8, 8, 8], heads=[1, 1, 1, 1], compat="official")
     pairs = find_pairs(ir=src / "ir", vi=src / "vi")
     with pytest.raises(DataError) as err:
         fuse_folder(

@@ -1,8 +1,8 @@
 """Data-parallel training (torchrun / DistributedDataParallel) on CPU with gloo: 2 processes, 2 steps.
 
-The rule checked (occo/train/loop.py docstring): rank r's step s trains on plan batch s·N + r with the
-full ``train.batch_size`` (4 groups), DDP averages the N gradients and Adam steps with ``train.lr``;
-BatchNorm running statistics follow rank 0's batches.
+The rule checked (occo/train/loop.py: ``World``, ``batch_loader``, ``parallel_network``): rank r's step s
+trains on plan batch s·N + r with the full ``train.batch_size`` (4 groups), DDP averages the N gradients and
+Adam steps with ``train.lr``; BatchNorm running statistics follow rank 0's batches.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-import yaml
 
+from occo.config import Params, load_params, override
 from occo.data import make_synthetic
 from occo.losses import OCCOLoss
-from occo.nn import ArchConfig, build_model, normalise_output
+from occo.nn import build_model, normalise_output
 from occo.train import loop, train
 from occo.train.data import BatchPlan, CropDataset, StepSampler, check_batch_layout, collate_crops, find_training_pairs
 from support import REPO
@@ -33,23 +33,22 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _params() -> dict:
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    params["arch"].update(widths=[8, 8, 8, 8], heads=[1, 1, 1, 1])
-    params["train"].update(
-        dataset="synthetic",
-        split="train",
-        crop=32,
-        batch_size=12,
-        epochs=100,
-        vgg_random_init=True,
-        vgg_weights=None,
-        num_workers=0,
-        checkpoint_every=1,
-        log_every=1,
-        max_steps=None,
-    )
-    return params
+def _params() -> Params:
+    train = {
+        "dataset": "synthetic",
+        "split": "train",
+        "crop": 32,
+        "batch_size": 12,
+        "epochs": 100,
+        "vgg_random_init": True,
+        "vgg_weights": None,
+        "num_workers": 0,
+        "checkpoint_every": 1,
+        "log_every": 1,
+        "max_steps": None,
+    }
+    changes = {"arch.widths": [8, 8, 8, 8], "arch.heads": [1, 1, 1, 1], **{f"train.{k}": v for k, v in train.items()}}
+    return override(load_params(REPO / "params.yaml"), changes)
 
 
 def _root(tmp_path: Path, name: str) -> Path:
@@ -64,7 +63,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, port: int, params: dict, root: str, out: str) -> None:
+def _worker(rank: int, port: int, params: Params, root: str, out: str) -> None:
     """One torchrun-like process: the env torchrun sets, then the stage's ``train`` call."""
     os.environ.update(
         WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
@@ -79,24 +78,17 @@ def _worker(rank: int, port: int, params: dict, root: str, out: str) -> None:
     (Path(out) / f"saves{rank}.json").write_text(json.dumps(saves))
 
 
-def _emulate(params: dict, root: Path, world: int, steps: int) -> dict[str, torch.Tensor]:
+def _emulate(params: Params, root: Path, world: int, steps: int) -> dict[str, torch.Tensor]:
     """The documented rule by hand: step s averages the gradients of plan batches s·world .. s·world+world-1."""
-    cfg, seed = params["train"], int(params["train"]["seed"])
-    arch = ArchConfig.from_dict(params["arch"])
-    pairs = find_training_pairs(root, cfg["dataset"], cfg["split"])
-    dataset = CropDataset(
-        pairs,
-        crop=int(cfg["crop"]),
-        crops_per_image=int(cfg.get("crops_per_image", 2)),
-        flip=bool(cfg.get("flip", True)),
-        seed=seed,
-    )
-    plan = BatchPlan(len(pairs), check_batch_layout(int(cfg["batch_size"]), int(cfg.get("crops_per_image", 2))), seed)
+    cfg, seed, arch = params.train, params.train.seed, params.arch
+    pairs = find_training_pairs(root, cfg.dataset, cfg.split)
+    dataset = CropDataset(pairs, crop=cfg.crop, crops_per_image=cfg.crops_per_image, flip=cfg.flip, seed=seed)
+    plan = BatchPlan(len(pairs), check_batch_layout(cfg.batch_size, cfg.crops_per_image), seed)
     model = build_model(arch, seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        loss_fn = OCCOLoss.from_params(params)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
+        loss_fn = OCCOLoss.from_config(params)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     model.train()
     params_list = list(model.parameters())
     for step in range(steps):
@@ -105,8 +97,8 @@ def _emulate(params: dict, root: Path, world: int, steps: int) -> dict[str, torc
             batch = collate_crops([dataset[key] for key in plan.batch(step * world + r)])
             ir, vi, ir_mask, vi_mask = batch.split(1, dim=1)
             kept = [b.clone() for b in model.buffers()]
-            fused = normalise_output(model(ir, vi).float(), per_image=arch.compat == "fixed")
-            total = loss_fn(fused, vi, ir, ir_mask, vi_mask)["total"]
+            fused = normalise_output(model(ir=ir, vi=vi).float(), per_image=arch.compat == "fixed")
+            total = loss_fn(fused, ir=ir, vi=vi, ir_mask=ir_mask, vi_mask=vi_mask)["total"]
             for g, d in zip(grads, torch.autograd.grad(total, params_list)):
                 g += d / world
             if r:  # BatchNorm running stats follow rank 0's batches (DDP broadcasts rank 0's buffers)
@@ -129,6 +121,7 @@ def test_sampler_shards_the_stream_by_rank():
     assert list(StepSampler(plan, 1, 4)) == [plan.batch(s) for s in range(1, 4)]  # single process unchanged
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_model(tmp_path):
     params = _params()
     root, out = _root(tmp_path, "ddp"), tmp_path / "out"

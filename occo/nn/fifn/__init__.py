@@ -1,5 +1,5 @@
 """FIFN, the OCCO fusion network (paper §3.1): its blocks, the network, tiled inference."""
 
-from occo.nn.fifn.model import FIFB, FIFN, fuse_y, normalise_output
+from occo.nn.fifn.model import FIFB, FIFN, build_model, fuse_y, normalise_output
 
-__all__ = ["FIFB", "FIFN", "fuse_y", "normalise_output"]
+__all__ = ["FIFB", "FIFN", "build_model", "fuse_y", "normalise_output"]

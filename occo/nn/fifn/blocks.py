@@ -8,8 +8,9 @@ channels_last map (``x.permute(0, 2, 3, 1)``). Every reshape is ``reshape``, nev
 either memory format works.
 
 Variants are looked up by name in the read-only registries at the bottom (``GATES``,
-``TOKEN_NORMS``, ``SPATIAL_ENHANCEMENTS``, ``ATTENTION_ROUTINGS``); ``occo.nn.config.ArchConfig``
-names them.
+``TOKEN_NORMS``, ``SPATIAL_ENHANCEMENTS``, ``ATTENTION_ROUTINGS``); the ``arch`` params
+(``occo.config.Arch``) name them. Modules that take both modalities take them keyword-only (``ir=``, ``vi=``)
+and return pairs in the order ``(vi, ir)``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class CrossChannelWeights(nn.Module):
         self.fc1 = nn.Linear(4 * dim, 4 * dim)
         self.fc2 = nn.Linear(4 * dim, 2 * dim)
 
-    def forward(self, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, *, ir: Tensor, vi: Tensor) -> tuple[Tensor, Tensor]:
         x = torch.cat((vi, ir), 1)
         stats = torch.cat((x.mean((2, 3)), x.amax((2, 3))), 1)  # B,4C: avg_vi avg_ir max_vi max_ir
         w = torch.sigmoid(self.fc2(F.relu(self.fc1(stats)))).unflatten(1, (2, vi.shape[1]))
@@ -74,7 +75,7 @@ class SpatialEnhancement(nn.Module):
         self.vi = SpatialWeights(dim, gate)
         self.ir = SpatialWeights(dim, gate)
 
-    def forward(self, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, *, ir: Tensor, vi: Tensor) -> tuple[Tensor, Tensor]:
         return self.vi(vi), self.ir(ir)
 
 
@@ -90,7 +91,7 @@ class SharedSpatialEnhancement(SpatialEnhancement):
         super().__init__(dim, gate)
         self.ir.requires_grad_(False)
 
-    def forward(self, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, *, ir: Tensor, vi: Tensor) -> tuple[Tensor, Tensor]:
         return self.vi(vi), self.vi(ir)
 
 
@@ -120,26 +121,28 @@ class CrossAttention(nn.Module):
         self.kv_vi = nn.Linear(dim, 2 * dim, bias=False)
         self.kv_ir = nn.Linear(dim, 2 * dim, bias=False)
 
-    def _split(self, x: Tensor) -> Tensor:
+    def split_heads(self, x: Tensor) -> Tensor:
         """(B,H,W,C) -> (B,heads,H*W,d)."""
         b, h, w, c = x.shape
         return x.reshape(b, h * w, self.heads, c // self.heads).transpose(1, 2)
 
-    def _context(self, x: Tensor, kv: nn.Linear) -> Tensor:
+    def context(self, x: Tensor, kv: nn.Linear) -> Tensor:
+        """One modality's context per head: ``softmax_rows(K^T V / sqrt(d))`` of its projected tokens ``x``."""
         k, v = kv(x).chunk(2, dim=-1)
-        return (self._split(k).transpose(-2, -1) @ self._split(v) * self.scale).softmax(dim=-2)
+        return (self.split_heads(k).transpose(-2, -1) @ self.split_heads(v) * self.scale).softmax(dim=-2)
 
-    def _attend(self, q: Tensor, context: Tensor) -> Tensor:
-        return (self._split(q) @ context).transpose(1, 2).reshape(q.shape)
+    def attend(self, q: Tensor, context: Tensor) -> Tensor:
+        """Projected tokens ``q`` (B,H,W,C) querying a ``context``: ``Q @ context`` per head, back to (B,H,W,C)."""
+        return (self.split_heads(q) @ context).transpose(1, 2).reshape(q.shape)
 
-    def route(self, vi_queries_ir: Tensor, ir_queries_vi: Tensor) -> tuple[Tensor, Tensor]:
+    def route(self, *, vi_queries_ir: Tensor, ir_queries_vi: Tensor) -> tuple[Tensor, Tensor]:
         """The two query results as ``(to_vi, to_ir)`` under this block's routing."""
         return (ir_queries_vi, vi_queries_ir) if self._to_infrared else (vi_queries_ir, ir_queries_vi)
 
-    def forward(self, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, *, ir: Tensor, vi: Tensor) -> tuple[Tensor, Tensor]:
         vi, ir = F.relu(self.proj_vi(vi)), F.relu(self.proj_ir(ir))
-        vi_queries_ir = self._attend(vi, self._context(ir, self.kv_ir))
-        return self.route(vi_queries_ir, self._attend(ir, self._context(vi, self.kv_vi)))
+        vi_queries_ir = self.attend(vi, self.context(ir, self.kv_ir))
+        return self.route(vi_queries_ir=vi_queries_ir, ir_queries_vi=self.attend(ir, self.context(vi, self.kv_vi)))
 
     def extra_repr(self) -> str:
         return f"heads={self.heads}, routing={self.routing}"
@@ -177,7 +180,7 @@ class ChannelEmbed(nn.Module):
         self.bn_out = nn.BatchNorm2d(dim)
         self.norm = nn.BatchNorm2d(dim)
 
-    def forward(self, vi: Tensor, ir: Tensor) -> Tensor:
+    def forward(self, *, ir: Tensor, vi: Tensor) -> Tensor:
         x = torch.cat((vi, ir), 1)
         y = self.bn_out(self.conv_out(F.relu(self.dwconv(self.conv_in(x)))))
         return self.norm(self.skip(x) + y)

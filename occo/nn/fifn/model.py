@@ -9,6 +9,8 @@
 Any size of at least 8x8 works: pooling floors odd sizes and each up-block reflect-pads its
 upsampled input by the missing row/column (0 or 1) to the skip's size, as the public code does.
 ``fuse_y`` is the inference rule (BatchNorm statistics, normalisation) of the configured compat.
+The network is built from the ``arch`` section of the params (``occo.config.Arch``), which every
+checkpoint records; the two modalities are keyword-only arguments everywhere (``ir=``, ``vi=``).
 """
 
 from __future__ import annotations
@@ -16,20 +18,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from occo.config import Arch
 from occo.nn.fifn.blocks import SPATIAL_ENHANCEMENTS, ChannelEmbed, CrossAttention, CrossChannelWeights, ResidualMerge
-
-if TYPE_CHECKING:
-    from occo.nn.config import ArchConfig
 
 
 class ConvBlock(nn.Module):
-    """Encoder conv block (§3.1): two conv units (3x3 conv, BN, ReLU); the max-pool sits in ``_encode``."""
+    """Encoder conv block (§3.1): two conv units (3x3 conv, BN, ReLU); the max-pool sits in ``encoder_features``."""
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
@@ -50,24 +49,24 @@ class FIFB(nn.Module):
     the unweighted feature takes the place of its output.
     """
 
-    def __init__(self, dim: int, heads: int, cfg: ArchConfig) -> None:
+    def __init__(self, dim: int, heads: int, arch: Arch) -> None:
         super().__init__()
-        self.channel = CrossChannelWeights(dim) if cfg.cross_channel else None
-        self.spatial = SPATIAL_ENHANCEMENTS[cfg.compat](dim, cfg.spatial_gate) if cfg.spatial_enhancement else None
-        self.cross = CrossAttention(dim, heads, cfg.attention_routing) if cfg.cross_attention else None
-        self.merge_vi = ResidualMerge(dim, cfg.token_norm)
-        self.merge_ir = ResidualMerge(dim, cfg.token_norm)
+        self.channel = CrossChannelWeights(dim) if arch.cross_channel else None
+        self.spatial = SPATIAL_ENHANCEMENTS[arch.compat](dim, arch.spatial_gate) if arch.spatial_enhancement else None
+        self.cross = CrossAttention(dim, heads, arch.attention_routing) if arch.cross_attention else None
+        self.merge_vi = ResidualMerge(dim, arch.token_norm)
+        self.merge_ir = ResidualMerge(dim, arch.token_norm)
         self.embed = ChannelEmbed(dim)
 
-    def forward(self, vi: Tensor, ir: Tensor) -> Tensor:
-        c_vi, c_ir = self.channel(vi, ir) if self.channel is not None else (vi, ir)  # Eq. 1
-        s_vi, s_ir = self.spatial(vi, ir) if self.spatial is not None else (vi, ir)  # Eq. 2
-        c_vi, c_ir = _tokens(c_vi), _tokens(c_ir)
+    def forward(self, *, ir: Tensor, vi: Tensor) -> Tensor:
+        c_vi, c_ir = self.channel(ir=ir, vi=vi) if self.channel is not None else (vi, ir)  # Eq. 1
+        s_vi, s_ir = self.spatial(ir=ir, vi=vi) if self.spatial is not None else (vi, ir)  # Eq. 2
+        c_vi, c_ir = to_tokens(c_vi), to_tokens(c_ir)
         if self.cross is not None:
-            c_vi, c_ir = self.cross(c_vi, c_ir)  # §3.1 cross attention, routed by arch.attention_routing
-        f_vi = self.merge_vi(_tokens(vi), _tokens(s_vi), c_vi)  # Eq. 3
-        f_ir = self.merge_ir(_tokens(ir), _tokens(s_ir), c_ir)
-        return self.embed(_maps(f_vi), _maps(f_ir))  # Eq. 4
+            c_vi, c_ir = self.cross(ir=c_ir, vi=c_vi)  # §3.1 cross attention, routed by arch.attention_routing
+        f_vi = self.merge_vi(to_tokens(vi), to_tokens(s_vi), c_vi)  # Eq. 3
+        f_ir = self.merge_ir(to_tokens(ir), to_tokens(s_ir), c_ir)
+        return self.embed(ir=to_maps(f_ir), vi=to_maps(f_vi))  # Eq. 4
 
 
 class UpBlock(nn.Module):
@@ -90,34 +89,44 @@ class UpBlock(nn.Module):
 
 
 class FIFN(nn.Module):
-    """The fusion network: ``model(ir_y, vi_y) -> raw fused Y``, all (B,1,H,W)."""
+    """The fusion network: ``model(ir=ir_y, vi=vi_y) -> raw fused Y``, all (B,1,H,W); ``arch`` is what built it."""
 
-    def __init__(self, cfg: ArchConfig) -> None:
+    def __init__(self, arch: Arch) -> None:
         super().__init__()
-        self.cfg = cfg
-        w = cfg.widths
+        self.arch = arch
+        w = arch.widths
         self.encoder_vi = nn.ModuleList(ConvBlock(c_in, c_out) for c_in, c_out in zip((1, *w[:-1]), w))
         self.encoder_ir = nn.ModuleList(ConvBlock(c_in, c_out) for c_in, c_out in zip((1, *w[:-1]), w))
-        self.fuse = nn.ModuleList(FIFB(dim, heads, cfg) for dim, heads in zip(w, cfg.heads))
+        self.fuse = nn.ModuleList(FIFB(dim, heads, arch) for dim, heads in zip(w, arch.heads))
         self.decoder = nn.ModuleList(UpBlock(w[i + 1] + w[i], w[i]) for i in reversed(range(len(w) - 1)))
         self.head = nn.Conv2d(w[0], 1, 1)
 
-    def forward(self, ir_y: Tensor, vi_y: Tensor) -> Tensor:
+    def forward(self, *, ir: Tensor, vi: Tensor) -> Tensor:
         min_side = 2 ** (len(self.encoder_vi) - 1)
-        if ir_y.shape != vi_y.shape or ir_y.ndim != 4 or ir_y.shape[1] != 1 or min(ir_y.shape[-2:]) < min_side:
+        if ir.shape != vi.shape or ir.ndim != 4 or ir.shape[1] != 1 or min(ir.shape[-2:]) < min_side:
             raise ValueError(
                 f"expected two (B,1,H,W) tensors of one shape with H,W >= {min_side}, "
-                f"got {tuple(ir_y.shape)} and {tuple(vi_y.shape)}"
+                f"got {tuple(ir.shape)} and {tuple(vi.shape)}"
             )
-        feats = zip(_encode(self.encoder_vi, vi_y), _encode(self.encoder_ir, ir_y))
-        fused = [block(vi, ir) for block, (vi, ir) in zip(self.fuse, feats)]
+        feats = zip(encoder_features(self.encoder_vi, vi), encoder_features(self.encoder_ir, ir))
+        fused = [block(ir=f_ir, vi=f_vi) for block, (f_vi, f_ir) in zip(self.fuse, feats)]
         x = fused[-1]
         for up, skip in zip(self.decoder, reversed(fused[:-1])):
             x = up(skip, x)
         return self.head(x)
 
 
-def _encode(stages: nn.ModuleList, x: Tensor) -> list[Tensor]:
+def build_model(arch: Arch, seed: int | None = None) -> FIFN:
+    """A freshly initialised network for ``arch``; with ``seed``, initialised from that seed without touching
+    the caller's global RNG state."""
+    if seed is None:
+        return FIFN(arch)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return FIFN(arch)
+
+
+def encoder_features(stages: nn.ModuleList, x: Tensor) -> list[Tensor]:
     """Pre-pool feature of every encoder stage (scales 1, 1/2, 1/4, ...)."""
     feats = []
     for i, stage in enumerate(stages):
@@ -126,12 +135,12 @@ def _encode(stages: nn.ModuleList, x: Tensor) -> list[Tensor]:
     return feats
 
 
-def _tokens(x: Tensor) -> Tensor:
+def to_tokens(x: Tensor) -> Tensor:
     """(B,C,H,W) -> (B,H,W,C); a view for channels_last maps."""
     return x.permute(0, 2, 3, 1)
 
 
-def _maps(x: Tensor) -> Tensor:
+def to_maps(x: Tensor) -> Tensor:
     """(B,H,W,C) -> (B,C,H,W); channels_last strides when ``x`` is contiguous."""
     return x.permute(0, 3, 1, 2)
 
@@ -162,34 +171,36 @@ def batch_statistics(model: nn.Module) -> Iterator[None]:
                 buf.copy_(saved[name])
 
 
-def _infer_running_stats(model: nn.Module, ir_y: Tensor, vi_y: Tensor) -> Tensor:
+def _infer_running_stats(model: FIFN, *, ir: Tensor, vi: Tensor) -> Tensor:
     """compat="fixed": eval mode, BatchNorm running statistics, the whole batch in one forward."""
     was_training = model.training
     model.eval()
     try:
-        return model(ir_y, vi_y)
+        return model(ir=ir, vi=vi)
     finally:
         model.train(was_training)
 
 
-def _infer_per_image_stats(model: nn.Module, ir_y: Tensor, vi_y: Tensor) -> Tensor:
+def _infer_per_image_stats(model: FIFN, *, ir: Tensor, vi: Tensor) -> Tensor:
     """compat="official": the public test script never calls eval(), so BatchNorm normalises each
     image (one per forward) with its own statistics; reproduced image by image. This needs 2+
     pixels at scale 1/8 (e.g. 16x8); BatchNorm cannot normalise a single value."""
     with batch_statistics(model):
-        return torch.cat([model(ir_y[i : i + 1], vi_y[i : i + 1]) for i in range(ir_y.shape[0])])
+        return torch.cat([model(ir=ir[i : i + 1], vi=vi[i : i + 1]) for i in range(ir.shape[0])])
 
 
-INFERENCE_RULES: MappingProxyType[str, Callable[[nn.Module, Tensor, Tensor], Tensor]] = MappingProxyType(
+INFERENCE_RULES: MappingProxyType[str, Callable[..., Tensor]] = MappingProxyType(
     {"fixed": _infer_running_stats, "official": _infer_per_image_stats}
 )
+"""``arch.compat`` -> ``rule(model, *, ir, vi)``, the raw fused Y."""
 
 
-def fuse_y(model: nn.Module, ir_y: Tensor, vi_y: Tensor) -> Tensor:
-    """Fused Y in [0,1] (B,1,H,W) by the inference rule of ``model.cfg.compat``, normalised per image.
+def fuse_y(model: FIFN, *, ir: Tensor, vi: Tensor) -> Tensor:
+    """Fused Y in [0,1] (B,1,H,W) of the luminances ``ir``, ``vi`` by the inference rule of ``model.arch.compat``,
+    normalised per image.
 
     The model's mode and BatchNorm buffers are left as they were; no gradients are recorded.
     """
     with torch.no_grad():
-        raw = INFERENCE_RULES[model.cfg.compat](model, ir_y, vi_y)
+        raw = INFERENCE_RULES[model.arch.compat](model, ir=ir, vi=vi)
     return normalise_output(raw, per_image=True)

@@ -3,7 +3,7 @@
 Cutting the image into overlapping tiles is not enough for this network: besides its local layers
 (convolutions, pooling, BatchNorm with running statistics, the token norms, the decoder), every
 FIFB looks at the whole feature map of its scale: the cross-channel weights pool it (Eq. 1), the
-cross attention's context sums K^T V over all positions (Eq. 2) and a softmax spatial gate
+cross attention's context sums K^T V over all positions (§3.1) and a softmax spatial gate (Eq. 2)
 normalises over all positions; the output is min-max normalised over the whole image. So tiles
 run in three passes over the image:
 
@@ -29,25 +29,25 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from occo.nn.config import ArchConfig
+from occo.config import Arch
 from occo.nn.fifn.blocks import spatial_softmax
-from occo.nn.fifn.model import FIFB, _encode, _tokens, normalise_output
+from occo.nn.fifn.model import FIFB, FIFN, encoder_features, normalise_output, to_maps, to_tokens
 
-# Peak working memory of one forward per input pixel, in float32 maps per channel of each scale,
-# weighted by the scale's share of the pixels. Measured for the default widths at 256x256 on CPU by
-# counting live tensor storage (bench/fuse_tiles.py): one pass 1,870 bytes/pixel (8.1 maps), one
-# tile's window 1,991 (8.7 maps); 10 leaves a margin (2,300 bytes/pixel). Not yet measured on CUDA.
-_MAPS_PER_CHANNEL = 10
+MAPS_PER_CHANNEL = 10
+"""Peak working memory of one forward per input pixel, in float32 maps per channel of each scale, weighted by
+the scale's share of the pixels. bench/fuse_tiles.py measures it by counting live tensor storage: for the
+default widths at 256x256 on the CPU, one pass holds 1,870 bytes/pixel (8.1 maps) and one tile's window 1,991
+(8.7 maps); 10 maps (2,300 bytes/pixel) leave a margin."""
 
 
-def bytes_per_pixel(cfg: ArchConfig) -> int:
+def bytes_per_pixel(arch: Arch) -> int:
     """Estimated peak working memory of one forward pass per input pixel (float32)."""
-    return math.ceil(4 * _MAPS_PER_CHANNEL * sum(w / 4**s for s, w in enumerate(cfg.widths)))
+    return math.ceil(4 * MAPS_PER_CHANNEL * sum(w / 4**s for s, w in enumerate(arch.widths)))
 
 
-def halo(cfg: ArchConfig) -> int:
+def halo(arch: Arch) -> int:
     """Pixels of context a tile needs on each side for its core to equal the whole-image result.
 
     The receptive field of the local layers around the cell of an output pixel at each scale: two
@@ -56,7 +56,7 @@ def halo(cfg: ArchConfig) -> int:
     away) and two 3x3 convolutions; rounded up to the pooling grid. 80 pixels for four scales, where
     tiles in float64 already equal one pass from 64.
     """
-    n = len(cfg.widths)
+    n = len(arch.widths)
     encoder = [2]  # stage 0: two 3x3 convolutions
     for s in range(1, n):
         encoder.append(encoder[-1] + 2 * 2**s)
@@ -64,12 +64,12 @@ def halo(cfg: ArchConfig) -> int:
     reach = fused[-1]
     for s in reversed(range(n - 1)):
         reach = max(reach + 3 * 2**s, fused[s]) + 2 * 2**s
-    grid = _grid(cfg)
+    grid = _grid(arch)
     return -(-reach // grid) * grid
 
 
-def _grid(cfg: ArchConfig) -> int:
-    return 2 ** (len(cfg.widths) - 1)
+def _grid(arch: Arch) -> int:
+    return 2 ** (len(arch.widths) - 1)
 
 
 @dataclass(frozen=True)
@@ -103,13 +103,13 @@ def tiles(height: int, width: int, core: int, margin: int) -> Iterator[Tile]:
             )
 
 
-def core_side(cfg: ArchConfig, budget_bytes: int) -> int:
+def core_side(arch: Arch, budget_bytes: int) -> int:
     """The largest core side whose window fits ``budget_bytes``; ValueError when not even the smallest does."""
-    grid, margin = _grid(cfg), halo(cfg)
-    window = math.isqrt(budget_bytes // bytes_per_pixel(cfg))
+    grid, margin = _grid(arch), halo(arch)
+    window = math.isqrt(budget_bytes // bytes_per_pixel(arch))
     side = (window - 2 * margin) // grid * grid
     if side < grid:
-        need = (grid + 2 * margin) ** 2 * bytes_per_pixel(cfg)
+        need = (grid + 2 * margin) ** 2 * bytes_per_pixel(arch)
         raise ValueError(f"a memory budget of {budget_bytes:,} bytes is too small: one tile needs {need:,}")
     return side
 
@@ -161,7 +161,8 @@ class _Globals:
     contexts: tuple[Tensor, Tensor] | None = None  # after pass 2: softmax(K^T V * scale) of both
 
 
-def _spatial_logits(block: FIFB, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
+def _spatial_logits(block: FIFB, *, ir: Tensor, vi: Tensor) -> tuple[Tensor, Tensor]:
+    """Eq. 2's gate logits ``C1x1(R(C1x1(φ)))`` of both modalities, ``(vi, ir)``."""
     return tuple(m.conv2(F.relu(m.conv1(x))) for m, x in ((block.spatial.vi, vi), (block.spatial.ir, ir)))
 
 
@@ -169,7 +170,7 @@ def _softmax_gate(block: FIFB) -> bool:
     return block.spatial is not None and block.spatial.vi.gate is spatial_softmax
 
 
-def _pass1(block: FIFB, g: _Globals, vi: Tensor, ir: Tensor, at: _Scale) -> None:
+def _pass1(block: FIFB, g: _Globals, at: _Scale, *, ir: Tensor, vi: Tensor) -> None:
     """Accumulate the channel sums/maxima and softmax-gate normalisers over the core."""
     if _empty(at):
         return
@@ -178,7 +179,7 @@ def _pass1(block: FIFB, g: _Globals, vi: Tensor, ir: Tensor, at: _Scale) -> None
     g.total = total if g.total is None else g.total + total
     g.peak = peak if g.peak is None else torch.maximum(g.peak, peak)
     if _softmax_gate(block):
-        logits = [_core(x, at).flatten(1).double() for x in _spatial_logits(block, vi, ir)]
+        logits = [_core(x, at).flatten(1).double() for x in _spatial_logits(block, ir=ir, vi=vi)]
         g.lse = g.lse or [(torch.full_like(x[:, :1], -math.inf), torch.zeros_like(x[:, :1])) for x in logits]
         for i, x in enumerate(logits):
             top, acc = g.lse[i]
@@ -194,60 +195,69 @@ def _finish_pass1(block: FIFB, g: _Globals, pixels: int) -> None:
         g.weights = w.unflatten(1, (2, g.peak.shape[1] // 2))
 
 
-def _enhanced(block: FIFB, g: _Globals, vi: Tensor, ir: Tensor) -> tuple[Tensor, Tensor]:
-    """Eq. 1 channel term with the global weights."""
+def _enhanced(g: _Globals, *, ir: Tensor, vi: Tensor) -> tuple[Tensor, Tensor]:
+    """Eq. 1 channel term with the global weights, ``(vi, ir)``."""
     if g.weights is None:
         return vi, ir
     return vi * g.weights[:, 0, :, None, None], ir * g.weights[:, 1, :, None, None]
 
 
-def _projected(block: FIFB, c_vi: Tensor, c_ir: Tensor) -> tuple[Tensor, Tensor]:
+def _projected(block: FIFB, *, ir: Tensor, vi: Tensor) -> tuple[Tensor, Tensor]:
+    """The cross attention's token projections (Linear + ReLU) of both channel-enhanced maps, ``(vi, ir)``."""
     cross = block.cross
-    return F.relu(cross.proj_vi(_tokens(c_vi))), F.relu(cross.proj_ir(_tokens(c_ir)))
+    return F.relu(cross.proj_vi(to_tokens(vi))), F.relu(cross.proj_ir(to_tokens(ir)))
 
 
-def _pass2(block: FIFB, g: _Globals, vi: Tensor, ir: Tensor, at: _Scale) -> None:
-    """Accumulate the K^T V sums of both attention contexts over the core (Eq. 2)."""
+def _pass2(block: FIFB, g: _Globals, at: _Scale, *, ir: Tensor, vi: Tensor) -> None:
+    """Accumulate the K^T V sums of both attention contexts over the core (§3.1 cross attention)."""
     if block.cross is None or _empty(at):
         return
-    p_vi, p_ir = _projected(block, *_enhanced(block, g, _core(vi, at), _core(ir, at)))  # token-wise: the core suffices
+    c_vi, c_ir = _enhanced(g, ir=_core(ir, at), vi=_core(vi, at))
+    p_vi, p_ir = _projected(block, ir=c_ir, vi=c_vi)  # token-wise: the core suffices
     sums = []
     for tokens, kv in ((p_ir, block.cross.kv_ir), (p_vi, block.cross.kv_vi)):
         k, v = kv(tokens).chunk(2, dim=-1)
-        sums.append((block.cross._split(k).transpose(-2, -1) @ block.cross._split(v)).double())
+        sums.append((block.cross.split_heads(k).transpose(-2, -1) @ block.cross.split_heads(v)).double())
     g.kv = sums if g.kv is None else [a + b for a, b in zip(g.kv, sums)]
 
 
 def _finish_pass2(block: FIFB, g: _Globals, dtype: torch.dtype) -> None:
+    """The whole-image contexts ``softmax(K^T V * scale)`` from the K^T V sums."""
     if block.cross is not None:
         g.contexts = tuple((kv * block.cross.scale).to(dtype).softmax(dim=-2) for kv in g.kv)
 
 
-def _attended(block: FIFB, g: _Globals, c_vi: Tensor, c_ir: Tensor) -> tuple[Tensor, Tensor]:
-    """Eq. 2 with the whole-image contexts: each modality's projected tokens query the other's context,
-    the results routed as the block routes them."""
-    p_vi, p_ir = _projected(block, c_vi, c_ir)
-    return block.cross.route(block.cross._attend(p_vi, g.contexts[0]), block.cross._attend(p_ir, g.contexts[1]))
+def _attended(block: FIFB, g: _Globals, *, ir: Tensor, vi: Tensor) -> tuple[Tensor, Tensor]:
+    """§3.1 cross attention with the whole-image contexts: each modality's projected tokens query the other's
+    context, the results routed as the block routes them (``(to_vi, to_ir)``)."""
+    p_vi, p_ir = _projected(block, ir=ir, vi=vi)
+    cross = block.cross
+    return cross.route(vi_queries_ir=cross.attend(p_vi, g.contexts[0]), ir_queries_vi=cross.attend(p_ir, g.contexts[1]))
 
 
-def _fifb(block: FIFB, g: _Globals, vi: Tensor, ir: Tensor) -> Tensor:
-    """FIFB.forward with the whole-image terms (Eq. 1-4); each map is released as soon as it is used."""
-    c_vi, c_ir = _enhanced(block, g, vi, ir)
-    if block.cross is not None:
-        c_vi, c_ir = _attended(block, g, c_vi, c_ir)
-    else:
-        c_vi, c_ir = _tokens(c_vi), _tokens(c_ir)
+def _spatial(block: FIFB, g: _Globals, *, ir: Tensor, vi: Tensor) -> tuple[Tensor, Tensor]:
+    """Eq. 2 with a softmax gate normalised over the whole image (``(vi, ir)``); other gates are local."""
     if block.spatial is None:
-        s_vi, s_ir = vi, ir
-    elif _softmax_gate(block):
-        (l_vi, l_ir), ((m_vi, a_vi), (m_ir, a_ir)) = _spatial_logits(block, vi, ir), g.lse
-        s_vi = vi * torch.exp(l_vi - (m_vi + a_vi.log()).to(vi.dtype)[:, :, None, None])
-        s_ir = ir * torch.exp(l_ir - (m_ir + a_ir.log()).to(ir.dtype)[:, :, None, None])
+        return vi, ir
+    if not _softmax_gate(block):
+        return block.spatial(ir=ir, vi=vi)
+    (l_vi, l_ir), ((m_vi, a_vi), (m_ir, a_ir)) = _spatial_logits(block, ir=ir, vi=vi), g.lse
+    s_vi = vi * torch.exp(l_vi - (m_vi + a_vi.log()).to(vi.dtype)[:, :, None, None])
+    s_ir = ir * torch.exp(l_ir - (m_ir + a_ir.log()).to(ir.dtype)[:, :, None, None])
+    return s_vi, s_ir
+
+
+def _fifb(block: FIFB, g: _Globals, *, ir: Tensor, vi: Tensor) -> Tensor:
+    """FIFB.forward with the whole-image terms (Eq. 1-4); each map is released as soon as it is used."""
+    c_vi, c_ir = _enhanced(g, ir=ir, vi=vi)
+    if block.cross is not None:
+        c_vi, c_ir = _attended(block, g, ir=c_ir, vi=c_vi)
     else:
-        s_vi, s_ir = block.spatial(vi, ir)
-    f_vi = block.merge_vi(_tokens(vi), _tokens(s_vi), c_vi)
-    f_ir = block.merge_ir(_tokens(ir), _tokens(s_ir), c_ir)
-    return block.embed(f_vi.permute(0, 3, 1, 2), f_ir.permute(0, 3, 1, 2))
+        c_vi, c_ir = to_tokens(c_vi), to_tokens(c_ir)
+    s_vi, s_ir = _spatial(block, g, ir=ir, vi=vi)
+    f_vi = block.merge_vi(to_tokens(vi), to_tokens(s_vi), c_vi)
+    f_ir = block.merge_ir(to_tokens(ir), to_tokens(s_ir), c_ir)
+    return block.embed(ir=to_maps(f_ir), vi=to_maps(f_vi))
 
 
 def _source_rows(out_start: int, out_end: int, n: int, low_start: int, low_len: int, like: Tensor):
@@ -272,53 +282,74 @@ def _upsample(low: Tensor, low_at: _Scale, skip: Tensor, skip_at: _Scale, n_rows
     return rows[..., c0] * (1 - cl) + rows[..., c1] * cl
 
 
-def fuse_y_tiled(model: nn.Module, ir_y: Tensor, vi_y: Tensor, *, core: int, device: torch.device) -> Tensor:
+@dataclass(frozen=True)
+class _Image:
+    """The whole image: its luminances (1,1,H,W), where tiles run, and the (height, width) of every scale."""
+
+    ir: Tensor
+    vi: Tensor
+    device: torch.device
+    sizes: list[tuple[int, int]]
+
+
+def _window(model: FIFN, image: _Image, t: Tile) -> Iterator[tuple[FIFB, Tensor, Tensor]]:
+    """Per scale ``(block, vi, ir)``: the FIFB and the encoder features of both modalities over ``t``'s window."""
+    crop = (..., slice(t.wy0, t.wy1), slice(t.wx0, t.wx1))
+    vi, ir = image.vi[crop].to(image.device), image.ir[crop].to(image.device)
+    return zip(model.fuse, encoder_features(model.encoder_vi, vi), encoder_features(model.encoder_ir, ir))
+
+
+def _whole_image_terms(model: FIFN, image: _Image, pieces: list[tuple[Tile, list[_Scale]]]) -> list[_Globals]:
+    """Passes 1 and 2 over every tile: the whole-image terms of each scale's FIFB."""
+    glob = [_Globals() for _ in model.fuse]
+    for t, at in pieces:
+        for s, (block, vi, ir) in enumerate(_window(model, image, t)):
+            _pass1(block, glob[s], at[s], ir=ir, vi=vi)
+    for s, block in enumerate(model.fuse):
+        _finish_pass1(block, glob[s], image.sizes[s][0] * image.sizes[s][1])
+    if model.arch.cross_attention:
+        for t, at in pieces:
+            for s, (block, vi, ir) in enumerate(_window(model, image, t)):
+                _pass2(block, glob[s], at[s], ir=ir, vi=vi)
+    for s, block in enumerate(model.fuse):
+        _finish_pass2(block, glob[s], image.ir.dtype)
+    return glob
+
+
+def _tile_output(model: FIFN, image: _Image, glob: list[_Globals], t: Tile, at: list[_Scale]) -> Tensor:
+    """Pass 3 for one tile: the whole network with the whole-image terms; the raw output of its core."""
+    fused = [_fifb(block, glob[s], ir=ir, vi=vi) for s, (block, vi, ir) in enumerate(_window(model, image, t))]
+    x = fused[-1]
+    for up, s in zip(model.decoder, reversed(range(len(fused) - 1))):
+        skip = fused[s]
+        upsampled = _upsample(x, at[s + 1], skip, at[s], *image.sizes[s + 1])
+        x = F.relu(up.conv2(F.relu(up.conv1(torch.cat((skip, upsampled), 1)))))
+    return _core(model.head(x), at[0])
+
+
+def fuse_y_tiled(model: FIFN, *, ir: Tensor, vi: Tensor, core: int, device: torch.device) -> Tensor:
     """Fused Y in [0,1] (1,1,H,W) on the CPU, computed tile by tile on ``device`` (cores of side ``core``).
 
-    Equals ``fuse_y`` (compat="fixed") up to float rounding; ``ir_y``/``vi_y`` are (1,1,H,W) and may
-    stay on the CPU. The model's mode is left as it was.
+    Equals ``fuse_y`` (compat="fixed") up to float rounding; the luminances ``ir``/``vi`` are (1,1,H,W) and
+    may stay on the CPU. The model's mode is left as it was.
     """
-    cfg: ArchConfig = model.cfg
-    if cfg.compat != "fixed" or cfg.network != "fifn":
-        raise ValueError(f"tiled fusion needs compat='fixed' (BatchNorm in eval mode), got compat={cfg.compat!r}")
-    n, grid, margin = len(cfg.widths), _grid(cfg), halo(cfg)
+    arch = model.arch
+    if arch.compat != "fixed":
+        raise ValueError(f"tiled fusion needs compat='fixed' (BatchNorm in eval mode), got compat={arch.compat!r}")
+    n, grid = len(arch.widths), _grid(arch)
     if core % grid:
         raise ValueError(f"tile core {core} must be a multiple of {grid}")
-    height, width = ir_y.shape[-2:]
-    pieces = list(tiles(height, width, core, margin))
-    scales = [_scales(t, n) for t in pieces]
-    sizes = [(height >> s, width >> s) for s in range(n)]
-    glob = [_Globals() for _ in range(n)]
-    raw = torch.empty(1, 1, height, width, dtype=ir_y.dtype)
+    height, width = ir.shape[-2:]
+    image = _Image(ir, vi, device, [(height >> s, width >> s) for s in range(n)])
+    pieces = [(t, _scales(t, n)) for t in tiles(height, width, core, halo(arch))]
+    raw = torch.empty(1, 1, height, width, dtype=ir.dtype)
     was_training = model.training
     model.eval()
-
-    def window(t: Tile) -> tuple[list[Tensor], list[Tensor]]:
-        crop = (..., slice(t.wy0, t.wy1), slice(t.wx0, t.wx1))
-        vi, ir = vi_y[crop].to(device), ir_y[crop].to(device)
-        return _encode(model.encoder_vi, vi), _encode(model.encoder_ir, ir)
-
     try:
         with torch.no_grad():
-            for t, at in zip(pieces, scales):
-                for s, (block, vi, ir) in enumerate(zip(model.fuse, *window(t))):
-                    _pass1(block, glob[s], vi, ir, at[s])
-            for s, block in enumerate(model.fuse):
-                _finish_pass1(block, glob[s], sizes[s][0] * sizes[s][1])
-            if cfg.cross_attention:
-                for t, at in zip(pieces, scales):
-                    for s, (block, vi, ir) in enumerate(zip(model.fuse, *window(t))):
-                        _pass2(block, glob[s], vi, ir, at[s])
-            for s, block in enumerate(model.fuse):
-                _finish_pass2(block, glob[s], ir_y.dtype)
-            for t, at in zip(pieces, scales):
-                fused = [_fifb(block, glob[s], vi, ir) for s, (block, vi, ir) in enumerate(zip(model.fuse, *window(t)))]
-                x = fused[-1]
-                for up, s in zip(model.decoder, reversed(range(n - 1))):
-                    skip = fused[s]
-                    upsampled = _upsample(x, at[s + 1], skip, at[s], *sizes[s + 1])
-                    x = F.relu(up.conv2(F.relu(up.conv1(torch.cat((skip, upsampled), 1)))))
-                raw[..., t.y0 : t.y1, t.x0 : t.x1] = _core(model.head(x), at[0]).cpu()
+            glob = _whole_image_terms(model, image, pieces)
+            for t, at in pieces:
+                raw[..., t.y0 : t.y1, t.x0 : t.x1] = _tile_output(model, image, glob, t, at).cpu()
     finally:
         model.train(was_training)
     return normalise_output(raw, per_image=True)
