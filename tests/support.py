@@ -1,4 +1,4 @@
-"""Paths and helpers shared by the tests (importable from every test module: the root conftest's folder is on sys.path)."""
+"""Paths shared by the tests (importable from every test module: pytest's pythonpath holds tests/)."""
 
 from __future__ import annotations
 

@@ -53,7 +53,8 @@ class Outcome:
 
 
 def child_env(work: Path) -> dict[str, str]:
-    """This environment plus the offline settings, ultralytics' settings in ``work`` and this checkout first on the path."""
+    """This environment plus the offline settings, ultralytics' settings in ``work`` and this checkout first on
+    the path."""
     env = {**OFFLINE, **os.environ}
     env.setdefault("YOLO_CONFIG_DIR", str(work / "ultralytics"))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from occo.config.types import (
+    MAX_PIXELS,
     Amp,
     AttentionRouting,
     Baseline,
@@ -98,7 +99,7 @@ class Download(Section):
     """Stage `download`: the synthetic set and the datasets imported into data/raw."""
 
     synthetic: Synthetic | None = param(Synthetic(), "size and seed of the synthetic set (null = none)")
-    max_pixels: MaxPixels = param(40_000_000, "an image with more pixels is refused at import (read from its header)")
+    max_pixels: MaxPixels = param(MAX_PIXELS, "an image with more pixels is refused at import (read from its header)")
     # Image datasets (PNG/JPEG inside) unpack to about their archive size and raw BMP/TIFF to a few times
     # it; deflate bombs reach about 1000 times.
     max_unpack_ratio: Real = param(100.0, "an archive may unpack to at most this many times its own size", ge=1)
@@ -233,7 +234,7 @@ class Fuse(Section):
     )
     device: Device = param("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     batch_size: BatchSize = param("auto", "same-size pairs per forward: auto = 1 on CPU, 8 on CUDA")
-    max_pixels: MaxPixels = param(40_000_000, "an image with more pixels is refused (read from its header)")
+    max_pixels: MaxPixels = param(MAX_PIXELS, "an image with more pixels is refused (read from its header)")
     memory_budget_gb: MemoryBudget = param(
         "auto", "working memory of one forward, auto = half of what the device has free; larger images go in tiles"
     )

@@ -23,6 +23,9 @@ from pydantic_core import PydanticCustomError
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 DEVICES = "auto, cpu, cuda or cuda:N"
+MAX_PIXELS = 40_000_000
+"""Default cap on the pixels of one image, checked from the file header before decoding: 50x the largest
+benchmark image (M3FD, 1024x768) and below Pillow's own decompression-bomb warning."""
 PILLOW_PIXEL_LIMIT = 178_956_970
 """Pillow refuses images over twice its MAX_IMAGE_PIXELS, whatever a pixel cap says."""
 _SEPARATORS = ("/", "\\", "\0")

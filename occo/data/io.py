@@ -19,16 +19,14 @@ import torch
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from occo.config.types import MAX_PIXELS
+
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 # MATLAB rgb2gray weights: the first row of inv([1 0.956 0.621; 1 -0.272 -0.647; 1 -1.106 1.703]).
 MATLAB_GRAY_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 
 _UINT16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
-
-# Default cap on the pixels of one image, checked from the file header before decoding: 40 MP is
-# 50x the largest benchmark image (M3FD, 1024x768) and below Pillow's own decompression-bomb warning.
-MAX_PIXELS = 40_000_000
 
 
 class DataError(ValueError):

@@ -17,9 +17,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from occo.config import Synthetic
 from occo.data.io import atomic_dir, save_png
 
 log = logging.getLogger(__name__)
+
+SYNTHETIC = Synthetic()
+"""The `download.synthetic` defaults: what `make_synthetic` makes when not told otherwise."""
 
 # MSRS / MFNet segmentation class ids.
 SEG_CLASSES = {
@@ -257,7 +261,13 @@ def _manifest(seed: int, counts: dict[str, int], height: int, width: int) -> str
 
 
 def make_synthetic(
-    out_root: Path, *, n_train: int = 8, n_test: int = 4, height: int = 240, width: int = 320, seed: int = 0
+    out_root: Path,
+    *,
+    n_train: int = SYNTHETIC.n_train,
+    n_test: int = SYNTHETIC.n_test,
+    height: int = SYNTHETIC.height,
+    width: int = SYNTHETIC.width,
+    seed: int = SYNTHETIC.seed,
 ) -> None:
     """Write a synthetic set to ``out_root`` (replaced atomically), deterministic for ``seed``.
 

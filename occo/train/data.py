@@ -78,7 +78,8 @@ def find_training_pairs(root: Path, dataset: str, split: str) -> list[MaskedPair
         pairs.append(MaskedPair(p.id, p.ir, p.vi, paths["ir"], paths["vi"]))
     if len(pairs) < SMALL_TRAINING_SET:
         log.warning(
-            "training on %s/%s: %d pairs only (the paper trains on FMB's whole train split); results will not be the paper's",
+            "training on %s/%s: %d pairs only (the paper trains on FMB's whole train split); "
+            "results will not be the paper's",
             dataset,
             split,
             len(pairs),
