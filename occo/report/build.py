@@ -81,7 +81,7 @@ def run_section(cfg: Params) -> list[Block]:
     """The run's key params: loss weights, ablation and network switches, prompt, training length."""
     omegas = (cfg.omega1, cfg.omega2, cfg.omega3, cfg.omega4, cfg.omega5, cfg.omega6)
     items = [
-        "loss weights: " + ", ".join(f"`omega{i}={w}`" for i, w in enumerate(omegas, start=1)),
+        "loss weights: " + ", ".join(f"`omega{i}={w:g}`" for i, w in enumerate(omegas, start=1)),
         f"feature space: `ablation.feature_space={cfg.ablation.feature_space}`; "
         f"contextual loss `loss.cx_variant={cfg.loss.cx_variant}`",
         "network: " + ", ".join(f"`arch.{k}={yaml_scalar(v)}`" for k, v in as_dict(cfg.arch).items()),

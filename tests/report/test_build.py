@@ -43,7 +43,7 @@ def test_full_report(workspace: Path, params: dict) -> None:
     ):
         assert heading in md
     assert "Not run" not in md
-    assert "`arch.cross_attention=true`" in md and "`omega6=10.0`" in md
+    assert "`arch.cross_attention=true`" in md and "`omega6=10`" in md
     assert "`The scene captures a group of pedestrians or cars.`" in md
     assert "| occo | 2 | 0.5000 | **3.0000** |" in md  # best in bold, occo loses EN to max
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)

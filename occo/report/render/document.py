@@ -53,11 +53,13 @@ Block = Heading | Paragraph | Banner | Bullets | TableBlock | Figure
 
 
 def yaml_scalar(value: object) -> str:
-    """A param value as YAML writes it (true/false/null), for the report's text."""
+    """A param value as YAML writes it (true/false/null; a whole-number real as ``10``), for the report's text."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
     return str(value)
 
 

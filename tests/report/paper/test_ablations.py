@@ -86,5 +86,5 @@ def test_a_run_of_no_study_and_a_default_run_without_fmb(tmp_path: Path, params:
     params.update(omega6=100, omega1=0.8, omega2=0.2)
     build_report(tmp_path, validate_params(params))
     md = section((tmp_path / "reports/report.md").read_text())
-    assert "This run changes `omega1=0.8`, `omega2=0.2`, `omega6=100.0`: no single study" in md
+    assert "This run changes `omega1=0.8`, `omega2=0.2`, `omega6=100`: no single study" in md
     assert "No run of this workspace matches a study of the paper." in md and "| Run |" not in md
