@@ -7,6 +7,7 @@ value cannot flood the message.
 
 from __future__ import annotations
 
+import math
 import re
 import reprlib
 from collections.abc import Mapping, Sequence
@@ -28,8 +29,56 @@ class ParamsError(ValueError):
         self.problems = list(problems)
 
 
+MAX_YAML_VALUES = 100_000
+"""Values a params file may expand to through its aliases (params.yaml holds a few hundred)."""
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
+
+
+def expanded_values(root: yaml.Node) -> float:
+    """How many values ``root`` holds once every alias is expanded (``inf`` for an alias inside itself),
+    counted in one pass over the composed nodes: an anchored node is counted once and reused."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+        elif key in on_path:
+            return math.inf
+        elif key not in sizes:
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
+    return sizes[id(root)]
+
+
 class Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader reading floats as YAML 1.2 (and DVC, through ruamel) does: ``1e-4`` is a number."""
+    """PyYAML's safe loader reading floats as YAML 1.2 (and DVC, through ruamel) does: ``1e-4`` is a number.
+
+    A document whose aliases expand to more than :data:`MAX_YAML_VALUES` values (a "billion laughs" file) is
+    refused before anything is built from it, so no reader walks or prints the expanded tree."""
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None and expanded_values(node) > MAX_YAML_VALUES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"its aliases expand to more than {MAX_YAML_VALUES:,} values (a 'billion laughs' file?): "
+                "write the values out",
+                node.start_mark,
+            )
+        return node
 
 
 Yaml12Loader.add_implicit_resolver(
@@ -104,6 +153,8 @@ def allowed(error: ErrorDetails) -> str:
 def describe(error: ErrorDetails) -> str:
     """One schema error as ``<dotted.key> = <value>: <what is allowed>``."""
     loc = [part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
+    if not loc:  # a rule across sections names its keys itself
+        return allowed(error)
     if error["type"] == "missing":
         return f"{dotted(loc)}: missing (required)"
     if error["type"] == "extra_forbidden":

@@ -15,12 +15,14 @@ from pydantic_core import PydanticCustomError
 
 from occo.config.types import (
     MAX_PIXELS,
+    RESERVED_METHODS,
     Amp,
     AttentionRouting,
     Baseline,
     BatchSize,
     Bool,
     Compat,
+    Crop,
     CxVariant,
     DatasetSplit,
     Detector,
@@ -47,6 +49,7 @@ from occo.config.types import (
     ScaleInts,
     Seed,
     SpatialGate,
+    SubPath,
     Text,
     TokenNorm,
     YoloModel,
@@ -208,7 +211,7 @@ class Train(Section):
     max_steps: PositiveInt | None = param(None, "cap on optimiser steps (smoke runs); null = all epochs")
     batch_size: PositiveInt = param(12, "crops per batch: 4 groups (the contrastive loss's layout)")
     crops_per_image: PositiveInt = param(2, "adjacent crops of one image in a group, as the public code")
-    crop: PositiveInt = param(256, "crop size in pixels (crops contain mask pixels)")
+    crop: Crop = param(256, "crop size in pixels (crops contain mask pixels), at least 16 (VGG19's four poolings)")
     flip: Bool = param(True, "random horizontal flips (the public code has none)")
     lr: Positive = param(1.0e-4, "Adam learning rate")
     seed: Seed = param(0, "seed of the network, crops and loss sampling")
@@ -271,7 +274,7 @@ class DetectDataset(Section):
 
     train: FolderName = required("split the detectors train on")
     val: FolderName = required("split they are tested on (the same for every method)")
-    labels: PathStr = required("label folder under data/raw/<dataset>/<split>/labels/")
+    labels: SubPath = required("label folder under data/raw/<dataset>/<split>/labels/")
     format: LabelFormat = required("label format: yolo or voc")
     classes: list[Text] = required("class list of the task (index = class id)")
     paper_classes: list[Text] = required("classes whose mean is the paper's 'all' column")
@@ -430,3 +433,21 @@ class Params(Section):
     detect: Detect = param(Detect(), "stages detect_reference and detect")
     segment: Segment = param(Segment(), "stages segment_reference and segment")
     report: Report = param(Report(), "stage report")
+
+    @model_validator(mode="after")
+    def _unique_method_names(self) -> Params:
+        """A method name names one set of images: the rows of metrics/fusion and the folders of data/fused are
+        keyed by it, so an extra checkpoint or external folder may not take the name of occo, a baseline or
+        another entry (published results under data/external are checked where they are imported)."""
+        taken = dict.fromkeys(RESERVED_METHODS, "reserved (occo, or a pixel baseline of evaluate.baselines)")
+        for param, names in (
+            ("fuse.extra_checkpoints", self.fuse.extra_checkpoints),
+            ("evaluate.external", self.evaluate.external),
+        ):
+            for name in names:
+                if name in taken:
+                    raise PydanticCustomError(
+                        "params", f"{param}.{name}: the method name {name!r} is {taken[name]}; rename the entry"
+                    )
+                taken[name] = f"already a method of {param}"
+        return self

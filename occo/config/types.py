@@ -9,7 +9,7 @@ the same types, laxly (``--batch-size 4``). This module imports pydantic only, s
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -56,6 +56,12 @@ def _folder_name(value: str) -> str:
     return value
 
 
+def _sub_path(value: str) -> str:
+    if any(folder_name_problem(part) for part in value.split("/")):
+        raise PydanticCustomError("params", "should be folder names joined by '/' (no '\\', '.', '..' or leading '/')")
+    return value
+
+
 Bool = one_error(StrictBool, "should be true or false")
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -70,6 +76,8 @@ PathStr = Text
 """A file or folder; relative paths start at the repository root."""
 FolderName = Annotated[Text, AfterValidator(_folder_name)]
 """A name that becomes a folder (dataset, split, method): one path component."""
+SubPath = Annotated[Text, AfterValidator(_sub_path)]
+"""A relative path that stays inside the folder it is joined to: folder names joined by ``/``."""
 Device = one_error(Annotated[str, Field(pattern=f"^(?:{DEVICE_PATTERN.pattern})$")], f"should be {DEVICES}")
 BatchSize = one_error(Literal["auto"] | PositiveInt, "should be auto or a positive integer")
 ScaleInts = one_error(
@@ -92,6 +100,13 @@ HeightWidth = one_error(
     "should be null, a positive integer or [height, width]",
 )
 MaxPixels = Annotated[int, Field(gt=0, le=PILLOW_PIXEL_LIMIT)]
+VGG_POOLINGS = 4
+"""Max-poolings of VGG19 before relu5_4, the deepest layer the losses read: each halves a crop."""
+MIN_CROP = 2**VGG_POOLINGS
+Crop = one_error(
+    Annotated[int, Field(ge=MIN_CROP)],
+    f"should be an integer of at least {MIN_CROP} (VGG19 halves a crop {VGG_POOLINGS} times before relu5_4)",
+)
 Amp = Literal["bf16", "none"]
 
 # Registries held by heavier modules (tests/config/test_params.py checks each against its source).
@@ -106,6 +121,10 @@ TokenNorm = Literal["layer", "batch"]  # occo.nn.fifn.blocks.TOKEN_NORMS
 AttentionRouting = Literal["code", "paper"]  # occo.nn.fifn.blocks.ATTENTION_ROUTINGS
 MetricVariant = Literal["matlab", "cddfuse"]  # occo.metrics.suite.VARIANTS
 Baseline = Literal["visible", "infrared", "mean", "max"]  # occo.metrics.evaluate.BASELINES
+OCCO_METHOD = "occo"
+"""The method name of ``fuse.checkpoint``'s images (data/fused/occo)."""
+RESERVED_METHODS = (OCCO_METHOD, *get_args(Baseline))
+"""Method names that no extra checkpoint, external folder or published result may take."""
 Metric = Literal["EN", "SF", "AG", "CC", "SD", "MI", "VIF", "Qabf", "SSIM", "SCD", "PSNR"]  # occo.metrics.suite.METRICS
 Detector = Literal["groundingdino", "transformers"]  # occo.masks.models.DETECTORS
 SamModel = Literal["vit_h", "vit_l", "vit_b"]  # occo.masks.sam.SAM_MODELS

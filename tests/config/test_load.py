@@ -45,7 +45,8 @@ def test_issue_cases_are_all_reported_at_once_in_one_line_each(tmp_path, repo_pa
     assert sorted(_stage_errors(tmp_path, repo_params)) == sorted(
         [
             f"{where} omega6 = 'abc': should be a valid number",
-            f"{where} train.crop = -1: should be greater than 0",
+            f"{where} train.crop = -1: should be an integer of at least 16 (VGG19 halves a crop 4 times before "
+            "relu5_4)",
             f"{where} train.checkpoint_every = 0: should be greater than 0",  # used to fail after the first step
             f"{where} train.epochs = 0: should be greater than 0",  # used to write an untrained model
         ]
@@ -155,7 +156,7 @@ def test_partial_files_take_the_defaults_and_stages_get_their_section_typed(tmp_
 def test_override_sets_dotted_keys_and_validates_again():
     cfg = override(Params(), {"train.crop": 64, "omega6": 100, "masks.import": {"FMB": {"train": "x"}}})
     assert (cfg.train.crop, cfg.omega6, cfg.masks.import_) == (64, 100.0, {"FMB": {"train": "x"}})
-    with pytest.raises(ParamsError, match=r"override train\.crop = 0: should be greater than 0"):
+    with pytest.raises(ParamsError, match=r"override train\.crop = 0: should be an integer of at least 16"):
         override(cfg, {"train.crop": 0})
 
 
@@ -253,3 +254,118 @@ def test_train_stage_device_flag(tmp_path, repo_params, monkeypatch, capsys):
         .splitlines()[-1]
         .endswith("error: argument --device: 'cuda': CUDA is not available on this machine; use auto or cpu")
     )
+
+
+# ----------------------------------------------------------------------------- second reliability round
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("download.synthetic.n_train", "8", "should be a valid integer"),
+        ("download.datasets.TNO.limit", "3", "should be a valid integer"),
+        ("download.synthetic.height", True, "should be a valid integer"),
+        ("train.epochs", True, "should be a valid integer"),
+        ("omega6", True, "should be a valid number"),
+        ("detect.warmup_epochs", "3", "should be a valid number"),
+        ("segment.lr", False, "should be a valid number"),
+        ("masks.max_boxes", 1.0, "should be a valid integer"),
+    ],
+)
+def test_quoted_numbers_and_booleans_are_never_numbers(tmp_path, repo_params, key, value, allowed):
+    """Strings and booleans are never coerced into numbers: the stage stops before its work, one line."""
+    *parents, name = key.split(".")
+    node = repo_params
+    for part in parents:
+        node = node[part]
+    node[name] = value
+    assert _stage_errors(tmp_path, repo_params, "download") == [
+        f"download: {tmp_path / 'params.yaml'} {key} = {value!r}: {allowed}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("train.dataset", "../masks/synthetic"),
+        ("train.dataset", "/abs/folder"),
+        ("train.split", ".."),
+        ("detect.datasets.MSRS.labels", "../../../masks"),
+        ("detect.datasets.MSRS.labels", "/etc"),
+    ],
+)
+def test_params_that_become_paths_stay_inside_their_folder(repo_params, key, value):
+    *parents, name = key.split(".")
+    node = repo_params
+    for part in parents:
+        node = node[part]
+    node[name] = value
+    with pytest.raises(ParamsError) as err:
+        validate_params(repo_params)
+    [line] = err.value.problems
+    assert line.startswith(f"params.yaml {key} = {value!r}: should be") and "folder name" in line
+
+
+def test_labels_may_name_a_sub_folder(repo_params):
+    assert validate_params(repo_params).detect.datasets["MSRS"].labels == "det/fusion"
+
+
+@pytest.mark.parametrize(
+    ("changes", "param", "name"),
+    [
+        ({"fuse.extra_checkpoints": {"visible": "other.pt"}}, "fuse.extra_checkpoints", "visible"),
+        ({"fuse.extra_checkpoints": {"occo": "other.pt"}}, "fuse.extra_checkpoints", "occo"),
+        ({"evaluate.external": {"max": {"TNO": "x"}}}, "evaluate.external", "max"),
+        (
+            {"fuse.extra_checkpoints": {"TarDAL": "t.pt"}, "evaluate.external": {"TarDAL": {"TNO": "x"}}},
+            "evaluate.external",
+            "TarDAL",
+        ),
+    ],
+)
+def test_method_names_are_unique_across_ours_baselines_and_external(changes, param, name):
+    """`fuse.extra_checkpoints: {visible: other.pt}` used to replace the `visible` row of metrics/fusion."""
+    with pytest.raises(ParamsError) as err:
+        override(Params(), changes)
+    [line] = err.value.problems
+    assert line.startswith(f"override {param}.{name}: the method name {name!r} is ") and "rename" in line
+
+
+def test_train_crop_below_vggs_poolings_is_refused(repo_params):
+    """`train.crop: 8` used to fail at step 0 inside VGG19's fifth pooling."""
+    repo_params["train"]["crop"] = 15
+    with pytest.raises(ParamsError) as err:
+        validate_params(repo_params)
+    assert err.value.problems == [
+        "params.yaml train.crop = 15: should be an integer of at least 16 (VGG19 halves a crop 4 times before relu5_4)"
+    ]
+    repo_params["train"]["crop"] = 16
+    assert validate_params(repo_params).train.crop == 16
+
+
+def _laughs(levels: int = 9) -> str:
+    """A billion-laughs document: each level repeats the one before nine times; the last is report.gallery.ids."""
+    lines = ["anchors:", '  l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"  l{k}: &l{k} [{', '.join([f'*l{k - 1}'] * 9)}]" for k in range(1, levels)]
+    return "\n".join([*lines, "report:", "  gallery:", f"    ids: *l{levels - 1}", ""])
+
+
+def test_yaml_aliases_are_expanded_with_a_bound(tmp_path):
+    """Nine levels of aliases (9**9 values) are refused in one line naming the file, before any value is read."""
+    [line] = _stage_errors(tmp_path, _laughs())
+    assert line == (
+        f"train: {tmp_path / 'params.yaml'}: not valid YAML (line 1, column 1): its aliases expand to more than "
+        "100,000 values (a 'billion laughs' file?): write the values out"
+    )
+
+
+def test_recursive_and_small_aliases(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train: &t {epochs: 3}\nsegment: {epochs: 4}\nx: &r [*r]\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match="aliases expand to more than"):
+        load_params(path)
+    path.write_text("lr: &lr 0.001\ntrain: {lr: *lr}\nsegment: {lr: *lr}\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match="unknown key"):  # a few aliases are read as usual
+        load_params(path)
+    path.write_text("omega4: &w 3\nomega5: *w\n", encoding="utf-8")
+    assert load_params(path).omega5 == 3.0
