@@ -27,6 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from occo.config import Download
+from occo.config.types import RESERVED_METHODS
 from occo.data.io import IMAGE_EXTS, DataError, atomic_dir, load_array, write_text_atomic
 from occo.data.pairs import Pair, find_pairs, image_size, index_images, load_pair, match_pairs
 from occo.data.synthetic import make_synthetic
@@ -87,8 +88,14 @@ def _provenance(root: Path) -> tuple[tuple[Path, str], ...]:
 
 
 def _split_source(split: str, folder: Path) -> _SplitSource:
-    """A split stored as ``folder/{ir,vi,labels,masks,fused}``."""
+    """A split stored as ``folder/{ir,vi,labels,masks,fused}``; DataError for published results under a reserved
+    method name (occo, a pixel baseline), whose rows and folders they would take."""
     fused = tuple((d.name, d) for d in _visible_dirs(folder / "fused")) if (folder / "fused").is_dir() else ()
+    if taken := [d for name, d in fused if name in RESERVED_METHODS]:
+        raise DataError(
+            f"{taken[0]}: published results may not be named {taken[0].name!r} ({', '.join(RESERVED_METHODS)} are "
+            "reserved method names): rename the folder"
+        )
     return _SplitSource(
         split=split,
         ir_dir=folder / "ir",

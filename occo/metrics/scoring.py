@@ -35,6 +35,11 @@ def reference_methods(cfg: Evaluate, root: Path, dataset: str, split: str) -> di
     methods |= method_folders(root / PUBLISHED, dataset, split)
     for method, per_dataset in cfg.external.items():
         if dataset in per_dataset:
+            if method in methods:
+                raise DataError(
+                    f"evaluate.external.{method}: {root / PUBLISHED / method} holds published results of that name; "
+                    "rename the entry"
+                )
             methods[method] = (root / per_dataset[dataset]).resolve()
     return methods
 
@@ -100,6 +105,11 @@ def run_evaluate(cfg: Evaluate, root: Path) -> None:
         pairs = _pairs(root, dataset, split)
         rows = reference_rows(root, dataset)
         ours = method_folders(root / FUSED, dataset, split)
+        if clash := sorted(ours.keys() & {r["method"] for r in rows}):
+            raise DataError(
+                f"{ours[clash[0]]}: the method name {clash[0]!r} is also a reference method of {dataset} (a baseline, "
+                f"a published result or evaluate.external); its rows would replace those: rename one"
+            )
         if ours:
             log.info("%s/%s: %d pairs, our methods %s", dataset, split, len(pairs), ", ".join(ours))
             scored = _score_methods(cfg, pairs, ours, f"evaluate {dataset}")

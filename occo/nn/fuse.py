@@ -27,7 +27,7 @@ from occo.nn.checkpoint import load_model
 from occo.nn.fifn.model import FIFN, fuse_y
 from occo.nn.fifn.tiling import bytes_per_pixel, core_side, fuse_y_tiled
 from occo.pipeline.device import resolve_batch_size, resolve_device
-from occo.pipeline.sources import FUSED
+from occo.pipeline.sources import FUSED, PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,11 @@ def run_fuse(cfg: Fuse, root: Path) -> list[Path]:
     batch_size = resolve_batch_size(cfg.batch_size, device)
     budget = memory_budget(cfg.memory_budget_gb, "fuse.memory_budget_gb", device)
     checkpoints = {"occo": cfg.checkpoint, **cfg.extra_checkpoints}
+    if published := [m for m in cfg.extra_checkpoints if (root / PUBLISHED / m).exists()]:
+        raise DataError(
+            f"fuse.extra_checkpoints.{published[0]}: {root / PUBLISHED / published[0]} holds published results of that "
+            "name; rename the entry"
+        )
     splits = fuse_splits(cfg, index)
     (root / FUSED / "occo").mkdir(parents=True, exist_ok=True)  # the stage output exists even when nothing is fused
     folders = []

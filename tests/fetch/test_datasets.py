@@ -376,3 +376,14 @@ def test_download_stage_checks_names_and_caps(tmp_path):
     with pytest.raises(DataError, match="over the cap of 47 pixels"):
         run_download(Download(synthetic=None, max_pixels=47, datasets=local), tmp_path)
     assert run_download(Download(synthetic=None, max_pixels=48, datasets=local), tmp_path)["LOCAL"] == {"test": 2}
+
+
+@pytest.mark.parametrize("name", ["visible", "occo", "max"])
+def test_published_results_under_a_reserved_method_name_are_refused(tmp_path, name):
+    """Published results named `visible` would have replaced the visible baseline's row and images."""
+    src = _flat(tmp_path / "src", ["a"])
+    (src / "fused" / "Meth").rename(src / "fused" / name)
+    with pytest.raises(DataError) as err:
+        import_dataset("DS", src, tmp_path / "raw", split="test", external_root=tmp_path / "ext")
+    assert str(err.value).startswith(f"{src / 'fused' / name}: published results may not be named {name!r}")
+    assert not (tmp_path / "ext" / name).exists()

@@ -293,6 +293,17 @@ def test_fuse_stage_extra_checkpoint_is_one_more_method(tmp_path, model):
         assert np.array_equal(load_array(a), load_array(b))
 
 
+def test_fuse_stage_refuses_an_extra_checkpoint_named_like_a_published_method(tmp_path, model):
+    """data/fused/<M> and data/external/<M> would both be method M: refused before anything is fused."""
+    _stage_workspace(tmp_path, model)
+    (tmp_path / "data/external/TarDAL/tiny/test").mkdir(parents=True)
+    cfg = Fuse(datasets=["tiny/test"], device="cpu", extra_checkpoints={"TarDAL": "models/occo.pt"})
+    with pytest.raises(DataError) as err:
+        run_fuse(cfg, tmp_path)
+    assert str(err.value).startswith("fuse.extra_checkpoints.TarDAL: ") and "rename the entry" in str(err.value)
+    assert not (tmp_path / "data/fused").exists()
+
+
 def test_fuse_stage_fuses_again_when_the_checkpoint_changes(tmp_path, model):
     """The stage re-fuses outputs made by another checkpoint instead of keeping them."""
     _stage_workspace(tmp_path, model)

@@ -191,3 +191,28 @@ def test_ours_part_needs_the_reference_scores(tmp_path):
     (tmp_path / "data/raw/INDEX.json").write_text(json.dumps({"DS": {"test": 1}}))
     with pytest.raises(DataError, match="run the evaluate_reference stage first"):
         run_evaluate(Evaluate(device="cpu", batch_size=1, baselines=[]), tmp_path)
+
+
+def test_a_published_name_taken_by_evaluate_external_is_refused(tmp_path):
+    """An external folder named like a published method used to replace its row silently."""
+    (tmp_path / "data/external/A/DS/test").mkdir(parents=True)
+    cfg = Evaluate(baselines=["mean"], external={"A": {"DS": "x"}})
+    with pytest.raises(DataError) as err:
+        reference_methods(cfg, tmp_path, "DS", "test")
+    assert str(err.value).startswith("evaluate.external.A: ") and "rename the entry" in str(err.value)
+
+
+def test_our_method_named_like_a_reference_method_is_refused(tmp_path):
+    """data/fused/visible (an extra checkpoint named `visible`) used to replace the visible row (EN 5.68 -> 6.03)."""
+    for kind in ("ir", "vi"):
+        save_png(tmp_path / f"data/raw/DS/test/{kind}/a.png", np.full((8, 8), 100, np.uint8))
+    save_png(tmp_path / "data/fused/visible/DS/test/a.png", np.full((8, 8), 50, np.uint8))
+    (tmp_path / "data/raw/INDEX.json").write_text(json.dumps({"DS": {"test": 1}}))
+    (tmp_path / "reference/fusion").mkdir(parents=True)
+    (tmp_path / "reference/fusion/DS.csv").write_text(
+        "method,id," + ",".join(METRICS) + "\nvisible,a," + ",".join(["1.0"] * len(METRICS)) + "\n"
+    )
+    with pytest.raises(DataError) as err:
+        run_evaluate(Evaluate(device="cpu", batch_size=1, baselines=["visible"]), tmp_path)
+    assert "the method name 'visible' is also a reference method of DS" in str(err.value)
+    assert not (tmp_path / "metrics/fusion/DS.json").exists()
