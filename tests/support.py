@@ -8,3 +8,13 @@ REPO = Path(__file__).resolve().parents[1]
 """The repository root."""
 SHARED = REPO.parent / "shared"
 """``../shared`` beside the checkout (real pairs and references); tests using it skip when it is absent."""
+
+
+class PicklePayload:
+    """Unpickling this creates ``path``: a stand-in for any code a pickle can run (``torch.save`` it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return open, (str(self.path), "w")

@@ -315,3 +315,68 @@ def test_python_m_occo_cli_runs_the_command(folders):
 def test_commands_leave_the_collector_alone_until_exit(folders):
     main(_evaluate_args(folders, "--baselines", "mean"))
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def _fuse_argv(folders: Path, out: Path, checkpoint: Path, *extra: str) -> list[str]:
+    ir, vi = str(folders / "ir"), str(folders / "vi")
+    return [
+        "fuse",
+        "--ir",
+        ir,
+        "--vi",
+        vi,
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        *extra,
+    ]
+
+
+def test_checkpoint_with_nan_weights_is_refused_in_one_line(folders, tmp_path, capsys):
+    """A NaN-weight checkpoint used to fuse silently into all-black images (exit 0)."""
+    import torch
+
+    from occo.config import Arch
+    from occo.nn import build_model, save_checkpoint
+
+    cfg = Arch(widths=[8, 8, 8, 8], heads=[1, 1, 1, 1])
+    payload = torch.load(save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg), weights_only=True)
+    name = next(k for k, v in payload["state_dict"].items() if v.is_floating_point())
+    payload["state_dict"][name] = torch.full_like(payload["state_dict"][name], float("nan"))
+    torch.save(payload, tmp_path / "nan.pt")
+    line = _one_line_error(_fuse_argv(folders, tmp_path / "out", tmp_path / "nan.pt"), capsys)
+    assert line.startswith(f"occo fuse: {tmp_path / 'nan.pt'} holds NaN/inf weights ({name}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_checkpoint_of_another_architecture_is_one_line(folders, tmp_path, capsys):
+    """Weights that do not fit the checkpoint's arch config (a hand-edited or foreign file) used to end in a
+    135-line load_state_dict message."""
+    import torch
+
+    from occo.config import Arch, as_dict
+    from occo.nn import build_model, save_checkpoint
+
+    cfg = Arch(widths=[8, 8, 8, 8], heads=[1, 1, 1, 1])
+    payload = torch.load(save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg), weights_only=True)
+    wider = Arch(widths=[16, 16, 16, 16], heads=[1, 1, 1, 1])
+    payload["state_dict"] = build_model(wider).state_dict()  # weights of another width under the small config
+    payload["state_dict"]["extra.weight"] = torch.zeros(1)
+    del payload["state_dict"]["head.weight"]
+    torch.save({**payload, "arch": as_dict(cfg)}, tmp_path / "other.pt")
+    line = _one_line_error(_fuse_argv(folders, tmp_path / "out", tmp_path / "other.pt"), capsys)
+    assert line.startswith(f"occo fuse: cannot load {tmp_path / 'other.pt'}: its weights do not fit its arch config")
+    assert "1 missing (head.weight)" in line and "1 unexpected (extra.weight)" in line and "wrong shape" in line
+    assert len(line) < 600
+
+
+def test_evaluate_on_a_one_pixel_wide_image_is_one_line(tmp_path, capsys):
+    """The gradient metrics need two pixels per side; a 20x1 image used to end in a torch traceback."""
+    for kind in ("ir", "vi", "F"):
+        save_png(tmp_path / kind / "a.png", np.full((20, 1), 100, np.uint8))
+    argv = ["evaluate", "--ir", str(tmp_path / "ir"), "--vi", str(tmp_path / "vi"), "--fused", str(tmp_path / "F")]
+    line = _one_line_error([*argv, "--device", "cpu"], capsys)
+    assert line == f"occo evaluate: {tmp_path / 'ir' / 'a.png'} is 20x1: the metrics need at least 2 pixels per side"

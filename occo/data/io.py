@@ -4,6 +4,7 @@ hashes, and reading checkpoints without unpickling code."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -204,6 +205,23 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(old)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_torch(path: str | Path, payload: Any) -> Path:
+    """``torch.save(payload)`` to ``path`` atomically and fsync'd. The payload is serialised in memory first, so a
+    failed write (a full disk) raises the OSError itself naming ``path`` (``[Errno 28] No space left on device:
+    '<path>'``), not torch's ``enforce fail`` RuntimeError; the previous file is kept."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    try:
+        with atomic_path(path) as tmp, tmp.open("wb") as f:
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+    return path
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

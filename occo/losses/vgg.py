@@ -17,6 +17,7 @@ from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 from occo.data.color import IMAGENET_MEAN, IMAGENET_STD
+from occo.data.io import read_checkpoint
 from occo.fetch.registry import load_registry
 from occo.fetch.weights import WeightsUnavailableError
 
@@ -70,12 +71,10 @@ def load_vgg19_state_dict(weights: str | Path | None) -> dict[str, torch.Tensor]
         path = Path(weights)
         if not path.is_file():
             raise WeightsUnavailableError(f"VGG19 weights {path} ({WEIGHTS_PARAM}) not found: {_how_to_provide(entry)}")
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise WeightsUnavailableError(
-                f"cannot read VGG19 weights {path}: {' '.join(str(exc).split())}; {_how_to_provide(entry)}"
-            ) from exc
+        try:  # weights_only: a pickle that would run code is refused, in one line
+            return read_checkpoint(path, remedy=_how_to_provide(entry))
+        except (OSError, ValueError) as exc:
+            raise WeightsUnavailableError(" ".join(str(exc).split())) from exc
     try:
         return torch.hub.load_state_dict_from_url(
             entry["url"], map_location="cpu", progress=False, check_hash=True, file_name=entry["filename"]

@@ -61,6 +61,10 @@ class _Item:
     fused: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+MIN_SIDE = 2
+"""Fewest pixels per side an image may have to be scored (a gradient needs two)."""
+
+
 def available_cores() -> int:
     """CPU cores this process may run on."""
     try:
@@ -70,8 +74,11 @@ def available_cores() -> int:
 
 
 def _load_item(pair: Pair, folders: dict[str, dict[str, Path]], variant: str) -> _Item:
-    """One pair's sources and every method's fused image, as the variant's grey levels."""
+    """One pair's sources and every method's fused image, as the variant's grey levels; DataError for an image
+    narrower than :data:`MIN_SIDE` (the gradient metrics need a neighbour along each axis)."""
     ir, vi = load_pair(pair)
+    if min(ir.shape[:2]) < MIN_SIDE:
+        raise DataError(f"{pair.ir} is {image_size(ir)}: the metrics need at least {MIN_SIDE} pixels per side")
     item = _Item(pair.id, grey_levels(ir, variant), grey_levels(vi, variant))
     for method, files in folders.items():
         path = files.get(pair.id)

@@ -19,7 +19,6 @@ attribute names of the public ``models/net.py``; ``official_key`` maps each of i
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from occo.config import Arch, ParamsError, as_dict, validate_params
-from occo.data.io import CheckpointError, atomic_path, read_checkpoint
+from occo.data.io import CheckpointError, read_checkpoint, save_torch
 from occo.nn.fifn.model import FIFN, build_model
 
 ENCODER_LAYERS = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2"}
@@ -133,11 +132,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: Arch, **extra: Any
     path = Path(path)
     if not is_finite(_tensors(payload)):
         raise CheckpointError(f"refusing to write {path}: the state holds NaN or inf values; the previous file is kept")
-    with atomic_path(path) as tmp, tmp.open("wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    return path
+    return save_torch(path, payload)
 
 
 LEGACY_NETWORK = "fifn"
@@ -168,11 +163,36 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FI
         )
     arch = arch_from_checkpoint(ckpt["arch"], path)
     model = build_model(arch)
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as err:
-        raise CheckpointError(f"cannot load {path}: {err}") from err
+    state = ckpt["state_dict"]
+    if problems := fit_problems(state, model.state_dict()):
+        raise CheckpointError(
+            f"cannot load {path}: its weights do not fit its arch config ({problems}): a checkpoint of another "
+            "network or edited by hand; re-run the train stage or convert the public checkpoint"
+        )
+    if not is_finite(list(state.values())):
+        bad = [k for k, v in state.items() if not is_finite([v])]
+        raise CheckpointError(
+            f"{path} holds NaN/inf weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): it would fuse "
+            "into blank images; use another checkpoint (a diverged run: lower train.lr and train again)"
+        )
+    model.load_state_dict(state)
     return model.to(device).eval(), arch
+
+
+def fit_problems(state: Mapping[str, Any], expected: Mapping[str, Tensor], shown: int = 2) -> str | None:
+    """Why ``state`` does not load into a model whose state dict is ``expected``, in one line (counts and the
+    first ``shown`` keys of each kind: missing, unexpected, wrong shape), or None when it does."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shape = {k: tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for k, v in state.items()}
+    wrong = [f"{k} {shape[k]}, want {tuple(v.shape)}" for k, v in expected.items() if shape.get(k, v.shape) != v.shape]
+    kinds = (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+    parts = [
+        f"{len(keys)} {label} ({'; '.join(keys[:shown])}{'; ...' if len(keys) > shown else ''})"
+        for label, keys in kinds
+        if keys
+    ]
+    return ", ".join(parts) or None
 
 
 def convert_checkpoint(src: str | Path, dst: str | Path) -> Path:

@@ -40,7 +40,7 @@ from occo.downstream.detect.train import (
     train_detector,
 )
 from occo.fetch.weights import WeightsUnavailableError
-from support import REPO, SHARED
+from support import REPO, SHARED, PicklePayload
 
 SYNTHETIC_ENTRY = {
     "train": "train",
@@ -454,16 +454,6 @@ def test_another_seed_trains_again(stage: StageRun, tmp_path: Path, caplog: pyte
     assert state["checkpoint"] == {"epochs": 1, "sha256": sha256_file(last)}
 
 
-class _Payload:
-    """Unpickling this creates ``path``: a stand-in for any code a pickle can run."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return open, (str(self.path), "w")
-
-
 @pytest.mark.slow
 def test_a_replaced_last_pt_is_never_unpickled(
     stage: StageRun, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -482,7 +472,7 @@ def test_a_replaced_last_pt_is_never_unpickled(
     assert "finished run found" in caplog.text  # the same run as the stage's
     caplog.clear()
     marker = tmp_path / "executed"
-    torch.save({"epoch": -1, "ema": _Payload(marker)}, last)
+    torch.save({"epoch": -1, "ema": PicklePayload(marker)}, last)
     with caplog.at_level("INFO", logger="occo.downstream.detect"):
         assert train_detector(cfg, data, run_dir) == last
     assert not marker.exists()

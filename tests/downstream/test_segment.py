@@ -35,7 +35,7 @@ from occo.downstream.segment.model import build_segmenter, encoder_weights_path
 from occo.downstream.segment.scores import confusion_matrix, iou_per_class, mean_iou, metrics_record, segmentation_table
 from occo.downstream.segment.train import poly_factor
 from occo.fetch.weights import WeightsUnavailableError
-from support import REPO
+from support import REPO, PicklePayload
 
 N_CLASSES = len(CLASS_NAMES)
 
@@ -237,6 +237,17 @@ def test_encoder_weights_load_from_safetensors_and_torchvision_pth(tmp_path: Pat
         assert all(torch.equal(loaded[k], state[k]) for k in state)
     with pytest.raises(DataError, match=r"cannot load encoder weights .*enc\.safetensors"):
         build_segmenter("resnet34", seed=0, weights=tmp_path / "enc.safetensors")
+
+
+def test_pickled_encoder_weights_are_refused_in_one_line_and_never_run(tmp_path: Path) -> None:
+    """A .pth carrying pickled code used to be refused by weights_only with an UnpicklingError traceback."""
+    evil = tmp_path / "resnet18.pth"
+    torch.save({"conv1.weight": PicklePayload(tmp_path / "executed")}, evil)
+    with pytest.raises(DataError) as err:
+        build_segmenter("resnet18", seed=0, weights=evil)
+    message = str(err.value)
+    assert message.startswith(f"{evil} holds pickled Python objects (io.open)") and "segment.weights" in message
+    assert "\n" not in message and not (tmp_path / "executed").exists()
 
 
 def test_missing_weights_name_file_url_and_param(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ from occo.losses.vgg import (
     VGG19Features,
     WeightsUnavailableError,
 )
+from support import PicklePayload
 
 URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 
@@ -120,3 +121,14 @@ def test_bad_layer_and_channel_arguments():
         VGG19Features(random_init=True, layers=("relu6_1",))
     with pytest.raises(ValueError, match="in_channels"):
         VGG19Features(random_init=True, in_channels=2)
+
+
+def test_pickled_weights_are_refused_in_one_line_and_never_run(tmp_path):
+    """A .pth carrying pickled code used to be refused by weights_only with an UnpicklingError traceback."""
+    evil = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch.save({"features.0.weight": PicklePayload(tmp_path / "executed")}, evil)
+    with pytest.raises(WeightsUnavailableError) as err:
+        VGG19Features(evil)
+    message = str(err.value)
+    assert message.startswith(f"{evil} holds pickled Python objects (io.open)") and "\n" not in message
+    assert "train.vgg_weights" in message and not (tmp_path / "executed").exists()

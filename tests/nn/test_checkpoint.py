@@ -1,10 +1,14 @@
+import errno
+import io
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 from occo.config import Arch, as_dict
 from occo.nn import CheckpointError, build_model, convert_checkpoint, fuse_y, load_model, save_checkpoint
+from support import PicklePayload
 
 # Our names -> the attribute names of the public models/net.py (class occo): encoders v1..v4 (visible)
 # and i1..i4 (infrared) with Sequential Conv_BN_ReLU_2 (conv 0, BN 1, conv 3, BN 4), Attention_fusion
@@ -215,21 +219,11 @@ def test_cli_convert_checkpoint(tmp_path, capsys):
     assert "absent.pth" in str(err.value) and "\n" not in str(err.value)
 
 
-class _Payload:
-    """Unpickling this creates ``path``: a stand-in for any code a pickle can run."""
-
-    def __init__(self, path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return open, (str(self.path), "w")
-
-
 def test_unreadable_files_name_the_file_the_problem_and_what_to_do(tmp_path):
     ours = save_checkpoint(tmp_path / "ours.pt", build_model(Arch(), seed=0), Arch())
     (tmp_path / "empty.pt").write_bytes(b"")
     (tmp_path / "cut.pt").write_bytes(ours.read_bytes()[: ours.stat().st_size // 2])
-    torch.save({"state_dict": {}, "model": _Payload(tmp_path / "executed")}, tmp_path / "evil.pt")
+    torch.save({"state_dict": {}, "model": PicklePayload(tmp_path / "executed")}, tmp_path / "evil.pt")
     cases = {
         "empty.pt": r"empty\.pt is empty \(0 bytes",
         "cut.pt": r"cut\.pt is truncated or corrupt",
@@ -282,3 +276,26 @@ def test_non_finite_state_is_never_written(tmp_path):
     with pytest.raises(CheckpointError, match="NaN or inf"):  # optimiser state counts too
         save_checkpoint(path, clean, Arch(), optimizer={"state": {0: {"exp_avg": torch.tensor([float("inf")])}}})
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+class _FullDisk(io.FileIO):
+    """A file on a disk with room for 64 KiB: a write past it fails with ENOSPC."""
+
+    def write(self, data) -> int:
+        if self.tell() + len(memoryview(data)) > 1 << 16:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+def test_a_full_disk_during_a_save_names_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    """ENOSPC used to surface as `RuntimeError: [enforce fail at inline_container.cc]`, hiding the cause and file."""
+    cfg = Arch(widths=[8, 8, 8, 8], heads=[1, 1, 1, 1])
+    path = save_checkpoint(tmp_path / "last.pt", build_model(cfg), cfg, step=1)
+    before = path.read_bytes()
+    monkeypatch.setattr(Path, "open", lambda self, mode="r", *a, **k: _FullDisk(self, mode.replace("b", "")))
+    with pytest.raises(OSError) as err:
+        save_checkpoint(path, build_model(cfg), cfg, step=2, padding=torch.zeros(1 << 16))
+    assert (err.value.errno, err.value.filename) == (errno.ENOSPC, str(path))
+    assert str(err.value) == f"[Errno 28] No space left on device: '{path}'"
+    monkeypatch.undo()
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 from occo.config import Segment
 from occo.data import DataError
+from occo.data.io import read_checkpoint
 from occo.downstream.segment.data import CLASS_NAMES
 from occo.fetch.weights import ENCODER_WEIGHTS, resolve_weights
 
@@ -47,8 +48,8 @@ def load_encoder_weights(encoder: torch.nn.Module, path: Path) -> None:
         if path.suffix == ".safetensors":
             state = load_file(str(path), device="cpu")
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            state = state.get("state_dict", state) if isinstance(state, dict) else state
+            state = read_checkpoint(path, remedy="point segment.weights to ImageNet weights (.safetensors or .pth)")
+            state = state.get("state_dict", state)
         if not isinstance(state, dict):
             raise DataError(f"encoder weights {path} hold a {type(state).__name__}, not a state dict")
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
