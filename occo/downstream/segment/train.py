@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from occo.config import Segment, as_dict
 from occo.data import DataError, write_text_atomic
-from occo.data.io import atomic_path
+from occo.data.io import save_torch
 from occo.downstream.segment.data import (
     CLASS_NAMES,
     IGNORE_INDEX,
@@ -76,9 +76,9 @@ def poly_factor(step: int, total: int, power: float) -> float:
 
 
 def save_state(path: Path, state: Mapping[str, Any]) -> None:
-    """Write a training state atomically (a crash mid-write keeps the previous one)."""
-    with atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
+    """Write a training state atomically (a crash mid-write keeps the previous one; a full disk is an OSError
+    naming the file)."""
+    save_torch(path, dict(state))
 
 
 @dataclass(frozen=True, eq=False)
