@@ -59,6 +59,19 @@ def _apart(out: Path, inputs: dict[str, Path]) -> None:
             )
 
 
+def _not_a_source(out: Path, inputs: dict[str, Path]) -> None:
+    """An existing --out beside an input image that no occo checkpoint made may be a source: never replaced."""
+    from occo.data.io import png_text
+    from occo.nn.fuse import CHECKPOINT_KEY
+
+    for flag, image in inputs.items():
+        if out.exists() and out.resolve().parent == image.resolve().parent and png_text(out, CHECKPOINT_KEY) is None:
+            raise SystemExit(
+                f"--out {out} exists in the folder of {flag} and was not made by occo (no checkpoint recorded): it "
+                "may be a source image, which is never replaced (even with --overwrite); choose another file"
+            )
+
+
 def _fuse(args: argparse.Namespace) -> None:
     from occo.data.io import sha256_file
     from occo.data.pairs import Pair
@@ -76,6 +89,7 @@ def _fuse(args: argparse.Namespace) -> None:
         out = args.out if suffix == ".png" else args.out / f"{args.ir.stem}.png"
         if out.resolve() in (args.ir.resolve(), args.vi.resolve()):
             raise SystemExit(f"--out {out} is one of the input images; choose another file")
+        _not_a_source(out, {"--ir": args.ir, "--vi": args.vi})
         pairs, out_dir = [Pair(id=out.stem, ir=args.ir, vi=args.vi)], out.parent
     else:
         if suffix == ".png":

@@ -270,6 +270,25 @@ def png_text(path: str | Path, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+"""The IEND chunk every complete PNG ends with."""
+
+
+def png_is_whole(path: str | Path) -> bool:
+    """True when the PNG at ``path`` runs to its IEND chunk with every chunk's CRC right (a write cut short or a
+    damaged file is not), read without decoding the pixels."""
+    try:
+        with Path(path).open("rb") as fh:
+            fh.seek(-len(PNG_END), os.SEEK_END)
+            if fh.read() != PNG_END:
+                return False
+        with Image.open(path) as im:
+            im.verify()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+    return True
+
+
 class CheckpointError(DataError):
     """A checkpoint file that cannot be read, converted, loaded or saved; one line naming the file and what to do."""
 

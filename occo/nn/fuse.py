@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from occo.config import Fuse
 from occo.data.color import rgb_to_ycbcr, ycbcr_to_rgb
-from occo.data.io import MAX_PIXELS, DataError, png_text, read_size, save_png, sha256_file, to_float
+from occo.data.io import MAX_PIXELS, DataError, png_is_whole, png_text, read_size, save_png, sha256_file, to_float
 from occo.data.pairs import Pair, find_pairs, load_pair
 from occo.nn.checkpoint import load_model
 from occo.nn.fifn.model import FIFN, fuse_y
@@ -74,47 +74,54 @@ def colourise(y: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
     return ycbcr_to_rgb(torch.cat([y, vi[1:]])).clamp(0, 1)
 
 
-def _other_makers(out_dir: Path, pairs: list[Pair], checkpoint_sha256: str) -> tuple[list[Path], list[Path]]:
-    """PNGs in ``out_dir`` not made by this checkpoint: outputs of ``pairs``, and other tagged images."""
+def _other_makers(out_dir: Path, pairs: list[Pair], checkpoint_sha256: str) -> dict[str, list[Path]]:
+    """PNGs in ``out_dir`` this run may not keep: ``outputs`` of ``pairs`` made by another (or no recorded)
+    checkpoint, ``damaged`` outputs of this one (cut short: the text tag sits before the pixels, so it survives
+    a cut), and ``others``, images of other ids tagged by another checkpoint."""
     outputs = {out_dir / f"{p.id}.png" for p in pairs}
-    ours, others = [], []
+    found: dict[str, list[Path]] = {"outputs": [], "damaged": [], "others": []}
     for path in sorted(out_dir.glob("*.png")) if out_dir.is_dir() else []:
         maker = png_text(path, CHECKPOINT_KEY)
         if path in outputs and maker != checkpoint_sha256:
-            ours.append(path)
+            found["outputs"].append(path)
+        elif path in outputs and not png_is_whole(path):
+            log.warning("%s is cut short or damaged (made by this checkpoint): fusing it again", path)
+            found["damaged"].append(path)
         elif path not in outputs and maker is not None and maker != checkpoint_sha256:
-            others.append(path)
-    return ours, others
+            found["others"].append(path)
+    return found
 
 
 def _check_makers(
     out_dir: Path, pairs: list[Pair], checkpoint_sha256: str, *, overwrite: bool, replace_other: bool
 ) -> list[Path]:
-    """The outputs of ``pairs`` made by another (or an unrecorded) checkpoint, which this run re-fuses.
+    """The outputs of ``pairs`` this run fuses again: those made by another (or an unrecorded) checkpoint, and
+    damaged ones of this checkpoint.
 
-    Without ``replace_other`` they raise DataError unless ``overwrite``, as do images of other ids
+    Without ``replace_other`` the former raise DataError unless ``overwrite``, as do images of other ids
     made by another checkpoint (a run would leave them beside its own); with it, those are deleted.
     """
-    stale, foreign = _other_makers(out_dir, pairs, checkpoint_sha256)
+    found = _other_makers(out_dir, pairs, checkpoint_sha256)
+    stale, others = found["outputs"], found["others"]
     if replace_other:
-        for path in foreign:
+        for path in others:
             log.info("%s was made by another checkpoint and is not an output of this run: deleted", path)
             path.unlink()
-        return stale
-    mine = checkpoint_sha256[:12]
+        return stale + found["damaged"]
     if stale and not overwrite:
         maker = png_text(stale[0], CHECKPOINT_KEY)
+        made_by = f"checkpoint {maker[:12]}..." if maker else "not made by occo: no checkpoint recorded"
         raise DataError(
-            f"{out_dir} already holds {len(stale)} fused images not made by this checkpoint (sha256 {mine}...), e.g. "
-            f"{stale[0].name} ({'checkpoint ' + maker[:12] + '...' if maker else 'checkpoint not recorded'}): "
-            "replace them (occo fuse --overwrite) or fuse into another folder"
+            f"{out_dir} already holds {len(stale)} images not made by this checkpoint (sha256 "
+            f"{checkpoint_sha256[:12]}...), e.g. {stale[0].name} ({made_by}): replace them (occo fuse --overwrite) "
+            "or fuse into another folder"
         )
-    if foreign:
+    if others:
         raise DataError(
-            f"{out_dir} holds {len(foreign)} images made by another checkpoint that are not outputs of this run, e.g. "
-            f"{foreign[0].name}: fusing here would mix checkpoints in one folder; fuse into another folder"
+            f"{out_dir} holds {len(others)} images made by another checkpoint that are not outputs of this run, e.g. "
+            f"{others[0].name}: fusing here would mix checkpoints in one folder; fuse into another folder"
         )
-    return stale
+    return stale + found["damaged"]
 
 
 def fuse_folder(

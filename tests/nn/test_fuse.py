@@ -80,7 +80,7 @@ def test_outputs_of_another_checkpoint_are_refused_or_replaced(tmp_path, model):
     with pytest.raises(DataError) as err:
         fuse_folder(model, pairs, out, checkpoint_sha256=SHA_B, device="cpu")
     msg = str(err.value)
-    assert f"{out} already holds 3 fused images" in msg and "\n" not in msg
+    assert f"{out} already holds 3 images not made by this checkpoint" in msg and "\n" not in msg
     assert "a.png (checkpoint aaaaaaaaaaaa...)" in msg and "--overwrite" in msg
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert len(fuse_folder(model, pairs, out, checkpoint_sha256=SHA_B, device="cpu", overwrite=True)) == 3
@@ -362,3 +362,50 @@ def test_official_checkpoint_over_the_budget_is_a_clear_error(tmp_path):
     msg = str(err.value)
     assert str(src / "ir") in msg and "compat='official'" in msg and "raise the memory budget" in msg
     assert not (tmp_path / "out").exists()
+
+
+def _single_pair_args(src: Path, out: Path, ckpt: Path, *extra: str) -> list[str]:
+    pair = ["--ir", str(src / "ir/a.png"), "--vi", str(src / "vi/a.png")]
+    return ["fuse", *pair, "--out", str(out), "--checkpoint", str(ckpt), "--device", "cpu", *extra]
+
+
+@pytest.mark.parametrize("folder", ["vi", "ir"])
+def test_occo_fuse_never_replaces_a_source_image(tmp_path, model, capsys, folder):
+    """`occo fuse --out <vi folder>/b.png --overwrite` used to replace the visible image b.png with a fused one;
+    without --overwrite the refusal called the sources "fused images"."""
+    src = _pairs(tmp_path / "src")
+    ckpt = save_checkpoint(tmp_path / "m.pt", model, CFG)
+    source = src / folder / "b.png"
+    before = source.read_bytes()
+    for extra in ((), ("--overwrite",)):
+        with pytest.raises(SystemExit):
+            main(_single_pair_args(src, source, ckpt, *extra))
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert line.startswith(f"occo fuse: --out {source} exists in the folder of --{folder}") and "fused" not in line
+        assert "not made by occo" in line and source.read_bytes() == before
+
+
+def test_refusal_of_foreign_images_does_not_call_them_fused(tmp_path, model):
+    src = _pairs(tmp_path / "src")
+    out = tmp_path / "out"
+    save_png(out / "a.png", np.zeros((2, 2), np.uint8))  # some image, made by no occo checkpoint
+    with pytest.raises(DataError) as err:
+        fuse_folder(model, find_pairs(ir=src / "ir", vi=src / "vi"), out, checkpoint_sha256=SHA_A, device="cpu")
+    message = str(err.value)
+    assert f"{out} already holds 1 images not made by this checkpoint" in message and "fused images" not in message
+    assert "a.png (not made by occo: no checkpoint recorded)" in message
+
+
+def test_resume_refuses_a_truncated_output_whose_tag_survived(tmp_path, model, caplog):
+    """The text tag sits before the pixels: a write cut short keeps it. Resume used to skip such an output."""
+    src = _pairs(tmp_path / "src")
+    out = tmp_path / "out"
+    pairs = find_pairs(ir=src / "ir", vi=src / "vi")
+    fuse_folder(model, pairs, out, checkpoint_sha256=SHA_A, device="cpu")
+    whole = (out / "a.png").read_bytes()
+    (out / "a.png").write_bytes(whole[: len(whole) // 2])
+    assert png_text(out / "a.png", CHECKPOINT_KEY) == SHA_A
+    with caplog.at_level(logging.WARNING, logger="occo.nn.fuse"):
+        written = fuse_folder(model, pairs, out, checkpoint_sha256=SHA_A, device="cpu")
+    assert written == [out / "a.png"] and (out / "a.png").read_bytes() == whole
+    assert f"{out / 'a.png'} is cut short or damaged" in caplog.text
