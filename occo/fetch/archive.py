@@ -23,8 +23,13 @@ def is_archive(path: str | Path) -> bool:
     return path.is_file() and (zipfile.is_zipfile(path) or tarfile.is_tarfile(path))
 
 
+TAR_END = 2 * tarfile.BLOCKSIZE
+"""A tar archive ends with two zero blocks (POSIX); a tar cut at a member boundary lacks them."""
+
+
 def check_archive(path: str | Path) -> None:
-    """Read every member of a zip or tar(.gz/.bz2/.xz) archive to its end (CRCs, compressed-stream ends).
+    """Read every member of a zip or tar(.gz/.bz2/.xz) archive to its end (CRCs, compressed-stream ends) and, for
+    a tar, its end-of-archive marker (two zero blocks).
 
     A truncated or corrupt archive raises DataError naming the file and what is wrong.
     """
@@ -42,6 +47,12 @@ def check_archive(path: str | Path) -> None:
                     with tf.extractfile(member) as fh:
                         while fh.read(_CHUNK):
                             pass
+            tf.fileobj.seek(tf.offset)
+            if tf.fileobj.read(TAR_END) != bytes(TAR_END):
+                raise DataError(
+                    f"{path} is not a complete tar archive: no end-of-archive marker after its last member "
+                    f"{tf.members[-1].name if tf.members else '(none)'!r} (cut short at a member boundary?)"
+                )
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
         raise DataError(f"{path} is not a complete zip or tar archive: {' '.join(str(exc).split())}") from exc
 

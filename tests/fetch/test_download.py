@@ -5,6 +5,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tarfile
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -206,6 +207,34 @@ def test_archive_cut_short_without_content_length_is_not_accepted(server, tmp_pa
     server.cut = None
     fetch(url, dest)  # resumes from the half it has (same ETag)
     assert dest.read_bytes() == payload and server.requests[-1] == f"bytes={len(payload) // 2}-"
+
+
+def _tar_bytes(members: dict[str, bytes]) -> tuple[bytes, list[int]]:
+    """A plain tar archive and the offsets where each member ends (a cut there leaves whole members only)."""
+    buf, ends = io.BytesIO(), []
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+            ends.append(tf.offset)
+    return buf.getvalue(), ends
+
+
+def test_plain_tar_cut_at_a_member_boundary_is_not_accepted(server, tmp_path):
+    """No Content-Length and a cut between two members: every member read is whole, only the missing end-of-archive
+    blocks (two zero blocks, POSIX) show the body is incomplete. Such a tar used to be accepted."""
+    payload, ends = _tar_bytes({"top/a.bin": bytes(range(256)) * 40, "top/b.bin": b"b" * 3000})
+    server.files["/x.tar"], server.etags["/x.tar"] = payload, '"t1"'
+    server.send_length, server.cut = False, ends[0]
+    url, dest = server.url.replace("data.bin", "x.tar"), tmp_path / "x.tar"
+    with pytest.raises(DataError) as err:
+        fetch(url, dest)
+    msg = str(err.value)
+    assert "damaged or cut short" in msg and "no end-of-archive marker" in msg and "\n" not in msg
+    assert not dest.exists() and not record_path(dest).exists()
+    server.cut = None
+    assert fetch(url, dest).read_bytes() == payload  # resumes from the first member
 
 
 def test_registry_size_is_checked_before_downloading(server, tmp_path):
