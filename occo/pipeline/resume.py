@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from occo.data.io import read_checkpoint, sha256_file, write_text_atomic
+from occo.data.io import DataError, read_checkpoint, sha256_file, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -96,22 +96,70 @@ def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _history_rows(path: Path) -> tuple[list[str], list[tuple[str, int]]] | None:
+    """A dvclive metric TSV as (column names, [(row, step)]); None for a file without a whole header line (empty:
+    a write cut short). Rows that do not parse (too few fields, no step number, no line end: a write cut short)
+    are left out with a warning; DataError for a file without a step column."""
+    header, *lines = path.read_text(encoding="utf-8").splitlines(keepends=True) or [""]
+    if not header.endswith("\n"):
+        return None
+    names = header.rstrip("\r\n").split("\t")
+    if "step" not in names:
+        raise DataError(f"{path} has no step column, so it is not a dvclive history: delete it (or {path.parents[3]})")
+    column, rows = names.index("step"), []
+    for line in lines:
+        fields = line.rstrip("\r\n").split("\t")
+        if len(fields) == len(names) and line.endswith("\n") and fields[column].isdigit():
+            rows.append((line, int(fields[column])))
+        else:
+            log.warning("%s: dropped an unreadable row %r (a write cut short)", path, line[:80])
+    return names, rows
+
+
 def trim_live_history(live_dir: Path, step: int) -> int:
     """Drop the rows after ``step`` from every dvclive metric TSV under ``live_dir`` (the other lines are
     kept byte for byte; rewritten atomically); returns the number of rows dropped. A resumed run then
-    logs those steps once."""
+    logs those steps once. A damaged file is rebuilt: unreadable rows are dropped (a write cut short is the
+    last thing a killed run did), an empty one is removed (dvclive starts it again with its header)."""
     dropped = 0
     for path in sorted((Path(live_dir) / "plots" / "metrics").rglob("*.tsv")):
-        header, *rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        column = header.rstrip("\r\n").split("\t").index("step")
-        kept = [row for row in rows if int(row.rstrip("\r\n").split("\t")[column]) <= step]
-        if len(kept) == len(rows):
+        if (parsed := _history_rows(path)) is None:
+            log.warning("%s is empty or cut short in its header: removed, its history starts again", path)
+            path.unlink()
             continue
-        dropped += len(rows) - len(kept)
-        write_text_atomic(path, "".join([header, *kept]))
+        text = path.read_text(encoding="utf-8")
+        kept = [line for line, row_step in parsed[1] if row_step <= step]
+        trimmed = "".join([text.splitlines(keepends=True)[0], *kept])
+        if trimmed != text:
+            dropped += len(text.splitlines()) - 1 - len(kept)
+            write_text_atomic(path, trimmed)
     if dropped:
         log.info("%s: dropped %d metric rows logged after step %d (by the interrupted run)", live_dir, dropped, step)
     return dropped
+
+
+def rebuild_live_summary(live_dir: Path) -> dict[str, Any]:
+    """Write dvclive's ``metrics.json`` under ``live_dir`` from its metric TSVs (the last value of each, and the
+    last step); returns it. DVC deletes that file before a stage runs, so a resumed run with
+    nothing left to train would otherwise write ``{"step": 0}``."""
+    live_dir, summary, steps = Path(live_dir), {}, []
+    base = live_dir / "plots" / "metrics"
+    for path in sorted(base.rglob("*.tsv")):
+        parsed = _history_rows(path)
+        if parsed is None or not parsed[1] or path.stem not in parsed[0]:
+            continue
+        names, rows = parsed
+        line, step = rows[-1]
+        *parents, name = path.relative_to(base).with_suffix("").parts
+        node = summary
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[name] = float(line.rstrip("\r\n").split("\t")[names.index(path.stem)])
+        steps.append(step)
+    if steps:
+        summary["step"] = max(steps)
+    write_text_atomic(live_dir / "metrics.json", json.dumps(summary, indent=4) + "\n")
+    return summary
 
 
 def remove_stale_temps(path: Path) -> list[Path]:

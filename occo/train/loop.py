@@ -45,6 +45,7 @@ from occo.pipeline.resume import (
     digest_files,
     digest_value,
     load_resume,
+    rebuild_live_summary,
     remove_stale_temps,
     rng_state,
     set_rng_state,
@@ -302,9 +303,19 @@ def set_up(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, wo
 
 
 def resume_from_checkpoint(run: TrainingRun) -> dict[str, Any] | None:
-    """Continue from ``last.pt`` when it is this run's (:func:`load_training_state`): weights, optimiser and
-    step, on every rank from the same checkpoint; the checkpoint (for its RNG streams), or None."""
+    """Continue from ``last.pt`` when it is this run's (:func:`load_training_state`) and holds no more steps than
+    this run ends at (a lowered ``max_steps`` or ``epochs`` starts over): weights, optimiser and step, on every
+    rank from the same checkpoint; the checkpoint (for its RNG streams), or None."""
     state = load_training_state(run.checkpoint, run.identity, run.world.size)
+    if state is not None and state["step"] > run.total:
+        log.warning(
+            "ignoring %s: it holds step %d, beyond this run's last step %d (train.max_steps or epochs lowered); "
+            "training from scratch",
+            run.checkpoint,
+            state["step"],
+            run.total,
+        )
+        state = None
     if state is not None:
         run.model.load_state_dict(state["state_dict"])
         run.optimizer.load_state_dict(state["optimizer"])
@@ -389,6 +400,7 @@ def live_log(run: TrainingRun, state: dict[str, Any] | None) -> contextlib.Abstr
         return contextlib.nullcontext()
     if state is not None:
         trim_live_history(run.live_dir, run.step)
+        rebuild_live_summary(run.live_dir)  # DVC deleted metrics.json: a run with nothing left keeps its losses
     return Live(dir=str(run.live_dir), resume=state is not None, save_dvc_exp=False, dvcyaml=False)
 
 

@@ -33,8 +33,9 @@ from occo.downstream.segment.data import (
 )
 from occo.downstream.segment.model import build_segmenter, encoder_weights_path
 from occo.downstream.segment.scores import confusion_matrix, iou_per_class, mean_iou, metrics_record, segmentation_table
-from occo.downstream.segment.train import poly_factor
+from occo.downstream.segment.train import poly_factor, segmenter_identity
 from occo.fetch.weights import WeightsUnavailableError
+from occo.pipeline.resume import change_reason
 from support import REPO, PicklePayload
 
 N_CLASSES = len(CLASS_NAMES)
@@ -402,6 +403,13 @@ def test_resume_logs_each_epoch_once(synthetic_root: Path, tmp_path: Path, monke
     monkeypatch.setattr(seg_train, "save_state", real_save)
     _train(params, root, "visible")
     assert _epochs_logged(root, "visible") == [1, 2]
+
+
+def test_a_lowered_epoch_target_never_resumes_a_later_checkpoint() -> None:
+    """segment.epochs is part of a segmenter's identity (its poly schedule spans every epoch), so a checkpoint
+    of a longer run is never resumed by a shorter one: it trains from scratch."""
+    longer, shorter = (segmenter_identity(_params(epochs=n), "visible", []) for n in (3, 2))
+    assert change_reason(longer, shorter) == "params changed (images, labels unchanged)"
 
 
 def test_unreadable_last_pt_is_one_line_and_kept(synthetic_root: Path, tmp_path: Path) -> None:

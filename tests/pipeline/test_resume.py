@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import pytest
 from dvclive import Live
 
-from occo.pipeline.resume import change_reason, changed_parts, digest_files, remove_stale_temps, trim_live_history
+from occo.data import DataError
+from occo.pipeline.resume import (
+    change_reason,
+    changed_parts,
+    digest_files,
+    rebuild_live_summary,
+    remove_stale_temps,
+    trim_live_history,
+)
 
 
 def _files(root: Path, contents: dict[str, bytes]) -> dict[str, Path]:
@@ -64,3 +74,50 @@ def test_remove_stale_temps_only_touches_temps_of_that_file(tmp_path):
     assert remove_stale_temps(target) == sorted(stale)
     assert all(p.exists() for p in kept) and not any(p.exists() for p in stale)
     assert remove_stale_temps(tmp_path / "absent" / "last.pt") == []
+
+
+def _history(root: Path, steps: int) -> Path:
+    with Live(dir=str(root), save_dvc_exp=False, dvcyaml=False) as live:
+        for step in range(1, steps + 1):
+            live.step = step
+            live.log_metric("train/loss", 1.0 / step)
+            live.next_step()
+    return root / "plots/metrics/train/loss.tsv"
+
+
+def test_a_damaged_history_is_rebuilt(tmp_path, caplog):
+    """A row cut short by a kill used to stop the resume with an IndexError, an empty file with 'not enough values
+    to unpack'; unreadable rows are dropped (they come after the checkpoint), an empty file is removed."""
+    tsv = _history(tmp_path, 4)
+    whole = tsv.read_bytes()
+    tsv.write_bytes(whole + b"17")  # a row cut after its timestamp
+    empty = tsv.with_name("total.tsv")
+    empty.write_bytes(b"")
+    with caplog.at_level("WARNING", logger="occo.pipeline.resume"):
+        assert trim_live_history(tmp_path, 4) == 1
+    assert tsv.read_bytes() == whole and not empty.exists()
+    assert "unreadable row" in caplog.text and "empty" in caplog.text
+    tsv.write_bytes(whole.replace(b"\n4\t", b"\nfour\t"))  # a damaged step column
+    assert trim_live_history(tmp_path, 4) == 1
+    assert tsv.read_bytes().count(b"\n") == 4  # the header and steps 1-3
+
+
+def test_a_history_without_a_step_column_is_one_line(tmp_path):
+    tsv = tmp_path / "plots/metrics/train/loss.tsv"
+    tsv.parent.mkdir(parents=True)
+    tsv.write_text("timestamp\tloss\n1\t0.5\n")
+    with pytest.raises(DataError) as err:
+        trim_live_history(tmp_path, 1)
+    assert str(err.value) == f"{tsv} has no step column, so it is not a dvclive history: delete it (or {tmp_path})"
+
+
+def test_the_summary_is_rebuilt_from_the_history(tmp_path):
+    """DVC deletes dvclive/train/metrics.json before the stage runs; a reused checkpoint then wrote {"step": 0}."""
+    _history(tmp_path, 3)
+    (tmp_path / "metrics.json").unlink()
+    summary = rebuild_live_summary(tmp_path)
+    assert summary == {"step": 3, "train": {"loss": 1.0 / 3}}
+    assert json.loads((tmp_path / "metrics.json").read_text()) == summary
+    with Live(dir=str(tmp_path), resume=True, save_dvc_exp=False, dvcyaml=False):
+        pass  # what the training loop does when nothing is left to train
+    assert json.loads((tmp_path / "metrics.json").read_text()) == summary

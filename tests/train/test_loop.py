@@ -296,3 +296,51 @@ def test_fingerprint_digests_the_params_that_shape_the_optimisation():
     run_length = {"epochs", "max_steps", "checkpoint_every", "log_every", "num_workers", "compile"}
     relevant["train"] = {k: v for k, v in params["train"].items() if k not in run_length}
     assert loop.run_fingerprint(cfg) == digest_value(relevant)[:16]
+
+
+def test_a_target_below_the_checkpoint_starts_over(tmp_path, caplog):
+    """Lowering train.max_steps (or epochs) after a finished run used to 'resume' it (steps 2..1) and write the
+    2-step model as models/occo.pt while dvc.lock recorded 1."""
+    params = _params()
+    root = _root(tmp_path, "lowered")
+    train(params, root, max_steps=2)
+    with caplog.at_level(logging.WARNING, logger="occo.train.loop"):
+        lowered = train(params, root, max_steps=1)
+    assert "holds step 2, beyond this run's last step 1" in caplog.text
+    assert torch.load(lowered, weights_only=True)["step"] == 1
+    assert torch.load(root / loop.CHECKPOINT, weights_only=True)["step"] == 1
+    expected = _weights(train(params, _root(tmp_path, "one"), max_steps=1))
+    assert all(torch.equal(_weights(lowered)[k], expected[k]) for k in expected)
+    assert _rows(root) == [1]
+
+
+def test_a_reused_finished_checkpoint_keeps_the_runs_metrics(tmp_path):
+    """DVC deletes dvclive/train/metrics.json (not persisted) before re-running train; reusing the finished
+    checkpoint (a code edit, a same-bytes re-import, a damaged occo.pt) then wrote {"step": 0}."""
+    import json
+
+    params = _params()
+    root = _root(tmp_path, "reused")
+    train(params, root, max_steps=2)
+    metrics = root / loop.LIVE_DIR / "metrics.json"
+    before = json.loads(metrics.read_text())
+    assert before["step"] == 2 and "total" in before["train"]
+    metrics.unlink()
+    (root / loop.FINAL).unlink()
+    train(params, root, max_steps=2)
+    assert json.loads(metrics.read_text()) == before
+    assert _rows(root) == [1, 2]
+
+
+def test_a_damaged_history_does_not_block_resuming(tmp_path):
+    """A history file left empty (a kill or a full disk as dvclive opened it) used to stop the resume with 'not
+    enough values to unpack'; a row cut short is dropped too."""
+    params = _params()
+    root = _root(tmp_path, "damaged")
+    train(params, root, max_steps=2)
+    history = root / loop.LIVE_DIR / "plots/metrics/train"
+    (history / "total.tsv").write_bytes(b"")
+    (history / "lr.tsv").write_bytes((history / "lr.tsv").read_bytes() + b"3")  # step 3's row, cut short
+    train(params, root, max_steps=3)
+    assert _rows(root, "lr") == [1, 2, 3]
+    assert _rows(root) == [3]  # the empty file's steps are lost; it starts again with a header
