@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -11,6 +12,14 @@ from typing import Any
 
 from occo.config import ParamsError, load_params
 from occo.pipeline.process import skip_final_collection
+
+
+def params_digest(path: Path) -> str | None:
+    """sha256 of the params file's bytes (None when it cannot be read: load_params says why)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def run_stage(
@@ -30,7 +39,9 @@ def run_stage(
     A params file that breaks the schema ends the stage before ``run`` with one line per problem
     (``<stage>: <file> <key> = <value>: <what is allowed>``). Bad input met while running (the library's
     ``ValueError``s such as ``DataError`` and ``CheckpointError``, and ``OSError``s: a missing or
-    unwritable file) ends it with one line too, never a traceback, as do the stage's own ``errors``.
+    unwritable file) ends it with one line too, never a traceback, as do the stage's own ``errors``. A params
+    file that changed while ``run`` ran (a second ``dvc exp run`` in the same workspace writes its ``-S`` values
+    there) fails the stage, so DVC never records values other than those its outputs were made from.
     """
     name = Path(script).stem
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
@@ -47,6 +58,7 @@ def run_stage(
     skip_final_collection()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        read = params_digest(args.params)
         cfg = load_params(args.params)
     except ParamsError as err:
         raise SystemExit("\n".join(f"{name}: {problem}" for problem in err.problems)) from None
@@ -55,5 +67,11 @@ def run_stage(
         run(cfg if section is None else getattr(cfg, section), args.root.resolve(), args)
     except (ValueError, OSError, *errors) as err:
         raise SystemExit(f"{name}: {err}") from None
+    if params_digest(args.params) != read:
+        raise SystemExit(
+            f"{name}: {args.params} changed while this stage ran (another `dvc exp run` in this workspace?): its "
+            "outputs were made from the previous values, which DVC would not record beside them; run again, one "
+            "experiment at a time, or queue them (dvc exp run --queue -S ...; dvc queue start)"
+        )
     # bench/pipeline.py reads this line to time each stage of a `dvc repro` / `dvc exp run`
     logging.getLogger("occo.stage").info("stage %s done in %.1f s", name, time.perf_counter() - start)

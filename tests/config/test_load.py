@@ -369,3 +369,21 @@ def test_recursive_and_small_aliases(tmp_path):
         load_params(path)
     path.write_text("omega4: &w 3\nomega5: *w\n", encoding="utf-8")
     assert load_params(path).omega5 == 3.0
+
+
+def test_params_changed_while_a_stage_ran_fail_it(tmp_path, repo_params):
+    """A second `dvc exp run -S omega6=100` in the same workspace writes params.yaml while the first one's stage
+    runs; DVC would then record the new value beside outputs made from the old one. The stage fails instead."""
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(repo_params), encoding="utf-8")
+
+    def second_run_writes_params(cfg, root, args):
+        path.write_text(yaml.safe_dump({**repo_params, "omega6": 100}), encoding="utf-8")
+
+    with pytest.raises(SystemExit) as err:
+        run_stage("doc", str(tmp_path / "stages/train.py"), ["--params", str(path)], second_run_writes_params)
+    assert err.value.code == (
+        f"train: {path} changed while this stage ran (another `dvc exp run` in this workspace?): its outputs were "
+        "made from the previous values, which DVC would not record beside them; run again, one experiment at a "
+        "time, or queue them (dvc exp run --queue -S ...; dvc queue start)"
+    )
