@@ -6,9 +6,14 @@ Per pair ``<id>`` of a split, under ``out_dir`` (= ``data/masks/<dataset>/<split
     boxes/<id>.json            per modality the boxes (pixels, xyxy), scores and phrases, with the
                                prompt and thresholds that produced them
 
-A pair whose three files exist is skipped; each file is written atomically (JSON last). The
-settings that produced a folder are kept in ``settings.json``; when they change, the folder's old
-outputs are removed before generating, so a resumed run never mixes settings.
+    identity/<id>.json         what the pair's masks were made from (:func:`pair_identity`): the sha256 of
+                               its infrared and visible images and a digest of the settings
+
+A pair is skipped when its files exist and its identity record equals the identity of its current images
+and settings; any other pair is made again, its record removed first and written last (each file
+atomically), so a pair whose images changed under the same id never keeps its old masks. The settings
+that produced a folder are kept in ``settings.json``; when they change, the folder's old outputs are
+removed before generating, so a resumed run never mixes settings.
 """
 
 from __future__ import annotations
@@ -16,20 +21,23 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from occo.data import Pair, load_pair, save_png, to_uint8, write_text_atomic
+from occo.data import Pair, load_pair, save_png, sha256_file, to_uint8, write_text_atomic
 from occo.masks.detector import Detections, Detector
 from occo.masks.sam import SamMasker
+from occo.pipeline.resume import digest_value
 
 log = logging.getLogger(__name__)
 
 MODALITIES: tuple[str, ...] = ("ir", "vi")
-OUTPUT_DIRS: tuple[str, ...] = ("ir", "vi", "boxes")
+IDENTITY_DIR = "identity"
+OUTPUT_DIRS: tuple[str, ...] = ("ir", "vi", "boxes", IDENTITY_DIR)
 SETTINGS_FILE = "settings.json"
 
 
@@ -42,9 +50,53 @@ def pair_outputs(out_dir: Path, pair_id: str) -> dict[str, Path]:
     }
 
 
-def is_done(out_dir: Path, pair_id: str) -> bool:
-    """True when every output of the pair exists."""
-    return all(p.is_file() for p in pair_outputs(out_dir, pair_id).values())
+def identity_path(out_dir: Path, pair_id: str) -> Path:
+    """The record of what a pair's masks were made from."""
+    return out_dir / IDENTITY_DIR / f"{pair_id}.json"
+
+
+def pair_identity(pair: Pair, settings: Mapping[str, Any], sources: Mapping[str, Path] | None = None) -> dict[str, str]:
+    """What a pair's masks are made from: the content sha256 of its infrared and visible images, a digest of the
+    ``settings``, and for imported masks the sha256 of each source mask file (``ir_mask``, ``vi_mask``)."""
+    identity = {"ir": sha256_file(pair.ir), "vi": sha256_file(pair.vi), "settings": digest_value(dict(settings))}
+    return identity | {f"{kind}_mask": sha256_file(path) for kind, path in (sources or {}).items()}
+
+
+def is_done(
+    out_dir: Path, pair_id: str, identity: Mapping[str, str], kinds: Iterable[str] = ("ir", "vi", "boxes")
+) -> bool:
+    """True when the pair's outputs ``kinds`` exist and its identity record equals ``identity``."""
+    record = identity_path(out_dir, pair_id)
+    if not record.is_file() or not all(pair_outputs(out_dir, pair_id)[kind].is_file() for kind in kinds):
+        return False
+    try:
+        return json.loads(record.read_text(encoding="utf-8")) == dict(identity)
+    except ValueError:  # a record cut short
+        return False
+
+
+def begin_pair(out_dir: Path, pair_id: str) -> None:
+    """Before a pair's files are (re)written: remove its record, so a run killed midway never leaves it done."""
+    identity_path(out_dir, pair_id).unlink(missing_ok=True)
+
+
+def finish_pair(out_dir: Path, pair_id: str, identity: Mapping[str, str]) -> None:
+    """After a pair's files are written: record what they were made from (this marks the pair done)."""
+    write_text_atomic(identity_path(out_dir, pair_id), json.dumps(dict(identity), indent=1, sort_keys=True) + "\n")
+
+
+def pending_pairs(
+    out_dir: Path, pairs: list[Pair], identities: Mapping[str, Mapping[str, str]], kinds: Iterable[str]
+) -> list[Pair]:
+    """The pairs not done with their current identity, logging how many are skipped and how many made again."""
+    kinds = tuple(kinds)
+    pending = [p for p in pairs if not is_done(out_dir, p.id, identities[p.id], kinds)]
+    again = sum(identity_path(out_dir, p.id).is_file() for p in pending)
+    if len(pending) < len(pairs):
+        log.info("%s: %d of %d pairs already done, skipped", out_dir, len(pairs) - len(pending), len(pairs))
+    if again:
+        log.info("%s: %d made again: its images changed (or its mask sources, for imports)", out_dir, again)
+    return pending
 
 
 def prepare_folder(out_dir: Path, settings: dict) -> None:
@@ -89,9 +141,8 @@ def generate_masks(
     so a finished folder costs no model loading.
     """
     prepare_folder(out_dir, settings)
-    pending = [p for p in pairs if not is_done(out_dir, p.id)]
-    if len(pending) < len(pairs):
-        log.info("%s: %d of %d pairs already done, skipped", out_dir, len(pairs) - len(pending), len(pairs))
+    identities = {p.id: pair_identity(p, settings) for p in pairs}
+    pending = pending_pairs(out_dir, pairs, identities, ("ir", "vi", "boxes"))
     if not pending:
         return 0
     detector, masker = models()
@@ -102,7 +153,9 @@ def generate_masks(
             masks = masker.masks(images, [d.boxes for d in detections])
             for k, pair in enumerate(batch):
                 found = dict(zip(MODALITIES, detections[2 * k : 2 * k + 2]))
+                begin_pair(out_dir, pair.id)
                 write_pair(out_dir, pair.id, dict(zip(MODALITIES, masks[2 * k : 2 * k + 2])), found, settings)
+                finish_pair(out_dir, pair.id, identities[pair.id])
             bar.update(2 * len(batch))
     return len(pending)
 

@@ -5,7 +5,8 @@ Two layouts are recognised: the authors' release, which holds per dataset ``mask
 stage writes and the synthetic set ships): ``ir/<id>.png`` and ``vi/<id>.png``. Every pair of the
 split must have both masks, of the source's size, with binary values ({0, 1} or {0, 255}; grey or
 identical RGB channels); otherwise one DataError names the file (or lists the missing ids). Masks are
-written as 0/255 PNGs to ``ir/<id>.png`` and ``vi/<id>.png``; pairs already imported are skipped.
+written as 0/255 PNGs to ``ir/<id>.png`` and ``vi/<id>.png`` with the pair's identity record (occo.masks.generate):
+a pair is skipped only when its images and its two source masks are the bytes it was imported from.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from occo.data import DataError, Pair, index_images, load_array, save_png
 from occo.data.pairs import listing
-from occo.masks.generate import pair_outputs, prepare_folder
+from occo.masks.generate import begin_pair, finish_pair, pair_identity, pair_outputs, pending_pairs, prepare_folder
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,9 @@ PUBLISHED_DIRS = {"ir": "mask_ir", "vi": "mask_vi"}
 PUBLISHED_PATTERN = r"mask_(.+)\.[^.]+"
 """``mask_<name>``: group 1 is the source's file stem, the pair id."""
 OWN_DIRS = {"ir": "ir", "vi": "vi"}
+IMPORT_SETTINGS = {"source": "import"}
+"""The settings of an imported folder; what each pair comes from is in its identity record (the sha256 of its
+images and of its two source masks), so another folder with the same masks imports nothing again."""
 
 
 def mask_layout(folder: Path) -> tuple[dict[str, str], str | None]:
@@ -68,11 +72,13 @@ def import_masks(folder: Path, pairs: list[Pair], out_dir: Path) -> int:
         extra = len(files.keys() - {p.id for p in pairs})
         if extra:
             log.warning("%s: %d masks match no pair of the split; ignored", folder / dirs[kind], extra)
-    prepare_folder(out_dir, {"source": "import", "folder": str(folder)})
-    pending = [p for p in pairs if not all(pair_outputs(out_dir, p.id)[kind].is_file() for kind in dirs)]
+    prepare_folder(out_dir, IMPORT_SETTINGS)
+    identities = {p.id: pair_identity(p, IMPORT_SETTINGS, {k: found[k][p.id] for k in dirs}) for p in pairs}
+    pending = pending_pairs(out_dir, pairs, identities, dirs)
     for pair in tqdm(pending, desc=f"import {folder.name}", unit="pair"):
         with Image.open(pair.ir) as source:
             width, height = source.size
+        begin_pair(out_dir, pair.id)
         for kind in dirs:
             path = found[kind][pair.id]
             mask = binary_mask(path)
@@ -81,5 +87,6 @@ def import_masks(folder: Path, pairs: list[Pair], out_dir: Path) -> int:
                     f"mask {path} is {mask.shape[1]}x{mask.shape[0]}, its pair {pair.ir} is {width}x{height}"
                 )
             save_png(pair_outputs(out_dir, pair.id)[kind], mask.astype(np.uint8) * 255)
+        finish_pair(out_dir, pair.id, identities[pair.id])
     log.info("imported %d pairs of masks from %s to %s", len(pending), folder, out_dir)
     return len(pending)

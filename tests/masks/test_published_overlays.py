@@ -106,3 +106,28 @@ def test_gallery_panels_boxes_and_tint(tmp_path, split):
     assert plain[inside][1] > vi[inside][1]  # green tint on the visible panel
     third = plain[:, 640:]
     assert third[inside][0] > vi[inside][0] and third[inside][1] > vi[inside][1]  # shared region: yellow
+
+
+def test_a_changed_source_mask_is_imported_again(tmp_path, split):
+    """Changing one file of a masks.import folder used to log "imported 0 pairs" and keep the old mask (train was
+    then skipped as unchanged)."""
+    root, pairs = split
+    published(tmp_path / "pub", pairs)
+    out = root / "data/masks/synthetic/train"
+    assert import_masks(tmp_path / "pub", pairs, out) == 3
+    source = tmp_path / "pub" / "mask_vi" / f"mask_{pairs[1].ir.name}"
+    changed = np.zeros((240, 320), np.uint8)
+    changed[:10] = 255
+    save_png(source, changed)
+    assert import_masks(tmp_path / "pub", pairs, out) == 1
+    assert np.array_equal(load_array(out / "vi" / f"{pairs[1].id}.png"), changed)
+    assert import_masks(tmp_path / "pub", pairs, out) == 0
+
+
+def test_masks_of_an_image_changed_under_its_id_are_imported_again(tmp_path, split):
+    root, pairs = split
+    published(tmp_path / "pub", pairs)
+    out = root / "data/masks/synthetic/train"
+    import_masks(tmp_path / "pub", pairs, out)
+    save_png(pairs[0].ir, 255 - load_array(pairs[0].ir))
+    assert import_masks(tmp_path / "pub", pairs, out) == 1
