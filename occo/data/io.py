@@ -300,8 +300,8 @@ _PICKLE_MAGIC = b"\x80"  # the legacy format: a pickle (protocol 2+) first
 
 def _refused_global(err: Exception) -> str | None:
     """The Python object that ``weights_only`` refused to unpickle, from torch's message."""
-    match = re.search(r"GLOBAL ([\w.]+)", str(err))
-    return match.group(1) if match else None
+    match = re.search(r"GLOBAL ([\w.]+)|but got <class '([\w.]+)'>", str(err))
+    return next(name for name in match.groups() if name) if match else None
 
 
 def read_checkpoint(path: str | Path, *, remedy: str) -> dict[str, Any]:

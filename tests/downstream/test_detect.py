@@ -39,6 +39,7 @@ from occo.downstream.detect.train import (
     train_config,
     train_detector,
 )
+from occo.downstream.detect.weights import coco_network
 from occo.fetch.weights import WeightsUnavailableError
 from support import REPO, SHARED, PicklePayload
 
@@ -308,6 +309,77 @@ def test_stage_reports_missing_weights_in_one_line(yolo_config: Path, synthetic_
         _load_stage().main(["--params", str(params), "--root", str(synthetic_root), "--part", "reference"])
 
 
+@pytest.mark.parametrize("where", ["registry copy placed by hand", "detect.weights"])
+def test_yolo_weights_carrying_code_are_refused_and_never_run(
+    yolo_config: Path, synthetic_root: Path, tmp_path: Path, where: str
+) -> None:
+    """A models/pretrained/yolov5nu.pt placed by hand (the offline route) or named by detect.weights used to pass the
+    format check and be unpickled by ultralytics: the payload in it ran."""
+    import torch
+
+    root = tmp_path / "root"
+    shutil.copytree(synthetic_root / "data", root / "data")
+    marker = tmp_path / "executed"
+    evil = root / ("models/pretrained/yolov5nu.pt" if where.startswith("registry") else "elsewhere/yolov5nu.pt")
+    evil.parent.mkdir(parents=True)
+    torch.save({"model": PicklePayload(marker), "ema": None}, evil)
+    weights = None if where.startswith("registry") else str(evil)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"detect": {**SMOKE_ENTRY, "pretrained": True, "weights": weights}}))
+    with pytest.raises(SystemExit) as err:
+        _load_stage().main(["--params", str(params), "--root", str(root), "--part", "reference"])
+    line = str(err.value.code)
+    assert line.startswith(f"detect: {evil} holds pickled Python objects (io.open)") and "\n" not in line
+    assert not marker.exists()
+
+
+def _ultralytics_checkpoint(path: Path, model: str = "yolov5n") -> dict[str, Any]:
+    """A checkpoint as ultralytics publishes them (strip_optimizer's form: the whole network pickled in fp16, no EMA,
+    numpy scalars among its metrics); returns the network's state in fp16."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    network = DetectionModel(f"{model}.yaml", verbose=False)
+    with torch.no_grad():
+        for param in network.parameters():
+            param.add_(torch.randn_like(param))  # unlike any freshly built network
+    network.args = {"imgsz": 640, "epochs": 300}
+    network.half()
+    torch.save(
+        {
+            "date": "2023-04-01",
+            "version": "8.0.0",
+            "model": network,
+            "ema": None,
+            "optimizer": None,
+            "train_args": {"imgsz": 640},
+            "train_metrics": {"metrics/mAP50(B)": np.float64(0.5)},
+        },
+        path,
+    )
+    return {k: v.clone() for k, v in network.state_dict().items()}
+
+
+def test_yolo_weights_are_read_without_unpickling_code(yolo_config: Path, tmp_path: Path) -> None:
+    """The network of an ultralytics checkpoint comes out of a weights-only load, tensor for tensor, into a network
+    built from ultralytics' YAML; a checkpoint of another size is refused in one line."""
+    path = tmp_path / "yolov5nu.pt"
+    state = _ultralytics_checkpoint(path)
+    loaded = coco_network("yolov5n", path).state_dict()
+    assert loaded.keys() == state.keys()
+    assert all(torch_equal(loaded[k], state[k]) for k in state)
+    with pytest.raises(DataError) as err:
+        coco_network("yolov5s", path)
+    assert str(err.value).startswith(f"{path} does not fit yolov5s: ") and "\n" not in str(err.value)
+
+
+def torch_equal(a: Any, b: Any) -> bool:
+    import torch
+
+    return torch.equal(a.to(b.dtype), b)
+
+
 def test_prepare_ultralytics_ignores_a_global_settings_file(tmp_path: Path) -> None:
     """A fresh process: settings, font and integrations land under <root>/.cache, never in ~/.config."""
     home = tmp_path / "home"
@@ -528,3 +600,22 @@ def test_interrupted_run_resumes_from_last(
     assert read_run_state(run_dir)["finished"]
     epochs = [line.split(",")[0] for line in (run_dir / "results.csv").read_text().splitlines()[1:]]
     assert epochs == ["1", "2"]
+
+
+@pytest.mark.slow
+def test_training_starts_from_the_weights_read_without_unpickling(
+    yolo_config: Path, synthetic_root: Path, tmp_path: Path
+) -> None:
+    """ultralytics is handed a network built from its YAML holding the file's tensors, never the file: after one
+    short epoch the detector's backbone is still the checkpoint's."""
+    import torch
+
+    path = tmp_path / "yolov5nu.pt"
+    state = _ultralytics_checkpoint(path)
+    cfg = train_config(smoke(pretrained=True, weights=str(path)), tmp_path)
+    data = build_dataset(synthetic_root, "synthetic", SYNTHETIC, "visible", tmp_path / "d", seed=0)
+    last = train_detector(cfg, data, tmp_path / "run")
+    trained = torch.load(last, weights_only=False)["model"].state_dict()  # our own run's file, recorded by sha256
+    first = "model.0.conv.weight"
+    correlation = torch.corrcoef(torch.stack([trained[first].float().flatten(), state[first].float().flatten()]))
+    assert correlation[0, 1] > 0.9

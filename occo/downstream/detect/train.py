@@ -12,7 +12,8 @@ Offline by construction: :func:`prepare_ultralytics` sets ``YOLO_OFFLINE``, keep
 settings in ``$YOLO_CONFIG_DIR`` (default ``<root>/.cache/ultralytics``), places the font it would
 otherwise download, and turns off its experiment-tracker integrations (its DVCLive hook would open
 a DVC experiment of its own inside ``dvc repro``). Pretrained weights come only from
-:func:`occo.fetch.weights.resolve_weights`; on CUDA the precision is bf16, which skips ultralytics' fp16
+:func:`occo.fetch.weights.resolve_weights` and are read without unpickling code
+(:mod:`occo.downstream.detect.weights`); on CUDA the precision is bf16, which skips ultralytics' fp16
 AMP self-test (that test downloads ``yolo26n.pt``).
 """
 
@@ -31,6 +32,7 @@ from typing import Any
 from occo.config import Detect
 from occo.data.io import IMAGE_EXTS, sha256_file, write_text_atomic
 from occo.downstream.detect.data import BuiltDataset
+from occo.downstream.detect.weights import coco_network
 from occo.fetch.weights import resolve_weights
 from occo.pipeline.device import resolve_device
 from occo.pipeline.resume import change_reason, digest_files
@@ -75,6 +77,7 @@ class TrainConfig:
 
     model: str  # yolov5n | yolov5s | yolov5m | yolov5l | yolov5x
     weights: Path | None  # COCO checkpoint; None = random init
+    weights_sha256: str | None  # its content, part of the run's identity
     epochs: int
     imgsz: int
     batch: int
@@ -90,6 +93,7 @@ class TrainConfig:
         return {
             "model": self.model,
             "weights": str(self.weights) if self.weights else None,
+            "weights_sha256": self.weights_sha256,
             "epochs": self.epochs,
             "imgsz": self.imgsz,
             "batch": self.batch,
@@ -113,9 +117,11 @@ def resolve_model_weights(cfg: Detect, root: Path) -> Path | None:
 def train_config(cfg: Detect, root: Path) -> TrainConfig:
     """The :class:`TrainConfig` of ``cfg``; CUDA when ``device: auto`` finds one (bf16 there)."""
     device = resolve_device(cfg.device, "detect.device")
+    weights = resolve_model_weights(cfg, root)
     return TrainConfig(
         model=cfg.model,
-        weights=resolve_model_weights(cfg, root),
+        weights=weights,
+        weights_sha256=None if weights is None else sha256_file(weights),
         epochs=cfg.epochs,
         imgsz=cfg.imgsz,
         batch=cfg.batch,
@@ -185,11 +191,28 @@ def _start_over(run_dir: Path, reason: str, identity: dict[str, Any]) -> dict[st
     return state
 
 
+def pretrained_trainer(coco: Any) -> type:
+    """ultralytics' DetectionTrainer whose new network takes its weights from ``coco`` (a network built from
+    ultralytics' YAML holding the COCO tensors, :func:`~occo.downstream.detect.weights.coco_network`) through
+    ultralytics' own transfer (``DetectionModel.load``: matching tensors, the class head resized); a resumed run's
+    network is left as ultralytics rebuilds it."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class PretrainedTrainer(DetectionTrainer):
+        def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> Any:
+            network = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+            if weights is None:
+                network.load(coco)
+            return network
+
+    return PretrainedTrainer
+
+
 def _fresh_arguments(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     """ultralytics' training arguments of a new run: the hyperparameters, seeded and deterministic, no
     validation during training, the run written to ``run_dir``."""
     return {
-        "pretrained": str(cfg.weights) if cfg.weights else False,
+        "pretrained": False,  # COCO weights come from pretrained_trainer, never from ultralytics reading the file
         "epochs": cfg.epochs,
         "imgsz": cfg.imgsz,
         "batch": cfg.batch,
@@ -232,6 +255,8 @@ def train_detector(cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Path:
     else:
         state, done = _start_over(run_dir, reason, identity), 0
         model, how = YOLO(f"{cfg.model}.yaml"), _fresh_arguments(cfg, run_dir)
+        if cfg.weights is not None:
+            how["trainer"] = pretrained_trainer(coco_network(cfg.model, cfg.weights))
     model.add_callback("on_model_save", lambda trainer: _record_checkpoint(run_dir, state, last, trainer.epoch + 1))
     model.train(**common, **how)
     state["finished"] = True  # ultralytics rewrote last.pt at the end (optimizer stripped): record that file
