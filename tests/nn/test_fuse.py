@@ -396,7 +396,7 @@ def test_refusal_of_foreign_images_does_not_call_them_fused(tmp_path, model):
     assert "a.png (not made by occo: no checkpoint recorded)" in message
 
 
-def test_resume_refuses_a_truncated_output_whose_tag_survived(tmp_path, model, caplog):
+def test_resume_fuses_again_a_truncated_output_whose_tag_survived(tmp_path, model, caplog):
     """The text tag sits before the pixels: a write cut short keeps it. Resume used to skip such an output."""
     src = _pairs(tmp_path / "src")
     out = tmp_path / "out"
