@@ -95,7 +95,7 @@ def pending_pairs(
     if len(pending) < len(pairs):
         log.info("%s: %d of %d pairs already done, skipped", out_dir, len(pairs) - len(pending), len(pairs))
     if again:
-        log.info("%s: %d made again: its images changed (or its mask sources, for imports)", out_dir, again)
+        log.info("%s: %d pairs made again: their images (or the masks they import) changed", out_dir, again)
     return pending
 
 

@@ -192,10 +192,9 @@ def _start_over(run_dir: Path, reason: str, identity: dict[str, Any]) -> dict[st
 
 
 def pretrained_trainer(coco: Any) -> type:
-    """ultralytics' DetectionTrainer whose new network takes its weights from ``coco`` (a network built from
-    ultralytics' YAML holding the COCO tensors, :func:`~occo.downstream.detect.weights.coco_network`) through
-    ultralytics' own transfer (``DetectionModel.load``: matching tensors, the class head resized); a resumed run's
-    network is left as ultralytics rebuilds it."""
+    """ultralytics' DetectionTrainer for a new run whose network takes its weights from ``coco`` (a network built
+    from ultralytics' YAML holding the COCO tensors, :func:`~occo.downstream.detect.weights.coco_network`) through
+    ultralytics' own transfer (``DetectionModel.load``: the tensors that match, the class head resized)."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
     class PretrainedTrainer(DetectionTrainer):
