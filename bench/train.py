@@ -4,7 +4,7 @@ Everything is measured in one run, on CPU and (when present) CUDA, and printed a
 with ratios against a baseline measured in the same run:
 
 1. training step time (median of ``--steps`` timed steps after ``--warmup``) and peak memory, for
-   fp32 eager (NCHW; the loop itself makes every CUDA run channels_last, ``amp: none`` included),
+   fp32 eager (NCHW; the loop itself makes every CUDA run channels_last, ``precision: fp32`` included),
    bf16 autocast + channels_last (CUDA only, as ``occo/train/loop.py``), and, with
    ``--compile``, each of them with ``torch.compile(model)`` (the network only, as the loop does);
 2. the contextual contrastive loss's share: the full ``OCCOLoss`` forward+backward against the
