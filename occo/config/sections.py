@@ -162,6 +162,7 @@ class Arch(Section):
     compat: SectionCompat = param(
         None,
         "fixed (bugs of the public code fixed) or official (reproduces its checkpoint); null: the top-level compat",
+        validate_default=True,
     )
     spatial_enhancement: Bool = param(True, "Eq. 2 module (§4.4.2 ablation switch)")
     cross_channel: Bool = param(True, "Eq. 1 module (§4.4.2 ablation switch)")
@@ -199,7 +200,9 @@ class Loss(Section):
     """Forms of the training objective (docs/fidelity.md)."""
 
     compat: SectionCompat = param(
-        None, "fixed (our sound form) or official (the authors' objective, to 1e-4); null: the top-level compat"
+        None,
+        "fixed (our sound form) or official (the authors' objective, to 1e-4); null: the top-level compat",
+        validate_default=True,
     )
     cx_variant: CxVariant = param("bounded", "contextual similarity: bounded, literal (Eq. 9-12) or mechrez")
     distance_form: DistanceForm = param(
@@ -232,7 +235,9 @@ class Train(Section):
     dataset: FolderName = param("FMB", "training dataset; masks from data/masks/<dataset>/<split>")
     split: FolderName = param("train", "training split")
     compat: SectionCompat = param(
-        None, "fixed (our routine) or official (the authors' train_ep routine); null: the top-level compat"
+        None,
+        "fixed (our routine) or official (the authors' train_ep routine); null: the top-level compat",
+        validate_default=True,
     )
     epochs: PositiveInt = param(30, "passes over the training pairs (the authors' README trains 30)")
     max_steps: PositiveInt | None = param(None, "cap on optimiser steps (smoke runs); null = all epochs")
@@ -261,7 +266,9 @@ class Fuse(Section):
     """Stage `fuse`: full-resolution colour fusion of the listed splits."""
 
     compat: SectionCompat = param(
-        None, "test routine: fixed (rounding) or official (the authors' test script); null: the top-level compat"
+        None,
+        "test routine: fixed (rounding) or official (the authors' test script); null: the top-level compat",
+        validate_default=True,
     )
     checkpoint: PathStr = param("models/occo.pt", "weights to fuse with (ours or converted)")
     extra_checkpoints: dict[FolderName, PathStr] = param(

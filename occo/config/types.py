@@ -103,7 +103,7 @@ FeatureSpace = Literal[
 DistanceForm = Literal["code", "paper"]  # occo.losses.contrastive.DISTANCE_FORMS
 CxVariant = Literal["bounded", "literal", "mechrez"]  # occo.losses.contextual.CX_VARIANTS
 Compat = Literal["fixed", "official"]  # occo.nn.fifn.blocks.SPATIAL_ENHANCEMENTS & occo.nn.fifn.model.INFERENCE_RULES
-# (and occo.losses.compat.OBJECTIVES, occo.train.routine.ROUTINES, occo.nn.fuse.TEST_ROUTINES)
+# (and occo.losses.objective.OBJECTIVES, occo.train.routine.ROUTINES, occo.nn.fuse.FUSE_ROUTINES)
 SectionCompat = Annotated[Compat, BeforeValidator(lambda v: "fixed" if v is None else v)]
 """A section's ``compat``: null follows the top-level ``compat`` inside ``Params`` (alone, null is fixed)."""
 TrainPrecision = Literal["auto", "bf16", "fp32"]  # "auto" + occo.train.routine.AUTOCAST_DTYPES
