@@ -139,6 +139,18 @@ def _check_makers(
     return stale
 
 
+def _batches_by_size(pairs: list[Pair], batch_size: int, pixels: int, max_pixels: int | None) -> list[list[Pair]]:
+    """Same-size pairs together, at most ``batch_size`` and ``pixels`` pixels per batch (one pair at least)."""
+    by_size: dict[tuple[int, int], list[Pair]] = defaultdict(list)
+    for p in pairs:
+        by_size[read_size(p.ir, max_pixels=max_pixels)].append(p)
+    batches = []
+    for (h, w), group in by_size.items():
+        n = max(1, min(batch_size, pixels // (h * w)))
+        batches += [group[i : i + n] for i in range(0, len(group), n)]
+    return batches
+
+
 def fuse_folder(
     model: FIFN,
     pairs: list[Pair],
@@ -174,13 +186,7 @@ def fuse_folder(
         skipped = len(pairs) - len(todo)
         log.info("%s: %d of %d outputs exist (made by this checkpoint), skipped", out_dir, skipped, len(pairs))
     per_pixel = bytes_per_pixel(model.arch)
-    by_size: dict[tuple[int, int], list[Pair]] = defaultdict(list)
-    for p in todo:
-        by_size[read_size(p.ir, max_pixels=max_pixels)].append(p)
-    batches = []
-    for (h, w), group in by_size.items():
-        n = max(1, min(batch_size, memory_budget_bytes // (h * w * per_pixel)))
-        batches += [group[i : i + n] for i in range(0, len(group), n)]
+    batches = _batches_by_size(todo, batch_size, memory_budget_bytes // per_pixel, max_pixels)
     text = {CHECKPOINT_KEY: checkpoint_sha256}
     routine = FUSE_ROUTINES[compat]
     rule = routine.rule or model.arch.compat
