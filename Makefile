@@ -34,7 +34,7 @@ SMOKE_PARAMS ?= -S masks.random_init=true -S '+masks.datasets.synthetic=[train]'
 	-S segment.dataset=synthetic -S segment.encoder=resnet18 -S segment.encoder_weights=null -S segment.epochs=10 \
 	-S 'segment.size=[96,128]' -S segment.batch_size=4 -S segment.num_workers=0
 
-.PHONY: install test test-all lint params-table smoke smoke-omega6 bench gpu-check clean
+.PHONY: install test test-all lint params-table smoke smoke-omega6 smoke-official bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -73,6 +73,13 @@ smoke: install
 smoke-omega6: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc exp run -n smoke-omega6-100 -S omega6=100
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc metrics diff smoke smoke-omega6-100 -R --precision 4 --targets dvclive/train/metrics.json metrics/fusion
+
+# The authors' whole setup on top of the smoke run (docs/experiments.md): `compat=official` alone switches the
+# network, the loss, the training routine and the test routine to their code's; the `fuse` target keeps it to
+# train and fuse (10 steps and the synthetic splits), then the training losses are compared with the smoke run's.
+smoke-official: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc exp run -n smoke-official -S compat=official fuse
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc metrics diff smoke smoke-official --precision 4 --targets dvclive/train/metrics.json
 
 bench: install
 	$(BIN)/python bench/metrics.py

@@ -4,8 +4,8 @@ Everything is measured in one run, on CPU and (when present) CUDA, and printed a
 with ratios against a baseline measured in the same run:
 
 1. training step time (median of ``--steps`` timed steps after ``--warmup``) and peak memory, for
-   fp32 eager (NCHW; the loop itself makes every CUDA run channels_last, ``amp: none`` included),
-   bf16 autocast + channels_last (CUDA only, as ``occo/train/loop.py``), and, with
+   fp32 eager (NCHW; the loop itself makes every CUDA run channels_last, ``precision: fp32`` included),
+   bf16 autocast + channels_last (CUDA only: what ``train.precision: auto`` runs there), and, with
    ``--compile``, each of them with ``torch.compile(model)`` (the network only, as the loop does);
 2. the contextual contrastive loss's share: the full ``OCCOLoss`` forward+backward against the
    pixel loss alone (``OCCOLoss`` always computes the contrastive terms, even with ``omega6: 0``,
@@ -51,8 +51,9 @@ sys.path.insert(0, str(REPO))
 from occo.config import Params, load_params, override  # noqa: E402
 from occo.losses import OCCOLoss  # noqa: E402
 from occo.nn import build_model, fuse_y, normalise_output  # noqa: E402
+from occo.train.routine import routine_of  # noqa: E402
 
-CPU_BF16_SKIP = "skipped: bf16 autocast is a CUDA path in occo/train"
+CPU_BF16_SKIP = "skipped: a CUDA speed setting (train.precision auto is fp32 on the CPU; bf16 there only when asked)"
 
 
 def random_vgg_params(path: Path) -> Params:
@@ -119,7 +120,7 @@ class Step:
         rebuild_loss: bool = False,
     ) -> None:
         self.params, self.dev, self.rebuild_loss = params, dev, rebuild_loss
-        self.per_image = params.arch.compat == "fixed"
+        self.per_image = routine_of(params.train).per_image_output
         self.model = build_model(params.arch, seed=0).to(dev)
         self.loss_fn = OCCOLoss.from_config(params).to(dev)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=params.train.lr)

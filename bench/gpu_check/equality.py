@@ -35,6 +35,7 @@ from occo.losses import OCCOLoss
 from occo.metrics.evaluate import BASELINES, evaluate_pairs
 from occo.metrics.suite import METRICS
 from occo.nn import build_model, normalise_output, save_checkpoint
+from occo.train.routine import routine_of
 
 METRIC_RTOL = 1e-9
 FUSE_LEVELS = 1
@@ -176,7 +177,7 @@ def loss_equal(ctx: Context, other: str | None) -> Row:
         net, loss = copy.deepcopy(model).to(device).train(), copy.deepcopy(loss_fn).to(device)
         ir, vi, ir_mask, vi_mask = (t.to(device) for t in batch)
         with bf16_autocast(bf16):
-            fused = normalise_output(net(ir=ir, vi=vi).float(), per_image=arch.compat == "fixed")
+            fused = normalise_output(net(ir=ir, vi=vi).float(), per_image=routine_of(params.train).per_image_output)
             total = loss(fused, ir=ir, vi=vi, ir_mask=ir_mask, vi_mask=vi_mask)["total"]
         total.backward()
         grads = torch.stack([p.grad.norm() for p in net.parameters() if p.grad is not None])

@@ -200,9 +200,18 @@ def as_dict(cfg: BaseModel) -> dict[str, Any]:
     return cfg.model_dump(mode="json", by_alias=True)
 
 
-def override(cfg: Params, changes: Mapping[str, Any]) -> Params:
-    """``cfg`` with dotted keys set (``{"train.crop": 64}``) and validated again: what ``dvc exp run -S`` does."""
+def declared(cfg: Params) -> dict[str, Any]:
+    """``as_dict(cfg)`` as the file declared it: a section that follows the top-level ``compat`` says null."""
     raw = as_dict(cfg)
+    for name in cfg.following_compat:
+        raw[name]["compat"] = None
+    return raw
+
+
+def override(cfg: Params, changes: Mapping[str, Any]) -> Params:
+    """``cfg`` with dotted keys set (``{"train.crop": 64}``) and validated again: what ``dvc exp run -S`` does
+    (``{"compat": "official"}`` moves every section that follows it)."""
+    raw = declared(cfg)
     for key, value in changes.items():
         *parents, last = key.split(".")
         node = raw

@@ -8,9 +8,10 @@ Adding a param is one field here, its line in params.yaml, and `make params-tabl
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
 from occo.config.types import (
@@ -30,6 +31,7 @@ from occo.config.types import (
     DistanceForm,
     Encoder,
     FeatureSpace,
+    Flip,
     FolderName,
     Fraction,
     FusionMetrics,
@@ -47,11 +49,13 @@ from occo.config.types import (
     Real,
     SamModel,
     ScaleInts,
+    SectionCompat,
     Seed,
     SpatialGate,
     SubPath,
     Text,
     TokenNorm,
+    TrainPrecision,
     YoloModel,
 )
 
@@ -158,7 +162,11 @@ OFFICIAL_FORMS = ("sigmoid", "layer", "code")
 class Arch(Section):
     """The fusion network (§3.1); a checkpoint records its own and fusion follows it."""
 
-    compat: Compat = param("fixed", "fixed (bugs of the public code fixed) or official (reproduces its checkpoint)")
+    compat: SectionCompat = param(
+        None,
+        "fixed (bugs of the public code fixed) or official (reproduces its checkpoint); null: the top-level compat",
+        validate_default=True,
+    )
     spatial_enhancement: Bool = param(True, "Eq. 2 module (§4.4.2 ablation switch)")
     cross_channel: Bool = param(True, "Eq. 1 module (§4.4.2 ablation switch)")
     cross_attention: Bool = param(True, "§3.1 cross attention (§4.4.2 ablation switch)")
@@ -187,13 +195,35 @@ class Arch(Section):
         return self
 
 
-class Loss(Section):
-    """Forms of the contextual contrastive loss (docs/fidelity.md)."""
+OFFICIAL_LOSS_FORMS = {"cx_variant": ("bounded", "mechrez"), "distance_form": ("code",)}
+"""The loss forms the authors' code has, which ``loss.compat: official`` computes as their code does."""
 
+
+class Loss(Section):
+    """Forms of the training objective (docs/fidelity.md)."""
+
+    compat: SectionCompat = param(
+        None,
+        "fixed (our sound form) or official (the authors' objective, to 1e-4); null: the top-level compat",
+        validate_default=True,
+    )
     cx_variant: CxVariant = param("bounded", "contextual similarity: bounded, literal (Eq. 9-12) or mechrez")
     distance_form: DistanceForm = param(
         "code", "Eq. 13-14: code (a ratio per VGG layer, relu4_4 x0.25) or paper (one ratio of the layer sum)"
     )
+
+    @model_validator(mode="after")
+    def _official_has_the_form(self) -> Loss:
+        """compat=official computes the authors' code, which has these forms only."""
+        if self.compat == "official" and any(
+            getattr(self, key) not in forms for key, forms in OFFICIAL_LOSS_FORMS.items()
+        ):
+            raise PydanticCustomError(
+                "params",
+                "compat official computes the authors' code: should keep cx_variant bounded or mechrez and "
+                "distance_form code (or set loss.compat: fixed)",
+            )
+        return self
 
 
 class Ablation(Section):
@@ -207,15 +237,22 @@ class Train(Section):
 
     dataset: FolderName = param("FMB", "training dataset; masks from data/masks/<dataset>/<split>")
     split: FolderName = param("train", "training split")
-    epochs: PositiveInt = param(20, "passes over the training pairs")
+    compat: SectionCompat = param(
+        None,
+        "fixed (our routine) or official (the authors' train_ep routine); null: the top-level compat",
+        validate_default=True,
+    )
+    epochs: PositiveInt = param(30, "passes over the training pairs (the authors' README trains 30)")
     max_steps: PositiveInt | None = param(None, "cap on optimiser steps (smoke runs); null = all epochs")
     batch_size: PositiveInt = param(12, "crops per batch: 4 groups (the contrastive loss's layout)")
     crops_per_image: PositiveInt = param(2, "adjacent crops of one image in a group, as the public code")
     crop: Crop = param(256, "crop size in pixels (crops contain mask pixels), at least 16 (VGG19's four poolings)")
-    flip: Bool = param(True, "random horizontal flips (the public code has none)")
+    flip: Flip = param("auto", "random horizontal flips: auto (true; false under compat official), true or false")
     lr: Positive = param(1.0e-4, "Adam learning rate")
     seed: Seed = param(0, "seed of the network, crops and loss sampling")
-    amp: Amp = param("bf16", "bf16 (autocast on CUDA) or none (fp32)")
+    precision: TrainPrecision = param(
+        "auto", "auto (bf16 on CUDA, fp32 on CPU; fp32 under compat official), bf16 (autocast, CPU too) or fp32"
+    )
     compile: Bool = param(False, "torch.compile the network")
     num_workers: NonNegativeInt = param(4, "data-loader workers")
     checkpoint_every: PositiveInt = param(500, "steps between resumable checkpoints (models/checkpoints/last.pt)")
@@ -231,6 +268,11 @@ class Train(Section):
 class Fuse(Section):
     """Stage `fuse`: full-resolution colour fusion of the listed splits."""
 
+    compat: SectionCompat = param(
+        None,
+        "test routine: fixed (rounding) or official (the authors' test script); null: the top-level compat",
+        validate_default=True,
+    )
     checkpoint: PathStr = param("models/occo.pt", "weights to fuse with (ours or converted)")
     extra_checkpoints: dict[FolderName, PathStr] = param(
         {}, "{Method: checkpoint}: more fused methods under data/fused/<Method>/"
@@ -408,10 +450,15 @@ class Report(Section):
 # ----------------------------------------------------------------------------- the whole file
 
 
-class Params(Section):
-    """The whole params.yaml: the loss weights at the top level (so `-S omega6=100` addresses them), then a
-    section per stage."""
+COMPAT_SECTIONS = ("arch", "loss", "train", "fuse")
+"""Sections whose ``compat: null`` follows the top-level ``compat``."""
 
+
+class Params(Section):
+    """The whole params.yaml: the loss weights and ``compat`` at the top level (so `-S omega6=100` and
+    `-S compat=official` address them), then a section per stage."""
+
+    _following: frozenset[str] = PrivateAttr(frozenset())
     omega1: NonNegative = param(0.5, "shared-region contrastive ratio whose positive is visible (Eq. 7; Table 6)")
     omega2: NonNegative = param(
         0.5, "shared-region ratio whose positive is infrared (Eq. 7); unique and background weigh 1"
@@ -421,6 +468,9 @@ class Params(Section):
     omega5: NonNegative = param(1.0, "pixel loss (Eq. 19): weight of the texture (Sobel) term (Eq. 18)")
     omega6: NonNegative = param(
         10.0, "total loss: weight of the contrastive loss against the pixel loss (Eq. 20; Table 7)"
+    )
+    compat: Compat = param(
+        "fixed", "fixed (our sound forms) or official (the authors' code: network, loss, training, test routine)"
     )
     download: Download = param(Download(), "stage download")
     evaluate: Evaluate = param(Evaluate(), "stages evaluate_reference and evaluate")
@@ -451,3 +501,27 @@ class Params(Section):
                     )
                 taken[name] = f"already a method of {param}"
         return self
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _sections_follow_compat(cls, data: Any, handler: ModelWrapValidatorHandler[Params]) -> Params:
+        """Every section of :data:`COMPAT_SECTIONS` whose ``compat`` is null or absent takes the top-level
+        ``compat``; which ones did is kept (:attr:`following_compat`), so that an override of the top-level
+        key moves them again."""
+        if not isinstance(data, Mapping):
+            return handler(data)
+        top, raw, following = data.get("compat", "fixed"), dict(data), []
+        for name in COMPAT_SECTIONS:
+            section = raw.get(name, {})
+            if isinstance(section, Mapping) and section.get("compat") is None:
+                following.append(name)
+                if top in get_args(Compat):  # a bad top-level value is reported by the handler
+                    raw[name] = {**section, "compat": top}
+        params = handler(raw)
+        params._following = frozenset(following)
+        return params
+
+    @property
+    def following_compat(self) -> frozenset[str]:
+        """The sections whose ``compat`` is the top-level one (null or absent in the file)."""
+        return self._following

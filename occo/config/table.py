@@ -75,8 +75,10 @@ def sections() -> Iterator[tuple[str, str, list[tuple[str, str, str]]]]:
         if _model(info.annotation) is None
     ]
     yield (
-        "Loss weights (top level)",
-        "The weights of the paper's losses (§3.3-3.4), at the top level so that `-S omega6=100` addresses them.",
+        "Loss weights and compat (top level)",
+        "The weights of the paper's losses (§3.3-3.4) and the switch to the authors' code, at the top level so "
+        "that `-S omega6=100` and `-S compat=official` address them; `compat` is what every section whose own "
+        "`compat` is null follows (arch, loss, train, fuse; docs/fidelity.md).",
         top,
     )
     for name, info in Params.model_fields.items():

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     StrictBool,
     ValidationError,
@@ -108,6 +109,7 @@ Crop = one_error(
     f"should be an integer of at least {MIN_CROP} (VGG19 halves a crop {VGG_POOLINGS} times before relu5_4)",
 )
 Amp = Literal["bf16", "none"]
+Flip = one_error(Literal["auto"] | StrictBool, "should be auto, true or false")
 
 # Registries held by heavier modules (tests/config/test_params.py checks each against its source).
 FeatureSpace = Literal[
@@ -116,6 +118,10 @@ FeatureSpace = Literal[
 DistanceForm = Literal["code", "paper"]  # occo.losses.contrastive.DISTANCE_FORMS
 CxVariant = Literal["bounded", "literal", "mechrez"]  # occo.losses.contextual.CX_VARIANTS
 Compat = Literal["fixed", "official"]  # occo.nn.fifn.blocks.SPATIAL_ENHANCEMENTS & occo.nn.fifn.model.INFERENCE_RULES
+# (and occo.losses.objective.OBJECTIVES, occo.train.routine.ROUTINES, occo.nn.fuse.FUSE_ROUTINES)
+SectionCompat = Annotated[Compat, BeforeValidator(lambda v: "fixed" if v is None else v)]
+"""A section's ``compat``: null follows the top-level ``compat`` inside ``Params`` (alone, null is fixed)."""
+TrainPrecision = Literal["auto", "bf16", "fp32"]  # "auto" + occo.train.routine.AUTOCAST_DTYPES
 SpatialGate = Literal["sigmoid", "softmax"]  # occo.nn.fifn.blocks.GATES
 TokenNorm = Literal["layer", "batch"]  # occo.nn.fifn.blocks.TOKEN_NORMS
 AttentionRouting = Literal["code", "paper"]  # occo.nn.fifn.blocks.ATTENTION_ROUTINGS

@@ -10,7 +10,8 @@ Eq. 11 ``s = mean_i s_i``, Eq. 12 ``CS = -log(s + ω3·e)`` with e the Euclidean
 maps. Every variant here normalises S by its row minimum before the softmax (the relative distance
 of Mechrez et al., which the public code's contextual-loss package applies; Eq. 10 has none).
 
-Variants (``loss.cx_variant``), each giving a per-sample loss ``-log(similarity)``:
+Variants (``loss.cx_variant``), each giving a per-sample loss ``-log(similarity)`` (``loss.compat: official``
+computes ``bounded`` and ``mechrez`` as the authors' code does instead: ``occo.losses.official``):
 
 * ``bounded`` (default): ``-log(mean_i max_j [(1-ω3) CX^cos_ij + ω3 CX^L2_ij])``, CX^L2 the same
   affinity computed from squared feature distances, bandwidth 1. Both parts are probabilities, so
@@ -19,8 +20,9 @@ Variants (``loss.cx_variant``), each giving a per-sample loss ``-log(similarity)
   of squared *feature* distances (the authors replaced the package's pixel-position grid), with w = 0.5
   (the module passes its band width into the weight slot) and bandwidth 1; we orient its L2 matrix
   like the cosine one, which the code transposes (docs/fidelity.md).
-* ``literal``: Eq. 12 read literally, ``-log(s + ω3·e)`` with e an unbounded Euclidean distance.
-  e rewards moving *away* from the target, so it is clamped to [0, e_max] (warned).
+* ``literal``: Eq. 12 as printed, ``-log(s + ω3·e)`` with ``e = ‖φ1 - φ2‖₂`` over the whole feature maps
+  (every position and channel), unbounded: e rewards moving *away* from the target and drives the value
+  below zero once ω3·e > 1 - s (warned).
 * ``mechrez``: the original contextual loss of Mechrez et al. (ECCV 2018): cosine only,
   ``CX = mean_j max_i CX_ij``, bandwidth 0.5.
 """
@@ -130,22 +132,28 @@ def bounded_contextual_loss(
     return _neg_log(_log_mean_max(log_cx, max_dim=2), eps)
 
 
+def l2_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Eq. 14 (and Eq. 12's e): ``e(φ1, φ2) = ‖φ1 - φ2‖₂`` per sample, over every feature value.
+
+    (B, ...) → (B,), in float32; its gradient at 0 is 0. Background term and Model-1/3 under
+    ``distance_form: paper``, and the ``literal`` variant's e.
+    """
+    return torch.linalg.vector_norm((a.float() - b.float()).flatten(1), dim=1)
+
+
 @_fp32
 def literal_contextual_loss(
-    x: torch.Tensor, y: torch.Tensor, *, omega3: float, band_width: float = 1.0, e_max: float = 1.0, eps: float = EPS
+    x: torch.Tensor, y: torch.Tensor, *, omega3: float, e: torch.Tensor, band_width: float = 1.0, eps: float = EPS
 ) -> torch.Tensor:
-    """Eq. 12 read literally: ``-log(s + ω3·min(e, e_max) + ε)`` per sample (B,).
+    """Eq. 12 as printed: ``CS = -log(s + ω3·e)`` per sample (B,).
 
-    s = ``mean_i max_j CX^cos_ij`` (Eq. 9-11) and e = ``mean_p |x_p - y_p|``, the Euclidean
-    distance between aligned feature vectors (x and y must have the same points). Unclamped, e grows
-    without bound as the anchor moves away from the target and drives the loss below zero; the clamp
-    caps that reward at ``-log(1 + ω3·e_max)``. Identical sets give ``-log(1 + ε) ≈ 0``.
+    s = ``mean_i max_j CX^cos_ij`` (Eq. 9-11, from the point sets x, y) and ``e = ‖φ1 - φ2‖₂`` (B,), the
+    Euclidean distance of the whole feature maps (``l2_distance``, computed before any sampling of
+    positions). Unbounded: moving away from the target raises e and lowers CS, below 0 once ω3·e > 1 - s;
+    identical maps give 0.
     """
-    if x.shape != y.shape:
-        raise ValueError(f"the literal variant compares aligned points; got {tuple(x.shape)} and {tuple(y.shape)}")
     log_s = _log_mean_max(log_contextual_affinity(cosine_distance(x, y, eps), band_width, eps), max_dim=2)
-    e = (x - y).norm(dim=-1).mean(dim=-1).clamp(0.0, e_max)
-    return -torch.log(log_s.exp() + omega3 * e + eps)
+    return -torch.log(log_s.exp() + omega3 * e)
 
 
 @_fp32
@@ -163,16 +171,18 @@ def mechrez_contextual_loss(
 
 @dataclass(frozen=True)
 class CXVariant:
-    """A contextual-similarity variant: its loss function, bandwidth, and whether it mixes with ω3."""
+    """A contextual-similarity variant: its loss function, bandwidth, whether it mixes with ω3, and whether it
+    takes Eq. 12's e of the whole maps (``e=``)."""
 
     fn: Callable[..., torch.Tensor]
     band_width: float
     uses_omega3: bool
+    whole_map_distance: bool = False
 
 
 CX_VARIANTS: dict[str, CXVariant] = {
     "bounded": CXVariant(bounded_contextual_loss, 1.0, True),
-    "literal": CXVariant(literal_contextual_loss, 1.0, True),
+    "literal": CXVariant(literal_contextual_loss, 1.0, True, whole_map_distance=True),
     "mechrez": CXVariant(mechrez_contextual_loss, 0.5, False),
 }
 
@@ -197,19 +207,19 @@ class ContextualLoss(nn.Module):
         omega3: cosine/L2 mixing weight (ignored by ``mechrez``, which has no L2 part).
         max_points: random subset of positions above this many per map (None: all).
         use_checkpoint: recompute the similarity matrices in backward instead of storing them.
-        e_max: clamp of the Euclidean term of ``literal``.
 
-    ``forward(x, y)``: (B, C, H, W) anchor and target features → (B,) float32 losses.
+    ``forward(x, y, call_size=None)``: (B, C, H, W) anchor and target features → (B,) float32 losses; each
+    sample is centred on its own target (Eq. 9), so ``call_size`` (the authors' grouping of samples into
+    calls, ``occo.losses.official``) changes nothing here.
     """
 
     def __init__(
         self,
-        variant: str = "bounded",
+        variant: str,
         *,
-        omega3: float = 0.5,
+        omega3: float,
         max_points: int | None = MAX_POINTS,
         use_checkpoint: bool = True,
-        e_max: float = 1.0,
         eps: float = EPS,
     ) -> None:
         super().__init__()
@@ -219,24 +229,25 @@ class ContextualLoss(nn.Module):
         kwargs: dict[str, float] = {"band_width": spec.band_width, "eps": eps}
         if spec.uses_omega3:
             kwargs["omega3"] = omega3
-        if variant == "literal":
-            kwargs["e_max"] = e_max
+        if spec.whole_map_distance:
             warnings.warn(
-                "loss.cx_variant=literal: -log(s + omega3*e) with e an unbounded Euclidean distance rewards "
-                f"moving away from the positive; e is clamped to [0, {e_max}]",
+                "loss.cx_variant=literal: -log(s + omega3*e) with e the unbounded Euclidean distance of the whole "
+                "feature maps (Eq. 12 as printed) rewards moving away from the positive",
                 UserWarning,
                 stacklevel=2,
             )
         self.variant = variant
         self.max_points = max_points
         self.use_checkpoint = use_checkpoint
+        self.whole_map_distance = spec.whole_map_distance
         self._fn = functools.partial(spec.fn, **kwargs)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, call_size: int | None = None) -> torch.Tensor:
         xp, yp = sample_points(x, y, self.max_points)
+        kwargs = {"e": l2_distance(x, y)} if self.whole_map_distance else {}
         if self.use_checkpoint and torch.is_grad_enabled() and (xp.requires_grad or yp.requires_grad):
-            return checkpoint(self._fn, xp, yp, use_reentrant=False)
-        return self._fn(xp, yp)
+            return checkpoint(self._fn, xp, yp, use_reentrant=False, **kwargs)
+        return self._fn(xp, yp, **kwargs)
 
     def extra_repr(self) -> str:
         return f"variant={self.variant}, max_points={self.max_points}"

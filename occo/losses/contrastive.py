@@ -14,6 +14,10 @@ Regions and positives: infrared-unique (positive infrared, negatives visible), v
 Euclidean distance on relu1_1 of the 1-channel VGG; code: mean of squares, λ = 1/16; paper: l2
 norm). Anchors whose region is empty are left out; a term with no anchor left is skipped (logged
 once per loss module) and is absent from the returned terms.
+
+``loss.compat: official`` computes the terms as the authors' code does (``occo.losses.objective``):
+regions from the masks' products, nothing left out, the relu5_4 numerator CX(positive, anchor), and per
+layer one ratio of batch means, ``mean_a D(A_a, P_a) / Σ_k mean_a D(A_a, N_ka)``.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from occo.losses.contextual import EPS, MAX_POINTS, ContextualLoss
+from occo.losses.contextual import EPS, l2_distance
+from occo.losses.objective import get_objective
+from occo.losses.official import batch_mean_ratio
 from occo.losses.vgg import VGG19Features
-from occo.masks.decompose import decompose_masks
+from occo.masks.decompose import decompose_masks  # noqa: F401  (re-exported: occo.losses.decompose_masks)
 
 log = logging.getLogger(__name__)
 
@@ -100,24 +106,15 @@ def mean_squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).pow(2).flatten(1).mean(dim=1)
 
 
-def l2_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Eq. 14 (and Eq. 12's e): ``e(φ1, φ2) = ‖φ1 - φ2‖₂`` per sample, over every feature value.
-
-    (B, ...) → (B,), in float32; its gradient at 0 is 0. Background term and Model-1/3 under
-    ``distance_form: paper``.
-    """
-    return torch.linalg.vector_norm((a.float() - b.float()).flatten(1), dim=1)
-
-
 def contrastive_ratio(
     d_pos: torch.Tensor, d_neg: torch.Tensor, neg_valid: torch.Tensor, eps: float = EPS
 ) -> torch.Tensor:
     """Eq. 6-8, one ratio per anchor: ``D(A, P) / (Σ_k D(A, N_k) + ε)``.
 
     d_pos (..., n), d_neg (..., G, n), neg_valid (G, n) bool → (..., n). Distances are clamped at 0:
-    a contextual distance can reach -log(1 + ε), and the ``literal`` variant goes down to
-    -log(1 + ω3·e_max), which would flip signs in the ratio. Invalid negatives (empty region) are
-    left out of the sum.
+    a contextual distance can reach -log(1 + ε), and the ``literal`` variant is unbounded below, which
+    would flip signs in the ratio (a literal distance below 0 counts as 0). Invalid negatives (empty
+    region) are left out of the sum.
     """
     den = torch.where(neg_valid, d_neg.clamp_min(0.0), torch.zeros_like(d_neg)).sum(dim=-2)
     return d_pos.clamp_min(0.0) / (den + eps)
@@ -193,9 +190,15 @@ def contextual_contrastive_loss(terms: Mapping[str, torch.Tensor], omega1: float
     return torch.stack(present).sum()
 
 
-def _check_batch(fused: torch.Tensor, groups: int, *others: torch.Tensor) -> int:
+def _check_batch(fused: torch.Tensor, groups: int, *others: torch.Tensor, min_size: int | None = None) -> int:
     if fused.dim() != 4 or fused.shape[1] != 1:
         raise ValueError(f"expected (B, 1, H, W) grey images, got {tuple(fused.shape)}")
+    if min_size is not None and min(fused.shape[2:]) < min_size:
+        h, w = fused.shape[2:]
+        raise ValueError(
+            f"loss.compat official needs images of at least {min_size}x{min_size} (relu5_4 then has 2x2 points), "
+            f"got {h}x{w}: raise train.crop"
+        )
     for t in others:
         if t.shape != fused.shape:
             raise ValueError(f"all inputs must be {tuple(fused.shape)}, got {tuple(t.shape)}")
@@ -223,18 +226,18 @@ class ContextualContrastiveLoss(nn.Module):
     """L_CCL (Eq. 5) over a batch of G groups; ``forward`` returns each active term and ``contrast``.
 
     A term whose region is empty in every anchor is skipped and left out of the returned dict (not
-    reported as 0); ``contrast`` is the Eq. 5 sum of the terms present.
+    reported as 0; ``compat: official`` skips nothing); ``contrast`` is the Eq. 5 sum of the terms present.
 
-    Args:
+    Args (keyword-only, as ``OCCOLoss.from_config`` passes them from the params):
         omega1, omega2: weights of the shared ratios with visible / infrared positive (Eq. 7).
         omega3: cosine/L2 mixing inside the contextual similarity (Eq. 12).
         cx_variant: contextual similarity (``bounded`` | ``literal`` | ``mechrez``).
         distance_form: ``code`` | ``paper``: how Eq. 13-14 enter the ratios (``DISTANCE_FORMS``).
         feature_space: ``occo`` | ``model1`` | ``model2`` | ``model3`` | ``model5`` (Model-4 is
             ``occo.losses.masked.MaskedIntensityLoss``).
-        groups: G; the batch must hold G·n images.
+        compat: ``fixed`` | ``official``: the form of the terms (``occo.losses.objective.OBJECTIVES``).
         vgg_weights, vgg_random_init: see ``VGG19Features``.
-        max_points: position cap per contextual comparison (matters for Model-2's shallow layers).
+        groups: G; the batch must hold G·n images.
 
     ``forward(fused, ir=, vi=, ir_mask=, vi_mask=)``: all (B, 1, H, W), images in [0, 1], binary masks.
     """
@@ -245,13 +248,13 @@ class ContextualContrastiveLoss(nn.Module):
         omega1: float,
         omega2: float,
         omega3: float,
-        cx_variant: str = "bounded",
-        distance_form: str = "code",
-        feature_space: str = "occo",
+        cx_variant: str,
+        distance_form: str,
+        feature_space: str,
+        compat: str,
+        vgg_weights: str | Path | None,
+        vgg_random_init: bool,
         groups: int = 4,
-        vgg_weights: str | Path | None = None,
-        vgg_random_init: bool = False,
-        max_points: int | None = MAX_POINTS,
         eps: float = EPS,
     ) -> None:
         super().__init__()
@@ -260,35 +263,44 @@ class ContextualContrastiveLoss(nn.Module):
             raise ValueError(f"feature space {feature_space!r} has no contrastive loss; use MaskedIntensityLoss")
         self.feature_space = space
         self.form = get_distance_form(distance_form)
+        self.objective = get_objective(compat)
+        if self.objective.batch_means and not self.form.per_layer:
+            raise ValueError("loss.compat official forms one ratio per layer, as the authors' code: distance_form code")
         self.omega1, self.omega2, self.groups, self.eps = omega1, omega2, groups, eps
         self.layer_weights = dict(space.layers)
         self.bg_weights = dict(BACKGROUND_LAYERS)
         self.vgg = VGG19Features(vgg_weights, random_init=vgg_random_init, in_channels=3, layers=self.layer_weights)
         self.vgg_bg = VGG19Features(vgg_weights, random_init=vgg_random_init, in_channels=1, layers=self.bg_weights)
-        self.contextual = (
-            ContextualLoss(
-                cx_variant,
-                omega3=omega3 if space.omega3 is None else space.omega3,
-                max_points=max_points,
-                eps=eps,
-            )
-            if space.distance == "contextual"
-            else None
-        )
+        omega3 = omega3 if space.omega3 is None else space.omega3
+        contextual = space.distance == "contextual"
+        self.contextual = self.objective.contextual(cx_variant, omega3=omega3) if contextual else None
         self._skip_log = _SkipLog()
 
-    def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.form.euclidean(a, b) if self.contextual is None else self.contextual(a, b)
+    def _distance(self, a: torch.Tensor, b: torch.Tensor, call_size: int) -> torch.Tensor:
+        return self.form.euclidean(a, b) if self.contextual is None else self.contextual(a, b, call_size)
+
+    def _pairs(
+        self, layer: str, anchors: torch.Tensor, sources: torch.Tensor, distance: Callable[..., torch.Tensor]
+    ) -> torch.Tensor:
+        """Eq. 13 on one layer: ``D(A_a, P_a)`` then ``D(A_a, N_ka)`` for every group k, (n + G·n,); the
+        relu5_4 numerator is ``D(P_a, A_a)`` where the objective says so (the authors' code)."""
+        n = anchors.shape[0]
+        if layer in self.objective.positive_first:
+            return torch.cat(
+                [distance(sources[:n], anchors, n), distance(anchors.repeat(self.groups, 1, 1, 1), sources[n:], n)]
+            )
+        return distance(anchors.repeat(self.groups + 1, 1, 1, 1), sources, n)
 
     def _term(
         self,
         anchors: dict[str, torch.Tensor],
         sources: dict[str, torch.Tensor],
-        distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        distance: Callable[..., torch.Tensor],
         weights: Mapping[str, float],
         valid: torch.Tensor,
     ) -> torch.Tensor:
-        """Mean over valid anchors of one ratio of Eq. 6-8, its layers combined by the distance form.
+        """One ratio of Eq. 6-8, its layers combined by the distance form: the mean over valid anchors of
+        per-anchor ratios, or the authors' ratio of batch means.
 
         anchors (n, ...) per layer; sources (n + G·n, ...) per layer, the positives then the
         negatives group by group; valid (G, n) bool on the host, row 0 = the anchors' own regions.
@@ -296,25 +308,32 @@ class ContextualContrastiveLoss(nn.Module):
         n = valid.shape[1]
         count = int(valid[0].sum())
         valid = valid.to(next(iter(anchors.values())).device, non_blocking=True)
-        d = torch.stack(
-            [distance(anchors[layer].repeat(self.groups + 1, 1, 1, 1), sources[layer]) for layer in weights]
-        )  # (L, n + G·n)
+        d = torch.stack([self._pairs(layer, anchors[layer], sources[layer], distance) for layer in weights])
         d_pos, d_neg = d[:, :n], d[:, n:].view(len(weights), self.groups, n)
+        if self.objective.batch_means:
+            return batch_mean_ratio(d_pos, d_neg, list(weights.values()))
         if self.form.per_layer:
             ratio = per_layer_ratio(d_pos, d_neg, valid, list(weights.values()), self.eps)
         else:
             ratio = summed_layer_ratio(d_pos, d_neg, valid, self.eps)
         return torch.where(valid[0], ratio, torch.zeros_like(ratio)).sum() / count
 
+    def _valid(self, masks: Mapping[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+        """(G, n) bool per region on the host: the samples that enter its term. Fixed: the samples whose
+        region is non-empty, among the anchors whose region is non-empty; official: every sample."""
+        regions = list(masks)
+        if self.objective.keep_empty:
+            return {r: torch.ones(self.groups, n, dtype=torch.bool) for r in regions}
+        present = torch.stack([masks[r].flatten(1).amax(dim=1) > 0 for r in regions])  # (R, B)
+        present_cpu = present.view(len(regions), self.groups, n).cpu()  # the one host sync of this loss
+        return {r: present_cpu[i] & present_cpu[i, 0] for i, r in enumerate(regions)}
+
     def forward(
         self, fused: torch.Tensor, *, ir: torch.Tensor, vi: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        n = _check_batch(fused, self.groups, vi, ir, ir_mask, vi_mask)
-        masks = decompose_masks(ir_mask=ir_mask, vi_mask=vi_mask)
-        regions = list(masks)
-        present = torch.stack([masks[r].flatten(1).amax(dim=1) > 0 for r in regions])  # (R, B)
-        present_cpu = present.view(len(regions), self.groups, n).cpu()  # the one host sync of this loss
-        valid = {r: present_cpu[i] & present_cpu[i, 0] for i, r in enumerate(regions)}  # (G, n) per region
+        n = _check_batch(fused, self.groups, vi, ir, ir_mask, vi_mask, min_size=self.objective.min_size)
+        masks = self.objective.regions(ir_mask=ir_mask, vi_mask=vi_mask)
+        valid = self._valid(masks, n)
         specs = {**OBJECT_TERMS, "background": BACKGROUND_TERM}
         active = [t for t in TERMS if bool(valid[specs[t].region][0].any())]
         for t in TERMS:
@@ -353,7 +372,8 @@ class ContextualContrastiveLoss(nn.Module):
             anchors = self.vgg_bg(f1 * m[:n])
             with torch.no_grad():
                 sources = self.vgg_bg(torch.cat([vi[:n] * m[:n], ir * m]))
-            out["background"] = self._term(anchors, sources, self.form.euclidean, self.bg_weights, valid["background"])
+            euclidean = lambda a, b, _: self.form.euclidean(a, b)  # noqa: E731  (no calls to centre)
+            out["background"] = self._term(anchors, sources, euclidean, self.bg_weights, valid["background"])
 
         # The four regions partition every anchor, so at least one term is always active.
         out["contrast"] = contextual_contrastive_loss(out, self.omega1, self.omega2)

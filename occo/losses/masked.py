@@ -53,7 +53,7 @@ class MaskedIntensityLoss(nn.Module):
     binarised at 0.5.
     """
 
-    def __init__(self, omega1: float, omega2: float) -> None:
+    def __init__(self, *, omega1: float, omega2: float) -> None:
         super().__init__()
         self.omega1, self.omega2 = omega1, omega2
 

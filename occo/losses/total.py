@@ -2,6 +2,9 @@
 
 Model-4 (``ablation.feature_space: model4``, §4.4.1): Eq. 21 replaces L_int and L_CCL,
 ``L_total = L_ssim + ω4 L_abl + ω5 L_texture`` (``occo.losses.masked`` says why ω4).
+
+``loss.compat: official`` computes every term as the authors' code does (within a relative 1e-4 of it in
+float32, gradient included): ``occo.losses.pixel`` (SSIM, Sobel) and ``occo.losses.objective`` (the rest).
 """
 
 from __future__ import annotations
@@ -66,16 +69,17 @@ class OCCOLoss(nn.Module):
         omega4: float,
         omega5: float,
         omega6: float,
-        cx_variant: str = "bounded",
-        distance_form: str = "code",
-        feature_space: str = "occo",
+        cx_variant: str,
+        distance_form: str,
+        feature_space: str,
+        compat: str,
+        vgg_weights: str | Path | None,
+        vgg_random_init: bool,
         groups: int = 4,
-        vgg_weights: str | Path | None = None,
-        vgg_random_init: bool = False,
     ) -> None:
         super().__init__()
         self.omega6 = omega6
-        self.pixel = PixelLoss(omega4, omega5)
+        self.pixel = PixelLoss(omega4=omega4, omega5=omega5, compat=compat)
         self.contrast: ContextualContrastiveLoss | None = None
         self.masked: MaskedIntensityLoss | None = None
         if get_feature_space(feature_space).contrastive:
@@ -86,16 +90,17 @@ class OCCOLoss(nn.Module):
                 cx_variant=cx_variant,
                 distance_form=distance_form,
                 feature_space=feature_space,
+                compat=compat,
                 groups=groups,
                 vgg_weights=vgg_weights,
                 vgg_random_init=vgg_random_init,
             )
         else:
-            self.masked = MaskedIntensityLoss(omega1, omega2)
+            self.masked = MaskedIntensityLoss(omega1=omega1, omega2=omega2)
 
     @classmethod
     def from_config(cls, cfg: Params) -> OCCOLoss:
-        """Built from the params: omega1..omega6, ``loss.cx_variant``, ``loss.distance_form``,
+        """Built from the params: omega1..omega6, ``loss.compat``, ``loss.cx_variant``, ``loss.distance_form``,
         ``ablation.feature_space``, ``train.vgg_weights`` and ``train.vgg_random_init``."""
         return cls(
             omega1=cfg.omega1,
@@ -107,6 +112,7 @@ class OCCOLoss(nn.Module):
             cx_variant=cfg.loss.cx_variant,
             distance_form=cfg.loss.distance_form,
             feature_space=cfg.ablation.feature_space,
+            compat=cfg.loss.compat,
             vgg_weights=cfg.train.vgg_weights,
             vgg_random_init=cfg.train.vgg_random_init,
         )
@@ -118,7 +124,11 @@ class OCCOLoss(nn.Module):
         if bad := _non_finite(inputs):
             raise NonFiniteLossError(f"NaN or inf in loss inputs: {', '.join(bad)}")
         if self.masked is not None:  # Model-4
-            terms = {"ssim": ssim_loss(fused, ir=ir, vi=vi), "texture": texture_loss(fused, ir=ir, vi=vi)}
+            compat = self.pixel.compat
+            terms = {
+                "ssim": ssim_loss(fused, ir=ir, vi=vi, compat=compat),
+                "texture": texture_loss(fused, ir=ir, vi=vi, compat=compat),
+            }
             terms.update(self.masked(fused, ir=ir, vi=vi, ir_mask=ir_mask, vi_mask=vi_mask))
             terms["total"] = model4_total_loss(
                 terms["ssim"], terms["masked_intensity"], terms["texture"], self.pixel.omega4, self.pixel.omega5

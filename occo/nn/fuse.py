@@ -6,6 +6,10 @@ grey result). Same-size pairs are fused together in batches that fit the memory 
 too large for it is fused tile by tile with the same result (occo.nn.fifn.tiling). Every output records
 the sha256 of the checkpoint that made it (PNG text ``occo-checkpoint-sha256``), so a folder never
 silently mixes the outputs of two checkpoints.
+
+``fuse.compat`` picks the test routine (:data:`FUSE_ROUTINES`): ours rounds to 8 bits and runs each
+checkpoint by its own inference rule; the authors' test script normalises BatchNorm with each image's
+own statistics (it never calls ``eval()``) and truncates (``np.uint8(x·255)``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import logging
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,6 +38,23 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "occo-checkpoint-sha256"
 _GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class FuseRoutine:
+    """How a checkpoint's fused images are made: ``rule``, the inference rule of every checkpoint
+    (``occo.nn.fifn.model.INFERENCE_RULES``; None: each checkpoint's own, its ``arch.compat``), and
+    ``quantise``, how [0, 1] becomes 8 bits (``occo.data.io.QUANTISERS``)."""
+
+    rule: str | None
+    quantise: str
+
+
+FUSE_ROUTINES: dict[str, FuseRoutine] = {
+    "fixed": FuseRoutine(rule=None, quantise="round"),
+    "official": FuseRoutine(rule="official", quantise="truncate"),
+}
+"""``fuse.compat`` → the test routine: ours, or the authors' test script (main.py's ``test``)."""
 
 
 def _free_memory(device: torch.device) -> int:
@@ -124,6 +146,18 @@ def _check_makers(
     return stale + found["damaged"]
 
 
+def _batches_by_size(pairs: list[Pair], batch_size: int, pixels: int, max_pixels: int | None) -> list[list[Pair]]:
+    """Same-size pairs together, at most ``batch_size`` and ``pixels`` pixels per batch (one pair at least)."""
+    by_size: dict[tuple[int, int], list[Pair]] = defaultdict(list)
+    for p in pairs:
+        by_size[read_size(p.ir, max_pixels=max_pixels)].append(p)
+    batches = []
+    for (h, w), group in by_size.items():
+        n = max(1, min(batch_size, pixels // (h * w)))
+        batches += [group[i : i + n] for i in range(0, len(group), n)]
+    return batches
+
+
 def fuse_folder(
     model: FIFN,
     pairs: list[Pair],
@@ -136,8 +170,10 @@ def fuse_folder(
     replace_other: bool = False,
     max_pixels: int | None = MAX_PIXELS,
     memory_budget_bytes: int | None = None,
+    compat: str = "fixed",
 ) -> list[Path]:
-    """Fuse ``pairs`` into ``<out_dir>/<id>.png`` (written atomically); returns the paths written.
+    """Fuse ``pairs`` into ``<out_dir>/<id>.png`` (written atomically) by the test routine ``compat``
+    (:data:`FUSE_ROUTINES`); returns the paths written.
 
     Each PNG records ``checkpoint_sha256``. Outputs already made by that checkpoint are skipped, so
     an interrupted run resumes, unless ``overwrite``. Outputs made by another checkpoint (or whose
@@ -157,14 +193,10 @@ def fuse_folder(
         skipped = len(pairs) - len(todo)
         log.info("%s: %d of %d outputs exist (made by this checkpoint), skipped", out_dir, skipped, len(pairs))
     per_pixel = bytes_per_pixel(model.arch)
-    by_size: dict[tuple[int, int], list[Pair]] = defaultdict(list)
-    for p in todo:
-        by_size[read_size(p.ir, max_pixels=max_pixels)].append(p)
-    batches = []
-    for (h, w), group in by_size.items():
-        n = max(1, min(batch_size, memory_budget_bytes // (h * w * per_pixel)))
-        batches += [group[i : i + n] for i in range(0, len(group), n)]
+    batches = _batches_by_size(todo, batch_size, memory_budget_bytes // per_pixel, max_pixels)
     text = {CHECKPOINT_KEY: checkpoint_sha256}
+    routine = FUSE_ROUTINES[compat]
+    rule = routine.rule or model.arch.compat
     written = []
     with tqdm(total=len(todo), desc=f"fuse {out_dir.name}", unit="pair", dynamic_ncols=True) as bar:
         for batch in batches:
@@ -172,12 +204,14 @@ def fuse_folder(
             ir = torch.stack([ir for ir, _ in loaded])
             vi_y = torch.stack([vi[:1] for _, vi in loaded])
             if ir[0].numel() * per_pixel <= memory_budget_bytes:
-                fused = fuse_y(model, ir=ir.to(device), vi=vi_y.to(device)).cpu()
+                fused = fuse_y(model, ir=ir.to(device), vi=vi_y.to(device), rule=rule).cpu()
             else:
-                fused = _fuse_tiled(model, batch[0], ir=ir, vi=vi_y, device=device, budget=memory_budget_bytes)
+                fused = _fuse_tiled(
+                    model, batch[0], ir=ir, vi=vi_y, device=device, budget=memory_budget_bytes, rule=rule
+                )
             for p, (_, vi), y in zip(batch, loaded, fused):
                 path = out_dir / f"{p.id}.png"
-                save_png(path, colourise(y, vi), text=text)
+                save_png(path, colourise(y, vi), text=text, quantise=routine.quantise)
                 written.append(path)
             bar.update(len(batch))
     log.info("wrote %d fused images to %s", len(written), out_dir)
@@ -185,17 +219,18 @@ def fuse_folder(
 
 
 def _fuse_tiled(
-    model: FIFN, pair: Pair, *, ir: torch.Tensor, vi: torch.Tensor, device: torch.device, budget: int
+    model: FIFN, pair: Pair, *, ir: torch.Tensor, vi: torch.Tensor, device: torch.device, budget: int, rule: str
 ) -> torch.Tensor:
-    """One pair (a batch of one) too large for the budget in one pass, fused tile by tile."""
+    """One pair (a batch of one) too large for the budget in one pass, fused tile by tile (inference rule
+    ``fixed`` only)."""
     arch = model.arch
     need = ir[0].numel() * bytes_per_pixel(arch)
-    if arch.compat != "fixed":
+    if rule != "fixed":
         raise DataError(
             f"{pair.ir} needs about {need / _GIB:.3g} GB in one pass, over the memory budget of "
             f"{budget / _GIB:.3g} GB, "
-            f"and a compat={arch.compat!r} checkpoint normalises each image with its own whole-image statistics, "
-            "which tiles cannot reproduce: raise the memory budget"
+            f"and compat={rule!r} (the checkpoint's arch.compat or fuse.compat) normalises each image with its own "
+            "whole-image statistics, which tiles cannot reproduce: raise the memory budget"
         )
     try:
         core = core_side(arch, budget)
@@ -256,6 +291,7 @@ def run_fuse(cfg: Fuse, root: Path) -> list[Path]:
                 replace_other=True,
                 max_pixels=cfg.max_pixels,
                 memory_budget_bytes=budget,
+                compat=cfg.compat,
             )
             folders.append(out)
     return folders

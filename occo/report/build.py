@@ -84,12 +84,15 @@ def run_section(cfg: Params) -> list[Block]:
         "loss weights: " + ", ".join(f"`omega{i}={w:g}`" for i, w in enumerate(omegas, start=1)),
         f"feature space: `ablation.feature_space={cfg.ablation.feature_space}`; "
         f"contextual loss `loss.cx_variant={cfg.loss.cx_variant}`",
+        f"code: `compat={cfg.compat}` ("
+        + ", ".join(f"`{k}.compat={getattr(cfg, k).compat}`" for k in ("arch", "loss", "train", "fuse"))
+        + ")",
         "network: " + ", ".join(f"`arch.{k}={yaml_scalar(v)}`" for k, v in as_dict(cfg.arch).items()),
         f"mask prompt: `{cfg.masks.prompt}`",
         "training: "
         + ", ".join(
             f"`train.{k}={yaml_scalar(getattr(cfg.train, k))}`"
-            for k in ("dataset", "split", "epochs", "max_steps", "batch_size", "crop", "lr")
+            for k in ("dataset", "split", "epochs", "max_steps", "batch_size", "crop", "lr", "precision")
         ),
     ]
     return [Heading("Run"), Bullets(tuple(items))]

@@ -14,7 +14,7 @@ size; smaller images are an error naming the file).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,14 +87,29 @@ def find_training_pairs(root: Path, dataset: str, split: str) -> list[MaskedPair
     return pairs
 
 
-def luminance(arr: np.ndarray) -> Tensor:
-    """(1, H, W) float luminance in [0, 1]: grey as is, RGB through BT.601 Y."""
+def minmax_float(arr: np.ndarray) -> Tensor:
+    """A (H,W) or (H,W,3) image as float32 (C,H,W) stretched to its own min and max (an RGB image over its
+    three channels jointly), as the authors' ``get_test_image`` reads training files; a flat image is 0."""
     t = to_float(arr)
-    return rgb_to_ycbcr(t)[:1] if t.shape[0] == 3 else t
+    lo, hi = t.min(), t.max()
+    return (t - lo) / (hi - lo) if hi > lo else torch.zeros_like(t)
 
 
-def load_sample(pair: MaskedPair) -> Tensor:
-    """(4, H, W) float32: infrared, visible Y, infrared mask, visible mask (masks 0/1)."""
+SCALINGS: dict[str, Callable[[np.ndarray], Tensor]] = {"range": to_float, "minmax": minmax_float}
+"""How a training file becomes [0, 1] values (``occo.train.routine.Routine.scaling``): ``range`` divides by the
+full range of its type (255, 65535), as inference does; ``minmax`` stretches each file to its own range."""
+
+
+def luminance(arr: np.ndarray, scaling: str = "range") -> Tensor:
+    """(1, H, W) float luminance in [0, 1] of the file scaled by ``scaling``: grey as is, RGB through BT.601 Y
+    (clamped to [0, 1])."""
+    t = SCALINGS[scaling](arr)
+    return rgb_to_ycbcr(t)[:1].clamp(0.0, 1.0) if t.shape[0] == 3 else t
+
+
+def load_sample(pair: MaskedPair, scaling: str = "range") -> Tensor:
+    """(4, H, W) float32: infrared, visible Y (each file scaled by ``scaling``, :data:`SCALINGS`), infrared
+    mask, visible mask (masks 0/1)."""
     images = [load_array(pair.ir), load_array(pair.vi), load_array(pair.ir_mask), load_array(pair.vi_mask)]
     size = images[0].shape[:2]
     for path, arr in zip((pair.vi, pair.ir_mask, pair.vi_mask), images[1:]):
@@ -103,7 +118,24 @@ def load_sample(pair: MaskedPair) -> Tensor:
                 f"{path} is {arr.shape[0]}x{arr.shape[1]}, its infrared image {pair.ir} is {size[0]}x{size[1]}"
             )
     masks = [torch.from_numpy((m.max(axis=-1) if m.ndim == 3 else m) > 0)[None].float() for m in images[2:]]
-    return torch.cat([luminance(images[0]), luminance(images[1]), *masks])
+    return torch.cat([luminance(images[0], scaling), luminance(images[1], scaling), *masks])
+
+
+def pairs_with_objects(pairs: list[MaskedPair]) -> list[MaskedPair]:
+    """The pairs with a pixel in either mask (the authors' ``loadmask`` skips the others); DataError when none
+    has one."""
+    kept = [p for p in pairs if any(bool(load_array(m).any()) for m in (p.ir_mask, p.vi_mask))]
+    if len(kept) < len(pairs):
+        log.info(
+            "%d of %d pairs have no mask pixel: left out, as the authors' training does",
+            len(pairs) - len(kept),
+            len(pairs),
+        )
+    if not kept:
+        raise DataError(
+            f"none of the {len(pairs)} training pairs has a mask pixel (the official routine needs objects)"
+        )
+    return kept
 
 
 def pad_to(sample: Tensor, crop: int, name: Path) -> Tensor:
@@ -159,13 +191,16 @@ class CropDataset(Dataset):
     Channels: infrared, visible Y, infrared mask, visible mask.
 
     ``position`` is the image's global place in the training stream; it seeds the crop generator, so a
-    crop depends only on (seed, position, image).
+    crop depends only on (seed, position, image). ``scaling``: how files become [0, 1] (:data:`SCALINGS`).
     """
 
-    def __init__(self, pairs: list[MaskedPair], *, crop: int, crops_per_image: int, flip: bool, seed: int) -> None:
+    def __init__(
+        self, pairs: list[MaskedPair], *, crop: int, crops_per_image: int, flip: bool, seed: int, scaling: str = "range"
+    ) -> None:
         if not pairs:
             raise DataError("no training pairs")
         self.pairs, self.crop, self.crops_per_image, self.flip, self.seed = pairs, crop, crops_per_image, flip, seed
+        self.scaling = scaling
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -174,7 +209,7 @@ class CropDataset(Dataset):
         position, index = key
         pair = self.pairs[index]
         g = torch.Generator().manual_seed(_seed(self.seed, position))
-        sample = pad_to(load_sample(pair), self.crop, pair.ir)
+        sample = pad_to(load_sample(pair, self.scaling), self.crop, pair.ir)
         c, k = self.crop, self.crops_per_image
         origins = crop_origins(sample[2:].amax(dim=0) > 0, c, k, g)
         crops = torch.stack([sample[:, y : y + c, x : x + c] for y, x in origins.tolist()])

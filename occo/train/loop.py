@@ -59,7 +59,9 @@ from occo.train.data import (
     check_batch_layout,
     collate_crops,
     find_training_pairs,
+    pairs_with_objects,
 )
+from occo.train.routine import routine_of, training_autocast, training_flip, training_precision
 
 log = logging.getLogger(__name__)
 
@@ -206,15 +208,12 @@ class TrainingRun:
 
     @property
     def per_image(self) -> bool:
-        """Min-max normalisation per image (docs/fidelity.md row 9: the official code normalises over the batch)."""
-        return self.cfg.arch.compat == "fixed"
+        """Min-max normalisation of the output per image, else over the batch (``train.compat``, the routine)."""
+        return routine_of(self.cfg.train).per_image_output
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast on CUDA under ``train.amp: bf16`` (VGG in bf16; the losses compute their
-        similarities in float32); nothing otherwise."""
-        if self.dev.type == "cuda" and self.cfg.train.amp == "bf16":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """bf16 autocast where ``train.precision`` resolves to bf16, on CUDA or the CPU (:func:`training_autocast`)."""
+        return training_autocast(self.cfg.train, self.dev)
 
 
 def train(cfg: Params, root: str | Path, *, max_steps: int | None = None, device: str = "auto") -> Path:
@@ -260,9 +259,17 @@ def set_up(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, wo
     """
     train = cfg.train
     images_per_batch = check_batch_layout(train.batch_size, train.crops_per_image)
+    routine = routine_of(train)
     pairs = find_training_pairs(root, train.dataset, train.split)
+    pairs = pairs_with_objects(pairs) if routine.skip_maskless else pairs
+    flip = training_flip(train)
     dataset = CropDataset(
-        pairs, crop=train.crop, crops_per_image=train.crops_per_image, flip=train.flip, seed=train.seed
+        pairs,
+        crop=train.crop,
+        crops_per_image=train.crops_per_image,
+        flip=flip,
+        seed=train.seed,
+        scaling=routine.scaling,
     )
     plan = BatchPlan(len(pairs), images_per_batch, train.seed)
     if plan.repeats > 1:
@@ -366,9 +373,12 @@ def announce(run: TrainingRun) -> None:
             world.rank,
         )
     log.info(
-        "training %s/%s: %d pairs, %d batches/epoch, steps %d..%d on %s; checkpoint %s, weights %s, logs %s",
+        "training %s/%s (%s routine, %s): %d pairs, %d batches/epoch, steps %d..%d on %s; checkpoint %s, weights %s, "
+        "logs %s",
         train.dataset,
         train.split,
+        train.compat,
+        training_precision(train, run.dev),
         len(run.pairs),
         run.plan.batches_per_epoch,
         run.step,

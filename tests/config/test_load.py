@@ -86,7 +86,9 @@ def test_every_stage_validates_the_whole_file(tmp_path, repo_params):
         ("omega6", True, "should be a valid number"),
         ("omega6", "1", "should be a valid number"),
         ("train.max_steps", 0, "should be greater than 0"),
-        ("train.amp", "fp16", "should be 'bf16' or 'none'"),
+        ("train.precision", "fp16", "should be 'auto', 'bf16' or 'fp32'"),
+        ("train.flip", "yes", "should be auto, true or false"),
+        ("compat", "paper", "should be 'fixed' or 'official'"),
         ("detect.model", "yolov8s", "should be 'yolov5n', 'yolov5s', 'yolov5m', 'yolov5l' or 'yolov5x'"),
         ("segment.crop", [64, 64, 3], "should be null, a positive integer or [height, width]"),
         ("segment.encoder_weights", "coco", "should be 'imagenet'"),
@@ -120,8 +122,8 @@ def test_unknown_keys_are_named_with_the_known_ones(repo_params):
         [
             f"p.yaml train.epoch = 3: unknown key; known keys: {', '.join(known)}",
             "p.yaml download.datasets.TNO.splits = ['test']: unknown key; known keys: limit, optional, source, split",
-            "p.yaml evalute = {}: unknown key; known keys: ablation, arch, detect, download, evaluate, fuse, loss, "
-            "masks, omega1, omega2, omega3, omega4, omega5, omega6, report, segment, train",
+            "p.yaml evalute = {}: unknown key; known keys: ablation, arch, compat, detect, download, evaluate, fuse, "
+            "loss, masks, omega1, omega2, omega3, omega4, omega5, omega6, report, segment, train",
         ]
     )
 
@@ -387,3 +389,21 @@ def test_params_changed_while_a_stage_ran_fail_it(tmp_path, repo_params):
         "made from the previous values, which DVC would not record beside them; run again, one experiment at a "
         "time, or queue them (dvc exp run --queue -S ...; dvc queue start)"
     )
+
+
+def test_compat_is_one_switch_that_each_section_may_override():
+    """The top-level compat moves every section whose own compat is null (params.yaml's default); a section
+    that names its own keeps it, through overrides of the top-level key in either direction."""
+    cfg = load_params(REPO / "params.yaml")
+    assert (cfg.compat, cfg.arch.compat, cfg.loss.compat, cfg.train.compat, cfg.fuse.compat) == ("fixed",) * 5
+    official = override(cfg, {"compat": "official"})
+    assert {official.arch.compat, official.loss.compat, official.train.compat, official.fuse.compat} == {"official"}
+    mixed = override(official, {"loss.compat": "fixed"})
+    assert (mixed.loss.compat, mixed.arch.compat) == ("fixed", "official")
+    back = override(mixed, {"compat": "fixed"})
+    assert (back.loss.compat, back.arch.compat, back.train.compat) == ("fixed", "fixed", "fixed")
+    assert override(back, {"compat": "official"}).loss.compat == "fixed"  # named its own: stays
+    alone = override(cfg, {"arch.compat": "official"})  # the section switch alone still works
+    assert (alone.arch.compat, alone.loss.compat) == ("official", "fixed")
+    with pytest.raises(ParamsError, match="loss = .*compat official computes the authors' code"):
+        override(cfg, {"compat": "official", "loss.cx_variant": "literal"})

@@ -54,6 +54,9 @@ def test_every_field_has_a_one_line_description():
         (types.FeatureSpace, "occo.losses.contrastive", "FEATURE_SPACES"),
         (types.DistanceForm, "occo.losses.contrastive", "DISTANCE_FORMS"),
         (types.CxVariant, "occo.losses.contextual", "CX_VARIANTS"),
+        (types.Compat, "occo.losses.objective", "OBJECTIVES"),
+        (types.Compat, "occo.losses.pixel", "SSIM_FORMS"),
+        (types.Compat, "occo.train.routine", "ROUTINES"),
         (types.SpatialGate, "occo.nn.fifn.blocks", "GATES"),
         (types.TokenNorm, "occo.nn.fifn.blocks", "TOKEN_NORMS"),
         (types.AttentionRouting, "occo.nn.fifn.blocks", "ATTENTION_ROUTINGS"),
@@ -78,6 +81,9 @@ def test_enums_made_from_registries():
 
     assert set(get_args(types.Compat)) == SPATIAL_ENHANCEMENTS.keys() & INFERENCE_RULES.keys()
     assert list(get_args(types.Precision)) == ["auto", *PRECISIONS]
+    from occo.train.routine import AUTOCAST_DTYPES
+
+    assert list(get_args(types.TrainPrecision)) == ["auto", *AUTOCAST_DTYPES]
     assert list(get_args(types.YoloModel)) == [f"yolov5{size}" for size in MODEL_SIZES]
 
 

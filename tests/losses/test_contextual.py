@@ -7,13 +7,14 @@ import math
 import pytest
 import torch
 
+from occo.losses import VGG19Features
 from occo.losses.contextual import (
     CX_VARIANTS,
     EPS,
     ContextualLoss,
     bounded_contextual_loss,
     cosine_distance,
-    literal_contextual_loss,
+    l2_distance,
     log_contextual_affinity,
     mechrez_contextual_loss,
     relative_distance,
@@ -31,13 +32,15 @@ def points(b: int = 2, n: int = 40, c: int = 8, seed: int = 0) -> torch.Tensor:
 def variant_loss(name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     spec = CX_VARIANTS[name]
     kwargs = {"omega3": 0.5} if spec.uses_omega3 else {}
+    if spec.whole_map_distance:
+        kwargs["e"] = l2_distance(x, y)
     return spec.fn(x, y, band_width=spec.band_width, **kwargs)
 
 
 def test_registry_and_unknown_variant():
     assert set(CX_VARIANTS) == {"bounded", "literal", "mechrez"}
     with pytest.raises(ValueError, match="cx_variant"):
-        ContextualLoss("cosine")
+        ContextualLoss("cosine", omega3=0.5)
 
 
 def test_distances_orientation_rows_over_anchor():
@@ -64,8 +67,9 @@ def test_affinity_rows_are_probabilities_with_relative_distance():
 def test_identical_features_give_maximal_similarity(name):
     x = points()
     same = variant_loss(name, x, x)
-    torch.testing.assert_close(same, torch.full((2,), MIN_LOSS), rtol=0, atol=1e-6)
-    if name != "literal":  # literal rewards distance, see the clamp test
+    minimum = 0.0 if name == "literal" else MIN_LOSS  # Eq. 12 as printed has no ε: -log(1 + ω3·0)
+    torch.testing.assert_close(same, torch.full((2,), minimum), rtol=0, atol=1e-6)
+    if name != "literal":  # literal rewards distance, see test_literal_is_eq12_as_printed
         assert (variant_loss(name, x, points(seed=3)) > same + 0.1).all()
 
 
@@ -93,20 +97,41 @@ def test_mechrez_max_over_anchor_mean_over_target():
     torch.testing.assert_close(mechrez_contextual_loss(x, y), expected)
 
 
-def test_literal_warns_and_clamps_the_distance_reward():
-    with pytest.warns(UserWarning, match="clamped"):
+def test_literal_is_eq12_as_printed():
+    """-log(s + ω3·e), e the Euclidean distance of the whole maps, unbounded: moving away keeps s = 1 and
+    lowers the loss below 0 without limit (the warning says so)."""
+    with pytest.warns(UserWarning, match="unbounded Euclidean distance of the whole feature maps"):
         loss = ContextualLoss("literal", omega3=0.5)
     x = points(seed=10)
     x = x - x.mean(dim=1, keepdim=True)  # zero mean: scaling keeps every cosine, so s stays 1
-    far = 3.0 * x
     as_map = lambda p: p.transpose(1, 2).reshape(2, 8, 5, 8)  # noqa: E731  (40 points = 5 x 8)
-    value = loss(as_map(x), as_map(far))
-    # Moving away keeps s = 1 and adds ω3·e: the literal loss drops below its identical-input value,
-    # down to the clamp's bound -log(1 + ω3·e_max).
-    assert (value < MIN_LOSS).all()
-    torch.testing.assert_close(value, torch.full((2,), -math.log(1 + 0.5 + EPS)), rtol=0, atol=1e-5)
-    unclamped = literal_contextual_loss(x, far, omega3=0.5, e_max=1e9)
-    assert (unclamped < value - 0.5).all()
+    for scale in (3.0, 30.0):
+        far = scale * x
+        e = torch.linalg.vector_norm((x - far).flatten(1), dim=1)  # over every position and channel
+        torch.testing.assert_close(loss(as_map(x), as_map(far)), -torch.log(1 + 0.5 * e))
+    assert (loss(as_map(x), as_map(30.0 * x)) < loss(as_map(x), as_map(3.0 * x)) - 2).all()
+
+
+def test_literal_gradient_is_alive_on_vgg_features_of_realistic_scale():
+    """relu4_4 / relu5_4 of a VGG19: points ~0.1-1 apart here (random weights, torchvision's initialisation),
+    tens apart with ImageNet weights (scaled x10 to that order below). Once the mean per-point distance
+    exceeds 1, a distance clamped to [0, 1] is a constant with zero gradient; Eq. 12's whole-map e keeps one."""
+    torch.manual_seed(0)
+    vgg = VGG19Features(random_init=True)
+    g = torch.Generator().manual_seed(1)
+    fused = torch.rand(2, 1, 64, 64, generator=g, requires_grad=True)
+    target = torch.rand(2, 1, 64, 64, generator=g)
+    with pytest.warns(UserWarning):
+        loss = ContextualLoss("literal", omega3=0.5)
+    a, t = vgg(fused), vgg(target)
+    for layer in ("relu4_4", "relu5_4"):
+        fa, ft = 10 * a[layer], 10 * t[layer]
+        clamped = (fa - ft).flatten(2).norm(dim=1).mean(dim=1).clamp(0.0, 1.0)  # the former e
+        (old,) = torch.autograd.grad(clamped.sum(), fused, retain_graph=True)
+        assert (clamped == 1).all() and old.abs().sum() == 0, layer
+        assert (l2_distance(fa, ft) > 10).all(), layer
+        (grad,) = torch.autograd.grad(loss(fa, ft).sum(), fused, retain_graph=True)
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0, layer
 
 
 @pytest.mark.parametrize("name", ["bounded", "literal", "mechrez"])

@@ -27,8 +27,9 @@ B, H = 12, 32  # 4 groups of 3, tiny images
 
 
 def make_loss(feature_space: str = "occo", **kwargs) -> ContextualContrastiveLoss:
+    forms = {"cx_variant": "bounded", "distance_form": "code", "compat": "fixed"} | kwargs
     return ContextualContrastiveLoss(
-        omega1=0.5, omega2=0.5, omega3=0.5, feature_space=feature_space, vgg_random_init=True, **kwargs
+        omega1=0.5, omega2=0.5, omega3=0.5, feature_space=feature_space, vgg_weights=None, vgg_random_init=True, **forms
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from occo.config import Params, override
 from occo.losses.masked import MaskedIntensityLoss, masked_intensity_loss, masked_mean_square
 from occo.losses.pixel import ssim_loss, texture_loss
 from occo.losses.total import OCCOLoss
@@ -33,7 +34,7 @@ def test_eq21_terms_by_hand():
 
 def test_empty_region_adds_zero_and_masks_are_binarised():
     empty = torch.zeros_like(IR_MASK)
-    out = MaskedIntensityLoss(0.5, 0.5)(
+    out = MaskedIntensityLoss(omega1=0.5, omega2=0.5)(
         FUSED, vi=VI, ir=IR, ir_mask=empty, vi_mask=0.6 * VI_MASK + 0.2
     )  # 0.8 / 0.2 -> 1 / 0
     assert out["masked_ir_unique"].item() == 0.0
@@ -43,7 +44,12 @@ def test_empty_region_adds_zero_and_masks_are_binarised():
 
 def test_shapes_must_match():
     with pytest.raises(ValueError, match="ir_mask is"):
-        MaskedIntensityLoss(0.5, 0.5)(FUSED, vi=VI, ir=IR, ir_mask=IR_MASK[..., :2], vi_mask=VI_MASK)
+        MaskedIntensityLoss(omega1=0.5, omega2=0.5)(FUSED, vi=VI, ir=IR, ir_mask=IR_MASK[..., :2], vi_mask=VI_MASK)
+
+
+def model4(**omegas: float) -> OCCOLoss:
+    """Model-4's loss with these weights, every other param the default."""
+    return OCCOLoss.from_config(override(Params(), {"ablation.feature_space": "model4", **omegas}))
 
 
 def test_model4_replaces_intensity_and_contrast_and_takes_omega4():
@@ -52,7 +58,7 @@ def test_model4_replaces_intensity_and_contrast_and_takes_omega4():
     ir_mask = (torch.rand(4, 1, 16, 16, generator=g) > 0.6).float()
     vi_mask = (torch.rand(4, 1, 16, 16, generator=g) > 0.6).float()
     omegas = {"omega1": 0.3, "omega2": 0.7, "omega3": 0.5, "omega4": 6.0, "omega5": 2.0}
-    out = OCCOLoss(**omegas, omega6=10.0, feature_space="model4")(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)
+    out = model4(**omegas, omega6=10.0)(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)
     assert list(out) == [
         "ssim",
         "texture",
@@ -62,10 +68,14 @@ def test_model4_replaces_intensity_and_contrast_and_takes_omega4():
         "masked_intensity",
         "total",
     ]  # fmt: skip  (no intensity, pixel or contrast: Eq. 21 replaces L_int and L_CCL)
-    l_abl = MaskedIntensityLoss(0.3, 0.7)(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)["masked_intensity"]
-    expected = ssim_loss(fused, vi=vi, ir=ir) + 6.0 * l_abl + 2.0 * texture_loss(fused, vi=vi, ir=ir)
-    torch.testing.assert_close(out["total"], expected)
-    other = OCCOLoss(**omegas, omega6=0.1, feature_space="model4")(
-        fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask
+    l_abl = MaskedIntensityLoss(omega1=0.3, omega2=0.7)(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)[
+        "masked_intensity"
+    ]
+    expected = (
+        ssim_loss(fused, vi=vi, ir=ir, compat="fixed")
+        + 6.0 * l_abl
+        + 2.0 * texture_loss(fused, vi=vi, ir=ir, compat="fixed")
     )
+    torch.testing.assert_close(out["total"], expected)
+    other = model4(**omegas, omega6=0.1)(fused, vi=vi, ir=ir, ir_mask=ir_mask, vi_mask=vi_mask)
     torch.testing.assert_close(other["total"], out["total"])  # ω6 has no role in Model-4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from occo.config import load_params, override
+from occo.config import Params, load_params, override
 from occo.losses.contextual import ContextualLoss
 from occo.losses.contrastive import ContextualContrastiveLoss
 from occo.losses.masked import MaskedIntensityLoss
@@ -16,10 +16,15 @@ B, H = 12, 32
 OMEGAS = {"omega1": 0.3, "omega2": 0.7, "omega3": 0.4, "omega4": 6.0, "omega5": 2.0, "omega6": 5.0}
 
 
+def make_loss(**changes: object) -> OCCOLoss:
+    """OCCOLoss from the default params with these changes and a random VGG19."""
+    return OCCOLoss.from_config(override(Params(), {"train.vgg_random_init": True, **changes}))
+
+
 @pytest.fixture(scope="module")
 def loss() -> OCCOLoss:
     torch.manual_seed(0)
-    return OCCOLoss(**OMEGAS, vgg_random_init=True)
+    return make_loss(**OMEGAS)
 
 
 def batch(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -82,7 +87,7 @@ def test_non_finite_inputs_raise_naming_them(loss, name, value):
 
 def test_non_finite_term_is_reported_by_name(monkeypatch):
     torch.manual_seed(0)
-    model = OCCOLoss(**OMEGAS, feature_space="model4")
+    model = make_loss(**OMEGAS, **{"ablation.feature_space": "model4"})
     monkeypatch.setattr(model.masked, "omega1", float("inf"))  # a term overflowing to inf
     with pytest.raises(NonFiniteLossError, match="non-finite loss terms: masked_intensity, total"):
         model(**batch())

@@ -13,11 +13,12 @@ import torch
 
 from occo.cli import main
 from occo.config import Arch, Fuse, ParamsError, validate_params
-from occo.data import DataError, find_pairs, load_array, rgb_to_ycbcr, save_png, sha256_file, to_float
+from occo.data import DataError, find_pairs, load_array, rgb_to_ycbcr, save_png, sha256_file, to_float, ycbcr_to_rgb
 from occo.data.io import png_text
 from occo.nn import build_model, save_checkpoint
+from occo.nn.fifn.model import fuse_y
 from occo.nn.fifn.tiling import bytes_per_pixel, halo
-from occo.nn.fuse import CHECKPOINT_KEY, fuse_folder, memory_budget, run_fuse
+from occo.nn.fuse import CHECKPOINT_KEY, FUSE_ROUTINES, fuse_folder, memory_budget, run_fuse
 from support import REPO
 
 SHARED = REPO / ".." / "shared"
@@ -409,3 +410,29 @@ def test_resume_fuses_again_a_truncated_output_whose_tag_survived(tmp_path, mode
         written = fuse_folder(model, pairs, out, checkpoint_sha256=SHA_A, device="cpu")
     assert written == [out / "a.png"] and (out / "a.png").read_bytes() == whole
     assert f"{out / 'a.png'} is cut short or damaged" in caplog.text
+
+
+def test_official_test_routine_uses_each_images_statistics_and_truncates(tmp_path, model):
+    """fuse.compat official is the authors' test script on any checkpoint: BatchNorm on each image's own
+    statistics (never eval()), per-image min-max, the visible image's colour, np.uint8(x·255) truncation.
+    Ours rounds, with the checkpoint's own rule (eval-mode BatchNorm for a fixed one)."""
+    src = _pairs(tmp_path / "src")
+    pairs = find_pairs(ir=src / "ir", vi=src / "vi")
+    for compat in FUSE_ROUTINES:
+        fuse_folder(model, pairs, tmp_path / compat, checkpoint_sha256=SHA_A, device="cpu", compat=compat)
+    for p in pairs:
+        ir, vi = to_float(load_array(p.ir))[None], to_float(load_array(p.vi))
+        vi = rgb_to_ycbcr(vi) if vi.shape[0] == 3 else vi
+        for compat, rule, level in (("fixed", "fixed", torch.round), ("official", "official", torch.trunc)):
+            y = fuse_y(model, ir=ir, vi=vi[None, :1], rule=rule)[0]
+            rgb = y if vi.shape[0] == 1 else ycbcr_to_rgb(torch.cat([y, vi[1:]])).clamp(0, 1)
+            want = level(rgb * 255).clamp(0, 255).to(torch.uint8)
+            got = torch.from_numpy(load_array(tmp_path / compat / f"{p.id}.png"))
+            assert torch.equal(got, want[0] if want.shape[0] == 1 else want.permute(1, 2, 0)), (compat, p.id)
+    assert not np.array_equal(load_array(tmp_path / "fixed/a.png"), load_array(tmp_path / "official/a.png"))
+    assert model.training is False  # the model's mode is left as it was
+
+
+def test_run_fuse_follows_the_top_level_compat():
+    assert validate_params({"compat": "official"}).fuse.compat == "official"
+    assert validate_params({"compat": "official", "fuse": {"compat": "fixed"}}).fuse.compat == "fixed"

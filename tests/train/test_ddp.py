@@ -23,6 +23,7 @@ from occo.losses import OCCOLoss
 from occo.nn import build_model, normalise_output
 from occo.train import loop, train
 from occo.train.data import BatchPlan, CropDataset, StepSampler, check_batch_layout, collate_crops, find_training_pairs
+from occo.train.routine import training_flip
 from support import REPO
 
 WORLD = 2
@@ -82,7 +83,8 @@ def _emulate(params: Params, root: Path, world: int, steps: int) -> dict[str, to
     """The documented rule by hand: step s averages the gradients of plan batches s·world .. s·world+world-1."""
     cfg, seed, arch = params.train, params.train.seed, params.arch
     pairs = find_training_pairs(root, cfg.dataset, cfg.split)
-    dataset = CropDataset(pairs, crop=cfg.crop, crops_per_image=cfg.crops_per_image, flip=cfg.flip, seed=seed)
+    flip = training_flip(cfg)
+    dataset = CropDataset(pairs, crop=cfg.crop, crops_per_image=cfg.crops_per_image, flip=flip, seed=seed)
     plan = BatchPlan(len(pairs), check_batch_layout(cfg.batch_size, cfg.crops_per_image), seed)
     model = build_model(arch, seed)
     with torch.random.fork_rng(devices=[]):

@@ -1,4 +1,4 @@
-"""Object detection on fused images (paper §4.3, Tables 3–4): YOLOv5 trained and tested per method.
+"""Object detection on fused images (paper §4.3, Table 4 MSRS, Table 5 M3FD): YOLOv5 trained and tested per method.
 
 One module per concern: :mod:`~occo.downstream.detect.data` (the YOLO dataset of a dataset × method:
 splits, linked images, converted labels), :mod:`~occo.downstream.detect.train` (ultralytics set up

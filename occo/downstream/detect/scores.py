@@ -1,4 +1,4 @@
-"""Detection scores: the metrics JSON of one run and the methods × classes table (paper Tables 3–4)."""
+"""Detection scores: the metrics JSON of one run and the methods × classes table (paper Tables 4–5)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def detection_metrics(
 
 
 def detection_table(results: dict[str, dict[str, Any]], spec: DetectDataset) -> str:
-    """Methods × classes table of AP@0.5 and AP@0.5:0.95 (percent), shaped like the paper's Tables 3–4;
+    """Methods × classes table of AP@0.5 and AP@0.5:0.95 (percent), shaped like the paper's Tables 4–5;
     classes outside the paper's "all" follow it, marked with *."""
     classes = [c for c in spec.paper_classes if any(c in r["ap50"] for r in results.values())]
     extra = [c for c in spec.classes if c not in spec.paper_classes and any(c in r["ap50"] for r in results.values())]

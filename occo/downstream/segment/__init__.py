@@ -1,4 +1,4 @@
-"""Semantic segmentation on fused images (paper §4.3, Table 5): DeepLabV3+ trained and tested per method.
+"""Semantic segmentation on fused images (paper §4.3, Table 3, MSRS): DeepLabV3+ trained and tested per method.
 
 One module per concern: :mod:`~occo.downstream.segment.data` (samples, label maps, dataset, transforms),
 :mod:`~occo.downstream.segment.model` (DeepLabV3+ and its encoder weights),

@@ -51,7 +51,7 @@ def metrics_record(conf: torch.Tensor, *, epochs: int, n_train: int, n_test: int
 
 
 def segmentation_table(results: Mapping[str, Mapping[str, Any]], *, title: str) -> str:
-    """Methods × classes table of IoU and mIoU in %, best per column in bold (the paper's Table 5 shape)."""
+    """Methods × classes table of IoU and mIoU in %, best per column in bold (the paper's Table 3 shape)."""
     columns = [*CLASS_NAMES, "mIoU"]
 
     def values(record: Mapping[str, Any]) -> list[float | None]:

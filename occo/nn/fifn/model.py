@@ -195,12 +195,12 @@ INFERENCE_RULES: MappingProxyType[str, Callable[..., Tensor]] = MappingProxyType
 """``arch.compat`` -> ``rule(model, *, ir, vi)``, the raw fused Y."""
 
 
-def fuse_y(model: FIFN, *, ir: Tensor, vi: Tensor) -> Tensor:
-    """Fused Y in [0,1] (B,1,H,W) of the luminances ``ir``, ``vi`` by the inference rule of ``model.arch.compat``,
-    normalised per image.
+def fuse_y(model: FIFN, *, ir: Tensor, vi: Tensor, rule: str | None = None) -> Tensor:
+    """Fused Y in [0,1] (B,1,H,W) of the luminances ``ir``, ``vi`` by the inference rule ``rule`` (None: the one
+    of ``model.arch.compat``), normalised per image.
 
     The model's mode and BatchNorm buffers are left as they were; no gradients are recorded.
     """
     with torch.no_grad():
-        raw = INFERENCE_RULES[model.arch.compat](model, ir=ir, vi=vi)
+        raw = INFERENCE_RULES[rule or model.arch.compat](model, ir=ir, vi=vi)
     return normalise_output(raw, per_image=True)

@@ -6,12 +6,14 @@ paper's columns and unit. Paper rows we have nothing for are named below the tab
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import pandas as pd
 
 from occo.report.paper.beside import Pairing, beside_table, pairings
 from occo.report.paper.reference import PaperReference, PaperTable
-from occo.report.paper.runs import Run, Siblings, setup_differences
-from occo.report.paper.studies import Placement, changes, classify, describe_changes
+from occo.report.paper.runs import Run, Siblings, flatten, setup_differences
+from occo.report.paper.studies import Placement, changes, classify, describe_changes, variant_params
 from occo.report.render.document import Block, Paragraph, TableBlock
 from occo.report.render.tables import Row, clean
 
@@ -104,6 +106,13 @@ def _run_label(run: Run) -> str:
     return f"{run.name} (this run)" if run.current else run.name
 
 
+def describe_variant(params: Mapping[str, object], keys: Sequence[str]) -> str:
+    """The variant params of a run with its values, e.g. `compat=official`, `train.epochs=1` (6 at most)."""
+    values = flatten(params)
+    shown = describe_changes({k: values.get(k) for k in keys[:6]})
+    return shown + (" …" if len(keys) > 6 else "")
+
+
 def study_table(
     study: PaperTable, placed: list[tuple[Run, Placement]], current: Run, settings: dict, split: str
 ) -> list[Block]:
@@ -132,7 +141,12 @@ def study_table(
     result.rows += [Row(_run_label(run), values[_run_label(run)]) for run, p in placed if p.row is None]
     notes = []
     for run, placement in placed:
-        if placement.row is None:
+        if placement.variant:
+            notes.append(
+                f"`{run.name}` differs from the paper's settings in {describe_variant(run.params, placement.variant)}: "
+                "a variant, not the paper's row."
+            )
+        elif placement.row is None:
             changed = describe_changes(changes(run.params, settings))
             notes.append(f"`{run.name}` ({changed}) has no printed row in Table {study.table}.")
         if not run.current and (diff := setup_differences(run.params, current.params, set(settings))):
@@ -146,6 +160,21 @@ def study_table(
     return [TableBlock(result, caption), *(Paragraph(n) for n in notes)]
 
 
+def run_status(current: Run, mine: dict[str, object], here: list[Placement], paper: PaperReference) -> str:
+    """Where this run sits: the paper's settings, a study's row, or a variant (named by the params it differs in)."""
+    variant = tuple(variant_params(current.params, paper.settings))
+    differs = f"differs from the paper's settings in {describe_variant(current.params, variant)}" if variant else ""
+    if not mine:
+        if variant:
+            return f"This run {differs}: a variant of the paper's configuration, shown on no printed row."
+        return "This run has the paper's settings: the reference row of every study."
+    if not here:
+        return f"This run changes {describe_changes(mine)}: no single study of the paper varies these together."
+    row = f"row `{here[0].row.row}`" if here[0].row else "no printed row"
+    status = f"This run changes {describe_changes(mine)}: Table {here[0].table.table}, {row}."
+    return f"{status[:-1]}, and {differs}: a variant, not the paper's row." if variant else status
+
+
 def studies_section(paper: PaperReference, current: Run, siblings: Siblings, split: str) -> list[Block]:
     """Tables 6–9 for the studies the workspace's runs belong to (docs/report.md says what refreshes them);
     ``split``: the split of the studies' dataset this run scored."""
@@ -154,15 +183,7 @@ def studies_section(paper: PaperReference, current: Run, siblings: Siblings, spl
     runs = [current, *siblings.runs]
     changed = {id(run): changes(run.params, paper.settings) for run in runs}
     placements = {id(run): classify(run.params, paper) for run in runs}
-    mine, here = changed[id(current)], placements[id(current)]
-    if not mine:
-        status = "This run has the paper's settings: the reference row of every study."
-    elif not here:
-        status = f"This run changes {describe_changes(mine)}: no single study of the paper varies these together."
-    else:
-        row = f"row `{here[0].row.row}`" if here[0].row else "no printed row"
-        status = f"This run changes {describe_changes(mine)}: Table {here[0].table.table}, {row}."
-    blocks: list[Block] = [Paragraph(status)]
+    blocks: list[Block] = [Paragraph(run_status(current, changed[id(current)], placements[id(current)], paper))]
     if current.scores is None:
         blocks.append(
             Paragraph(

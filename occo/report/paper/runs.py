@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from occo.config.load import Yaml12Loader
+from occo.config.load import ParamsError, Yaml12Loader, as_dict, validate_params
 from occo.report.git import experiment_refs, file_at, revision
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 TRAIN_SETUP = (
     "dataset",
     "split",
+    "compat",
     "epochs",
     "max_steps",
     "batch_size",
@@ -36,10 +37,36 @@ TRAIN_SETUP = (
     "flip",
     "lr",
     "seed",
-    "amp",
+    "precision",
     "vgg_random_init",
 )
-SETUP = (*(f"train.{k}" for k in TRAIN_SETUP), "loss", "arch", "evaluate.splits")
+MASKS_SETUP = (
+    "box_threshold",
+    "text_threshold",
+    "nms_iou",
+    "max_boxes",
+    "detector",
+    "sam_model",
+    "precision",
+    "import",
+    "random_init",
+)
+SETUP = (
+    "compat",
+    *(f"train.{k}" for k in TRAIN_SETUP),
+    "loss",
+    "arch",
+    "ablation",
+    *(f"masks.{k}" for k in MASKS_SETUP),
+    "fuse.compat",
+    "evaluate.variant",
+    "evaluate.splits",
+)
+"""Every param that shapes a run's fusion scores (dvc.yaml lists them for the report stage). ``masks.prompt``
+and the loss weights are the studies' own (paper.yaml ``settings``)."""
+REPLICATE = ("train.seed", "evaluate.splits")
+"""Setup params in which a run may differ from the paper's settings and still be the paper's configuration: a
+seed (the paper gives none) and the split scored (the study captions say which)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +105,16 @@ def setup_differences(params: Mapping[str, object], reference: Mapping[str, obje
     return [k for k in keys if k not in ignore and a.get(k) != b.get(k)]
 
 
+def resolved(params: dict) -> dict:
+    """An experiment's params.yaml as this run's are shown (``as_dict`` of the validated file: a section's
+    ``compat: null`` reads as the top-level ``compat`` it follows); the file as written when it does not
+    validate under this code."""
+    try:
+        return as_dict(validate_params(params, "params.yaml"))
+    except ParamsError:
+        return params
+
+
 def scores_of(doc: dict, method: str) -> dict[str, float | None] | None:
     """``doc[method]`` of a fusion metrics file when it is an object of numbers, else None."""
     entry = doc.get(method)
@@ -112,5 +149,5 @@ def sibling_runs(root: Path, dataset: str, method: str, *, exclude: str | None) 
         except ValueError:
             doc = {}
             found.notes.append(f"experiment {ref.name}: metrics/fusion/{dataset}.json unreadable, no scores")
-        found.runs.append(Run(ref.name, params, scores_of(doc, method) if isinstance(doc, dict) else None))
+        found.runs.append(Run(ref.name, resolved(params), scores_of(doc, method) if isinstance(doc, dict) else None))
     return found

@@ -8,6 +8,12 @@ study's params belongs to that study, on the row that sets exactly those changes
 row (e.g. ω1:ω2 = 0.3:0.7). A run that changes params of two studies, or any other setting (ω3, ω4,
 ω5), belongs to none.
 
+A run's *variant* params are the other params that shape its scores (``runs.SETUP``: ``compat``,
+``loss``, ``arch``, ``train``, ``masks``, ``fuse.compat``, ``evaluate.variant``) whose value differs from
+the defaults (``Params()``, the paper's settings where it states them). A variant is never the paper's
+row: it is placed in its study on no printed row, and the report names the params it differs in. A
+seed or the split scored (``runs.REPLICATE``) does not make a variant.
+
 Params are read as params.yaml spells them, nested mappings (``occo.config.as_dict`` of this run, the
 YAML of an experiment read from git), so every run is compared in the same form.
 """
@@ -17,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from occo.config import Params, as_dict
 from occo.report.paper.reference import PaperReference, PaperRow, PaperTable
+from occo.report.paper.runs import REPLICATE, SETUP, flatten
 from occo.report.render.document import yaml_scalar
 
 MISSING = object()
@@ -53,12 +61,28 @@ def changes(params: Mapping[str, object], settings: dict[str, object]) -> dict[s
     return found
 
 
+def variant_params(params: Mapping[str, object], settings: Mapping[str, object]) -> dict[str, object]:
+    """The setup params (``runs.SETUP``, without the studies' own and ``runs.REPLICATE``) in which a run
+    differs from the defaults, with the run's values; a param the run does not give counts as the default."""
+    defaults = flatten(as_dict(Params()))
+    skip = (*settings, *REPLICATE)
+
+    def counts(key: str) -> bool:
+        return any(key == s or key.startswith(f"{s}.") for s in SETUP) and not any(
+            key == k or key.startswith(f"{k}.") for k in skip
+        )
+
+    return {k: v for k, v in flatten(params).items() if counts(k) and not same(v, defaults.get(k, MISSING))}
+
+
 @dataclass(frozen=True)
 class Placement:
-    """Where a run sits in one study: the table and the printed row it reproduces (None: no such row)."""
+    """Where a run sits in one study: the table, the printed row it reproduces (None: no such row, or a
+    variant), and the variant params that keep it off the paper's row."""
 
     table: PaperTable
     row: PaperRow | None
+    variant: tuple[str, ...] = ()
 
 
 def row_for(table: PaperTable, changed: dict[str, object], settings: dict[str, object]) -> PaperRow | None:
@@ -72,13 +96,16 @@ def row_for(table: PaperTable, changed: dict[str, object], settings: dict[str, o
 
 def classify(params: Mapping[str, object], paper: PaperReference) -> list[Placement]:
     """The studies a run with ``params`` belongs to: all four for the default configuration, one for
-    a run that changes only that study's params, none otherwise."""
+    a run that changes only that study's params, none otherwise; a variant (:func:`variant_params`) on no
+    printed row."""
     changed = changes(params, paper.settings)
+    variant = tuple(variant_params(params, paper.settings))
     placements = []
     for table in paper.studies():
         if changed and not set(changed) <= set(table.keys):
             continue
-        placements.append(Placement(table, row_for(table, changed, paper.settings)))
+        row = None if variant else row_for(table, changed, paper.settings)
+        placements.append(Placement(table, row, variant))
     return placements
 
 

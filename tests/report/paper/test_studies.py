@@ -5,7 +5,15 @@ import copy
 import pytest
 
 from occo.report.paper.reference import load_paper
-from occo.report.paper.studies import MISSING, changes, classify, describe_changes, same, value_at
+from occo.report.paper.studies import (
+    MISSING,
+    changes,
+    classify,
+    describe_changes,
+    same,
+    value_at,
+    variant_params,
+)
 
 PAPER = load_paper()
 DEFAULTS = {
@@ -16,9 +24,10 @@ DEFAULTS = {
     "omega5": 1,
     "omega6": 10,
     "ablation": {"feature_space": "occo"},
+    "compat": "fixed",
     "arch": {"compat": "fixed", "spatial_enhancement": True, "cross_channel": True, "cross_attention": True},
     "masks": {"prompt": "The scene captures a group of pedestrians or cars.", "random_init": False},
-    "train": {"epochs": 20},
+    "train": {"epochs": 30},
 }
 
 
@@ -42,8 +51,27 @@ def test_paper_configuration_is_the_reference_row_of_every_study() -> None:
     assert placed(DEFAULTS) == [(6, "0.5:0.5"), (7, "10"), (8, "OCCO"), (9, "only_person_and_cars")]
 
 
-def test_training_length_and_other_sections_do_not_change_the_study() -> None:
-    assert placed(with_(train__epochs=1, masks__random_init=True)) == placed(DEFAULTS)
+def test_a_run_set_up_otherwise_is_a_variant_on_no_printed_row() -> None:
+    """Training, masks, the authors' code, the metric convention: not the paper's settings, whatever the
+    studies' params say; the run stays in its studies on no row and its variant params are named."""
+    for overrides in (
+        {"train__epochs": 1, "masks__random_init": True},
+        {"compat": "official"},
+        {"loss": {"compat": "official", "cx_variant": "bounded", "distance_form": "code"}},
+        {"evaluate": {"variant": "cddfuse"}},
+    ):
+        params = with_(**overrides)
+        assert placed(params) == [(6, None), (7, None), (8, None), (9, None)], overrides
+    official = classify(with_(compat="official", omega6=100), PAPER)
+    assert [(p.table.table, p.row, p.variant) for p in official] == [(7, None, ("compat",))]
+    assert variant_params(with_(train__epochs=1, masks__random_init=True), PAPER.settings) == {
+        "train.epochs": 1,
+        "masks.random_init": True,
+    }
+
+
+def test_a_seed_or_the_split_scored_is_still_the_papers_configuration() -> None:
+    assert placed(with_(train__seed=3, evaluate={"splits": {"FMB": "train"}})) == placed(DEFAULTS)
 
 
 @pytest.mark.parametrize(
