@@ -104,6 +104,8 @@ def allowed(error: ErrorDetails) -> str:
 def describe(error: ErrorDetails) -> str:
     """One schema error as ``<dotted.key> = <value>: <what is allowed>``."""
     loc = [part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
+    if not loc:  # a check across sections: its message names the keys
+        return allowed(error)
     if error["type"] == "missing":
         return f"{dotted(loc)}: missing (required)"
     if error["type"] == "extra_forbidden":

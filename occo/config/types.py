@@ -100,6 +100,10 @@ FeatureSpace = Literal[
 ]  # occo.losses.contrastive.FEATURE_SPACES
 DistanceForm = Literal["code", "paper"]  # occo.losses.contrastive.DISTANCE_FORMS
 CxVariant = Literal["bounded", "literal", "mechrez"]  # occo.losses.contextual.CX_VARIANTS
+NetworkName = Literal["fifn", "rfn_nest"]  # occo.nn.networks.NETWORKS
+LossTermName = Literal["occo", "rfn", "ccl"]  # occo.losses.total.LOSS_TERMS
+RfnForm = Literal["fixed", "code", "paper"]  # occo.losses.rfn.RFN_FORMS
+TrainStage = Literal["fusion", "both", "published"]  # occo.train.stages.TRAIN_STAGES
 Compat = Literal["fixed", "official"]  # occo.nn.fifn.blocks.SPATIAL_ENHANCEMENTS & occo.nn.fifn.model.INFERENCE_RULES
 SpatialGate = Literal["sigmoid", "softmax"]  # occo.nn.fifn.blocks.GATES
 TokenNorm = Literal["layer", "batch"]  # occo.nn.fifn.blocks.TOKEN_NORMS
