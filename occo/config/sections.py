@@ -523,6 +523,8 @@ class Params(Section):
         paths = [k for k in ("autoencoder", "rfn_weights") if getattr(self.train, k) is not None]
         if paths and not rfn:
             raise PydanticCustomError("params", f"train.{paths[0]} is read for arch.name rfn_nest only; set it null")
+        if "ccl" in self.loss.terms and self.ablation.feature_space == "model4":
+            raise PydanticCustomError("params", "loss.terms ccl: ablation.feature_space model4 has no contrastive loss")
         if len(self.loss.rfn_feature_weights) != len(self.arch.nest_widths):
             raise PydanticCustomError("params", "loss.rfn_feature_weights should have one weight per arch.nest_widths")
         return self

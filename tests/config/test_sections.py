@@ -64,10 +64,29 @@ def test_every_field_has_a_one_line_description():
         (types.SamModel, "occo.masks.sam", "SAM_MODELS"),
         (types.LabelFormat, "occo.downstream.labels", "FORMATS"),
         (types.Encoder, "occo.fetch.weights", "ENCODER_WEIGHTS"),
+        (types.NetworkName, "occo.nn.networks", "NETWORKS"),
+        (types.LossTermName, "occo.losses.total", "LOSS_TERMS"),
+        (types.RfnForm, "occo.losses.rfn", "RFN_FORMS"),
+        (types.TrainStage, "occo.train.stages", "TRAIN_STAGES"),
     ],
 )
 def test_enums_match_the_registries_they_copy(literal, module, registry):
     assert list(get_args(literal)) == list(getattr(importlib.import_module(module), registry))
+
+
+def test_vgg_loss_terms_are_the_terms_that_load_vgg():
+    from occo.losses.total import LOSS_TERMS
+
+    assert {name for name, term in LOSS_TERMS.items() if term.vgg} == types.VGG_LOSS_TERMS
+
+
+def test_each_network_owns_its_arch_fields():
+    """Every arch field but ``name`` belongs to one network, which alone may change it."""
+    from occo.config.sections import NETWORK_FIELDS, Arch
+
+    owned = [f for fields in NETWORK_FIELDS.values() for f in fields]
+    assert sorted(owned) == sorted(set(Arch.model_fields) - {"name"}) and len(owned) == len(set(owned))
+    assert NETWORK_FIELDS.keys() == set(get_args(types.NetworkName))
 
 
 def test_enums_made_from_registries():
