@@ -18,6 +18,7 @@ how "SSIM" and the two squared distances are computed (docs/fidelity.md):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -35,9 +36,8 @@ SIGMA = 1.5
 
 def gaussian_window(size: int, like: Tensor) -> Tensor:
     """A normalised (1, 1, size, size) Gaussian window (σ = 1.5) in ``like``'s dtype and device."""
-    x = torch.arange(size, dtype=torch.float64) - size // 2
-    g = torch.exp(-(x**2) / (2 * SIGMA**2))
-    g = (g / g.sum()).to(like)
+    g = torch.tensor([math.exp(-((i - size // 2) ** 2) / (2 * SIGMA**2)) for i in range(size)], dtype=like.dtype)
+    g = (g / g.sum()).to(like.device)
     return (g[:, None] @ g[None, :])[None, None]
 
 

@@ -306,10 +306,9 @@ def set_up(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, wo
     from one), the loss, Adam over what the first stage trains and this run's identity.
 
     Under torchrun a run has ``epochs x batches_per_epoch // N`` steps (``train.epochs`` still means passes
-    over the data; ``max_steps`` and ``train.checkpoint_every`` count optimisation steps; RFN-Nest's
-    auto-encoder stage adds ``autoencoder_epochs x batches_per_epoch // N`` before them, which ``max_steps``
-    does not cap), and rank 0 reads the inputs for the identity once: every rank takes the same decision
-    to resume.
+    over the data; ``max_steps`` and ``train.checkpoint_every`` count optimisation steps; an auto-encoder
+    stage adds its own before them, uncapped), and rank 0 reads the inputs for the identity once: every rank
+    takes the same decision to resume.
     """
     train = cfg.train
     images_per_batch = check_batch_layout(train.batch_size, train.crops_per_image)
@@ -354,9 +353,8 @@ def set_up(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, wo
         identity=identity[0],
         fusion_start=ae_steps,
     )
-    if ae_steps:
-        loss = cfg.loss
-        run.autoencoder_loss = AutoencoderLoss(lam=loss.autoencoder_lambda, form=loss.rfn_form).to(dev)
+    if ae_steps:  # RFN-Nest's auto-encoder stage comes first
+        run.autoencoder_loss = AutoencoderLoss(lam=cfg.loss.autoencoder_lambda, form=cfg.loss.rfn_form).to(dev)
         use_stage(run, "autoencoder")
     if world.main:
         for path in (run.checkpoint, run.final):

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from occo.config import Arch
+from occo.config.sections import NEST_SCALES
 from occo.data.io import CheckpointError, read_checkpoint, sha256_file
 from occo.nn.rfn_nest.model import RFNNest
 
@@ -113,6 +114,12 @@ def read_published(path: str | Path, member: str) -> dict[str, Tensor]:
     return _plain(_load(Path(path), member), Path(path), member)
 
 
+def _some(keys: list[str], shown: int = 6) -> str:
+    """The first few of ``keys`` and how many more there are."""
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
 def mapped_state(state: dict[str, Tensor], expected: dict[str, Tensor], what: str) -> dict[str, Tensor]:
     """``state`` under our names; CheckpointError listing unmapped keys, missing keys and wrong shapes."""
     names = {k: authors_key(k) for k in state}
@@ -123,9 +130,8 @@ def mapped_state(state: dict[str, Tensor], expected: dict[str, Tensor], what: st
         for k, v in mapped.items()
         if v.shape != expected[k].shape
     )
-    problems = [
-        f"{label}: {', '.join(keys)}" for label, keys in (("unmapped keys", unmapped), ("wrong shapes", wrong)) if keys
-    ]
+    found = (("unmapped keys", unmapped), ("wrong shapes", wrong))
+    problems = [f"{label}: {_some(keys)}" for label, keys in found if keys]
     if problems:
         raise CheckpointError(f"cannot read {what}: " + "; ".join(problems))
     return {k: v.float() for k, v in mapped.items()}
@@ -151,7 +157,7 @@ def autoencoder_state(path: str | Path, arch: Arch) -> dict[str, Tensor]:
         what = f"{path} as the NestFuse auto-encoder"
         state = mapped_state(_plain(loaded, path, AUTOENCODER_FILE), expected, what)
     if missing := sorted(expected.keys() - state.keys()):
-        raise CheckpointError(f"{path} lacks auto-encoder weights: {', '.join(missing)}")
+        raise CheckpointError(f"{path} lacks auto-encoder weights: {_some(missing)}")
     return state
 
 
@@ -170,16 +176,21 @@ def published_model(autoencoder: str | Path, rfn: str | Path) -> RFNNest:
     from occo.nn.networks import build_network  # the network registry imports this package
 
     ae_state = read_published(autoencoder, AUTOENCODER_FILE)
-    try:
-        arch = Arch(name="rfn_nest", nest_widths=published_widths(ae_state))
-    except ValueError as err:
-        raise CheckpointError(f"{autoencoder} is not a NestFuse auto-encoder of four scales ({err})") from None
+    widths = published_widths(ae_state)
+    if len(widths) != NEST_SCALES:
+        raise CheckpointError(
+            f"{autoencoder} is not a NestFuse auto-encoder of {NEST_SCALES} scales (its keys: "
+            f"{', '.join(list(ae_state)[:2])}, ...): give {AUTOENCODER_FILE} first, then {RFN_FILE}"
+        )
+    arch = Arch(name="rfn_nest", nest_widths=widths)
     model = build_network(arch)
     expected = model.state_dict()
-    state = mapped_state(ae_state, expected, f"{autoencoder} as the NestFuse auto-encoder")
-    state |= mapped_state(read_published(rfn, RFN_FILE), expected, f"{rfn} as the RFN")
+    of_rfn = {k: v for k, v in expected.items() if k.startswith("rfn.")}
+    of_autoencoder = {k: v for k, v in expected.items() if k not in of_rfn}
+    state = mapped_state(ae_state, of_autoencoder, f"{autoencoder} as the NestFuse auto-encoder")
+    state |= mapped_state(read_published(rfn, RFN_FILE), of_rfn, f"{rfn} as the RFN")
     if missing := sorted(expected.keys() - state.keys()):
-        raise CheckpointError(f"cannot convert {autoencoder} + {rfn}: missing keys: {', '.join(missing)}")
+        raise CheckpointError(f"cannot convert {autoencoder} + {rfn}: missing keys: {_some(missing)}")
     model.load_state_dict(state)
     return model
 

@@ -27,7 +27,7 @@ from occo.config import Params, as_dict
 from occo.config.load import Yaml12Loader
 from occo.data.io import DataError, load_array, save_png, write_text_atomic
 from occo.data.pairs import find_pairs
-from occo.pipeline.sources import method_images
+from occo.pipeline.sources import FUSED
 from occo.report.git import experiment_refs, git_bytes, revision
 from occo.report.headline import TRAINED
 from occo.report.paper.studies import MISSING, value_at
@@ -131,7 +131,7 @@ def write_fig20_images(root: Path, cfg: Params, out_dir: Path) -> list[Path]:
     gallery, panel = cfg.report.fig20_gallery, panel_of(as_dict(cfg))
     written, ids = [], []
     data = root / "data/raw" / gallery.dataset / gallery.split
-    fused = method_images(root, TRAINED, gallery.dataset, gallery.split)
+    fused = root / FUSED / TRAINED / gallery.dataset / gallery.split
     if panel is not None and (data / "ir").is_dir() and fused.is_dir():
         pairs = [p.id for p in find_pairs(ir=data / "ir", vi=data / "vi")]
         ids = choose_ids(pairs, [str(i) for i in gallery.ids], gallery.n, data)

@@ -62,7 +62,9 @@ def test_output_rule_is_the_authors_min_max_with_truncation():
     raw = torch.tensor([[0.0, 100.0], [300.0, 1000.0]]).reshape(1, 1, 2, 2)
     levels = nest_output(raw) * 255
     torch.testing.assert_close(levels, torch.tensor([[0.0, 25.0], [76.0, 255.0]]).reshape(1, 1, 2, 2))
-    small = nest_output(torch.tensor([0.0, 100.0]).reshape(1, 1, 1, 2)) * 255  # range < 256: the 1e-5 keeps the top at 254
+    small = (
+        nest_output(torch.tensor([0.0, 100.0]).reshape(1, 1, 1, 2)) * 255
+    )  # range < 256: the 1e-5 keeps the top at 254
     assert small.flatten().tolist() == [0.0, 254.0]
     assert nest_output(torch.full((2, 1, 3, 3), 7.0)).abs().max() == 0  # a flat image is black, not NaN
 
@@ -109,6 +111,6 @@ def test_four_parts_overlap_by_five_and_average_there():
         return torch.full_like(a, float(len(seen)))
 
     stitched = raw_in_parts(part_id, ir=ir, vi=vi)
-    assert seen == [(8, 9), (8, 8), (7, 9), (7, 8)]  # h//2 + 3 rows, the rest from h//2 - 2
+    assert seen == [(8, 9)] * 4  # rows [0, h//2 + 3) and [h//2 - 2, h): 8 of 11; columns 9 of 13
     assert stitched[0, 0, 0, 0] == 1 and stitched[0, 0, -1, -1] == 4 and stitched[0, 0, 5, 0] == 2  # (1 + 3) / 2
     assert stitched[0, 0, 5, 5] == 2.5  # the central square: the mean of all four

@@ -182,8 +182,10 @@ def load_model_from(files: tuple[Path, Path]):
 
 def test_wrong_files_are_one_line_errors_naming_what_is_wrong(authors_files, tmp_path, capsys):
     autoencoder, rfn = authors_files
-    with pytest.raises(CheckpointError, match=r"unmapped keys: conv0.*DB1_0"):
+    with pytest.raises(CheckpointError, match=r"not a NestFuse auto-encoder of 4 scales \(its keys: fusion_block1"):
         convert_rfn_nest(rfn, autoencoder, tmp_path / "swapped.pt")
+    with pytest.raises(CheckpointError, match=r"as the RFN: unmapped keys: DB1_0"):
+        convert_rfn_nest(autoencoder, autoencoder, tmp_path / "twice.pt")
     empty = tmp_path / "empty.zip"
     with zipfile.ZipFile(empty, "w") as archive:
         archive.writestr("readme.txt", "no model here")
