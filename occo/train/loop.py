@@ -263,14 +263,17 @@ class TrainingRun:
 def train(cfg: Params, root: str | Path, *, max_steps: int | None = None, device: str = "auto") -> Path:
     """Train on ``train.dataset``/``train.split`` under ``root``; returns the path of the final weights.
 
-    ``max_steps`` (else ``train.max_steps``, else all epochs) caps the number of optimisation steps.
+    ``max_steps`` (else ``train.max_steps``, else all epochs) caps the number of optimisation steps (of the
+    fusion stage). ``train.stage: published`` trains nothing: the final weights are RFN-Nest's published ones.
     """
     root = Path(root)
-    if not TRAIN_STAGES[cfg.train.stage].steps:
-        return write_published(
-            cfg, root, final=root / FINAL, checkpoints=(root / CHECKPOINT).parent, live_dir=root / LIVE_DIR
-        )
     world = World.from_env()
+    if not TRAIN_STAGES[cfg.train.stage].steps:  # nothing to train: one process writes the published weights
+        if world.main:
+            write_published(
+                cfg, root, final=root / FINAL, checkpoints=root / CHECKPOINT.parent, live_dir=root / LIVE_DIR
+            )
+        return root / FINAL
     with process_group(world, resolve_device(device)) as dev:
         return run_training(cfg, root, max_steps, dev, world)
 
