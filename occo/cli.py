@@ -14,7 +14,7 @@ from occo.data.pairs import find_pairs
 from occo.metrics.evaluate import BASELINES, fusion_table, rows_to_csv, score_pairs, summarise
 from occo.metrics.suite import VARIANTS
 from occo.pipeline.device import batch_size_flag, device_flag
-from occo.pipeline.flags import max_pixels_flag
+from occo.pipeline.flags import max_pixels_flag, split_above_flag
 from occo.pipeline.process import skip_final_collection
 
 
@@ -43,8 +43,17 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _convert_checkpoint(args: argparse.Namespace) -> None:
     from occo.nn.checkpoint import convert_checkpoint  # torch model code: only for this command
+    from occo.nn.rfn_nest.published import convert_rfn_nest
 
-    print(convert_checkpoint(args.src, args.dst))
+    wanted = CONVERTED_FILES[args.arch]
+    if len(args.files) != len(wanted) + 1:
+        raise SystemExit(f"--arch {args.arch} converts {' '.join(wanted)} into OUT: give {len(wanted) + 1} paths")
+    *sources, dst = args.files
+    print(convert_checkpoint(*sources, dst) if args.arch == "fifn" else convert_rfn_nest(*sources, dst))
+
+
+CONVERTED_FILES = {"fifn": ("OCCO_PTH",), "rfn_nest": ("NESTFUSE", "RFN")}
+"""What `occo convert-checkpoint --arch` reads for each network, before OUT."""
 
 
 def _apart(out: Path, inputs: dict[str, Path]) -> None:
@@ -111,6 +120,7 @@ def _fuse(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         max_pixels=args.max_pixels,
         memory_budget_bytes=budget,
+        split_above=args.split_above,
     )
     for path in written:
         print(path)
@@ -173,12 +183,15 @@ def add_convert_checkpoint(sub: argparse._SubParsersAction) -> None:
     """`occo convert-checkpoint`: the public checkpoint in our format."""
     cv = sub.add_parser(
         "convert-checkpoint",
-        help="convert the public OCCO checkpoint (occo.pth) to ours (arch.compat=official)",
-        description="Map every key of the authors' released checkpoint onto occo's network and write a "
-        "checkpoint that carries its architecture config, so `occo fuse --checkpoint DST` needs no flag.",
+        help="convert published weights to an occo checkpoint: OCCO's occo.pth, or RFN-Nest's two files",
+        description="Map every key of the authors' released weights onto occo's network and write a checkpoint "
+        "that carries its architecture config, so `occo fuse --checkpoint OUT` needs no flag. "
+        "--arch fifn: occo.pth OUT (arch.compat=official); --arch rfn_nest: NESTFUSE RFN OUT, the NestFuse "
+        "auto-encoder (nestfuse_gray_1e2.model) and the RFN (Final_epoch_2_..._ssim_vi.model), each a .model file "
+        "or the zip the authors publish it in.",
     )
-    cv.add_argument("src", type=Path, help="public checkpoint, e.g. occo.pth (dict with key 'state_dict')")
-    cv.add_argument("dst", type=Path, help="where to write our checkpoint")
+    cv.add_argument("--arch", choices=list(CONVERTED_FILES), default="fifn", help="the network of the weights")
+    cv.add_argument("files", type=Path, nargs="+", metavar="FILE", help="the published file(s), then OUT")
     cv.set_defaults(func=_convert_checkpoint)
 
 
@@ -214,6 +227,13 @@ def add_fuse(sub: argparse._SubParsersAction) -> None:
         metavar="GB",
         help="working memory of one forward pass, in GB, or 'auto' (half of what the device has free, "
         "the default); batches shrink to fit and larger images are fused in tiles, same result",
+    )
+    fu.add_argument(
+        "--split-above",
+        type=split_above_flag,
+        metavar="PX",
+        help="fuse images with a side over PX in four parts overlapping by 5 pixels, as RFN-Nest's test script "
+        "does (512); default: whole images",
     )
     fu.add_argument(
         "--overwrite",

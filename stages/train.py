@@ -1,7 +1,9 @@
-"""DVC stage `train`: train the OCCO network on `train.dataset`/`train.split` (see occo/train/loop.py).
+"""DVC stage `train`: train the network `arch.name` names (OCCO's FIFN, or RFN-Nest) on `train.dataset`/`train.split`
+with the loss `loss.terms` assembles (see occo/train/loop.py, occo/train/stages.py).
 
-Reads params omega1..omega6, `arch`, `loss`, `ablation` and `train`; data/raw/<dataset>/<split> with
-masks from data/masks/<dataset>/<split> (or the split's own masks/ folder). Writes
+Reads params omega1..omega6, `alpha`, `beta`, `arch`, `loss`, `ablation` and `train`; data/raw/<dataset>/<split>
+with masks from data/masks/<dataset>/<split> (or the split's own masks/ folder); for RFN-Nest, the authors'
+published auto-encoder (and RFN, `train.stage: published`) that the inputs stage fetched. Writes
   models/checkpoints/last.pt   resumable checkpoint (persistent: a re-run resumes from it),
   models/occo.pt               final weights (occo.nn.load_model),
   dvclive/train/               loss terms and lr per logged step.

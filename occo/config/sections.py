@@ -37,9 +37,11 @@ from occo.config.types import (
     FusionMetrics,
     HeightWidth,
     LabelFormat,
+    LossTermName,
     MaxPixels,
     MemoryBudget,
     MetricVariant,
+    NetworkName,
     NonNegative,
     NonNegativeInt,
     PathStr,
@@ -47,6 +49,7 @@ from occo.config.types import (
     PositiveInt,
     Precision,
     Real,
+    RfnForm,
     SamModel,
     ScaleInts,
     SectionCompat,
@@ -56,6 +59,7 @@ from occo.config.types import (
     Text,
     TokenNorm,
     TrainPrecision,
+    TrainStage,
     YoloModel,
 )
 
@@ -159,9 +163,29 @@ OFFICIAL_FORMS = ("sigmoid", "layer", "code")
 """(spatial_gate, token_norm, attention_routing) of the public code, which ``compat: official`` reproduces."""
 
 
-class Arch(Section):
-    """The fusion network (§3.1); a checkpoint records its own and fusion follows it."""
+NETWORK_FIELDS: dict[str, tuple[str, ...]] = {
+    "fifn": (
+        "compat",
+        "spatial_enhancement",
+        "cross_channel",
+        "cross_attention",
+        "spatial_gate",
+        "token_norm",
+        "attention_routing",
+        "widths",
+        "heads",
+    ),
+    "rfn_nest": ("nest_widths",),
+}
+"""The ``arch`` fields each network reads; the other networks' fields keep their defaults."""
+NEST_SCALES = 4
+"""Scales of RFN-Nest's encoder, RFN and nest decoder (the decoder's nest connections join exactly four)."""
 
+
+class Arch(Section):
+    """The fusion network (§3.1; RFN-Nest for §4.5); a checkpoint records its own and fusion follows it."""
+
+    name: NetworkName = param("fifn", "network: fifn (OCCO's FIFN, §3.1) or rfn_nest (RFN-Nest, §4.5)")
     compat: SectionCompat = param(
         None,
         "fixed (bugs of the public code fixed) or official (reproduces its checkpoint); null: the top-level compat",
@@ -177,11 +201,25 @@ class Arch(Section):
     )
     widths: ScaleInts = param([32, 64, 112, 160], "channels of the encoder's scales (the public network's)")
     heads: ScaleInts = param([4, 4, 4, 1], "attention heads per scale (each width divisible by its heads)")
+    nest_widths: ScaleInts = param(
+        [64, 112, 160, 208], "rfn_nest: channels of the NestFuse encoder's four scales (the published model's)"
+    )
 
     @model_validator(mode="after")
     def _buildable(self) -> Arch:
         """One head count per width, each width divisible by its heads; compat=official runs the public code's
-        forms (sigmoid gate, layer norm, code routing)."""
+        forms (sigmoid gate, layer norm, code routing); the fields of other networks keep their defaults."""
+        for network, fields in NETWORK_FIELDS.items():
+            changed = [
+                f for f in fields if network != self.name and getattr(self, f) != type(self).model_fields[f].default
+            ]
+            if changed:
+                raise PydanticCustomError(
+                    "params",
+                    f"{', '.join(changed)} should keep the default: {network} settings, and name is {self.name}",
+                )
+        if len(self.nest_widths) != NEST_SCALES:
+            raise PydanticCustomError("params", f"nest_widths should have {NEST_SCALES} entries, one per scale")
         if len(self.widths) != len(self.heads):
             raise PydanticCustomError("params", "widths and heads should have one entry per scale each")
         if any(w % h for w, h in zip(self.widths, self.heads)):
@@ -200,17 +238,40 @@ OFFICIAL_LOSS_FORMS = {"cx_variant": ("bounded", "mechrez"), "distance_form": ("
 
 
 class Loss(Section):
-    """Forms of the training objective (docs/fidelity.md)."""
+    """The terms of the total loss and their forms (docs/fidelity.md)."""
 
     compat: SectionCompat = param(
         None,
         "fixed (our sound form) or official (the authors' objective, to 1e-4); null: the top-level compat",
         validate_default=True,
     )
+    terms: list[LossTermName] = param(
+        ["occo"], "summed terms: occo (Eq. 20), rfn (L_RFN, Eq. 22-23), ccl (beta x L_CCL, Eq. 24)"
+    )
     cx_variant: CxVariant = param("bounded", "contextual similarity: bounded, literal (Eq. 9-12) or mechrez")
     distance_form: DistanceForm = param(
         "code", "Eq. 13-14: code (a ratio per VGG layer, relu4_4 x0.25) or paper (one ratio of the layer sum)"
     )
+    rfn_form: RfnForm = param(
+        "fixed", "L_RFN and the auto-encoder loss: fixed (the authors' code, two MS-SSIM bugs fixed), code or paper"
+    )
+    rfn_feature_weights: list[NonNegative] = param(
+        [1.0, 10.0, 100.0, 1000.0], "w1(m) of Eq. 23, one per RFN-Nest scale, finest first"
+    )
+    rfn_w_vi: NonNegative = param(3.0, "w_vi of Eq. 23: weight of the visible features in the target")
+    rfn_w_ir: NonNegative = param(6.0, "w_ir of Eq. 23: weight of the infrared features in the target")
+    autoencoder_lambda: NonNegative = param(
+        100.0, "RFN-Nest's auto-encoder loss, pixel + lambda x (1 - SSIM) (train.stage both)"
+    )
+
+    @model_validator(mode="after")
+    def _terms(self) -> Loss:
+        """At least one term, each once; ``occo`` holds ω6·L_CCL already, so ``ccl`` goes with ``rfn``."""
+        if not self.terms or len(set(self.terms)) != len(self.terms):
+            raise PydanticCustomError("params", "terms should name at least one term, each once")
+        if {"occo", "ccl"} <= set(self.terms):
+            raise PydanticCustomError("params", "terms: occo already holds omega6 x L_CCL (Eq. 20); drop ccl")
+        return self
 
     @model_validator(mode="after")
     def _official_has_the_form(self) -> Loss:
@@ -260,6 +321,16 @@ class Train(Section):
     max_nonfinite: PositiveInt = param(20, "consecutive non-finite losses (skipped batches) before the run stops")
     vgg_weights: PathStr | None = param(None, "local vgg19-dcbb9e9d.pth; null = torchvision's cache or download")
     vgg_random_init: Bool = param(False, "random VGG19 (tests and offline smoke only; never for real training)")
+    stage: TrainStage = param(
+        "fusion", "fusion (rfn_nest: the RFN on train.autoencoder), both (auto-encoder, then RFN) or published"
+    )
+    autoencoder: PathStr | None = param(
+        None, "rfn_nest: NestFuse auto-encoder (the authors' .model or .zip, or an occo checkpoint); null = registry"
+    )
+    rfn_weights: PathStr | None = param(
+        None, "rfn_nest, stage published: the authors' RFN .model or .zip; null = registry"
+    )
+    autoencoder_epochs: PositiveInt = param(20, "rfn_nest, stage both: epochs of the auto-encoder stage")
 
 
 # ----------------------------------------------------------------------------- fusion and evaluation
@@ -282,6 +353,9 @@ class Fuse(Section):
     max_pixels: MaxPixels = param(MAX_PIXELS, "an image with more pixels is refused (read from its header)")
     memory_budget_gb: MemoryBudget = param(
         "auto", "working memory of one forward, auto = half of what the device has free; larger images go in tiles"
+    )
+    split_above: PositiveInt | None = param(
+        None, "fuse images with a side over this in 4 parts overlapping by 5 px, as RFN-Nest's test (512); null = whole"
     )
     datasets: list[DatasetSplit] = param(
         ["FMB/test", "MSRS/train", "MSRS/test", "M3FD/test", "M3FD/detection", "TNO/test"],
@@ -445,6 +519,10 @@ class Report(Section):
     fusion_metrics: FusionMetrics = param("all", "all or a list of EN SF AG CC SD MI VIF Qabf SSIM SCD PSNR")
     compare_paper: Bool = param(True, "ours beside the paper's Tables 1-9, with ours - paper")
     ours: list[FolderName] = param(["occo"], "methods highlighted and compared with the paper's OCCO row")
+    fig20_gallery: Gallery = param(
+        Gallery(dataset="MSRS"), "{dataset, split, ids, n} of Fig. 20's gallery (the RFN-Nest runs, §4.5)"
+    )
+    fig20_datasets: list[FolderName] = param(["MSRS", "TNO"], "datasets of Fig. 20's metric tables")
 
 
 # ----------------------------------------------------------------------------- the whole file
@@ -472,6 +550,8 @@ class Params(Section):
     compat: Compat = param(
         "fixed", "fixed (our sound forms) or official (the authors' code: network, loss, training, test routine)"
     )
+    alpha: NonNegative = param(700.0, "L_RFN: weight of the SSIM term against the feature term (Eq. 22)")
+    beta: NonNegative = param(7000.0, "weight of L_CCL against L_RFN (Eq. 24; Fig. 20c): omega6 x alpha")
     download: Download = param(Download(), "stage download")
     evaluate: Evaluate = param(Evaluate(), "stages evaluate_reference and evaluate")
     masks: Masks = param(Masks(), "stage masks")
@@ -525,3 +605,21 @@ class Params(Section):
     def following_compat(self) -> frozenset[str]:
         """The sections whose ``compat`` is the top-level one (null or absent in the file)."""
         return self._following
+
+    @model_validator(mode="after")
+    def _network_fits(self) -> Params:
+        """What ``loss`` and ``train`` ask of the network: L_RFN compares RFN-Nest's features, the two-stage and
+        published runs are RFN-Nest's, and Eq. 23 has one weight per RFN-Nest scale."""
+        rfn = self.arch.name == "rfn_nest"
+        if "rfn" in self.loss.terms and not rfn:
+            raise PydanticCustomError("params", "loss.terms rfn compares RFN-Nest's features: needs arch.name rfn_nest")
+        if self.train.stage != "fusion" and not rfn:
+            raise PydanticCustomError("params", f"train.stage {self.train.stage} needs arch.name rfn_nest")
+        paths = [k for k in ("autoencoder", "rfn_weights") if getattr(self.train, k) is not None]
+        if paths and not rfn:
+            raise PydanticCustomError("params", f"train.{paths[0]} is read for arch.name rfn_nest only; set it null")
+        if "ccl" in self.loss.terms and self.ablation.feature_space == "model4":
+            raise PydanticCustomError("params", "loss.terms ccl: ablation.feature_space model4 has no contrastive loss")
+        if len(self.loss.rfn_feature_weights) != len(self.arch.nest_widths):
+            raise PydanticCustomError("params", "loss.rfn_feature_weights should have one weight per arch.nest_widths")
+        return self

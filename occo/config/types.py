@@ -117,6 +117,11 @@ FeatureSpace = Literal[
 ]  # occo.losses.contrastive.FEATURE_SPACES
 DistanceForm = Literal["code", "paper"]  # occo.losses.contrastive.DISTANCE_FORMS
 CxVariant = Literal["bounded", "literal", "mechrez"]  # occo.losses.contextual.CX_VARIANTS
+NetworkName = Literal["fifn", "rfn_nest"]  # occo.nn.networks.NETWORKS
+LossTermName = Literal["occo", "rfn", "ccl"]  # occo.losses.total.LOSS_TERMS
+VGG_LOSS_TERMS = frozenset({"occo", "ccl"})  # the LOSS_TERMS whose ``vgg`` is set: they load VGG19
+RfnForm = Literal["fixed", "code", "paper"]  # occo.losses.rfn.RFN_FORMS
+TrainStage = Literal["fusion", "both", "published"]  # occo.train.stages.TRAIN_STAGES
 Compat = Literal["fixed", "official"]  # occo.nn.fifn.blocks.SPATIAL_ENHANCEMENTS & occo.nn.fifn.model.INFERENCE_RULES
 # (and occo.losses.objective.OBJECTIVES, occo.train.routine.ROUTINES, occo.nn.fuse.FUSE_ROUTINES)
 SectionCompat = Annotated[Compat, BeforeValidator(lambda v: "fixed" if v is None else v)]

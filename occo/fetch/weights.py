@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 PRETRAINED_DIR = Path("models/pretrained")
 VGG19 = "vgg19"
 """The registry entry of the VGG19 loss network's weights (``train.vgg_weights``)."""
+RFN_NEST_AUTOENCODER = "rfn_nest_autoencoder"
+"""The registry entry of RFN-Nest's published NestFuse auto-encoder (``train.autoencoder``)."""
+RFN_NEST_RFN = "rfn_nest_rfn"
+"""The registry entry of RFN-Nest's published RFN (``train.rfn_weights``)."""
 ENCODER_WEIGHTS = {e: f"{e}_imagenet" for e in ("resnet18", "resnet34", "resnet50", "resnet101")}
 """Supported DeepLabV3+ encoders (``segment.encoder``) → their ImageNet weights in the registry."""
 

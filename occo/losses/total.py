@@ -1,4 +1,9 @@
-"""Total training loss (Eq. 20): ``L_total = L_pixel + ω6 · L_CCL``, one module built once per run.
+"""Total training loss: the weighted sum of the terms ``loss.terms`` names (``LOSS_TERMS``), one module built once
+per run (:func:`build_loss`).
+
+    occo  Eq. 20: ``L_pixel + ω6 · L_CCL`` (:class:`OCCOLoss`; the default)
+    rfn   Eq. 22-23: ``L_RFN = α (1 - SSIM(I_f, I_vi)) + L_feature`` (occo.losses.rfn; RFN-Nest's features)
+    ccl   Eq. 24's ``β · L_CCL`` (Eq. 5), beside L_RFN: ``L_RFN+CCL = L_RFN + β L_CCL``
 
 Model-4 (``ablation.feature_space: model4``, §4.4.1): Eq. 21 replaces L_int and L_CCL,
 ``L_total = L_ssim + ω4 L_abl + ω5 L_texture`` (``occo.losses.masked`` says why ω4).
@@ -9,7 +14,8 @@ float32, gradient included): ``occo.losses.pixel`` (SSIM, Sobel) and ``occo.loss
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,6 +25,7 @@ from occo.config import Params
 from occo.losses.contrastive import ContextualContrastiveLoss, get_feature_space
 from occo.losses.masked import MaskedIntensityLoss
 from occo.losses.pixel import PixelLoss, pixel_loss, ssim_loss, texture_loss
+from occo.losses.rfn import RFNLoss
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -143,3 +150,113 @@ class OCCOLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"omega6={self.omega6}"
+
+
+def contrast_from_config(cfg: Params) -> ContextualContrastiveLoss:
+    """L_CCL (Eq. 5) of the params: omega1..omega3, ``loss.cx_variant``, ``loss.distance_form``,
+    ``ablation.feature_space``, ``train.vgg_weights``, ``train.vgg_random_init``."""
+    return ContextualContrastiveLoss(
+        omega1=cfg.omega1,
+        omega2=cfg.omega2,
+        omega3=cfg.omega3,
+        cx_variant=cfg.loss.cx_variant,
+        distance_form=cfg.loss.distance_form,
+        feature_space=cfg.ablation.feature_space,
+        vgg_weights=cfg.train.vgg_weights,
+        vgg_random_init=cfg.train.vgg_random_init,
+    )
+
+
+def rfn_from_config(cfg: Params) -> RFNLoss:
+    """L_RFN (Eq. 22-23) of the params: ``alpha``, ``loss.rfn_feature_weights``, ``loss.rfn_w_vi``,
+    ``loss.rfn_w_ir``, ``loss.rfn_form``."""
+    loss = cfg.loss
+    return RFNLoss(
+        alpha=cfg.alpha,
+        feature_weights=loss.rfn_feature_weights,
+        w_vi=loss.rfn_w_vi,
+        w_ir=loss.rfn_w_ir,
+        form=loss.rfn_form,
+    )
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    """One named term of the total loss.
+
+    ``build(cfg)``: its module, called ``module(fused, **inputs)``; ``value``: the entry of the module's output
+    that enters the total; ``weight(cfg)``: its weight there; ``inputs``: the keyword inputs it takes (of
+    ``ir``, ``vi``, ``ir_mask``, ``vi_mask``, ``features``); ``masks``: it needs object masks and the batch of
+    4 groups; ``vgg``: it loads the VGG19 loss network.
+    """
+
+    build: Callable[[Params], nn.Module]
+    value: str
+    weight: Callable[[Params], float]
+    inputs: tuple[str, ...]
+    masks: bool
+    vgg: bool
+
+
+SOURCES_AND_MASKS = ("ir", "vi", "ir_mask", "vi_mask")
+LOSS_TERMS: dict[str, LossTerm] = {
+    "occo": LossTerm(lambda cfg: OCCOLoss.from_config(cfg), "total", lambda cfg: 1.0, SOURCES_AND_MASKS, True, True),
+    "rfn": LossTerm(rfn_from_config, "rfn", lambda cfg: 1.0, ("vi", "features"), False, False),
+    "ccl": LossTerm(contrast_from_config, "contrast", lambda cfg: cfg.beta, SOURCES_AND_MASKS, True, True),
+}
+"""``loss.terms`` names -> terms (occo.config.types.LossTermName copies the keys)."""
+
+
+def needs_features(terms: list[str]) -> bool:
+    """Whether a term compares the network's intermediate features (the network must return them)."""
+    return any("features" in LOSS_TERMS[t].inputs for t in terms)
+
+
+def needs_vgg(terms: list[str]) -> bool:
+    """Whether a term loads the VGG19 loss network."""
+    return any(LOSS_TERMS[t].vgg for t in terms)
+
+
+class TotalLoss(nn.Module):
+    """The sum of the named terms, each with its weight: ``forward(fused, ir=, vi=, ir_mask=, vi_mask=,
+    features=None)`` returns every term's own entries (an entry's name is unique across terms), the value of each
+    term under its ``LossTerm.value`` name, and ``total``. A single term of weight 1 whose value is already
+    ``total`` (the default, ``occo``) is returned as it is, so the default loss is Eq. 20 bit for bit.
+
+    NaN/inf in an input or in ``total`` raises NonFiniteLossError naming them, before anything is backpropagated.
+    """
+
+    def __init__(self, terms: Mapping[str, nn.Module], weights: Mapping[str, float]) -> None:
+        super().__init__()
+        self.terms = nn.ModuleDict(dict(terms))
+        self.weights = dict(weights)
+
+    def forward(self, fused: torch.Tensor, **inputs: torch.Tensor | dict | None) -> dict[str, torch.Tensor]:
+        names = list(self.terms)
+        if len(names) == 1 and LOSS_TERMS[names[0]].value == "total" and self.weights[names[0]] == 1.0:
+            spec = LOSS_TERMS[names[0]]
+            return self.terms[names[0]](fused, **{k: inputs[k] for k in spec.inputs})
+        if bad := _non_finite({"fused": fused, **{k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)}}):
+            raise NonFiniteLossError(f"NaN or inf in loss inputs: {', '.join(bad)}")
+        out: dict[str, torch.Tensor] = {}
+        total = None
+        for name in names:
+            spec = LOSS_TERMS[name]
+            out.update(self.terms[name](fused, **{k: inputs[k] for k in spec.inputs}))
+            weighted = out[spec.value] if self.weights[name] == 1.0 else self.weights[name] * out[spec.value]
+            total = weighted if total is None else total + weighted
+        out["total"] = total
+        if not bool(torch.isfinite(total)):
+            raise NonFiniteLossError(f"non-finite loss terms: {', '.join(_non_finite(out))}")
+        return out
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{name} x {w:g}" for name, w in self.weights.items())
+
+
+def build_loss(cfg: Params) -> TotalLoss:
+    """The total loss of ``loss.terms``, each term built from the params."""
+    return TotalLoss(
+        {name: LOSS_TERMS[name].build(cfg) for name in cfg.loss.terms},
+        {name: LOSS_TERMS[name].weight(cfg) for name in cfg.loss.terms},
+    )

@@ -1,4 +1,5 @@
-"""Our checkpoints (network config embedded) and the converter for the public OCCO checkpoint.
+"""Our checkpoints (network config embedded) and the converter for the public OCCO checkpoint (the public RFN-Nest
+files: occo.nn.rfn_nest.published).
 
 Our format: ``{"arch": <the arch params>, "state_dict": {name: tensor}, **extra}`` holding only
 tensors and plain containers, so ``torch.load(path, weights_only=True)`` reads it. The ``arch`` entry is
@@ -29,7 +30,8 @@ from torch import Tensor, nn
 
 from occo.config import Arch, ParamsError, as_dict, validate_params
 from occo.data.io import CheckpointError, read_checkpoint, save_torch
-from occo.nn.fifn.model import FIFN, build_model
+from occo.nn.fifn.model import build_model
+from occo.nn.networks import build_network
 
 ENCODER_LAYERS = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2"}
 FUSION_PARTS = {
@@ -154,15 +156,16 @@ def arch_from_checkpoint(entry: Mapping[str, Any], path: str | Path) -> Arch:
         raise CheckpointError(f"cannot load {'; '.join(err.problems)}") from None
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FIFN, Arch]:
-    """Rebuild the network from a checkpoint of ours (its arch embedded); returned in eval mode on ``device``."""
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Arch]:
+    """Rebuild the network of a checkpoint of ours (its arch embedded, ``arch.name`` choosing the network);
+    returned in eval mode on ``device``."""
     ckpt = _read(path, "re-run the train stage, or point to a complete occo checkpoint")
     if not isinstance(ckpt.get("arch"), dict):
         raise CheckpointError(
             f"{path} has no 'arch' entry: not an occo checkpoint (convert the public one with convert_checkpoint)"
         )
     arch = arch_from_checkpoint(ckpt["arch"], path)
-    model = build_model(arch)
+    model = build_network(arch)
     state = ckpt["state_dict"]
     if problems := fit_problems(state, model.state_dict()):
         raise CheckpointError(

@@ -2,8 +2,10 @@
 
 The network fuses luminance: infrared (grey, or the Y of an RGB infrared image) with the visible
 image's BT.601 Y; colour comes back from the visible image's Cb/Cr (a grey visible image gives a
-grey result). Same-size pairs are fused together in batches that fit the memory budget; an image
-too large for it is fused tile by tile with the same result (occo.nn.fifn.tiling). Every output records
+grey result). The checkpoint's network (``occo.nn.networks``) sets the inference and output rules.
+Same-size pairs are fused together in batches that fit the memory budget; an image too large for it
+is fused tile by tile with the same result (occo.nn.fifn.tiling, occo.nn.rfn_nest.tiling); with
+``split_above``, an image with a larger side is fused in RFN-Nest's four parts (occo.nn.split). Every output records
 the sha256 of the checkpoint that made it (PNG text ``occo-checkpoint-sha256``), so a folder never
 silently mixes the outputs of two checkpoints.
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from occo.config import Fuse
@@ -29,8 +32,8 @@ from occo.data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from occo.data.io import MAX_PIXELS, DataError, png_is_whole, png_text, read_size, save_png, sha256_file, to_float
 from occo.data.pairs import Pair, find_pairs, load_pair
 from occo.nn.checkpoint import load_model
-from occo.nn.fifn.model import FIFN, fuse_y
-from occo.nn.fifn.tiling import bytes_per_pixel, core_side, fuse_y_tiled
+from occo.nn.networks import Network, fuse_luminance, network
+from occo.nn.split import raw_in_parts
 from occo.pipeline.device import resolve_batch_size, resolve_device
 from occo.pipeline.sources import FUSED, PUBLISHED
 
@@ -159,7 +162,7 @@ def _batches_by_size(pairs: list[Pair], batch_size: int, pixels: int, max_pixels
 
 
 def fuse_folder(
-    model: FIFN,
+    model: nn.Module,
     pairs: list[Pair],
     out_dir: str | Path,
     *,
@@ -171,6 +174,7 @@ def fuse_folder(
     max_pixels: int | None = MAX_PIXELS,
     memory_budget_bytes: int | None = None,
     compat: str = "fixed",
+    split_above: int | None = None,
 ) -> list[Path]:
     """Fuse ``pairs`` into ``<out_dir>/<id>.png`` (written atomically) by the test routine ``compat``
     (:data:`FUSE_ROUTINES`); returns the paths written.
@@ -181,7 +185,8 @@ def fuse_folder(
     DataError; images of other ids made by another checkpoint are deleted with ``replace_other``
     and otherwise raise DataError. Images over ``max_pixels`` raise DataError naming the file; a
     pair whose forward pass would need more than ``memory_budget_bytes`` (None: half of what
-    ``device`` has free) is fused in tiles.
+    ``device`` has free) is fused in tiles. A pair with a side over ``split_above`` is fused in four
+    overlapping parts (occo.nn.split).
     """
     out_dir = Path(out_dir)
     device = torch.device(device)
@@ -192,8 +197,8 @@ def fuse_folder(
     if len(todo) < len(pairs):
         skipped = len(pairs) - len(todo)
         log.info("%s: %d of %d outputs exist (made by this checkpoint), skipped", out_dir, skipped, len(pairs))
-    per_pixel = bytes_per_pixel(model.arch)
-    batches = _batches_by_size(todo, batch_size, memory_budget_bytes // per_pixel, max_pixels)
+    net = network(model.arch)
+    batches = _batches_by_size(todo, batch_size, memory_budget_bytes // net.bytes_per_pixel(model.arch), max_pixels)
     text = {CHECKPOINT_KEY: checkpoint_sha256}
     routine = FUSE_ROUTINES[compat]
     rule = routine.rule or model.arch.compat
@@ -203,12 +208,16 @@ def fuse_folder(
             loaded = [_load(p, max_pixels) for p in batch]
             ir = torch.stack([ir for ir, _ in loaded])
             vi_y = torch.stack([vi[:1] for _, vi in loaded])
-            if ir[0].numel() * per_pixel <= memory_budget_bytes:
-                fused = fuse_y(model, ir=ir.to(device), vi=vi_y.to(device), rule=rule).cpu()
-            else:
-                fused = _fuse_tiled(
-                    model, batch[0], ir=ir, vi=vi_y, device=device, budget=memory_budget_bytes, rule=rule
-                )
+            fused = _fuse_batch(
+                model,
+                batch,
+                ir=ir,
+                vi=vi_y,
+                device=device,
+                budget=memory_budget_bytes,
+                rule=rule,
+                split_above=split_above,
+            )
             for p, (_, vi), y in zip(batch, loaded, fused):
                 path = out_dir / f"{p.id}.png"
                 save_png(path, colourise(y, vi), text=text, quantise=routine.quantise)
@@ -218,32 +227,59 @@ def fuse_folder(
     return written
 
 
-def _fuse_tiled(
-    model: FIFN, pair: Pair, *, ir: torch.Tensor, vi: torch.Tensor, device: torch.device, budget: int, rule: str
+def _fuse_batch(
+    model: nn.Module,
+    batch: list[Pair],
+    *,
+    ir: torch.Tensor,
+    vi: torch.Tensor,
+    device: torch.device,
+    budget: int,
+    rule: str,
+    split_above: int | None,
 ) -> torch.Tensor:
-    """One pair (a batch of one) too large for the budget in one pass, fused tile by tile (inference rule
-    ``fixed`` only)."""
-    arch = model.arch
-    need = ir[0].numel() * bytes_per_pixel(arch)
-    if rule != "fixed":
+    """Fused Y (B,1,H,W) on the CPU of a batch of same-size pairs by the inference rule ``rule``: in RFN-Nest's
+    four parts when a side is over ``split_above``, else in one pass when the batch fits the budget, else (a
+    batch of one) tile by tile."""
+    net = network(model.arch)
+    if split_above is not None and max(ir.shape[-2:]) > split_above:
+        return torch.cat(
+            [
+                net.finish(raw_in_parts(lambda a, b, p=p: _raw(net, model, p, a, b, device, budget, rule), ir=i, vi=v))
+                for p, i, v in zip(batch, ir.split(1), vi.split(1))
+            ]
+        )
+    if ir.shape[0] * ir[0].numel() * net.bytes_per_pixel(model.arch) <= budget:
+        return fuse_luminance(model, ir=ir.to(device), vi=vi.to(device), rule=rule).cpu()
+    return net.finish(_raw(net, model, batch[0], ir, vi, device, budget, rule))
+
+
+def _raw(
+    net: Network,
+    model: nn.Module,
+    pair: Pair,
+    ir: torch.Tensor,
+    vi: torch.Tensor,
+    device: torch.device,
+    budget: int,
+    rule: str,
+) -> torch.Tensor:
+    """The raw output of one pair (a batch of one, or a part of it) on the CPU: in one pass when it fits the
+    budget, else tile by tile; DataError naming the pair when the network cannot be tiled."""
+    need = ir[0].numel() * net.bytes_per_pixel(model.arch)
+    if need <= budget:
+        return net.raw(model, ir=ir.to(device), vi=vi.to(device), rule=rule).cpu()
+    try:
+        raw = net.raw_tiled(model, ir=ir, vi=vi, budget=budget, device=device, rule=rule)
+    except ValueError as exc:
         raise DataError(
             f"{pair.ir} needs about {need / _GIB:.3g} GB in one pass, over the memory budget of "
-            f"{budget / _GIB:.3g} GB, "
-            f"and compat={rule!r} (the checkpoint's arch.compat or fuse.compat) normalises each image with its own "
-            "whole-image statistics, which tiles cannot reproduce: raise the memory budget"
-        )
-    try:
-        core = core_side(arch, budget)
-    except ValueError as exc:
-        raise DataError(f"cannot fuse {pair.ir} in tiles: {exc}") from exc
+            f"{budget / _GIB:.3g} GB; cannot fuse it in tiles: {exc}"
+        ) from exc
     log.info(
-        "%s: about %.3g GB in one pass, over the %.3g GB budget; fusing in tiles of %d pixels",
-        pair.ir,
-        need / _GIB,
-        budget / _GIB,
-        core,
+        "%s: about %.3g GB in one pass, over the %.3g GB budget; fused in tiles", pair.ir, need / _GIB, budget / _GIB
     )
-    return fuse_y_tiled(model, ir=ir, vi=vi, core=core, device=device)
+    return raw
 
 
 def fuse_splits(cfg: Fuse, index: dict[str, dict[str, int]]) -> list[tuple[str, str]]:
@@ -292,6 +328,7 @@ def run_fuse(cfg: Fuse, root: Path) -> list[Path]:
                 max_pixels=cfg.max_pixels,
                 memory_budget_bytes=budget,
                 compat=cfg.compat,
+                split_above=cfg.split_above,
             )
             folders.append(out)
     return folders

@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from occo.config.load import check_value
-from occo.config.types import MaxPixels
+from occo.config.types import MaxPixels, PositiveInt
 
 
 def schema_flag(kind: Any, value: str, flag: str) -> Any:
@@ -22,3 +22,8 @@ def schema_flag(kind: Any, value: str, flag: str) -> Any:
 def max_pixels_flag(value: str) -> int:
     """argparse type of ``--max-pixels``: a whole number of pixels from 1 to Pillow's limit (``MaxPixels``)."""
     return schema_flag(MaxPixels, value, "--max-pixels")
+
+
+def split_above_flag(value: str) -> int:
+    """argparse type of ``--split-above``: a positive number of pixels (``fuse.split_above``)."""
+    return schema_flag(PositiveInt, value, "--split-above")

@@ -24,10 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from occo.config import DatasetSource, Params
+from occo.config.types import VGG_LOSS_TERMS
 from occo.data.io import DataError, sha256_file, write_text_atomic
 from occo.fetch.datasets import REGISTRY_SOURCE, registry_problem
 from occo.fetch.registry import load_registry
-from occo.fetch.weights import ENCODER_WEIGHTS, VGG19, resolve_vgg19, resolve_weights
+from occo.fetch.weights import (
+    ENCODER_WEIGHTS,
+    RFN_NEST_AUTOENCODER,
+    RFN_NEST_RFN,
+    VGG19,
+    resolve_vgg19,
+    resolve_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +93,28 @@ def weight_needs(cfg: Params) -> list[Weights]:
         else:
             needs.append(Weights("masks", "groundingdino_swint_ogc", "masks.gdino_checkpoint", masks.gdino_checkpoint))
             needs.append(Weights("masks", "bert_base_uncased", "masks.text_encoder", masks.text_encoder))
-    if not cfg.train.vgg_random_init:
-        needs.append(Weights("train", VGG19, "train.vgg_weights", cfg.train.vgg_weights))
+    needs += train_weight_needs(cfg)
     detect = cfg.detect
     if detect.run and detect.pretrained:
         needs.append(Weights("detect", f"{detect.model}u", "detect.weights", detect.weights))
     segment = cfg.segment
     if segment.encoder_weights is not None:
         needs.append(Weights("segment", ENCODER_WEIGHTS[segment.encoder], "segment.weights", segment.weights))
+    return needs
+
+
+def train_weight_needs(cfg: Params) -> list[Weights]:
+    """The pretrained files the train stage loads: the VGG19 of the loss terms that use it (unless random), and for
+    RFN-Nest the authors' auto-encoder it starts from (``train.stage: fusion``) or both published files
+    (``train.stage: published``, which trains nothing)."""
+    train, needs = cfg.train, []
+    trains = train.stage != "published"
+    if trains and not train.vgg_random_init and VGG_LOSS_TERMS & set(cfg.loss.terms):
+        needs.append(Weights("train", VGG19, "train.vgg_weights", train.vgg_weights))
+    if cfg.arch.name == "rfn_nest" and train.stage in ("fusion", "published"):
+        needs.append(Weights("train", RFN_NEST_AUTOENCODER, "train.autoencoder", train.autoencoder))
+    if cfg.arch.name == "rfn_nest" and train.stage == "published":
+        needs.append(Weights("train", RFN_NEST_RFN, "train.rfn_weights", train.rfn_weights))
     return needs
 
 

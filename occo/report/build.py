@@ -5,10 +5,13 @@ Outputs (under the repository root):
   reports/report.md            tables + relative links to the figures and gallery,
   reports/report.html          the same page, self-contained (inline CSS, images as data URIs),
   reports/figures/*.png        training curves and fusion-metric bars,
-  reports/gallery/*.png        one labelled row of images per chosen id,
-  reports/plots/*.csv          long tables for the `dvc plots` charts of dvc.yaml (``render/plot_tables.py``).
+  reports/gallery/*.png        one labelled row of images per chosen id (and per Fig. 20 pair),
+  reports/plots/*.csv          long tables for the `dvc plots` charts of dvc.yaml (``render/plot_tables.py``),
+  reports/fig20/               this run's fused images of Fig. 20's pairs, when it is an RFN-Nest run
+                               (``paper/figure20.py``), kept in git for the other runs' reports.
 Every section whose inputs are absent says "not run" instead. Ours stands beside the paper's Tables
-1–5 per dataset and, for the studies this workspace's experiments belong to, Tables 6–9.
+1–5 per dataset and, for the studies this workspace's experiments belong to, Tables 6–9; the
+workspace's RFN-Nest runs make Fig. 20 (§4.5).
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from occo.config import Gallery, Params, Report, as_dict
+from occo.config.sections import NETWORK_FIELDS
 from occo.data.io import atomic_dir, write_text_atomic
 from occo.metrics.suite import METRICS
 from occo.report.collect import Collected, collect, detect_frame, segment_frame
-from occo.report.headline import TRAINED
+from occo.report.headline import TRAINED, headline
 from occo.report.paper.comparison import detect_beside, fusion_beside, segment_beside, studies_section
+from occo.report.paper.figure20 import FIG20, fig20_runs, figure20_section, write_fig20_images
 from occo.report.paper.reference import PAPER_YAML, PaperReference, load_paper
 from occo.report.paper.runs import Run, sibling_runs
 from occo.report.provenance import Provenance, provenance
@@ -82,12 +87,19 @@ def run_section(cfg: Params) -> list[Block]:
     omegas = (cfg.omega1, cfg.omega2, cfg.omega3, cfg.omega4, cfg.omega5, cfg.omega6)
     items = [
         "loss weights: " + ", ".join(f"`omega{i}={w:g}`" for i, w in enumerate(omegas, start=1)),
+        f"loss terms: `loss.terms={yaml_scalar(cfg.loss.terms)}`"
+        + ("" if cfg.loss.terms == ["occo"] else f", `alpha={cfg.alpha:g}`, `beta={cfg.beta:g}`"),
         f"feature space: `ablation.feature_space={cfg.ablation.feature_space}`; "
         f"contextual loss `loss.cx_variant={cfg.loss.cx_variant}`",
         f"code: `compat={cfg.compat}` ("
         + ", ".join(f"`{k}.compat={getattr(cfg, k).compat}`" for k in ("arch", "loss", "train", "fuse"))
         + ")",
-        "network: " + ", ".join(f"`arch.{k}={yaml_scalar(v)}`" for k, v in as_dict(cfg.arch).items()),
+        "network: "
+        + ", ".join(
+            f"`arch.{k}={yaml_scalar(v)}`"
+            for k, v in as_dict(cfg.arch).items()
+            if k == "name" or k in NETWORK_FIELDS[cfg.arch.name]
+        ),
         f"mask prompt: `{cfg.masks.prompt}`",
         "training: "
         + ", ".join(
@@ -106,6 +118,8 @@ def training_section(data: Collected, figures: Path) -> list[Block]:
     if data.train_summary is not None:
         terms = data.train_summary.get("train") or {}
         step = data.train_summary.get("step")
+        if not terms:
+            return blocks + [Paragraph("No loss logged: the run trained nothing (`train.stage: published`).")]
         table = Table(
             columns=list(terms),
             rows=[Row(f"last logged step {step}", {k: float(v) for k, v in terms.items()})],
@@ -268,7 +282,11 @@ def build_report(
         blocks += downstream_section("Segmentation", "segment", data.segment, report.ours, paper)
         blocks += ablation_section(root, data, paper, stamp, cfg)
         write_plot_tables(root, data, plots)
+    with atomic_dir(root / FIG20) as fig20:
+        write_fig20_images(root, cfg, fig20)
+    runs, notes = fig20_runs(root, cfg, stamp.experiment or "workspace", headline(data))
     with atomic_dir(reports / "gallery") as gallery:
+        blocks += figure20_section(root, cfg, runs, notes, gallery, fusion_columns(report))
         blocks += gallery_section(root, report.gallery, gallery)
     blocks += reference_section(paper)
     moved = {figures: reports / "figures", plots: reports / "plots", gallery: reports / "gallery"}

@@ -56,3 +56,14 @@ def experiment_refs(root: Path) -> list[ExperimentRef] | None:
 def file_at(root: Path, commit: str, path: str) -> str | None:
     """The text of ``path`` (relative to ``root``) at ``commit``; None when it is not there."""
     return git(root, "show", f"{commit}:./{path}")
+
+
+def git_bytes(root: Path, commit: str, path: str) -> bytes | None:
+    """The bytes of ``path`` (relative to ``root``) at ``commit`` (an image, say); None when it is not there."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "show", f"{commit}:./{path}"], capture_output=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None

@@ -1,10 +1,15 @@
-"""The OCCO training loop (params ``train``; model ``arch``; loss ``omega1..6``, ``loss``, ``ablation``).
+"""The training loop (params ``train``; model ``arch``; loss ``omega1..6``, ``alpha``, ``beta``, ``loss``,
+``ablation``).
 
 One run = ``train.epochs`` passes over the training pairs (or ``train.max_steps`` batches). It reads top to
 bottom in :func:`run_training`: :func:`set_up` (data, network, loss, optimiser),
 :func:`resume_from_checkpoint` (this run's checkpoint, if any), then per batch :func:`train_step`,
 :func:`log_terms` and, every ``train.checkpoint_every`` steps, :func:`save_progress`; :func:`finish` and
 :func:`write_weights` end it.
+
+The network is the one ``arch.name`` names (occo.nn.networks); the loss the sum of ``loss.terms``
+(occo.losses.total). RFN-Nest trains in stages (``train.stage``, occo.train.stages): the run's first steps may
+train its auto-encoder (:func:`autoencoder_step`), the others its RFN; ``published`` trains nothing.
 
 ``models/checkpoints/last.pt`` holds the model, the optimiser, the step and the RNG state; re-running
 resumes from it and ends with the same weights as an uninterrupted run. The final weights go to
@@ -37,9 +42,11 @@ from tqdm import tqdm
 
 from occo.config import Params, as_dict
 from occo.data.io import CheckpointError
-from occo.losses import NonFiniteLossError, OCCOLoss, TermMeans
-from occo.nn import FIFN, build_model, normalise_output, save_checkpoint
+from occo.losses import AutoencoderLoss, NonFiniteLossError, TermMeans, TotalLoss, build_loss
+from occo.losses.total import needs_features
+from occo.nn import build_network, normalise_output, save_checkpoint
 from occo.nn.checkpoint import is_finite
+from occo.nn.rfn_nest import NestAutoEncoder
 from occo.pipeline.device import resolve_device
 from occo.pipeline.resume import (
     digest_files,
@@ -62,13 +69,34 @@ from occo.train.data import (
     pairs_with_objects,
 )
 from occo.train.routine import routine_of, training_autocast, training_flip, training_precision
+from occo.train.stages import (
+    TRAIN_STAGES,
+    autoencoder_parameters,
+    autoencoder_steps,
+    fusion_parameters,
+    load_autoencoder,
+    starting_autoencoder,
+    write_published,
+)
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = Path("models/checkpoints/last.pt")
 FINAL = Path("models/occo.pt")
 LIVE_DIR = Path("dvclive/train")
-FINGERPRINTED = ("omega1", "omega2", "omega3", "omega4", "omega5", "omega6", "arch", "loss", "ablation")
+FINGERPRINTED = (
+    "omega1",
+    "omega2",
+    "omega3",
+    "omega4",
+    "omega5",
+    "omega6",
+    "alpha",
+    "beta",
+    "arch",
+    "loss",
+    "ablation",
+)
 """Top-level params (and ``train``, but for :data:`NOT_FINGERPRINTED`) that shape the optimisation."""
 NOT_FINGERPRINTED = frozenset({"epochs", "max_steps", "checkpoint_every", "log_every", "num_workers", "compile"})
 """train.* params that may change between a run and its resumption."""
@@ -120,12 +148,16 @@ def run_fingerprint(cfg: Params) -> str:
     return digest_value(relevant)[:16]
 
 
-def training_identity(cfg: Params, pairs: list[MaskedPair]) -> dict[str, str]:
+def training_identity(cfg: Params, pairs: list[MaskedPair], autoencoder: Path | None = None) -> dict[str, str]:
     """What a checkpoint must share with this run to be resumed: ``params`` (:func:`run_fingerprint`),
-    ``images`` and ``masks`` (content digests of every pair's infrared/visible images and masks, by id)."""
+    ``images`` and ``masks`` (content digests of every pair's infrared/visible images and masks, by id); for
+    RFN-Nest trained on a given auto-encoder, that file's content (``autoencoder``)."""
     images = {f"{kind}/{p.id}": path for p in pairs for kind, path in (("ir", p.ir), ("vi", p.vi))}
     masks = {f"{kind}/{p.id}": path for p in pairs for kind, path in (("ir", p.ir_mask), ("vi", p.vi_mask))}
-    return {"params": run_fingerprint(cfg), "images": digest_files(images), "masks": digest_files(masks)}
+    identity = {"params": run_fingerprint(cfg), "images": digest_files(images), "masks": digest_files(masks)}
+    if autoencoder is not None:
+        identity["autoencoder"] = digest_files({"autoencoder": autoencoder})
+    return identity
 
 
 def load_training_state(path: Path, identity: Mapping[str, str], world_size: int = 1) -> dict[str, Any] | None:
@@ -184,10 +216,13 @@ class TrainingRun:
     dataset: CropDataset
     plan: BatchPlan
     total: int  # the step the run ends at
-    model: FIFN
-    loss_fn: OCCOLoss
+    model: nn.Module
+    loss_fn: TotalLoss
     optimizer: torch.optim.Optimizer
     identity: dict[str, str]  # training_identity, the same on every rank
+    fusion_start: int = 0  # the first step of the fusion stage (RFN-Nest's auto-encoder stage comes before)
+    autoencoder_loss: AutoencoderLoss | None = None
+    stage: str = "fusion"  # what the optimiser trains now: "autoencoder" or "fusion"
     forward: nn.Module | None = None  # what a step calls (parallel_network), set after resuming
     step: int = 0
     saved_step: int | None = None  # the step last.pt holds for this run; None: none yet
@@ -207,6 +242,15 @@ class TrainingRun:
         return self.root / LIVE_DIR
 
     @property
+    def features(self) -> bool:
+        """The loss compares the network's intermediate features (L_RFN): the network returns them."""
+        return needs_features(self.cfg.loss.terms)
+
+    def stage_at(self, step: int) -> str:
+        """The stage step ``step`` belongs to."""
+        return "autoencoder" if step < self.fusion_start else "fusion"
+
+    @property
     def per_image(self) -> bool:
         """Min-max normalisation of the output per image, else over the batch (``train.compat``, the routine)."""
         return routine_of(self.cfg.train).per_image_output
@@ -219,11 +263,19 @@ class TrainingRun:
 def train(cfg: Params, root: str | Path, *, max_steps: int | None = None, device: str = "auto") -> Path:
     """Train on ``train.dataset``/``train.split`` under ``root``; returns the path of the final weights.
 
-    ``max_steps`` (else ``train.max_steps``, else all epochs) caps the number of optimisation steps.
+    ``max_steps`` (else ``train.max_steps``, else all epochs) caps the number of optimisation steps (of the
+    fusion stage). ``train.stage: published`` trains nothing: the final weights are RFN-Nest's published ones.
     """
+    root = Path(root)
     world = World.from_env()
+    if not TRAIN_STAGES[cfg.train.stage].steps:  # nothing to train: one process writes the published weights
+        if world.main:
+            write_published(
+                cfg, root, final=root / FINAL, checkpoints=root / CHECKPOINT.parent, live_dir=root / LIVE_DIR
+            )
+        return root / FINAL
     with process_group(world, resolve_device(device)) as dev:
-        return run_training(cfg, Path(root), max_steps, dev, world)
+        return run_training(cfg, root, max_steps, dev, world)
 
 
 def run_training(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, world: World) -> Path:
@@ -239,6 +291,8 @@ def run_training(cfg: Params, root: Path, max_steps: int | None, dev: torch.devi
         window = TermMeans()  # a term skipped at some steps is averaged over the others
         bar = progress_bar(run, loader)
         for batch in bar:
+            if run.stage_at(run.step) != run.stage:
+                use_stage(run, run.stage_at(run.step))
             if (terms := train_step(run, batch)) is not None:
                 window.add(terms)
             run.step += 1
@@ -251,11 +305,13 @@ def run_training(cfg: Params, root: Path, max_steps: int | None, dev: torch.devi
 
 
 def set_up(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, world: World) -> TrainingRun:
-    """The data, the network (seeded by ``train.seed``), the loss, Adam and this run's identity.
+    """The data, the network (seeded by ``train.seed``; RFN-Nest's auto-encoder loaded where the run starts
+    from one), the loss, Adam over what the first stage trains and this run's identity.
 
     Under torchrun a run has ``epochs x batches_per_epoch // N`` steps (``train.epochs`` still means passes
-    over the data; ``max_steps`` and ``train.checkpoint_every`` count optimisation steps), and rank 0 reads
-    the inputs for the identity once: every rank takes the same decision to resume.
+    over the data; ``max_steps`` and ``train.checkpoint_every`` count optimisation steps; an auto-encoder
+    stage adds its own before them, uncapped), and rank 0 reads the inputs for the identity once: every rank
+    takes the same decision to resume.
     """
     train = cfg.train
     images_per_batch = check_batch_layout(train.batch_size, train.crops_per_image)
@@ -275,18 +331,22 @@ def set_up(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, wo
     if plan.repeats > 1:
         log.warning("%d pairs < %d images per batch: images repeat inside a batch", len(pairs), images_per_batch)
     cap = max_steps if max_steps is not None else train.max_steps
+    ae_steps = autoencoder_steps(cfg, plan.batches_per_epoch, world.size)
     total = train.epochs * plan.batches_per_epoch // world.size
     total = total if cap is None else min(total, cap)
 
-    model = build_model(cfg.arch, train.seed).to(dev)
+    model = build_network(cfg.arch, train.seed)
+    if (autoencoder := starting_autoencoder(cfg, root)) is not None:
+        load_autoencoder(model, autoencoder)
+    model = model.to(dev)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(train.seed)  # random VGG (smoke runs) from the run's seed
-        loss_fn = OCCOLoss.from_config(cfg).to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr)
+        loss_fn = build_loss(cfg).to(dev)
+    optimizer = torch.optim.Adam(fusion_parameters(model), lr=train.lr)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
 
-    identity = [training_identity(cfg, pairs) if world.main else None]
+    identity = [training_identity(cfg, pairs, autoencoder) if world.main else None]
     if world.distributed:
         torch.distributed.broadcast_object_list(identity, src=0)
     run = TrainingRun(
@@ -297,12 +357,16 @@ def set_up(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, wo
         pairs=pairs,
         dataset=dataset,
         plan=plan,
-        total=total,
+        total=ae_steps + total,
         model=model,
         loss_fn=loss_fn,
         optimizer=optimizer,
         identity=identity[0],
+        fusion_start=ae_steps,
     )
+    if ae_steps:  # RFN-Nest's auto-encoder stage comes first
+        run.autoencoder_loss = AutoencoderLoss(lam=cfg.loss.autoencoder_lambda, form=cfg.loss.rfn_form).to(dev)
+        use_stage(run, "autoencoder")
     if world.main:
         for path in (run.checkpoint, run.final):
             remove_stale_temps(path)
@@ -325,9 +389,28 @@ def resume_from_checkpoint(run: TrainingRun) -> dict[str, Any] | None:
         state = None
     if state is not None:
         run.model.load_state_dict(state["state_dict"])
-        run.optimizer.load_state_dict(state["optimizer"])
         run.step = run.saved_step = state["step"]
+        if run.stage_at(run.step) != run.stage:
+            use_stage(run, run.stage_at(run.step))
+        if state.get("stage", "fusion") == run.stage:  # at a stage's first step, its optimiser starts afresh
+            run.optimizer.load_state_dict(state["optimizer"])
     return state
+
+
+def use_stage(run: TrainingRun, stage: str) -> None:
+    """From now on train ``stage``: a fresh Adam over its parameters (the others frozen where the fusion stage
+    trains part of the network); mid-run, also the forward the steps call."""
+    if stage == "autoencoder":
+        params = autoencoder_parameters(run.model)
+        for p in run.model.parameters():
+            p.requires_grad_(True)
+    else:
+        params = fusion_parameters(run.model)
+    run.optimizer = torch.optim.Adam(params, lr=run.cfg.train.lr)
+    run.stage = stage
+    if run.forward is not None:
+        run.forward = parallel_network(run)
+    log.info("step %d: training the %s stage (%d parameters)", run.step, stage, sum(p.numel() for p in params))
 
 
 def parallel_network(run: TrainingRun) -> nn.Module:
@@ -338,9 +421,9 @@ def parallel_network(run: TrainingRun) -> nn.Module:
     configured) and broadcasts rank 0's buffers before every forward: BatchNorm normalises each rank's batch
     with that batch's statistics, and the running statistics are rank 0's.
     """
-    net: nn.Module = run.model
+    net: nn.Module = NestAutoEncoder(run.model) if run.stage == "autoencoder" else run.model
     if run.world.distributed:
-        net = DistributedDataParallel(run.model, device_ids=[run.dev.index] if run.dev.type == "cuda" else None)
+        net = DistributedDataParallel(net, device_ids=[run.dev.index] if run.dev.type == "cuda" else None)
     return torch.compile(net) if run.cfg.train.compile else net
 
 
@@ -424,22 +507,50 @@ def seed_streams(run: TrainingRun, state: dict[str, Any] | None) -> None:
 
 def train_step(run: TrainingRun, batch: Tensor) -> dict[str, Tensor] | None:
     """One optimisation step on ``batch`` (B, 4, crop, crop: infrared, visible Y, their masks): the network,
-    the loss of Eq. 20 (:class:`OCCOLoss`) and Adam; the loss terms, or None for a skipped batch
-    (:func:`skip_batch`)."""
+    the total loss of ``loss.terms`` (Eq. 20 by default) and Adam; the loss terms, or None for a skipped batch
+    (:func:`skip_batch`). In RFN-Nest's auto-encoder stage, :func:`autoencoder_step` instead."""
     batch = batch.to(run.dev, non_blocking=True)
     if run.dev.type == "cuda":
         batch = batch.contiguous(memory_format=torch.channels_last)
+    if run.stage == "autoencoder":
+        return autoencoder_step(run, batch)
     ir, vi, ir_mask, vi_mask = batch.split(1, dim=1)
     try:
         with run.autocast():
-            fused = normalise_output(run.forward(ir=ir, vi=vi).float(), per_image=run.per_image)
-            run.terms = run.loss_fn(fused, ir=ir, vi=vi, ir_mask=ir_mask, vi_mask=vi_mask)
+            raw, features = (
+                run.forward(ir=ir, vi=vi, features=True) if run.features else (run.forward(ir=ir, vi=vi), None)
+            )
+            fused = normalise_output(raw.float(), per_image=run.per_image)
+            run.terms = run.loss_fn(fused, ir=ir, vi=vi, ir_mask=ir_mask, vi_mask=vi_mask, features=features)
     except NonFiniteLossError as err:
         skip_batch(run, err)
         return None
+    return update(run, run.terms["total"])
+
+
+def autoencoder_step(run: TrainingRun, batch: Tensor) -> dict[str, Tensor] | None:
+    """One step of RFN-Nest's auto-encoder stage: the infrared and visible crops of ``batch`` (on the device) as
+    one batch of single images, reconstructed and scored by the auto-encoder loss; None for a skipped batch."""
+    ir, vi, _, _ = batch.split(1, dim=1)
+    images = torch.cat((ir, vi))
+    try:
+        with run.autocast():
+            run.terms = run.autoencoder_loss(run.forward(images).float(), images)
+        if not bool(torch.isfinite(run.terms["autoencoder_total"])):
+            raise NonFiniteLossError(
+                "non-finite auto-encoder loss: " + ", ".join(f"{k}={float(v):.4g}" for k, v in run.terms.items())
+            )
+    except NonFiniteLossError as err:
+        skip_batch(run, err)
+        return None
+    return update(run, run.terms["autoencoder_total"])
+
+
+def update(run: TrainingRun, loss: Tensor) -> dict[str, Tensor]:
+    """Backpropagate ``loss`` and take one Adam step; the step's loss terms."""
     run.bad = 0
     run.optimizer.zero_grad(set_to_none=True)
-    run.terms["total"].backward()
+    loss.backward()
     run.optimizer.step()
     return run.terms
 
@@ -474,7 +585,8 @@ def log_terms(run: TrainingRun, live: Live, bar: tqdm, means: Mapping[str, float
         live.log_metric(f"train/{name}", value)
     live.log_metric("train/lr", run.optimizer.param_groups[0]["lr"])
     live.next_step()
-    bar.set_postfix({k: f"{means[k]:.4g}" for k in ("total", "pixel", "contrast") if k in means})
+    shown = ("total", "pixel", "rfn", "contrast", "autoencoder_total")
+    bar.set_postfix({k: f"{means[k]:.4g}" for k in shown if k in means})
 
 
 def save_progress(run: TrainingRun) -> None:
@@ -495,6 +607,7 @@ def save_progress(run: TrainingRun) -> None:
             run.cfg.arch,
             optimizer=run.optimizer.state_dict(),
             step=run.step,
+            stage=run.stage,
             rng=rng,
             fingerprint=run.identity,
             **extra,

@@ -122,8 +122,8 @@ def test_unknown_keys_are_named_with_the_known_ones(repo_params):
         [
             f"p.yaml train.epoch = 3: unknown key; known keys: {', '.join(known)}",
             "p.yaml download.datasets.TNO.splits = ['test']: unknown key; known keys: limit, optional, source, split",
-            "p.yaml evalute = {}: unknown key; known keys: ablation, arch, compat, detect, download, evaluate, fuse, "
-            "loss, masks, omega1, omega2, omega3, omega4, omega5, omega6, report, segment, train",
+            "p.yaml evalute = {}: unknown key; known keys: ablation, alpha, arch, beta, compat, detect, download, "
+            "evaluate, fuse, loss, masks, omega1, omega2, omega3, omega4, omega5, omega6, report, segment, train",
         ]
     )
 

@@ -9,7 +9,7 @@ from typing import get_args
 import pytest
 import yaml
 
-from occo.config import Params, as_dict, load_params, table, types
+from occo.config import Params, ParamsError, as_dict, load_params, table, types, validate_params
 from support import REPO
 
 
@@ -67,10 +67,29 @@ def test_every_field_has_a_one_line_description():
         (types.SamModel, "occo.masks.sam", "SAM_MODELS"),
         (types.LabelFormat, "occo.downstream.labels", "FORMATS"),
         (types.Encoder, "occo.fetch.weights", "ENCODER_WEIGHTS"),
+        (types.NetworkName, "occo.nn.networks", "NETWORKS"),
+        (types.LossTermName, "occo.losses.total", "LOSS_TERMS"),
+        (types.RfnForm, "occo.losses.rfn", "RFN_FORMS"),
+        (types.TrainStage, "occo.train.stages", "TRAIN_STAGES"),
     ],
 )
 def test_enums_match_the_registries_they_copy(literal, module, registry):
     assert list(get_args(literal)) == list(getattr(importlib.import_module(module), registry))
+
+
+def test_vgg_loss_terms_are_the_terms_that_load_vgg():
+    from occo.losses.total import LOSS_TERMS
+
+    assert {name for name, term in LOSS_TERMS.items() if term.vgg} == types.VGG_LOSS_TERMS
+
+
+def test_each_network_owns_its_arch_fields():
+    """Every arch field but ``name`` belongs to one network, which alone may change it."""
+    from occo.config.sections import NETWORK_FIELDS, Arch
+
+    owned = [f for fields in NETWORK_FIELDS.values() for f in fields]
+    assert sorted(owned) == sorted(set(Arch.model_fields) - {"name"}) and len(owned) == len(set(owned))
+    assert NETWORK_FIELDS.keys() == set(get_args(types.NetworkName))
 
 
 def test_enums_made_from_registries():
@@ -91,3 +110,38 @@ def test_sections_are_frozen():
     cfg = Params()
     with pytest.raises(ValueError, match="frozen"):
         cfg.train.epochs = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ({"loss": {"terms": ["rfn"]}}, "loss.terms rfn compares RFN-Nest's features: needs arch.name rfn_nest"),
+        (
+            {"arch": {"name": "rfn_nest", "cross_channel": False}},
+            "cross_channel should keep the default: fifn settings",
+        ),
+        (
+            {"arch": {"nest_widths": [8, 8, 8, 8]}},
+            "nest_widths should keep the default: rfn_nest settings, and name is fifn",
+        ),
+        ({"arch": {"name": "rfn_nest", "nest_widths": [8, 8, 8]}}, "nest_widths should have 4 entries"),
+        ({"loss": {"terms": ["occo", "ccl"]}}, "occo already holds omega6 x L_CCL (Eq. 20); drop ccl"),
+        ({"loss": {"terms": []}}, "terms should name at least one term, each once"),
+        ({"train": {"stage": "both"}}, "train.stage both needs arch.name rfn_nest"),
+        ({"train": {"autoencoder": "nestfuse.zip"}}, "train.autoencoder is read for arch.name rfn_nest only"),
+        (
+            {"arch": {"name": "rfn_nest"}, "loss": {"terms": ["rfn", "ccl"]}, "ablation": {"feature_space": "model4"}},
+            "ablation.feature_space model4 has no contrastive loss",
+        ),
+        ({"arch": {"name": "rfn_nest"}, "loss": {"rfn_feature_weights": [1, 2]}}, "one weight per arch.nest_widths"),
+    ],
+)
+def test_network_loss_and_stage_params_are_checked_together(raw, problem):
+    with pytest.raises(ParamsError) as err:
+        validate_params(raw)
+    assert problem in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_the_fig20_settings_are_valid():
+    cfg = validate_params({"arch": {"name": "rfn_nest"}, "loss": {"terms": ["rfn", "ccl"]}, "train": {"stage": "both"}})
+    assert cfg.beta == 7000 and cfg.alpha == 700 and cfg.arch.nest_widths == [64, 112, 160, 208]

@@ -40,9 +40,10 @@ def test_full_report(workspace: Path, params: dict) -> None:
         "## Segmentation",
         "## Gallery",
         "## Paper reference",
+        "## RFN-Nest with the contextual contrastive loss (§4.5, Fig. 20)",
     ):
         assert heading in md
-    assert "Not run" not in md
+    assert md.count("Not run") == 1 and "Not run: no RFN-Nest run" in md  # the workspace has no RFN-Nest run
     assert "`arch.cross_attention=true`" in md and "`omega6=10`" in md
     assert "`The scene captures a group of pedestrians or cars.`" in md
     assert "| occo | 2 | 0.5000 | **3.0000** |" in md  # best in bold, occo loses EN to max
@@ -71,7 +72,7 @@ def test_full_report(workspace: Path, params: dict) -> None:
 def test_empty_workspace_says_not_run(tmp_path: Path, params: dict) -> None:
     build_report(tmp_path, validate_params(params))
     md = (tmp_path / "reports/report.md").read_text()
-    assert md.count("Not run:") == 5  # training, fusion, detection, segmentation, gallery
+    assert md.count("Not run:") == 6  # training, fusion, detection, segmentation, Fig. 20, gallery
     assert_self_contained_without_images((tmp_path / "reports/report.html").read_text())
 
 

@@ -71,8 +71,8 @@ def _worker(rank: int, port: int, params: Params, root: str, out: str) -> None:
     )
     torch.set_num_threads(1)
     models, saves = [], []
-    build, save = loop.build_model, loop.save_checkpoint
-    loop.build_model = lambda *a, **k: models.append(build(*a, **k)) or models[-1]
+    build, save = loop.build_network, loop.save_checkpoint
+    loop.build_network = lambda *a, **k: models.append(build(*a, **k)) or models[-1]
     loop.save_checkpoint = lambda path, *a, **k: saves.append(str(path)) or save(path, *a, **k)
     train(params, root, max_steps=STEPS, device="cpu")
     torch.save({k: v.detach().clone() for k, v in models[0].state_dict().items()}, Path(out) / f"rank{rank}.pt")

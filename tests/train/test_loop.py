@@ -157,7 +157,7 @@ class _LossAt(torch.nn.Module):
 
 def _loss_at(monkeypatch, at: int, *, nan_grad: bool) -> None:
     real = OCCOLoss.from_config
-    monkeypatch.setattr(loop.OCCOLoss, "from_config", lambda cfg: _LossAt(real(cfg), at, nan_grad))
+    monkeypatch.setattr(OCCOLoss, "from_config", lambda cfg: _LossAt(real(cfg), at, nan_grad))
 
 
 @pytest.mark.parametrize("every, kept", [(2, 2), (10, None)])
@@ -266,7 +266,7 @@ def test_non_finite_batches_are_skipped_then_stop(tmp_path, monkeypatch, caplog)
     real = OCCOLoss.from_config
 
     def flaky(bad):
-        monkeypatch.setattr(loop.OCCOLoss, "from_config", lambda cfg: _Flaky(real(cfg), bad))
+        monkeypatch.setattr(OCCOLoss, "from_config", lambda cfg: _Flaky(real(cfg), bad))
 
     flaky({2, 3})
     root = _root(tmp_path, "e")
@@ -291,7 +291,8 @@ def test_fingerprint_ignores_run_length_only():
 def test_fingerprint_digests_the_params_that_shape_the_optimisation():
     cfg = _params()
     params = as_dict(cfg)
-    relevant = {k: params[k] for k in ("omega1", "omega2", "omega3", "omega4", "omega5", "omega6", "arch", "loss")}
+    relevant = {k: params[k] for k in ("omega1", "omega2", "omega3", "omega4", "omega5", "omega6", "alpha", "beta")}
+    relevant |= {k: params[k] for k in ("arch", "loss")}
     relevant["ablation"] = params["ablation"]
     run_length = {"epochs", "max_steps", "checkpoint_every", "log_every", "num_workers", "compile"}
     relevant["train"] = {k: v for k, v in params["train"].items() if k not in run_length}

@@ -93,6 +93,8 @@ class FIFN(nn.Module):
 
     def __init__(self, arch: Arch) -> None:
         super().__init__()
+        if arch.name != "fifn":
+            raise ValueError(f"FIFN is built from arch.name fifn, got {arch.name}")
         self.arch = arch
         w = arch.widths
         self.encoder_vi = nn.ModuleList(ConvBlock(c_in, c_out) for c_in, c_out in zip((1, *w[:-1]), w))

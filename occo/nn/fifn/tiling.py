@@ -333,6 +333,11 @@ def fuse_y_tiled(model: FIFN, *, ir: Tensor, vi: Tensor, core: int, device: torc
     Equals ``fuse_y`` (compat="fixed") up to float rounding; the luminances ``ir``/``vi`` are (1,1,H,W) and
     may stay on the CPU. The model's mode is left as it was.
     """
+    return normalise_output(raw_tiled(model, ir=ir, vi=vi, core=core, device=device), per_image=True)
+
+
+def raw_tiled(model: FIFN, *, ir: Tensor, vi: Tensor, core: int, device: torch.device) -> Tensor:
+    """The raw output (1,1,H,W) of :func:`fuse_y_tiled`, before its min-max normalisation."""
     arch = model.arch
     if arch.compat != "fixed":
         raise ValueError(f"tiled fusion needs compat='fixed' (BatchNorm in eval mode), got compat={arch.compat!r}")
@@ -352,4 +357,4 @@ def fuse_y_tiled(model: FIFN, *, ir: Tensor, vi: Tensor, core: int, device: torc
                 raw[..., t.y0 : t.y1, t.x0 : t.x1] = _tile_output(model, image, glob, t, at).cpu()
     finally:
         model.train(was_training)
-    return normalise_output(raw, per_image=True)
+    return raw

@@ -45,8 +45,11 @@ PROMPT = "The scene captures a group of pedestrians or cars."  # §4.1 / §4.4.3
 SALIENT_PROMPT = "Precisely segmenting salient objects such as vehicles, pedestrians."  # §4.4.3, Table 9
 
 # The paper's configuration (§4.1 Implementation Details: ω1..ω6 = 0.5, 0.5, 0.5, 10, 1, 10; §4.4.1
-# contextual space; §4.4.2 the full Feature Interaction Fusion Block; §4.4.3 the prompt), as params.
+# contextual space; §4.4.2 the full Feature Interaction Fusion Block; §4.4.3 the prompt), as params; the
+# network (FIFN) and loss (Eq. 20) of Tables 1-9, so §4.5's RFN-Nest runs (Fig. 20) sit in no study.
 SETTINGS = {
+    "arch.name": "fifn",
+    "loss.terms": ["occo"],
     "omega1": 0.5,
     "omega2": 0.5,
     "omega3": 0.5,

@@ -53,13 +53,16 @@ Block = Heading | Paragraph | Banner | Bullets | TableBlock | Figure
 
 
 def yaml_scalar(value: object) -> str:
-    """A param value as YAML writes it (true/false/null; a whole-number real as ``10``), for the report's text."""
+    """A param value as YAML writes it (true/false/null; a whole-number real as ``10``; a list in flow style), for
+    the report's text."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(yaml_scalar(v) for v in value) + "]"
     return str(value)
 
 
