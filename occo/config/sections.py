@@ -165,7 +165,6 @@ OFFICIAL_FORMS = ("sigmoid", "layer", "code")
 
 NETWORK_FIELDS: dict[str, tuple[str, ...]] = {
     "fifn": (
-        "compat",
         "spatial_enhancement",
         "cross_channel",
         "cross_attention",
@@ -177,7 +176,8 @@ NETWORK_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "rfn_nest": ("nest_widths",),
 }
-"""The ``arch`` fields each network reads; the other networks' fields keep their defaults."""
+"""The ``arch`` fields each network reads; the other networks' fields keep their defaults. ``compat`` is every
+network's: RFN-Nest, without BatchNorm, runs the same under both rules."""
 NEST_SCALES = 4
 """Scales of RFN-Nest's encoder, RFN and nest decoder (the decoder's nest connections join exactly four)."""
 
