@@ -24,7 +24,7 @@ export DVC_NO_ANALYTICS ?= 1
 # method) and segmentation (10 epochs at 96x128) train on the synthetic set, and the report gathers it
 # all into reports/report.html. `dvc exp run -S` applies the overrides to params.yaml in the workspace
 # (`git checkout params.yaml` restores the defaults).
-SMOKE_PARAMS ?= -S masks.random_init=true -S '+masks.datasets.synthetic=[train]' -S masks.gallery=4 \
+SMOKE_PARAMS ?= -S masks.init=tiny -S '+masks.datasets.synthetic=[train]' -S masks.gallery=4 \
 	-S '+masks.import.synthetic={train: data/raw/synthetic/train/masks}' \
 	-S train.dataset=synthetic -S train.crop=64 -S train.max_steps=10 \
 	-S train.vgg_random_init=true -S train.num_workers=0 -S train.checkpoint_every=5 -S train.log_every=1 \

@@ -30,7 +30,11 @@ from occo.masks.sam import SamMasker
 
 def check(ctx: Context) -> Iterator[Row]:
     dev = torch.device(ctx.device)
-    changes = {"masks.random_init": ctx.dry, "masks.sam_model": "vit_h", "masks.max_boxes": ctx.pick(16, 4)}
+    changes = {
+        "masks.init": "tiny" if ctx.dry else "random",
+        "masks.sam_model": "vit_h",
+        "masks.max_boxes": ctx.pick(16, 4),
+    }
     params = override(load_params(ctx.params), changes).masks
     settings = detector_settings(params)
     dtype = resolve_precision("auto", dev)  # the stage's autocast: bf16 (fp16 without bf16) on CUDA, fp32 on CPU

@@ -6,6 +6,7 @@ Model-4 (``ablation.feature_space: model4``, §4.4.1): Eq. 21 replaces L_int and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from occo.config import Params
 from occo.losses.contrastive import ContextualContrastiveLoss, get_feature_space
 from occo.losses.masked import MaskedIntensityLoss
 from occo.losses.pixel import PixelLoss, pixel_loss, ssim_loss, texture_loss
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -96,7 +99,10 @@ class OCCOLoss(nn.Module):
     @classmethod
     def from_config(cls, cfg: Params) -> OCCOLoss:
         """Built from the params: omega1..omega6, ``loss.cx_variant``, ``loss.distance_form``,
-        ``ablation.feature_space``, ``train.vgg_weights`` and ``train.vgg_random_init``."""
+        ``ablation.feature_space``, ``train.vgg_weights`` and ``train.vgg_random_init`` (warned about here, once
+        for both of the loss's VGG19 networks)."""
+        if cfg.train.vgg_random_init:
+            log.warning("the VGG19 loss networks have RANDOM weights (train.vgg_random_init: true): not the paper's")
         return cls(
             omega1=cfg.omega1,
             omega2=cfg.omega2,

@@ -14,6 +14,7 @@ from occo.masks.models import load_models, resolve_precision, settings_record
 from occo.masks.overlays import write_gallery
 from occo.masks.published import import_masks
 from occo.pipeline.device import resolve_batch_size, resolve_device
+from occo.pipeline.memory import memory_budget
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def run_masks(cfg: Masks, root: Path) -> dict[str, dict[str, int]]:
     device = resolve_device(cfg.device, "masks.device")
     dtype = resolve_precision(cfg.precision, device)
     batch_size = resolve_batch_size(cfg.batch_size, device)
+    budget = memory_budget(cfg.memory_budget_gb, "masks.memory_budget_gb", device)
     models = functools.cache(lambda: load_models(cfg, root, device, dtype))
     written: dict[str, dict[str, int]] = {}
     for dataset, splits in cfg.datasets.items():
@@ -56,6 +58,7 @@ def run_masks(cfg: Masks, root: Path) -> dict[str, dict[str, int]]:
                     settings=settings_record(cfg),
                     batch_size=batch_size,
                     desc=f"masks {dataset}/{split}",
+                    budget=budget,
                 )
             write_gallery(pairs, out_dir, root / OVERLAYS / dataset / split, cfg.gallery)
             written.setdefault(dataset, {})[split] = count

@@ -78,7 +78,7 @@ def weight_needs(cfg: Params) -> list[Weights]:
     generated = any(
         split not in masks.import_.get(dataset, {}) for dataset, splits in masks.datasets.items() for split in splits
     )
-    if generated and not masks.random_init:
+    if generated and masks.init == "pretrained":
         needs.append(Weights("masks", f"sam_{masks.sam_model}", "masks.sam_checkpoint", masks.sam_checkpoint))
         if masks.detector == "transformers":
             needs.append(Weights("masks", "grounding_dino_tiny_hf", "masks.hf_model", masks.hf_model))

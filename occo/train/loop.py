@@ -40,7 +40,7 @@ from occo.data.io import CheckpointError
 from occo.losses import NonFiniteLossError, OCCOLoss, TermMeans
 from occo.nn import FIFN, build_model, normalise_output, save_checkpoint
 from occo.nn.checkpoint import is_finite
-from occo.pipeline.device import resolve_device
+from occo.pipeline.device import loader_workers, resolve_device
 from occo.pipeline.resume import (
     digest_files,
     digest_value,
@@ -335,7 +335,7 @@ def batch_loader(run: TrainingRun) -> DataLoader:
         run.dataset,
         batch_sampler=StepSampler(run.plan, run.step, run.total, world_size=run.world.size, rank=run.world.rank),
         collate_fn=collate_crops,
-        num_workers=train.num_workers,
+        num_workers=loader_workers(train.num_workers, "train.num_workers"),
         pin_memory=run.dev.type == "cuda",
         generator=torch.Generator().manual_seed(train.seed),  # the loader draws its base seed here, not globally
     )

@@ -62,7 +62,7 @@ def test_missing_weights_name_file_url_and_param(tmp_path, synthetic_root, stage
     root = synthetic_root(tmp_path, n_train=1, n_test=1)
     present = tmp_path / "present"
     present.mkdir()
-    params.update(detector="transformers", random_init=False, sam_checkpoint=str(present), hf_model="missing/gdino")
+    params.update(detector="transformers", init="pretrained", sam_checkpoint=str(present), hf_model="missing/gdino")
     with pytest.raises(WeightsUnavailableError) as err:
         stage.run(params, root)
     message = str(err.value)

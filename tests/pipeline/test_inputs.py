@@ -25,7 +25,7 @@ def params() -> dict:
     """The repository's params with every model random-init and only the synthetic set: nothing outside needed."""
     p = yaml.safe_load((REPO / "params.yaml").read_text())
     p["download"]["datasets"] = {}
-    p["masks"].update(random_init=True, datasets={})
+    p["masks"].update(init="tiny", datasets={})
     p["train"].update(dataset="synthetic", vgg_random_init=True)
     p["detect"].update(run=["synthetic"], pretrained=False)
     p["segment"].update(dataset="synthetic", encoder_weights=None)
@@ -61,7 +61,7 @@ def test_every_missing_input_is_listed_at_once_with_its_param(params, tmp_path: 
         "TNO": {"source": "nowhere/TNO", "split": "test", "limit": None, "optional": True},
     }
     params["train"].update(dataset="FMB", vgg_random_init=False)
-    params["masks"].update(random_init=False, datasets={"FMB": ["train"]})
+    params["masks"].update(init="pretrained", datasets={"FMB": ["train"]})
     params["fuse"]["extra_checkpoints"] = {"OCCO-public": "models/missing.pt"}
     params["segment"].update(dataset="MSRS")
     with pytest.raises(MissingInputsError) as err:

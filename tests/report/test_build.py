@@ -168,7 +168,7 @@ def test_dataset_without_any_value_gets_a_table_but_no_bars(workspace: Path, par
 
 
 def test_stamp_and_random_init_banner(workspace: Path, params: dict) -> None:
-    params["masks"]["random_init"] = True
+    params["masks"]["init"] = "tiny"
     params["detect"]["pretrained"] = False
     params["segment"]["encoder_weights"] = "imagenet"
     page = build_report(workspace, validate_params(params), env={"DVC_EXP_NAME": "smoke"}).read_text()
@@ -176,7 +176,7 @@ def test_stamp_and_random_init_banner(workspace: Path, params: dict) -> None:
     top = md[: md.index("## Run")]
     assert "Run: experiment `smoke`; git revision unknown (not a git repository)." in top
     assert (
-        "> **Warning:** random-init models in this run: `masks.random_init: true` (Grounding DINO and SAM of "
+        "> **Warning:** random-init models in this run: `masks.init: tiny` (Grounding DINO and SAM of "
         "the masks stage); `detect.pretrained: false` (the YOLO detectors)."
     ) in top
     assert page.index('<div class="banner"><strong>Warning:</strong> random-init models') < page.index("<h2>Run</h2>")

@@ -17,7 +17,7 @@ DEFAULTS = {
     "omega6": 10,
     "ablation": {"feature_space": "occo"},
     "arch": {"compat": "fixed", "spatial_enhancement": True, "cross_channel": True, "cross_attention": True},
-    "masks": {"prompt": "The scene captures a group of pedestrians or cars.", "random_init": False},
+    "masks": {"prompt": "The scene captures a group of pedestrians or cars.", "init": "pretrained"},
     "train": {"epochs": 20},
 }
 
@@ -43,7 +43,7 @@ def test_paper_configuration_is_the_reference_row_of_every_study() -> None:
 
 
 def test_training_length_and_other_sections_do_not_change_the_study() -> None:
-    assert placed(with_(train__epochs=1, masks__random_init=True)) == placed(DEFAULTS)
+    assert placed(with_(train__epochs=1, masks__init="tiny")) == placed(DEFAULTS)
 
 
 @pytest.mark.parametrize(
