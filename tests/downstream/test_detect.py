@@ -538,3 +538,16 @@ def test_interrupted_run_resumes_from_last(
     assert read_run_state(run_dir)["finished"]
     epochs = [line.split(",")[0] for line in (run_dir / "results.csv").read_text().splitlines()[1:]]
     assert epochs == ["1", "2"]
+
+
+@pytest.mark.slow
+def test_each_method_is_validated_once_by_us(stage: StageRun) -> None:
+    """ultralytics trains only (no validation of its own, so no best.pt and no metrics in results.csv); the one
+    validation is validate_detector's, on last.pt."""
+    for run_dir in (
+        stage.root / "models/detect/synthetic/occo",
+        stage.root / "models/detect_reference/synthetic/visible",
+    ):
+        assert (run_dir / "weights/last.pt").is_file() and not (run_dir / "weights/best.pt").exists()
+        header = (run_dir / "results.csv").read_text(encoding="utf-8").splitlines()[0]
+        assert "train/box_loss" in header and "metrics/" not in header, header
