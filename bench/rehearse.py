@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 RUNNING = re.compile(r"Running stage '([^']+)'")
 DONE = re.compile(
     r"stage \S+ done in (?P<run>[0-9.]+) s \((?P<process>[0-9.]+) s since the process started\); "
-    r"peak RSS (?P<rss>[0-9.]+) GB(?: \(children (?P<children>[0-9.]+) GB\))?, CUDA (?P<cuda>[0-9.]+) GB"
+    r"peak RSS (?P<rss>[0-9.]+) GB, CUDA (?P<cuda>[0-9.]+) GB"
 )
 SHARED_DATASETS = ("TNO", "TNO42", "MSRS", "M3FD", "FMB")
 """The datasets params.yaml imports from ../shared (``download.datasets``); each is cut to 1 pair per split."""
@@ -90,7 +90,6 @@ class StageRow:
     stage: str
     seconds: float  # since its process started: interpreter start-up and imports included
     rss_gb: float
-    children_gb: float
     cuda_gb: float
 
 
@@ -101,7 +100,7 @@ def stage_rows(log: str) -> list[StageRow]:
         if (m := RUNNING.search(line)) is not None:
             current = m.group(1)
         elif (m := DONE.search(line)) is not None and current is not None:
-            figures = (float(m.group(k) or 0) for k in ("process", "rss", "children", "cuda"))
+            figures = (float(m.group(k)) for k in ("process", "rss", "cuda"))
             rows.append(StageRow(current, *figures))
     return rows
 
@@ -119,15 +118,13 @@ def machine() -> str:
 def table(rows: list[StageRow]) -> str:
     """The per-stage markdown table and its total."""
     lines = [
-        "| stage | wall (s) | peak host RSS (GB) | peak RSS of its workers (GB) | peak CUDA (GB) |",
-        "|---|---:|---:|---:|---:|",
+        "| stage | wall (s) | peak host RSS (GB) | peak CUDA (GB) |",
+        "|---|---:|---:|---:|",
     ]
-    lines += [
-        f"| {r.stage} | {r.seconds:.1f} | {r.rss_gb:.2f} | {r.children_gb or '–'} | {r.cuda_gb:.2f} |" for r in rows
-    ]
+    lines += [f"| {r.stage} | {r.seconds:.1f} | {r.rss_gb:.2f} | {r.cuda_gb:.2f} |" for r in rows]
     lines.append(
         f"| all stages | {sum(r.seconds for r in rows):.0f} | {max((r.rss_gb for r in rows), default=0):.2f} "
-        f"(largest) | | {max((r.cuda_gb for r in rows), default=0):.2f} (largest) |"
+        f"(largest) | {max((r.cuda_gb for r in rows), default=0):.2f} (largest) |"
     )
     return "\n".join(lines)
 
@@ -144,8 +141,8 @@ def report(log: str, *, wall: float | None, load: tuple[str, str], code: int) ->
         + (f"; `dvc exp run` took {wall:.0f} s in all (DVC's own work included)." if wall is not None else "."),
         "",
         "Wall time per stage from its process's start (interpreter start-up and imports included); peak memory "
-        "as the stage logs it when it ends: resident memory of the stage process, of its largest finished child "
-        "(data-loader workers), and `torch.cuda.max_memory_allocated`.",
+        "as the stage logs it when it ends: the stage process's peak resident memory (`VmHWM`; its data-loader "
+        "workers are processes of their own, not counted) and `torch.cuda.max_memory_allocated`.",
         "",
         table(rows),
         "",

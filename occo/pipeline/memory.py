@@ -58,18 +58,27 @@ def memory_budget(value: object, what: str, device: torch.device) -> int:
     return int(gb * GIB)
 
 
-def _rss_now() -> int:
-    """This process's resident memory now, in bytes (Linux /proc; 0 elsewhere)."""
+def _status_bytes(field: str) -> int | None:
+    """A ``kB`` field of /proc/self/status (Linux) in bytes; None elsewhere."""
     try:
-        with open("/proc/self/statm", encoding="ascii") as fh:
-            return int(fh.read().split()[1]) * resource.getpagesize()
-    except (OSError, ValueError, IndexError):
-        return 0
+        with open("/proc/self/status", encoding="ascii") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(f"{field}:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
 
 
-def _rss_peak(who: int = resource.RUSAGE_SELF) -> int:
-    """Peak resident memory in bytes (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(who).ru_maxrss
+def _rss_now() -> int:
+    """This process's resident memory now, in bytes (0 where it cannot be read)."""
+    return _status_bytes("VmRSS") or 0
+
+
+def _rss_peak() -> int:
+    """This process's peak resident memory in bytes: its own high-water mark (``VmHWM``), not the ``ru_maxrss``
+    it inherits across ``exec`` from the process it was forked from (DVC, for a stage); ``ru_maxrss`` where
+    /proc is absent (KiB on Linux, bytes on macOS)."""
+    if (peak := _status_bytes("VmHWM")) is not None:
+        return peak
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 
 
@@ -82,21 +91,19 @@ def cuda_peak() -> int:
 
 @dataclass(frozen=True)
 class PeakUsage:
-    """What a process used at its peak, in bytes: its resident memory, its largest finished child's
-    (data-loader workers), CUDA's allocations."""
+    """What a process used at its peak, in bytes: its resident memory and CUDA's allocations. Its data-loader
+    workers are processes of their own (forked: they share most of its pages) and are not counted."""
 
     rss: int
-    children_rss: int
     cuda: int
 
     def __str__(self) -> str:
-        children = f" (children {self.children_rss / GIB:.2f} GB)" if self.children_rss else ""
-        return f"peak RSS {self.rss / GIB:.2f} GB{children}, CUDA {self.cuda / GIB:.2f} GB"
+        return f"peak RSS {self.rss / GIB:.2f} GB, CUDA {self.cuda / GIB:.2f} GB"
 
 
 def peak_usage() -> PeakUsage:
     """This process's :class:`PeakUsage` so far."""
-    return PeakUsage(_rss_peak(), _rss_peak(resource.RUSAGE_CHILDREN), cuda_peak())
+    return PeakUsage(_rss_peak(), cuda_peak())
 
 
 @dataclass

@@ -100,4 +100,4 @@ def test_measured_cost_and_peak_usage_on_the_host():
     assert measured.bytes >= 200 << 20
     usage = peak_usage()
     assert usage.rss >= 256 << 20 and usage.cuda == 0
-    assert str(usage).startswith("peak RSS ") and "CUDA 0.00 GB" in str(usage)
+    assert str(usage) == f"peak RSS {usage.rss / GIB:.2f} GB, CUDA 0.00 GB"
