@@ -383,13 +383,16 @@ def progress_bar(run: TrainingRun, loader: DataLoader) -> tqdm:
 
 
 def live_log(run: TrainingRun, state: dict[str, Any] | None) -> contextlib.AbstractContextManager:
-    """dvclive on rank 0 (the loss terms of its own batch), nothing on the others. On resuming, the rows that
-    the interrupted run logged after its checkpoint are dropped first, so no step is logged twice."""
+    """dvclive on rank 0 (the loss terms of its own batch, and ``pairs``: how many pairs the run trains on),
+    nothing on the others. On resuming, the rows that the interrupted run logged after its checkpoint are
+    dropped first, so no step is logged twice."""
     if not run.world.main:
         return contextlib.nullcontext()
     if state is not None:
         trim_live_history(run.live_dir, run.step)
-    return Live(dir=str(run.live_dir), resume=state is not None, save_dvc_exp=False, dvcyaml=False)
+    live = Live(dir=str(run.live_dir), resume=state is not None, save_dvc_exp=False, dvcyaml=False)
+    live.summary["pairs"] = len(run.pairs)
+    return live
 
 
 def seed_streams(run: TrainingRun, state: dict[str, Any] | None) -> None:

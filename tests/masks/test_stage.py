@@ -28,6 +28,8 @@ def test_stage_end_to_end_resumes_and_feeds_training(tmp_path, synthetic_root, s
     out = root / "data/masks/synthetic/train"
     gallery_dir = root / "reports/masks/synthetic/train"
     assert [p.name for p in gallery_dir.iterdir()] == ["syn_000.png"] and not (out / "gallery").exists()
+    record = json.loads((root / "reports/masks/pairs.json").read_text(encoding="utf-8"))
+    assert record == {"synthetic": {"train": {"pairs": 2, "masks": "generated"}}}
     gallery = load_array(gallery_dir / "syn_000.png")
     assert gallery.shape == (240, 3 * 320, 3)
     # at most max_boxes boxes per image, best first
