@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from occo.config import Train
 from occo.report.paper.beside import Pairing, beside_table, pairings
 from occo.report.paper.reference import PaperReference, PaperTable
 from occo.report.paper.runs import Run, Siblings, setup_differences
@@ -146,6 +147,18 @@ def study_table(
     return [TableBlock(result, caption), *(Paragraph(n) for n in notes)]
 
 
+def shortened(params: dict) -> str | None:
+    """How a run was trained for less than a full run (``train.max_steps`` set, or fewer ``train.epochs`` than the
+    default, the authors' code's 20; the paper states none), as words; None for a full-length run."""
+    train = params.get("train", {})
+    full = Train().epochs
+    if train.get("max_steps") is not None:
+        return f"{train['max_steps']} optimiser steps (`train.max_steps={train['max_steps']}`)"
+    if train.get("epochs", full) < full:
+        return f"{train['epochs']} of {full} epochs (`train.epochs={train['epochs']}`)"
+    return None
+
+
 def studies_section(paper: PaperReference, current: Run, siblings: Siblings, split: str) -> list[Block]:
     """Tables 6–9 for the studies the workspace's runs belong to (docs/report.md says what refreshes them);
     ``split``: the split of the studies' dataset this run scored."""
@@ -155,7 +168,12 @@ def studies_section(paper: PaperReference, current: Run, siblings: Siblings, spl
     changed = {id(run): changes(run.params, paper.settings) for run in runs}
     placements = {id(run): classify(run.params, paper) for run in runs}
     mine, here = changed[id(current)], placements[id(current)]
-    if not mine:
+    if not mine and (short := shortened(current.params)):
+        status = (
+            "This run has the paper's settings of the studied params (the reference row of every study), but it "
+            f"trained for only {short}: its row is not the paper's experiment."
+        )
+    elif not mine:
         status = "This run has the paper's settings: the reference row of every study."
     elif not here:
         status = f"This run changes {describe_changes(mine)}: no single study of the paper varies these together."

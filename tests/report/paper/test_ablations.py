@@ -6,6 +6,7 @@ from pathlib import Path
 
 from occo.config import validate_params
 from occo.report.build import build_report
+from occo.report.paper.comparison import shortened
 
 
 def write_json(path: Path, doc: dict) -> None:
@@ -39,7 +40,10 @@ def test_study_table_from_the_workspace_experiments(git_repo, params: dict) -> N
     write_json(root / "metrics/fusion/FMB.json", fmb(7.0))
     build_report(root, validate_params(params), env={"DVC_EXP_NAME": "baseline"})
     md = section((root / "reports/report.md").read_text())
-    assert "This run has the paper's settings: the reference row of every study." in md
+    assert (
+        "This run has the paper's settings of the studied params (the reference row of every study), but it trained "
+        "for only 1 of 20 epochs (`train.epochs=1`): its row is not the paper's experiment."
+    ) in md
     assert "this run scored the FMB test split." in md
     seven = md[md.index("Table 7: Proportion") :].splitlines()
     assert seven[2] == "| Run | EN | SF | AG | CC |"
@@ -88,3 +92,9 @@ def test_a_run_of_no_study_and_a_default_run_without_fmb(tmp_path: Path, params:
     md = section((tmp_path / "reports/report.md").read_text())
     assert "This run changes `omega1=0.8`, `omega2=0.2`, `omega6=100`: no single study" in md
     assert "No run of this workspace matches a study of the paper." in md and "| Run |" not in md
+
+
+def test_a_shortened_run_is_not_called_the_papers_experiment() -> None:
+    assert shortened({"train": {"epochs": 20, "max_steps": 3}}) == "3 optimiser steps (`train.max_steps=3`)"
+    assert shortened({"train": {"epochs": 5, "max_steps": None}}) == "5 of 20 epochs (`train.epochs=5`)"
+    assert shortened({"train": {"epochs": 20, "max_steps": None}}) is None
