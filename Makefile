@@ -34,7 +34,7 @@ SMOKE_PARAMS ?= -S masks.init=tiny -S '+masks.datasets.synthetic=[train]' -S mas
 	-S segment.dataset=synthetic -S segment.encoder=resnet18 -S segment.encoder_weights=null -S segment.epochs=10 \
 	-S 'segment.size=[96,128]' -S segment.batch_size=4 -S segment.num_workers=0
 
-.PHONY: install test test-all lint params-table smoke smoke-omega6 bench gpu-check clean
+.PHONY: install test test-all lint params-table smoke smoke-omega6 rehearse bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -74,11 +74,20 @@ smoke-omega6: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc exp run -n smoke-omega6-100 -S omega6=100
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc metrics diff smoke smoke-omega6-100 -R --precision 4 --targets dvclive/train/metrics.json metrics/fusion
 
+# The default configuration rehearsed (README): every stage through `dvc exp run` at the default architectures and
+# sizes (SAM ViT-H, Grounding DINO Swin-T, VGG19 with crop 256 and batch 12, yolov5s at 640, DeepLabV3+ resnet50)
+# with random weights, on 1 pair per split of ../shared, 2 training steps and one epoch downstream, in a fresh
+# clone of HEAD (bench/rehearse.py says why each override); writes $(REHEARSAL_OUT): each stage's time and peak memory.
+REHEARSAL_OUT ?= reports/rehearsal.md
+rehearse: install
+	$(BIN)/python -m bench.rehearse --out $(REHEARSAL_OUT)
+
 bench: install
 	$(BIN)/python bench/metrics.py
 
-# One prepared GPU check (docs/gpu_check.md): CUDA = CPU values first, then the timings of every stage, each
-# check in its own process with its own time limit, 8 minutes in all; writes $(GPU_CHECK_OUT) and prints it.
+# One prepared GPU check (docs/gpu_check.md): CUDA = CPU values first, then the timings of every stage and the
+# rehearsal on CUDA, each check in its own process with its own time limit, 13 minutes in all; writes
+# $(GPU_CHECK_OUT) and prints it.
 # Without CUDA it says so and runs the CPU-possible checks at tiny sizes (the CI dry run).
 GPU_CHECK_OUT ?= reports/gpu_check.md
 gpu-check: install

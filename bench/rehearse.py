@@ -6,7 +6,8 @@ sizes are params.yaml's (crop 256, batch 12, its worker counts, YOLO at 640, the
 images' native size). What is cut is the data and the length: 1 pair per split of every ../shared
 dataset (``download.datasets.<name>.limit``), 2 training steps, one epoch downstream. ../shared holds
 no labelled training split, so detection and segmentation run on the synthetic set made at MSRS's
-native 480x640 (2 train, 1 test pairs). Everything else is the default.
+native 480x640 (8 train pairs, so the segmenter trains at its default batch of 8; 1 test pair).
+Everything else is the default.
 
 It runs ``dvc exp run -n rehearsal`` with those overrides (:data:`OVERRIDES`, each with why) in a fresh
 clone of this checkout's HEAD (this checkout's ``.venv``, ../shared linked beside it), so the stages are
@@ -64,10 +65,10 @@ OVERRIDES: tuple[tuple[str, str], ...] = (
     *(
         (
             f"download.synthetic.{key}={value}",
-            "labelled pairs at MSRS's native 480x640 (2 train, 1 test) for detection "
+            "labelled pairs at MSRS's native 480x640 (8 train: the segmenter's default batch; 1 test) for detection "
             "and segmentation: ../shared has no labelled training split",
         )
-        for key, value in (("n_train", 2), ("n_test", 1), ("height", 480), ("width", 640))
+        for key, value in (("n_train", 8), ("n_test", 1), ("height", 480), ("width", 640))
     ),
     (
         "fuse.datasets=[" + ",".join([*default_fuse_datasets(), "synthetic/train", "synthetic/test"]) + "]",
@@ -80,7 +81,17 @@ OVERRIDES: tuple[tuple[str, str], ...] = (
     ("segment.epochs=1", "one epoch per method"),
 )
 """``dvc exp run -S`` overrides of the rehearsal and why; every param not named keeps its default."""
+WITHOUT_SHARED: tuple[tuple[str, str], ...] = (
+    ("masks.datasets={synthetic: [train]}", "../shared not found: masks made for the synthetic training pairs"),
+    ("train.dataset=synthetic", "../shared not found: the fusion network trains on the synthetic pairs"),
+)
+"""Added when ../shared (and with it FMB's pairs) is absent, so that the rehearsal still runs every stage."""
 EXPERIMENT = "rehearsal"
+
+
+def overrides(shared: Path) -> list[tuple[str, str]]:
+    """:data:`OVERRIDES`, and :data:`WITHOUT_SHARED` when ``shared`` holds no FMB pairs."""
+    return [*OVERRIDES, *(() if (shared / "datasets/FMB/ir").is_dir() else WITHOUT_SHARED)]
 
 
 @dataclass(frozen=True)
@@ -129,8 +140,9 @@ def table(rows: list[StageRow]) -> str:
     return "\n".join(lines)
 
 
-def report(log: str, *, wall: float | None, load: tuple[str, str], code: int) -> str:
-    """``reports/rehearsal.md``: the table, the settings, the machine and its load."""
+def report(log: str, *, wall: float | None, load: tuple[str, str], code: int, settings: list[tuple[str, str]]) -> str:
+    """``reports/rehearsal.md``: the table, the settings (``settings``: the overrides and why), the machine and its
+    load."""
     rows = stage_rows(log)
     status = "every stage ran" if code == 0 else f"FAILED (`dvc exp run` exit status {code}); last lines below"
     parts = [
@@ -150,11 +162,19 @@ def report(log: str, *, wall: float | None, load: tuple[str, str], code: int) ->
         "",
         "params.yaml's defaults, with these overrides (`dvc exp run -n rehearsal -S ...`):",
         "",
-        *(f"- `{override}`: {why}" for override, why in OVERRIDES),
+        *settings_lines(settings),
     ]
     if code != 0:
         parts += ["", "## Last lines of the log", "", "```", *log.splitlines()[-40:], "```"]
     return "\n".join(parts) + "\n"
+
+
+def settings_lines(settings: list[tuple[str, str]]) -> list[str]:
+    """One bullet per reason: the overrides it explains, then why."""
+    grouped: dict[str, list[str]] = {}
+    for override, why in settings:
+        grouped.setdefault(why, []).append(f"`{override}`")
+    return [f"- {', '.join(overrides)}: {why}" for why, overrides in grouped.items()]
 
 
 def load_average() -> str:
@@ -172,7 +192,7 @@ def clone(tmp: Path, venv: Path) -> Path:
     return repo
 
 
-def run_experiment(repo: Path, venv: Path, log_path: Path) -> tuple[int, float]:
+def run_experiment(repo: Path, venv: Path, log_path: Path, settings: list[tuple[str, str]]) -> tuple[int, float]:
     """``dvc exp run -n rehearsal -S …`` in ``repo``, its output shown and kept in ``log_path``; (exit status, s)."""
     env = {
         **OFFLINE,
@@ -182,7 +202,7 @@ def run_experiment(repo: Path, venv: Path, log_path: Path) -> tuple[int, float]:
         "YOLO_CONFIG_DIR": str(repo / ".cache/ultralytics"),
     }
     cmd = [str(venv / "bin/dvc"), "exp", "run", "-n", EXPERIMENT]
-    for override, _ in OVERRIDES:
+    for override, _ in settings:
         cmd += ["-S", override]
     start = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as out:
@@ -201,19 +221,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, help="only parse this log of an earlier rehearsal")
     parser.add_argument("--keep-log", type=Path, help="also copy the run's log here")
     args = parser.parse_args(argv)
+    settings = overrides(REPO.parent / "shared")
     if args.log is not None:
-        text = report(args.log.read_text(encoding="utf-8"), wall=None, load=("?", "?"), code=0)
+        text = report(args.log.read_text(encoding="utf-8"), wall=None, load=("?", "?"), code=0, settings=settings)
         print(text)
         return 0
     before = load_average()
     with tempfile.TemporaryDirectory(prefix="occo-rehearsal-") as tmp:
         repo = clone(Path(tmp), args.venv)
         log_path = Path(tmp) / "rehearsal.log"
-        code, wall = run_experiment(repo, args.venv, log_path)
+        code, wall = run_experiment(repo, args.venv, log_path, settings)
         log = log_path.read_text(encoding="utf-8")
         if args.keep_log is not None:
             args.keep_log.write_text(log, encoding="utf-8")
-    text = report(log, wall=wall, load=(before, load_average()), code=code)
+    text = report(log, wall=wall, load=(before, load_average()), code=code, settings=settings)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(f"\n{text}\nrehearsal: wrote {args.out}", flush=True)

@@ -429,5 +429,14 @@ def test_dataset_without_segmentation_labels_is_skipped(tmp_path: Path, caplog: 
     with caplog.at_level(logging.WARNING, logger="occo.downstream.segment"):
         assert run_segment(_params(dataset="MSRS"), tmp_path) == {}
     assert "skipping segmentation" in caplog.text and "MSRS/train/labels/seg" in caplog.text
-    for out in ("metrics/segment", "reports/segment", "models/segment", "dvclive/segment"):  # DVC needs its outs
+    for out in ("metrics/segment", "models/segment", "dvclive/segment"):  # DVC needs its outs
         assert (tmp_path / out).is_dir() and not any((tmp_path / out).iterdir())
+    skipped = json.loads((tmp_path / "reports/segment/skipped.json").read_text(encoding="utf-8"))
+    assert skipped == {"MSRS": "data/raw/MSRS has no train split (segment.train_split)"}  # the report says why
+    (tmp_path / "data/raw/MSRS/train/vi").mkdir(parents=True)
+    run_segment(_params(dataset="MSRS"), tmp_path)
+    skipped = json.loads((tmp_path / "reports/segment/skipped.json").read_text(encoding="utf-8"))
+    assert skipped == {
+        "MSRS": "no segmentation labels in its train split (segment.train_split): data/raw/MSRS/train/labels/seg "
+        "does not exist"
+    }

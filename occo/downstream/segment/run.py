@@ -86,7 +86,11 @@ def run_segment(
         if not labels_dir(root, name, split).is_dir():
             where = labels_dir(root, name, split).relative_to(root)
             role = "train_split" if split == cfg.train_split else "test_split"
-            skipped[name] = f"no segmentation labels in its {split} split (segment.{role}): {where} does not exist"
+            skipped[name] = (
+                f"no segmentation labels in its {split} split (segment.{role}): {where} does not exist"
+                if (root / "data/raw" / name / split).is_dir()
+                else f"data/raw/{name} has no {split} split (segment.{role})"
+            )
             log.warning("skipping segmentation: %s; set segment.dataset to a dataset imported with labels/seg", where)
             break
     if write_tables and part != REFERENCE:
