@@ -80,7 +80,7 @@ smoke-omega6: install
 # clone of HEAD (bench/rehearse.py says why each override); writes $(REHEARSAL_OUT): each stage's time and peak memory.
 REHEARSAL_OUT ?= reports/rehearsal.md
 rehearse: install
-	$(BIN)/python -m bench.rehearse --out $(REHEARSAL_OUT)
+	$(BIN)/python -m bench.rehearse --venv $(VENV) --out $(REHEARSAL_OUT)
 
 bench: install
 	$(BIN)/python bench/metrics.py

@@ -16,6 +16,7 @@ when it ends (``occo.pipeline.entry``); the rehearsal writes them as one table t
 (``reports/rehearsal.md``) with the settings, the machine and its load, and exits 1 when a stage failed.
 
     python -m bench.rehearse                       # CPU or GPU, whatever the machine has (CUDA when present)
+    python -m bench.rehearse --keep runs/rehearsal # keep the log and the run's reports/report.md
     python -m bench.rehearse --log run.log         # parse a log of an earlier rehearsal only
 """
 
@@ -25,6 +26,7 @@ import argparse
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "reports/rehearsal.md", help="the report (markdown)")
     parser.add_argument("--venv", type=Path, default=REPO / ".venv", help="the virtual environment the stages use")
     parser.add_argument("--log", type=Path, help="only parse this log of an earlier rehearsal")
-    parser.add_argument("--keep-log", type=Path, help="also copy the run's log here")
+    parser.add_argument("--keep", type=Path, help="copy the run's log and its reports/report.md into this folder")
     args = parser.parse_args(argv)
     settings = overrides(REPO.parent / "shared")
     if args.log is not None:
@@ -232,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         log_path = Path(tmp) / "rehearsal.log"
         code, wall = run_experiment(repo, args.venv, log_path, settings)
         log = log_path.read_text(encoding="utf-8")
-        if args.keep_log is not None:
-            args.keep_log.write_text(log, encoding="utf-8")
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for path in (log_path, repo / "reports/report.md"):
+                if path.is_file():
+                    shutil.copy2(path, args.keep / path.name)
     text = report(log, wall=wall, load=(before, load_average()), code=code, settings=settings)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

@@ -16,8 +16,9 @@ from bench.rehearse import stage_rows
 
 
 def check(ctx: Context) -> Iterator[Row]:
-    out, log = ctx.work / "rehearsal.md", ctx.work / "rehearsal.log"
-    code = rehearse(["--out", str(out), "--venv", sys.prefix, "--keep-log", str(log)])
+    out, kept = ctx.work / "rehearsal.md", ctx.work / "rehearsal"
+    code = rehearse(["--out", str(out), "--venv", sys.prefix, "--keep", str(kept)])
+    log = kept / "rehearsal.log"
     rows = stage_rows(log.read_text(encoding="utf-8")) if log.is_file() else []
     stages = "; ".join(f"{r.stage} {r.seconds:.0f} s, RSS {r.rss_gb:.1f} GB, CUDA {r.cuda_gb:.1f} GB" for r in rows)
     yield Row(

@@ -137,6 +137,7 @@ class DataUse:
     minimum: int
     share: str = "all"  # "all", or "train"/"val" of a split divided by val_fraction
     fraction: float = 0.0
+    absent: str = "its stage skips it"  # what happens when the split does not exist
 
     def count(self, n: int) -> int:
         """The pairs of an ``n``-pair split this use gets."""
@@ -150,7 +151,7 @@ def data_uses(cfg: Params) -> list[DataUse]:
     """The fusion network's training split and the detection and segmentation splits of the params."""
     train, seg = cfg.train, cfg.segment
     what = "train.dataset/train.split (the fusion network's training set)"
-    uses = [DataUse(what, train.dataset, train.split, SMALL_TRAINING_SET)]
+    uses = [DataUse(what, train.dataset, train.split, SMALL_TRAINING_SET, absent="the train stage will stop")]
     for name in cfg.detect.run:
         spec = cfg.detect.datasets[name]
         for role, split, minimum in (("train", spec.train, SMALL_TRAINING_SET), ("val", spec.val, SMALL_TEST_SET)):
@@ -175,12 +176,12 @@ def _sizes(cfg: Params, root: Path) -> dict[str, dict[str, int] | None]:
     return sizes
 
 
-def _fix(cfg: Params, dataset: str) -> str:
-    """The param that gives ``dataset`` more pairs."""
+def _fix(cfg: Params, dataset: str, *, absent: bool = False) -> str:
+    """The param that gives ``dataset`` more pairs (``absent``: a split it lacks, which only another source has)."""
     entry = cfg.download.datasets.get(dataset)
     if dataset == SYNTHETIC or entry is None:
         return "download.synthetic" if dataset == SYNTHETIC else f"download.datasets.{dataset}.source"
-    if entry.limit is not None:
+    if entry.limit is not None and not absent:
         return f"download.datasets.{dataset}.limit (now {entry.limit})"
     return f"download.datasets.{dataset}.source (now {entry.source})"
 
@@ -197,7 +198,7 @@ def small_data(cfg: Params, root: Path) -> list[str]:
         if use.split not in have:
             problems.append(
                 f"{where} does not exist (the source has {', '.join(sorted(have)) or 'none'}); "
-                f"its stage skips it: set {_fix(cfg, use.dataset)}"
+                f"{use.absent}: set {_fix(cfg, use.dataset, absent=True)}"
             )
         elif (n := use.count(have[use.split])) < use.minimum:
             full = full_split(use.dataset, use.split)
