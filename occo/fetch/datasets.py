@@ -403,10 +403,7 @@ def split_sizes(name: str, entry: DatasetSource, root: Path) -> dict[str, int] |
             return None
         try:
             plan = _plan(name, folder, entry.split, registry.get(name))
-            sizes = {
-                s.split: len(match_pairs(ir=s.ir, vi=s.vi, ir_dir=s.ir_dir, vi_dir=s.vi_dir))
-                for s in plan.splits
-            }
+            sizes = {s.split: len(match_pairs(ir=s.ir, vi=s.vi, ir_dir=s.ir_dir, vi_dir=s.vi_dir)) for s in plan.splits}
         except DataError:
             return None
     return {s: n if entry.limit is None else min(n, entry.limit) for s, n in sizes.items()}

@@ -130,4 +130,3 @@ def test_dataset_never_imported_names_the_param(tmp_path):
     (tmp_path / "data/raw/FMB/test").mkdir(parents=True)
     with pytest.raises(DataError, match=r"no split 'train' \(has test\): set train\.split"):
         find_training_pairs(tmp_path, "FMB", "train")
-
