@@ -342,7 +342,7 @@ def batch_loader(run: TrainingRun) -> DataLoader:
 
 
 def announce(run: TrainingRun) -> None:
-    """Log what the run trains on, from which step to which, and where it writes."""
+    """Log what the run trains on, from which step to which, in which precision, and where it writes."""
     train, world = run.cfg.train, run.world
     if world.distributed:
         log.info(
@@ -367,6 +367,8 @@ def announce(run: TrainingRun) -> None:
         run.final,
         run.live_dir,
     )
+    if train.amp == "bf16" and run.dev.type != "cuda":
+        log.info("train.amp: bf16 autocasts on CUDA only: this run on %s computes in fp32", run.dev)
 
 
 def progress_bar(run: TrainingRun, loader: DataLoader) -> tqdm:

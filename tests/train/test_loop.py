@@ -125,6 +125,7 @@ def test_same_bytes_with_new_timestamps_still_resume(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="occo.train.loop"):
         train(_params(), root, max_steps=3)
     assert "resuming from" in caplog.text and "training from scratch" not in caplog.text
+    assert "train.amp: bf16 autocasts on CUDA only: this run on cpu computes in fp32" in caplog.text
 
 
 def test_checkpoint_without_input_fingerprint_is_not_resumed(tmp_path, caplog):
