@@ -44,6 +44,7 @@ def test_offline_without_local_copy_raises_one_clear_error(monkeypatch, tmp_path
     for needle in ("vgg19-dcbb9e9d.pth", URL, "train.vgg_weights", "offline"):
         assert needle in message
     assert "\n" not in message
+    assert not (tmp_path / "hub").exists()  # the failed download leaves no empty hub/checkpoints behind
 
 
 def test_missing_local_file_names_it(tmp_path):
