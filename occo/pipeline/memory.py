@@ -185,7 +185,7 @@ class BoundedBatches:
         self.size = fitting(self.budget, per_item, self.limit)
         cost = f"about {per_item / GIB:.2f} GB" if per_item else "an unmeasurable amount"
         log.info(
-            "%s: one %s needs %s on %s; budget %.2f GB: %d %ss per batch (at most %d)",
+            "%s: one %s needs %s on %s; budget %.2f GB: %d %s%s per batch (at most %d)",
             self.what,
             self.unit,
             cost,
@@ -193,6 +193,7 @@ class BoundedBatches:
             self.budget / GIB,
             self.size,
             self.unit,
+            "" if self.size == 1 else "s",
             self.limit,
         )
 

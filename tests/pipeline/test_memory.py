@@ -51,6 +51,16 @@ def test_the_first_item_is_measured_alone_then_the_batch_fits_the_budget(monkeyp
     assert "one pair needs about 3.00 GB" in caplog.text and "3 pairs per batch (at most 8)" in caplog.text
 
 
+def test_a_budget_for_one_item_says_one_pair_per_batch(monkeypatch, caplog):
+    probe, sizes = fake_probe(3 * GIB)
+    monkeypatch.setattr(memory, "measure_peak", probe)
+    batches = BoundedBatches(limit=8, budget=4 * GIB, device=CPU, what="masks", unit="pair")
+    with caplog.at_level(logging.INFO, logger="occo.pipeline.memory"):
+        out = list(batches.run(list(range(3)), lambda batch: sizes.append(len(batch)) or batch))
+    assert [len(b) for b, _ in out] == [1, 1, 1]
+    assert "budget 4.00 GB: 1 pair per batch (at most 8)" in caplog.text
+
+
 def test_out_of_memory_halves_the_batch_and_retries_the_same_items(caplog):
     seen: list[list[int]] = []
 
