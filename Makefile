@@ -24,7 +24,7 @@ export DVC_NO_ANALYTICS ?= 1
 # method) and segmentation (10 epochs at 96x128) train on the synthetic set, and the report gathers it
 # all into reports/report.html. `dvc exp run -S` applies the overrides to params.yaml in the workspace
 # (`git checkout params.yaml` restores the defaults).
-SMOKE_PARAMS ?= -S masks.random_init=true -S '+masks.datasets.synthetic=[train]' -S masks.gallery=4 \
+SMOKE_PARAMS ?= -S masks.init=tiny -S '+masks.datasets.synthetic=[train]' -S masks.gallery=4 \
 	-S '+masks.import.synthetic={train: data/raw/synthetic/train/masks}' \
 	-S train.dataset=synthetic -S train.crop=64 -S train.max_steps=10 \
 	-S train.vgg_random_init=true -S train.num_workers=0 -S train.checkpoint_every=5 -S train.log_every=1 \
@@ -34,7 +34,7 @@ SMOKE_PARAMS ?= -S masks.random_init=true -S '+masks.datasets.synthetic=[train]'
 	-S segment.dataset=synthetic -S segment.encoder=resnet18 -S segment.encoder_weights=null -S segment.epochs=10 \
 	-S 'segment.size=[96,128]' -S segment.batch_size=4 -S segment.num_workers=0
 
-.PHONY: install test test-all lint params-table smoke smoke-omega6 smoke-official smoke-rfn bench gpu-check clean
+.PHONY: install test test-all lint params-table smoke smoke-omega6 smoke-official smoke-rfn rehearse bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -93,11 +93,20 @@ smoke-rfn: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc exp run -n smoke-rfn-ccl $(SMOKE_RFN) -S 'loss.terms=[rfn,ccl]'
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc metrics diff smoke-rfn smoke-rfn-ccl -R --precision 4 --targets dvclive/train/metrics.json metrics/fusion
 
+# The default configuration rehearsed (README): every stage through `dvc exp run` at the default architectures and
+# sizes (SAM ViT-H, Grounding DINO Swin-T, VGG19 with crop 256 and batch 12, yolov5s at 640, DeepLabV3+ resnet50)
+# with random weights, on 1 pair per split of ../shared, 2 training steps and one epoch downstream, in a fresh
+# clone of HEAD (bench/rehearse.py says why each override); writes $(REHEARSAL_OUT): each stage's time and peak memory.
+REHEARSAL_OUT ?= reports/rehearsal.md
+rehearse: install
+	$(BIN)/python -m bench.rehearse --venv $(VENV) --out $(REHEARSAL_OUT)
+
 bench: install
 	$(BIN)/python bench/metrics.py
 
-# One prepared GPU check (docs/gpu_check.md): CUDA = CPU values first, then the timings of every stage, each
-# check in its own process with its own time limit, 8 minutes in all; writes $(GPU_CHECK_OUT) and prints it.
+# One prepared GPU check (docs/gpu_check.md): CUDA = CPU values first, then the timings of every stage and the
+# rehearsal on CUDA, each check in its own process with its own time limit, 13 minutes in all; writes
+# $(GPU_CHECK_OUT) and prints it.
 # Without CUDA it says so and runs the CPU-possible checks at tiny sizes (the CI dry run).
 GPU_CHECK_OUT ?= reports/gpu_check.md
 gpu-check: install

@@ -206,7 +206,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.images < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("--images and --repeats must be >= 1, --warmup >= 0")
     device = resolve_device(args.device)
-    params = override(load_params(args.params), {"masks.random_init": not args.real, "masks.sam_model": args.sam}).masks
+    params = override(
+        load_params(args.params), {"masks.init": "random" if args.real else "tiny", "masks.sam_model": args.sam}
+    ).masks
     settings: DetectorSettings = detector_settings(params)
     pairs_per_call = resolve_batch_size(args.batch_size, device)
     per_call = 2 * pairs_per_call  # images per detector / SAM call, as generate_masks

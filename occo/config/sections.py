@@ -41,6 +41,7 @@ from occo.config.types import (
     MaxPixels,
     MemoryBudget,
     MetricVariant,
+    ModelInit,
     NetworkName,
     NonNegative,
     NonNegativeInt,
@@ -143,13 +144,18 @@ class Masks(Section):
     sam_model: SamModel = param("vit_h", "SAM variant: vit_h, vit_l or vit_b")
     device: Device = param("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     precision: Precision = param("auto", "auto (bf16, else fp16, on CUDA; fp32 on CPU), fp32, bf16 or fp16")
-    batch_size: BatchSize = param("auto", "pairs per forward: auto = 1 on CPU, 8 on CUDA")
+    batch_size: BatchSize = param("auto", "most pairs per forward: auto = 1 on CPU, 8 on CUDA")
+    memory_budget_gb: MemoryBudget = param(
+        "auto", "working memory of a batch, auto = half of what the device has free: fewer pairs per batch"
+    )
     datasets: dict[FolderName, list[FolderName]] = param({"FMB": ["train"]}, "{dataset: [splits]} to make masks for")
     gallery: NonNegativeInt = param(8, "overlay PNGs (boxes and mask tint) for the first N pairs of each split")
     import_: dict[FolderName, dict[FolderName, PathStr]] = Field(
         {}, alias="import", description="{dataset: {split: folder}}: import published mask_vi/ + mask_ir/ instead"
     )
-    random_init: Bool = param(False, "tiny random-init models (tests and offline smoke only; masks meaningless)")
+    init: ModelInit = param(
+        "pretrained", "pretrained; random (the configured models, random weights: rehearsals) or tiny (tests, smoke)"
+    )
     sam_checkpoint: PathStr | None = param(None, "local SAM .pth; null = registry copy in models/pretrained")
     gdino_checkpoint: PathStr | None = param(None, "local groundingdino_swint_ogc.pth; null = registry")
     text_encoder: PathStr | None = param(None, "local bert-base-uncased folder; null = registry")
@@ -456,6 +462,9 @@ class Detect(Section):
     warmup_epochs: NonNegative = param(3.0, "ultralytics warmup epochs (at least 100 iterations); 0 = none")
     workers: NonNegativeInt = param(8, "data-loader workers (ultralytics uses 0 on CPU)")
     device: Device = param("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
+    memory_budget_gb: MemoryBudget = param(
+        "auto", "working memory of the validation, auto = half of what the device has free: a smaller batch"
+    )
     amp: Amp = param("bf16", "bf16 (CUDA only) or none")
     seed: Seed = param(0, "seed of every detector")
     methods: list[FolderName] = param(["occo", "visible", "infrared"], "methods compared (+ published ones present)")
@@ -490,6 +499,9 @@ class Segment(Section):
     flip: Bool = param(True, "random horizontal flips in training")
     num_workers: NonNegativeInt = param(4, "data-loader workers")
     device: Device = param("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
+    memory_budget_gb: MemoryBudget = param(
+        "auto", "working memory of the test forward, auto = half of what the device has free: fewer images at once"
+    )
     amp: Bool = param(True, "bf16 autocast on CUDA (fp16 with grad scaling where bf16 is unsupported); off on CPU")
     seed: Seed = param(0, "seed of every segmenter")
 

@@ -139,6 +139,7 @@ RESERVED_METHODS = (OCCO_METHOD, *get_args(Baseline))
 Metric = Literal["EN", "SF", "AG", "CC", "SD", "MI", "VIF", "Qabf", "SSIM", "SCD", "PSNR"]  # occo.metrics.suite.METRICS
 Detector = Literal["groundingdino", "transformers"]  # occo.masks.models.DETECTORS
 SamModel = Literal["vit_h", "vit_l", "vit_b"]  # occo.masks.sam.SAM_MODELS
+ModelInit = Literal["pretrained", "random", "tiny"]  # occo.masks.models.MODEL_INITS
 Precision = Literal["auto", "fp32", "bf16", "fp16"]  # "auto" + occo.masks.models.PRECISIONS
 YoloModel = Literal["yolov5n", "yolov5s", "yolov5m", "yolov5l", "yolov5x"]  # occo.downstream.detect.MODEL_SIZES
 LabelFormat = Literal["yolo", "voc"]  # occo.downstream.labels.FORMATS

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from occo.config import Download
+from occo.config import DatasetSource, Download
 from occo.config.types import RESERVED_METHODS
 from occo.data.io import IMAGE_EXTS, DataError, atomic_dir, load_array, write_text_atomic
 from occo.data.pairs import Pair, find_pairs, image_size, index_images, load_pair, match_pairs
@@ -394,6 +394,26 @@ def import_dataset(
     if not is_archive(source):
         raise DataError(f"source for {name} is neither a folder nor a zip/tar archive: {source}")
     return _from_archive(job, source, datasets.get(name))
+
+
+def split_sizes(name: str, entry: DatasetSource, root: Path) -> dict[str, int] | None:
+    """Pairs per split an import of ``entry`` would keep (its ``limit`` applied), found without copying anything:
+    from a local folder's layout, or the registry's recorded split sizes for ``registry``. None where it cannot
+    be told before importing: an archive, a missing or unreadable source."""
+    registry = load_registry()["datasets"]
+    if entry.source == REGISTRY_SOURCE:
+        splits = registry.get(name, {}).get("splits", {})
+        sizes = {s: spec["pairs"] for s, spec in splits.items() if "pairs" in spec and entry.split in (None, s)}
+    else:
+        folder = (root / entry.source).resolve()
+        if not folder.is_dir():
+            return None
+        try:
+            plan = _plan(name, folder, entry.split, registry.get(name))
+            sizes = {s.split: len(match_pairs(ir=s.ir, vi=s.vi, ir_dir=s.ir_dir, vi_dir=s.vi_dir)) for s in plan.splits}
+        except DataError:
+            return None
+    return {s: n if entry.limit is None else min(n, entry.limit) for s, n in sizes.items()}
 
 
 def run_download(cfg: Download, root: Path) -> dict[str, dict[str, int]]:

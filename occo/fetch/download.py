@@ -12,6 +12,7 @@ the download instead of being spliced onto the old one's first part.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -20,7 +21,7 @@ import shutil
 import struct
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,22 @@ def _keep(url: str, part: Path, dest: Path, sha256: str | None, sha256_prefix: s
     return actual
 
 
+@contextlib.contextmanager
+def removing_created_folders(folder: Path) -> Iterator[None]:
+    """On an error in the block, remove the folders up to ``folder`` that did not exist before it and are empty
+    (a failed download leaves no empty cache folder behind; one holding a resumable ``.part`` stays)."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for path in created:
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise
+
+
 def fetch(
     url: str,
     dest: Path,
@@ -354,15 +371,16 @@ def fetch(
         log.warning("%s fails its check; downloading it again", dest)
         dest.unlink()
     record_path(dest).unlink(missing_ok=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = _beside(dest, ".part")
-    log.info("downloading %s to %s", url, dest)
-    try:
-        _download(url, part, timeout, size)
-    except (OSError, http.client.HTTPException) as exc:
-        reason = " ".join(str(getattr(exc, "reason", None) or exc).split()) or type(exc).__name__
-        kept = f" ({part} is kept: run again to resume)" if part.exists() else ""
-        raise DataError(f"cannot download {url}: {reason}{kept}; {hint}") from exc
-    actual = _keep(url, part, dest, sha256, sha256_prefix)
+    with removing_created_folders(dest.parent):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        log.info("downloading %s to %s", url, dest)
+        try:
+            _download(url, part, timeout, size)
+        except (OSError, http.client.HTTPException) as exc:
+            reason = " ".join(str(getattr(exc, "reason", None) or exc).split()) or type(exc).__name__
+            kept = f" ({part} is kept: run again to resume)" if part.exists() else ""
+            raise DataError(f"cannot download {url}: {reason}{kept}; {hint}") from exc
+        actual = _keep(url, part, dest, sha256, sha256_prefix)
     log.info("saved %s (sha256 %s)", dest, actual)
     return dest

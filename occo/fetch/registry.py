@@ -92,9 +92,10 @@ class _Checker:
                 self.fail(f"{where} pattern", f"bad regex for {key}: {exc}")
             if groups != 1:
                 self.fail(f"{where} pattern", f"regex for {key} must have exactly one group")
-        width = spec.get("id_width")
-        if width is not None and (not isinstance(width, int) or width < 1):
-            self.fail(where, "'id_width' must be a positive integer")
+        for key in ("id_width", "pairs"):
+            value = spec.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                self.fail(where, f"'{key}' must be a positive integer")
 
 
 def load_registry(path: str | Path | None = None) -> dict[str, dict[str, dict]]:
@@ -102,7 +103,8 @@ def load_registry(path: str | Path | None = None) -> dict[str, dict[str, dict]]:
 
     Returns ``{"datasets": {name: entry}, "weights": {name: entry}}``. Each dataset has
     ``homepage``, ``archives`` (``url``, ``filename``, ``sha256``), and ``splits`` mapping a split
-    name to folders ``ir``, ``vi`` and optional ``labels``/``pattern``/``id_width``. Each weight is
+    name to folders ``ir``, ``vi`` and optional ``labels``/``pattern``/``id_width``/``pairs`` (the full split's
+    size). Each weight is
     one file (``url``, ``filename``, ``sha256``, optional ``size`` in bytes) or a folder of ``files``
     (each ``url``, ``filename``, ``sha256``). Names and file names must be single path components.
     """
@@ -138,3 +140,9 @@ def load_registry(path: str | Path | None = None) -> dict[str, dict[str, dict]]:
         else:
             check.download(entry, name)
     return {"datasets": datasets, "weights": weights}
+
+
+def full_split(dataset: str, split: str) -> int | None:
+    """How many pairs the whole ``split`` of ``dataset`` holds (the registry's ``pairs``), None when not recorded."""
+    entry = load_registry()["datasets"].get(dataset)
+    return None if entry is None else entry["splits"].get(split, {}).get("pairs")

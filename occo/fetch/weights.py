@@ -33,6 +33,30 @@ ENCODER_WEIGHTS = {e: f"{e}_imagenet" for e in ("resnet18", "resnet34", "resnet5
 """Supported DeepLabV3+ encoders (``segment.encoder``) → their ImageNet weights in the registry."""
 
 
+RANDOM_INIT_INSTEAD = {
+    "masks.sam_checkpoint": "masks.init: random",
+    "masks.gdino_checkpoint": "masks.init: random",
+    "masks.text_encoder": "masks.init: random",
+    "masks.hf_model": "masks.init: random",
+    "train.vgg_weights": "train.vgg_random_init: true",
+    "detect.weights": "detect.pretrained: false",
+    "segment.weights": "segment.encoder_weights: null",
+}
+"""The param that builds the same architecture at random init instead of loading the weights a path param
+names (offline rehearsals and tests; such a run's numbers mean nothing)."""
+
+
+def random_init_hint(param: str) -> str:
+    """The sentence naming the random-init alternative to the weights of ``param`` ('' when there is none)."""
+    instead = RANDOM_INIT_INSTEAD.get(param)
+    return (
+        f"; or, for a rehearsal or test without pretrained weights, {instead} builds the same architecture at "
+        "random init (its numbers mean nothing)"
+        if instead
+        else ""
+    )
+
+
 class WeightsUnavailableError(DataError):
     """Pretrained weights could not be found or downloaded; the message says how to provide them."""
 
@@ -83,7 +107,7 @@ def _how_to_provide(name: str, entry: dict, param: str) -> str:
         if "files" in entry
         else f"/path/to/{entry['filename']}"
     )
-    return f"get {where} where there is internet and set {param}: {target} in params.yaml"
+    return f"get {where} where there is internet and set {param}: {target} in params.yaml{random_init_hint(param)}"
 
 
 def resolve_weights(
@@ -142,7 +166,7 @@ def resolve_vgg19(local: str | Path | None, *, root: Path, sha256_of: Callable[[
     path = vgg19_path(None if local is None else _under(root, local))
     hint = (
         f"get {entry['filename']} from {entry['url']} into {torch_hub_file(entry['filename']).parent} "
-        "or set train.vgg_weights"
+        f"or set train.vgg_weights{random_init_hint('train.vgg_weights')}"
     )
     if local is not None:
         if not path.is_file():

@@ -14,6 +14,7 @@ float32, gradient included): ``occo.losses.pixel`` (SSIM, Sobel) and ``occo.loss
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from occo.losses.contrastive import ContextualContrastiveLoss, get_feature_space
 from occo.losses.masked import MaskedIntensityLoss
 from occo.losses.pixel import PixelLoss, pixel_loss, ssim_loss, texture_loss
 from occo.losses.rfn import RFNLoss
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -108,7 +111,10 @@ class OCCOLoss(nn.Module):
     @classmethod
     def from_config(cls, cfg: Params) -> OCCOLoss:
         """Built from the params: omega1..omega6, ``loss.compat``, ``loss.cx_variant``, ``loss.distance_form``,
-        ``ablation.feature_space``, ``train.vgg_weights`` and ``train.vgg_random_init``."""
+        ``ablation.feature_space``, ``train.vgg_weights`` and ``train.vgg_random_init`` (warned about here, once
+        for both of the loss's VGG19 networks)."""
+        if cfg.train.vgg_random_init:
+            log.warning("the VGG19 loss networks have RANDOM weights (train.vgg_random_init: true): not the paper's")
         return cls(
             omega1=cfg.omega1,
             omega2=cfg.omega2,

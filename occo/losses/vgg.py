@@ -18,8 +18,9 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from occo.data.color import IMAGENET_MEAN, IMAGENET_STD
 from occo.data.io import read_checkpoint
+from occo.fetch.download import removing_created_folders
 from occo.fetch.registry import load_registry
-from occo.fetch.weights import WeightsUnavailableError
+from occo.fetch.weights import WeightsUnavailableError, random_init_hint, torch_hub_file
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,8 @@ def _weights_entry() -> dict:
 def _how_to_provide(entry: dict) -> str:
     return (
         f"download {entry['url']} ({entry['filename']}) where there is internet and set {WEIGHTS_PARAM}: "
-        f"/path/to/{entry['filename']} in params.yaml (or put it in {torch.hub.get_dir()}/checkpoints/); "
-        f"{RANDOM_INIT_PARAM}: true runs with random weights (tests and smoke runs only)"
+        f"/path/to/{entry['filename']} in params.yaml (or put it in {torch.hub.get_dir()}/checkpoints/)"
+        f"{random_init_hint(WEIGHTS_PARAM)}"
     )
 
 
@@ -76,9 +77,10 @@ def load_vgg19_state_dict(weights: str | Path | None) -> dict[str, torch.Tensor]
         except (OSError, ValueError) as exc:
             raise WeightsUnavailableError(" ".join(str(exc).split())) from exc
     try:
-        return torch.hub.load_state_dict_from_url(
-            entry["url"], map_location="cpu", progress=False, check_hash=True, file_name=entry["filename"]
-        )
+        with removing_created_folders(torch_hub_file(entry["filename"]).parent):
+            return torch.hub.load_state_dict_from_url(
+                entry["url"], map_location="cpu", progress=False, check_hash=True, file_name=entry["filename"]
+            )
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; a hash mismatch is a RuntimeError
         raise WeightsUnavailableError(
             f"VGG19 weights {entry['filename']} are not in the torch hub cache and could not be downloaded "
@@ -121,7 +123,7 @@ class VGG19Features(nn.Module):
         weights: local ``vgg19-dcbb9e9d.pth`` (param ``train.vgg_weights``), or None for the torch hub
             cache / download (offline without a cached copy: WeightsUnavailableError).
         random_init: torchvision's random initialisation instead of ImageNet weights (param
-            ``train.vgg_random_init``; tests and smoke runs), logged as a warning.
+            ``train.vgg_random_init``; tests and smoke runs; ``OCCOLoss.from_config`` warns, once per loss).
         in_channels: 3 — grey input is repeated to RGB and ImageNet-normalised; 1 — first layer folded
             to grey, raw input (the public code's background network).
         layers: ReLU layers to return; the network is cut after the deepest one (at most relu5_4).
@@ -150,9 +152,6 @@ class VGG19Features(nn.Module):
         n_modules = max(taps) + 1
         body = make_layers(cfgs["E"])[:n_modules]
         if random_init:
-            log.warning(
-                "VGG19 loss network has RANDOM weights (%s: true): loss values are not the paper's", RANDOM_INIT_PARAM
-            )
             _init_like_torchvision(body)
         else:
             subset = _features_subset(load_vgg19_state_dict(weights), n_modules)

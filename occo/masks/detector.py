@@ -11,7 +11,11 @@ phrases made of the prompt tokens scoring above ``text_threshold``, then class-a
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +29,17 @@ from occo.data.color import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
 
+GROUNDINGDINO_NOTICES: tuple[tuple[type[Warning], str, str], ...] = (
+    (FutureWarning, r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated", r"groundingdino\."),
+    (FutureWarning, r"The `device` argument is deprecated", r"transformers\.modeling_utils"),
+)
+"""(category, message, module) of the deprecation notices groundingdino-py 0.4 triggers on every forward with
+current torch and transformers (its own code, not ours): filtered from the moment it is imported."""
+GROUNDINGDINO_BUILD_NOTICES: tuple[tuple[type[Warning], str], ...] = (
+    (FutureWarning, r"Importing from timm\.models\.layers is deprecated"),
+    (UserWarning, r"torch\.meshgrid: in an upcoming release"),
+)
+"""(category, message) of the notices its import and its Swin backbone's construction give, filtered there."""
 GDINO_SIZE = (800, 1333)
 """Grounding DINO's test-time resize: shorter side 800, longer side at most 1333."""
 
@@ -98,11 +113,29 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
     return torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda" and dtype is not None)
 
 
+@contextlib.contextmanager
+def quiet_groundingdino() -> Iterator[None]:
+    """A block that imports or builds groundingdino-py without its known third-party notices: the per-forward
+    ones (:data:`GROUNDINGDINO_NOTICES`) filtered for the rest of the process, the import and build ones
+    (:data:`GROUNDINGDINO_BUILD_NOTICES`) and its ``final text_encoder_type`` print (logged at debug) for the
+    block only."""
+    for category, message, module in GROUNDINGDINO_NOTICES:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+    printed = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
+        for category, message in GROUNDINGDINO_BUILD_NOTICES:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        yield
+    if printed.getvalue().strip():
+        log.debug("groundingdino-py: %s", printed.getvalue().strip())
+
+
 def gdino_config(text_encoder: Path) -> object:
     """groundingdino-py's shipped ``GroundingDINO_SwinT_OGC.py`` config, its text encoder set to the local
     ``text_encoder`` folder."""
-    import groundingdino.config
-    from groundingdino.util.slconfig import SLConfig
+    with quiet_groundingdino():
+        import groundingdino.config
+        from groundingdino.util.slconfig import SLConfig
 
     args = SLConfig.fromfile(str(Path(groundingdino.config.__file__).parent / "GroundingDINO_SwinT_OGC.py"))
     args.text_encoder_type = str(text_encoder)
@@ -116,10 +149,11 @@ def build_grounding_dino(args: object, checkpoint: Path | None) -> torch.nn.Modu
     The official checkpoint is ``{"model": state_dict}``; like groundingdino-py's ``load_model`` the
     state dict is loaded non-strictly, and the keys that did not match are logged.
     """
-    from groundingdino.models import build_model
-    from groundingdino.util.misc import clean_state_dict
+    with quiet_groundingdino():
+        from groundingdino.models import build_model
+        from groundingdino.util.misc import clean_state_dict
 
-    model = build_model(args)
+        model = build_model(args)
     if checkpoint is not None:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         result = model.load_state_dict(clean_state_dict(state["model"]), strict=False)

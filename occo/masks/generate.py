@@ -14,6 +14,10 @@ and settings; any other pair is made again, its record removed first and written
 atomically), so a pair whose images changed under the same id never keeps its old masks. The settings
 that produced a folder are kept in ``settings.json``; when they change, the folder's old outputs are
 removed before generating, so a resumed run never mixes settings.
+
+Pairs go through the detector and SAM in batches bounded by a memory budget
+(:class:`occo.pipeline.memory.BoundedBatches`): the first pair alone, measured, then as many pairs as
+the budget holds (at most ``batch_size``); an out-of-memory error halves the batch and retries its pairs.
 """
 
 from __future__ import annotations
@@ -21,16 +25,18 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from occo.data import Pair, load_pair, save_png, sha256_file, to_uint8, write_text_atomic
 from occo.masks.detector import Detections, Detector
 from occo.masks.sam import SamMasker
+from occo.pipeline.memory import BoundedBatches, memory_budget
 from occo.pipeline.resume import digest_value
 
 log = logging.getLogger(__name__)
@@ -119,12 +125,6 @@ def as_rgb8(arr: np.ndarray) -> np.ndarray:
     return np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr
 
 
-def batches(items: list[Pair], size: int) -> Iterator[list[Pair]]:
-    """Consecutive slices of ``items`` of at most ``size``."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def generate_masks(
     pairs: list[Pair],
     out_dir: Path,
@@ -133,12 +133,13 @@ def generate_masks(
     settings: dict,
     batch_size: int,
     desc: str = "masks",
+    budget: int | None = None,
 ) -> int:
-    """Write the masks and box JSON of every pair not done yet (``batch_size`` pairs per forward); returns how
-    many were written.
+    """Write the masks and box JSON of every pair not done yet; returns how many were written.
 
     ``models()`` gives the detector and the SAM masker; it is called only when some pair is pending,
-    so a finished folder costs no model loading.
+    so a finished folder costs no model loading. Pairs are batched within ``budget`` bytes of working
+    memory (None: half of what the masker's device has free), at most ``batch_size`` pairs per forward.
     """
     prepare_folder(out_dir, settings)
     identities = {p.id: pair_identity(p, settings) for p in pairs}
@@ -146,11 +147,9 @@ def generate_masks(
     if not pending:
         return 0
     detector, masker = models()
+    bounded = bounded_batches(masker.device, batch_size, budget, desc)
     with tqdm(total=2 * len(pending), desc=desc, unit="img") as bar:
-        for batch in batches(pending, batch_size):
-            images = [as_rgb8(img) for pair in batch for img in load_pair(pair)]  # ir, vi, ir, vi, ...
-            detections = detector.detect(images)
-            masks = masker.masks(images, [d.boxes for d in detections])
+        for batch, (detections, masks) in bounded.run(pending, lambda b: mask_batch(b, detector, masker)):
             for k, pair in enumerate(batch):
                 found = dict(zip(MODALITIES, detections[2 * k : 2 * k + 2]))
                 begin_pair(out_dir, pair.id)
@@ -158,6 +157,20 @@ def generate_masks(
                 finish_pair(out_dir, pair.id, identities[pair.id])
             bar.update(2 * len(batch))
     return len(pending)
+
+
+def bounded_batches(device: torch.device, batch_size: int, budget: int | None, desc: str) -> BoundedBatches:
+    """Batches of at most ``batch_size`` pairs within ``budget`` bytes on ``device`` (None: half its free memory)."""
+    if budget is None:
+        budget = memory_budget("auto", "masks.memory_budget_gb", device)
+    return BoundedBatches(batch_size, budget, device, what=desc, unit="pair")
+
+
+def mask_batch(batch: list[Pair], detector: Detector, masker: SamMasker) -> tuple[list[Detections], list[np.ndarray]]:
+    """The detections and union masks of a batch's images, in the order ir, vi, ir, vi, ..."""
+    images = [as_rgb8(img) for pair in batch for img in load_pair(pair)]
+    detections = detector.detect(images)
+    return detections, masker.masks(images, [d.boxes for d in detections])
 
 
 def write_pair(

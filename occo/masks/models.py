@@ -1,4 +1,5 @@
-"""Loading the masks stage's models from params: pretrained (registry or local copies) or tiny random-init."""
+"""Loading the masks stage's models from params (``masks.init``): pretrained (registry or local copies), the same
+architectures at random init (rehearsals), or tiny random-init ones (tests, smoke)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from occo.data import DataError
 from occo.fetch.weights import resolve_weights
 from occo.masks.detector import Detector, DetectorSettings, GroundingDinoPy, build_grounding_dino, gdino_config
 from occo.masks.detector_hf import GroundingDinoHF, load_hf_grounding_dino
-from occo.masks.sam import SamMasker, load_sam
+from occo.masks.sam import SamMasker, load_sam, random_sam
 from occo.masks.tiny import (
     TINY_DETECTOR_SIZE,
+    bert_base_config,
+    random_hf_grounding_dino,
     tiny_bert,
     tiny_grounding_dino_args,
     tiny_hf_grounding_dino,
@@ -82,6 +85,18 @@ def tiny_groundingdino(settings: DetectorSettings, device: torch.device, dtype: 
     return GroundingDinoPy(model, settings, device=device, dtype=dtype, size=TINY_DETECTOR_SIZE)
 
 
+def random_groundingdino(
+    settings: DetectorSettings, device: torch.device, dtype: torch.dtype | None
+) -> GroundingDinoPy:
+    """groundingdino-py's builder on its shipped Swin-T OGC config, unchanged, with a bert-base-sized BERT, at
+    random init (seed 0)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        text_encoder = tiny_bert(Path(tmp), settings.prompt, config=bert_base_config)
+        torch.manual_seed(0)
+        model = build_grounding_dino(gdino_config(text_encoder), None)
+    return GroundingDinoPy(model, settings, device=device, dtype=dtype)
+
+
 def transformers_weights(cfg: Masks, root: Path) -> dict[str, Path]:
     """The ``save_pretrained`` folder of IDEA-Research/grounding-dino-tiny (``masks.hf_model``)."""
     return {"hf_model": resolve_weights("grounding_dino_tiny_hf", cfg.hf_model, param="masks.hf_model", root=root)}
@@ -102,19 +117,30 @@ def tiny_transformers(settings: DetectorSettings, device: torch.device, dtype: t
     return GroundingDinoHF(model, processor, settings, device=device, dtype=dtype)
 
 
+def random_transformers(settings: DetectorSettings, device: torch.device, dtype: torch.dtype | None) -> GroundingDinoHF:
+    """transformers' Grounding DINO at grounding-dino-tiny's architecture, random init (seed 0), saved to a
+    temporary folder and loaded back from it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model, processor = load_hf_grounding_dino(random_hf_grounding_dino(Path(tmp), settings.prompt))
+    return GroundingDinoHF(model, processor, settings, device=device, dtype=dtype)
+
+
 @dataclass(frozen=True)
 class DetectorBackend:
-    """One ``masks.detector``: its pretrained weights from params, the detector built from them, and a tiny
-    random-init one."""
+    """One ``masks.detector``: its pretrained weights from params, the detector built from them, the same
+    architecture at random init, and a tiny random-init one."""
 
     weights: Callable[[Masks, Path], dict[str, Path]]
     load: Callable[[dict[str, Path], DetectorSettings, torch.device, torch.dtype | None], Detector]
+    random: Callable[[DetectorSettings, torch.device, torch.dtype | None], Detector]
     tiny: Callable[[DetectorSettings, torch.device, torch.dtype | None], Detector]
 
 
 DETECTORS: dict[str, DetectorBackend] = {
-    "groundingdino": DetectorBackend(groundingdino_weights, load_groundingdino, tiny_groundingdino),
-    "transformers": DetectorBackend(transformers_weights, load_transformers, tiny_transformers),
+    "groundingdino": DetectorBackend(
+        groundingdino_weights, load_groundingdino, random_groundingdino, tiny_groundingdino
+    ),
+    "transformers": DetectorBackend(transformers_weights, load_transformers, random_transformers, tiny_transformers),
 }
 """Detector backends: ``groundingdino`` = groundingdino-py (the paper's setup, default); ``transformers`` =
 transformers' ``GroundingDinoForObjectDetection`` (IDEA-Research/grounding-dino-tiny, Swin-T)."""
@@ -136,25 +162,55 @@ def weight_paths(cfg: Masks, root: Path) -> dict[str, Path]:
     }
 
 
-def load_models(cfg: Masks, root: Path, device: torch.device, dtype: torch.dtype | None) -> tuple[Detector, SamMasker]:
-    """The detector and SAM masker of the ``masks`` params: pretrained, or tiny random-init when ``random_init``
-    is true."""
-    backend = detector_backend(cfg)
-    settings = detector_settings(cfg)
-    if cfg.random_init:
-        log.warning(
-            "masks.random_init: tiny random-init %s Grounding DINO and SAM; "
-            "the masks are meaningless (tests/smoke only)",
-            cfg.detector,
-        )
-        return backend.tiny(settings, device, dtype), SamMasker(tiny_sam(), device=device, dtype=dtype)
+Models = tuple[Detector, SamMasker]
+
+
+def pretrained_models(cfg: Masks, root: Path, device: torch.device, dtype: torch.dtype | None) -> Models:
+    """The detector and SAM from their pretrained weights (local params or the registry copies)."""
     paths = weight_paths(cfg, root)
-    detector = backend.load(paths, settings, device, dtype)
+    detector = detector_backend(cfg).load(paths, detector_settings(cfg), device, dtype)
     masker = SamMasker(load_sam(cfg.sam_model, paths["sam"]), device=device, dtype=dtype)
     log.info(
         "loaded the %s detector and SAM %s from %s", cfg.detector, cfg.sam_model, ", ".join(map(str, paths.values()))
     )
     return detector, masker
+
+
+def random_models(cfg: Masks, root: Path, device: torch.device, dtype: torch.dtype | None) -> Models:
+    """The configured architectures (Swin-T Grounding DINO with a bert-base-sized text encoder, SAM
+    ``masks.sam_model``) at random init: real sizes, real memory, meaningless masks."""
+    log.warning(
+        "masks.init random: %s Grounding DINO (Swin-T, bert-base-sized text encoder) and SAM %s at random init; "
+        "the masks are meaningless (rehearsals only)",
+        cfg.detector,
+        cfg.sam_model,
+    )
+    detector = detector_backend(cfg).random(detector_settings(cfg), device, dtype)
+    return detector, SamMasker(random_sam(cfg.sam_model), device=device, dtype=dtype)
+
+
+def tiny_models(cfg: Masks, root: Path, device: torch.device, dtype: torch.dtype | None) -> Models:
+    """Tiny random-init models (occo.masks.tiny): the code paths and I/O only."""
+    log.warning(
+        "masks.init tiny: tiny random-init %s Grounding DINO and SAM; the masks are meaningless (tests/smoke only)",
+        cfg.detector,
+    )
+    return detector_backend(cfg).tiny(detector_settings(cfg), device, dtype), SamMasker(
+        tiny_sam(), device=device, dtype=dtype
+    )
+
+
+MODEL_INITS: dict[str, Callable[[Masks, Path, torch.device, torch.dtype | None], Models]] = {
+    "pretrained": pretrained_models,
+    "random": random_models,
+    "tiny": tiny_models,
+}
+"""``masks.init`` → how the detector and SAM are made."""
+
+
+def load_models(cfg: Masks, root: Path, device: torch.device, dtype: torch.dtype | None) -> Models:
+    """The detector and SAM masker of the ``masks`` params, made as ``masks.init`` says (:data:`MODEL_INITS`)."""
+    return MODEL_INITS[cfg.init](cfg, root, device, dtype)
 
 
 def settings_record(cfg: Masks) -> dict:
@@ -167,6 +223,6 @@ def settings_record(cfg: Masks) -> dict:
         "text_threshold": settings.text_threshold,
         "nms_iou": settings.nms_iou,
         "max_boxes": settings.max_boxes,
-        "sam_model": "tiny" if cfg.random_init else cfg.sam_model,
-        "random_init": cfg.random_init,
+        "sam_model": "tiny" if cfg.init == "tiny" else cfg.sam_model,
+        "init": cfg.init,
     }

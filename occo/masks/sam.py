@@ -34,6 +34,12 @@ def load_sam(model: str, checkpoint: Path) -> Sam:
     return sam.eval()
 
 
+def random_sam(model: str, *, seed: int = 0) -> Sam:
+    """segment-anything's ``model`` (``masks.sam_model``) at random init (seeded): the real architecture and size."""
+    torch.manual_seed(seed)
+    return sam_model_registry[model](checkpoint=None).eval()
+
+
 class SamMasker:
     """Union of SAM's box-prompted masks per image, on ``device`` with autocast ``dtype`` on CUDA."""
 

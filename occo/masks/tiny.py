@@ -1,4 +1,5 @@
-"""Tiny random-init Grounding DINO and SAM for tests and the offline smoke run (``masks.random_init``).
+"""Random-init Grounding DINO text encoders and models: tiny ones for tests and the offline smoke run
+(``masks.init: tiny``), and the real architectures' text parts for rehearsals (``masks.init: random``).
 
 They are built with their libraries' own building blocks, so the stage exercises the exact code
 paths of the real models: the Grounding DINO is groundingdino-py's builder run on its shipped
@@ -9,10 +10,16 @@ width in its text position embedding), 50 queries and a tiny BERT text encoder s
 its processor to a folder and loaded back like the real one; the SAM is segment-anything's ``Sam``
 assembled from ``ImageEncoderViT``, ``PromptEncoder`` and ``MaskDecoder`` at 256 px with a
 two-block, 32-wide encoder. Their outputs are meaningless; they only exercise shapes and I/O.
+
+``masks.init: random`` keeps the real architectures (groundingdino-py's shipped config, transformers'
+default ``GroundingDinoConfig`` = grounding-dino-tiny's, SAM from ``sam_model_registry``): only the text
+encoder's folder is made here, a bert-base-uncased-sized BERT (:func:`bert_base_config`) with the tiny
+vocabulary's tokenizer, since bert-base's own vocabulary is a download.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -68,14 +75,38 @@ def tiny_bert_config(vocab_size: int) -> BertConfig:
     )
 
 
-def tiny_bert(folder: Path, words: str, *, seed: int = 0) -> Path:
-    """Write a random-init 1-layer, 32-wide BERT and its tokenizer (:func:`tiny_tokenizer`) to ``folder``;
-    returns ``folder``."""
+def bert_base_config(vocab_size: int) -> BertConfig:
+    """bert-base-uncased's architecture (``BertConfig``'s defaults: 12 layers, 768 wide, 30,522 embeddings)."""
+    config = BertConfig()
+    if vocab_size > config.vocab_size:
+        raise ValueError(f"a vocabulary of {vocab_size} tokens does not fit bert-base's {config.vocab_size}")
+    return config
+
+
+def tiny_bert(
+    folder: Path, words: str, *, seed: int = 0, config: Callable[[int], BertConfig] = tiny_bert_config
+) -> Path:
+    """Write a random-init BERT (``config`` of the vocabulary size: 1 layer, 32 wide by default; bert-base with
+    :func:`bert_base_config`) and its tokenizer (:func:`tiny_tokenizer`) to ``folder``; returns ``folder``."""
     tokenizer = tiny_tokenizer(folder, words)
     tokenizer.save_pretrained(folder)
     torch.manual_seed(seed)
-    BertModel(tiny_bert_config(len(tokenizer))).save_pretrained(folder)
+    BertModel(config(len(tokenizer))).save_pretrained(folder)
     return Path(folder)
+
+
+def random_hf_grounding_dino(folder: Path, words: str, *, seed: int = 0) -> Path:
+    """Write transformers' default ``GroundingDinoConfig`` (grounding-dino-tiny's architecture: Swin-T, a
+    bert-base text encoder, 900 queries) at random init, with its default image processor (800/1333) and
+    :func:`tiny_tokenizer`, to ``folder`` (``save_pretrained``); returns ``folder``."""
+    folder = Path(folder)
+    tokenizer = tiny_tokenizer(folder, words)
+    GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(), tokenizer=tokenizer).save_pretrained(folder)
+    torch.manual_seed(seed)
+    GroundingDinoForObjectDetection(GroundingDinoConfig(text_config=bert_base_config(len(tokenizer)))).save_pretrained(
+        folder
+    )
+    return folder
 
 
 def tiny_hf_grounding_dino(folder: Path, words: str, *, seed: int = 0) -> Path:

@@ -287,3 +287,42 @@ def fusion_table(summary: dict[str, dict[str, float | None]], *, title: str | No
         ]
         lines.append(f"| {method} | {s['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def split_by_coverage(summary: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], dict[str, int], int]:
+    """Which methods a fair table lists: ``(listed, left_out, pairs)``. ``pairs`` is the most images any method
+    was scored on (the baselines, computed from the sources, have every pair of the split); ``listed`` are the
+    methods scored on all of them, ``left_out`` the others with their counts (published results that cover
+    part of a set, e.g. 16 of TNO's 21 pairs)."""
+    pairs = max((int(s["n"]) for s in summary.values()), default=0)
+    listed = [m for m, s in summary.items() if int(s["n"]) == pairs]
+    return listed, {m: int(s["n"]) for m, s in summary.items() if int(s["n"]) < pairs}, pairs
+
+
+def common_pairs(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The rows of the images every method was scored on (the intersection of the methods' ids)."""
+    rows = list(rows)
+    ids: dict[str, set[str]] = {}
+    for row in rows:
+        ids.setdefault(str(row["method"]), set()).add(str(row["id"]))
+    shared = set.intersection(*ids.values()) if ids else set()
+    return [r for r in rows if str(r["id"]) in shared]
+
+
+def fair_tables(rows: Iterable[Mapping[str, Any]], *, title: str) -> str:
+    """The paper's protocol as markdown: every method compared on the same images. The first table lists the
+    methods scored on every pair (:func:`split_by_coverage`); the others are named with their counts, then
+    compared with all the rest on the pairs they all have (:func:`common_pairs`), when there are any."""
+    rows = list(rows)
+    summary = summarise(rows)
+    listed, left_out, pairs = split_by_coverage(summary)
+    text = fusion_table({m: summary[m] for m in listed}, title=title)
+    if not left_out:
+        return text
+    names = ", ".join(f"{m} ({n} of {pairs} pairs)" for m, n in left_out.items())
+    text += f"\nLeft out, scored on fewer pairs than the others: {names}.\n"
+    common = summarise(common_pairs(rows))
+    if common:
+        n = next(iter(common.values()))["n"]
+        text += "\n" + fusion_table(common, title=f"Every method on the {n} pairs all of them were scored on")
+    return text

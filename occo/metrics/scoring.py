@@ -3,8 +3,9 @@
 The reference part scores what no experiment changes (the pixel baselines, published methods under
 data/external and the folders of ``evaluate.external``) once, into reference/fusion/<dataset>.{json,csv}.
 The ours part scores data/fused/<Method>/ (OCCO and extra checkpoints) and merges both into
-metrics/fusion/<dataset>.json (means), reports/fusion/<dataset>.csv (per image) and .md (a table
-shaped like the paper's Tables 1-2).
+metrics/fusion/<dataset>.json (each method's means over the images it was scored on, with their count
+``n``), reports/fusion/<dataset>.csv (per image) and .md (tables shaped like the paper's Tables 1-2, every
+method in a table compared on the same images: ``occo.metrics.evaluate.fair_tables``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from occo.config import Evaluate
 from occo.data.io import DataError, write_text_atomic
 from occo.data.names import check_name
 from occo.data.pairs import Pair, find_pairs
-from occo.metrics.evaluate import ScoreRow, fusion_table, rows_to_csv, score_pairs, summarise
+from occo.metrics.evaluate import ScoreRow, fair_tables, rows_to_csv, score_pairs, summarise
 from occo.metrics.suite import METRICS
 from occo.pipeline.sources import FUSED, PUBLISHED, method_folders
 
@@ -118,7 +119,7 @@ def run_evaluate(cfg: Evaluate, root: Path) -> None:
         title = f"{dataset} {split} ({len(pairs)} pairs, metric variant {cfg.variant})"
         write_text_atomic(root / f"metrics/fusion/{dataset}.json", json.dumps(summary, indent=2) + "\n")
         write_text_atomic(root / f"reports/fusion/{dataset}.csv", rows_to_csv(rows))
-        write_text_atomic(root / f"reports/fusion/{dataset}.md", fusion_table(summary, title=title))
+        write_text_atomic(root / f"reports/fusion/{dataset}.md", fair_tables(rows, title=title))
         log.info("wrote metrics/fusion/%s.json and reports/fusion/%s.{csv,md}", dataset, dataset)
     for folder in ("metrics/fusion", "reports/fusion"):
         (root / folder).mkdir(parents=True, exist_ok=True)

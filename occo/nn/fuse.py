@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from occo.nn.checkpoint import load_model
 from occo.nn.networks import Network, fuse_luminance, network
 from occo.nn.split import raw_in_parts
 from occo.pipeline.device import resolve_batch_size, resolve_device
+from occo.pipeline.memory import memory_budget
 from occo.pipeline.sources import FUSED, PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -58,31 +58,6 @@ FUSE_ROUTINES: dict[str, FuseRoutine] = {
     "official": FuseRoutine(rule="official", quantise="truncate"),
 }
 """``fuse.compat`` → the test routine: ours, or the authors' test script (main.py's ``test``)."""
-
-
-def _free_memory(device: torch.device) -> int:
-    """Bytes free now: on the CUDA device, else the host's MemAvailable (Linux)."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError, IndexError) as exc:
-        raise DataError(f"cannot read the free memory of this host ({exc}); give the memory budget in GB") from exc
-
-
-def memory_budget(value: object, what: str, device: torch.device) -> int:
-    """A budget from params or the command line, in bytes: ``"auto"`` (half of what ``device`` has free
-    now) or a positive number of GB; DataError naming ``what`` otherwise."""
-    if value == "auto":
-        return _free_memory(torch.device(device)) // 2
-    try:
-        gb = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
-    except ValueError:
-        gb = math.nan
-    if not 0 < gb < math.inf:
-        raise DataError(f"{what} must be auto or a positive number of GB, got {value!r}")
-    return int(gb * _GIB)
 
 
 def _load(pair: Pair, max_pixels: int | None) -> tuple[torch.Tensor, torch.Tensor]:

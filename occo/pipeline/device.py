@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import logging
+import os
 
 import torch
 
 from occo.config.types import BatchSize, Device
 from occo.pipeline.flags import schema_flag
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str | torch.device, param: str = "device") -> torch.device:
@@ -33,6 +38,29 @@ def resolve_batch_size(batch_size: int | str, device: torch.device) -> int:
     if batch_size == "auto":
         return 8 if device.type == "cuda" else 1
     return batch_size
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity; the CPU count where that is not known)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@functools.cache
+def loader_workers(requested: int, param: str) -> int:
+    """Data-loader workers: ``requested`` (the param ``param``), at most one per usable CPU; said once per process
+    when capped.
+
+    More workers than CPUs only contend (PyTorch warns at every loader it builds); the batches never depend on
+    the worker count, so capping changes the speed, not the result.
+    """
+    cpus = usable_cpus()
+    if requested <= cpus:
+        return requested
+    log.info("%s = %d, but this process may use %d CPUs: %d data-loader workers", param, requested, cpus, cpus)
+    return cpus
 
 
 def device_flag(value: str) -> str:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from occo.config import ParamsError, load_params
-from occo.pipeline.process import skip_final_collection
+from occo.pipeline.memory import peak_usage
+from occo.pipeline.process import process_seconds, skip_final_collection
 
 
 def params_digest(path: Path) -> str | None:
@@ -73,5 +74,12 @@ def run_stage(
             "outputs were made from the previous values, which DVC would not record beside them; run again, one "
             "experiment at a time, or queue them (dvc exp run --queue -S ...; dvc queue start)"
         )
-    # bench/pipeline.py reads this line to time each stage of a `dvc repro` / `dvc exp run`
-    logging.getLogger("occo.stage").info("stage %s done in %.1f s", name, time.perf_counter() - start)
+    # bench/pipeline.py and bench/rehearse.py read this line: each stage's time and peak memory in a `dvc exp run`
+    total = process_seconds()
+    logging.getLogger("occo.stage").info(
+        "stage %s done in %.1f s (%s); %s",
+        name,
+        time.perf_counter() - start,
+        "process time unknown" if total is None else f"{total:.1f} s since the process started",
+        peak_usage(),
+    )

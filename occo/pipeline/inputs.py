@@ -26,8 +26,8 @@ from typing import Any
 from occo.config import DatasetSource, Params
 from occo.config.types import VGG_LOSS_TERMS
 from occo.data.io import DataError, sha256_file, write_text_atomic
-from occo.fetch.datasets import REGISTRY_SOURCE, registry_problem
-from occo.fetch.registry import load_registry
+from occo.fetch.datasets import REGISTRY_SOURCE, registry_problem, split_sizes
+from occo.fetch.registry import full_split, load_registry
 from occo.fetch.weights import (
     ENCODER_WEIGHTS,
     RFN_NEST_AUTOENCODER,
@@ -46,6 +46,10 @@ PIPELINE_DATA = Path("data")
 """Paths under data/ are pipeline outputs, tracked by dvc.yaml deps; manifests skip them."""
 
 STAGES = ("download", "masks", "train", "fuse", "evaluate", "detect", "segment")
+SMALL_TRAINING_SET = 100
+"""Fewer training pairs than this train nothing that means something (a slice such as ../shared's 2 FMB pairs)."""
+SMALL_TEST_SET = 20
+"""Fewer test pairs than this give downstream scores that mean nothing."""
 
 
 class MissingInputsError(DataError):
@@ -86,7 +90,7 @@ def weight_needs(cfg: Params) -> list[Weights]:
     generated = any(
         split not in masks.import_.get(dataset, {}) for dataset, splits in masks.datasets.items() for split in splits
     )
-    if generated and not masks.random_init:
+    if generated and masks.init == "pretrained":
         needs.append(Weights("masks", f"sam_{masks.sam_model}", "masks.sam_checkpoint", masks.sam_checkpoint))
         if masks.detector == "transformers":
             needs.append(Weights("masks", "grounding_dino_tiny_hf", "masks.hf_model", masks.hf_model))
@@ -134,6 +138,98 @@ def named_paths(cfg: Params) -> list[Named]:
         for dataset, path in per_dataset.items()
     ]
     return named
+
+
+# ----------------------------------------------------------------------------- how much data the params use
+
+
+def held_out(n: int, fraction: float) -> int:
+    """How many of a split's ``n`` pairs are held out for testing when one split is both trained and tested on
+    (``detect.datasets.<name>.val_fraction``): ``round(n·fraction)``, at least 1, at most ``n − 1``."""
+    return min(n - 1, max(1, round(n * fraction)))
+
+
+@dataclass(frozen=True)
+class DataUse:
+    """A split a stage trains or tests on, with the params that name it and the least that means something."""
+
+    what: str  # the params naming the split, and what it is for
+    dataset: str
+    split: str
+    minimum: int
+    share: str = "all"  # "all", or "train"/"val" of a split divided by val_fraction
+    fraction: float = 0.0
+    absent: str = "its stage skips it"  # what happens when the split does not exist
+
+    def count(self, n: int) -> int:
+        """The pairs of an ``n``-pair split this use gets."""
+        if self.share == "all":
+            return n
+        val = held_out(n, self.fraction)
+        return val if self.share == "val" else n - val
+
+
+def data_uses(cfg: Params) -> list[DataUse]:
+    """The fusion network's training split and the detection and segmentation splits of the params."""
+    train, seg = cfg.train, cfg.segment
+    what = "train.dataset/train.split (the fusion network's training set)"
+    uses = [DataUse(what, train.dataset, train.split, SMALL_TRAINING_SET, absent="the train stage will stop")]
+    for name in cfg.detect.run:
+        spec = cfg.detect.datasets[name]
+        for role, split, minimum in (("train", spec.train, SMALL_TRAINING_SET), ("val", spec.val, SMALL_TEST_SET)):
+            share = role if spec.train == spec.val else "all"
+            what = f"detect.datasets.{name}.{role} (detection {'training' if role == 'train' else 'test'} set)"
+            uses.append(DataUse(what, name, split, minimum, share, spec.val_fraction or 0.0))
+    for what, split, minimum in (
+        ("segment.train_split (segmentation training set)", seg.train_split, SMALL_TRAINING_SET),
+        ("segment.test_split (segmentation test set)", seg.test_split, SMALL_TEST_SET),
+    ):
+        uses.append(DataUse(what, seg.dataset, split, minimum))
+    return uses
+
+
+def _sizes(cfg: Params, root: Path) -> dict[str, dict[str, int] | None]:
+    """Pairs per split of every configured dataset, as the download stage would import them (None: not known)."""
+    sizes: dict[str, dict[str, int] | None] = {
+        name: split_sizes(name, entry, root) for name, entry in cfg.download.datasets.items()
+    }
+    if (syn := cfg.download.synthetic) is not None:
+        sizes[SYNTHETIC] = {"train": syn.n_train, "test": syn.n_test}
+    return sizes
+
+
+def _fix(cfg: Params, dataset: str, *, absent: bool = False) -> str:
+    """The param that gives ``dataset`` more pairs (``absent``: a split it lacks, which only another source has)."""
+    entry = cfg.download.datasets.get(dataset)
+    if dataset == SYNTHETIC or entry is None:
+        return "download.synthetic" if dataset == SYNTHETIC else f"download.datasets.{dataset}.source"
+    if entry.limit is not None and not absent:
+        return f"download.datasets.{dataset}.limit (now {entry.limit})"
+    return f"download.datasets.{dataset}.source (now {entry.source})"
+
+
+def small_data(cfg: Params, root: Path) -> list[str]:
+    """One line per split a stage trains or tests on that is too small to mean anything (or absent), with the
+    param to fix; splits whose size cannot be told before importing (archives) are left out."""
+    sizes, problems = _sizes(cfg, root), []
+    for use in data_uses(cfg):
+        have = sizes.get(use.dataset)
+        if have is None:
+            continue
+        where = f"{use.what}: {use.dataset}/{use.split}"
+        if use.split not in have:
+            problems.append(
+                f"{where} does not exist (the source has {', '.join(sorted(have)) or 'none'}); "
+                f"{use.absent}: set {_fix(cfg, use.dataset, absent=True)}"
+            )
+        elif (n := use.count(have[use.split])) < use.minimum:
+            full = full_split(use.dataset, use.split)
+            whole = f" (the whole split: {full:,})" if full else ""
+            problems.append(
+                f"{where} has {n} pair{'s' if n != 1 else ''}{whole}, fewer than {use.minimum}: "
+                f"set {_fix(cfg, use.dataset)}"
+            )
+    return problems
 
 
 # ----------------------------------------------------------------------------- digests
@@ -317,6 +413,12 @@ def summary(manifests: Mapping[str, Mapping[str, Any]]) -> Iterable[str]:
 def run_inputs(cfg: Params, root: Path) -> list[Path]:
     """Stage `inputs`: resolve (and fetch) every outside input, then write ``data/inputs/<stage>.json``."""
     manifests = gather(cfg, root)
+    if problems := small_data(cfg, root):
+        log.warning(
+            "%d split(s) too small to mean anything; results on them will not be the paper's:\n%s",
+            len(problems),
+            "\n".join(f"  - {p}" for p in problems),
+        )
     for line in summary(manifests):
         log.info("%s", line)
     written = write_manifests(manifests, root)

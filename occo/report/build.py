@@ -21,11 +21,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import pandas as pd
+
 from occo.config import Gallery, Params, Report, as_dict
 from occo.config.sections import NETWORK_FIELDS
 from occo.data.io import atomic_dir, write_text_atomic
+from occo.metrics.evaluate import common_pairs, split_by_coverage, summarise
 from occo.metrics.suite import METRICS
-from occo.report.collect import Collected, collect, detect_frame, segment_frame
+from occo.report.collect import Collected, collect, detect_frame, fusion_frame, segment_frame
 from occo.report.headline import TRAINED, headline
 from occo.report.paper.comparison import detect_beside, fusion_beside, segment_beside, studies_section
 from occo.report.paper.figure20 import FIG20, fig20_runs, figure20_section, write_fig20_images
@@ -48,6 +51,7 @@ from occo.report.render.gallery import build_gallery
 from occo.report.render.html import to_html
 from occo.report.render.plot_tables import write_plot_tables
 from occo.report.render.tables import Row, Table, clean
+from occo.report.usage import data_section
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +148,18 @@ def fusion_section(
     blocks.append(
         Paragraph(
             "Rows are methods, columns metrics (all higher-is-better); the best method value per column is in bold, "
-            "`n` is the number of images scored. Pixel baselines: " + ", ".join(f"`{b}`" for b in baselines) + "."
+            "`n` is the number of images scored. As in the paper, a table compares its methods on the same images: "
+            "methods scored on fewer pairs than the others are named below it and compared with the rest on the "
+            "pairs they all have. Pixel baselines: " + ", ".join(f"`{b}`" for b in baselines) + "."
         )
     )
     columns = fusion_columns(report)
-    for dataset, frame in data.fusion.items():
+    for dataset, everything in data.fusion.items():
+        frame, blocks_left_out = fair_frame(dataset, everything, data.fusion_rows.get(dataset), columns)
         table = Table.from_frame(frame, columns, info_columns=["n"])
-        blocks += [Heading(dataset, 3), TableBlock(table)]
+        blocks += [Heading(dataset, 3), TableBlock(table), *blocks_left_out]
         if paper is not None:
-            blocks += fusion_beside(paper, dataset, frame, report.ours)
+            blocks += fusion_beside(paper, dataset, everything, report.ours)
         if frame[columns].isna().all().all():
             continue
         path = metric_bars(
@@ -167,16 +174,43 @@ def fusion_section(
     return blocks
 
 
+def fair_frame(
+    dataset: str, frame: pd.DataFrame, rows: list[dict] | None, columns: list[str]
+) -> tuple[pd.DataFrame, list[Block]]:
+    """The methods of ``frame`` scored on every pair (the table and bars), and the blocks that name the others
+    with their counts and, from the per-image ``rows``, compare every method on the pairs they all have."""
+    listed, left_out, pairs = split_by_coverage({m: {"n": frame.at[m, "n"]} for m in frame.index})
+    if not left_out:
+        return frame, []
+    names = ", ".join(f"`{m}` ({n} of {pairs} pairs)" for m, n in left_out.items())
+    blocks: list[Block] = [Paragraph(f"Left out of the table above, scored on fewer pairs than the others: {names}.")]
+    common = summarise(common_pairs(rows)) if rows else {}
+    if common:
+        n = next(iter(common.values()))["n"]
+        common_frame = fusion_frame(common, Path(f"reports/fusion/{dataset}.csv"))
+        table = Table.from_frame(common_frame, columns, info_columns=["n"])
+        blocks.append(TableBlock(table, f"Every method of {dataset} on the {n} pairs all of them were scored on."))
+    return frame.loc[listed], blocks
+
+
 def downstream_section(
-    name: str, kind: str, records: dict[str, dict[str, dict]], ours: list[str], paper: PaperReference | None
+    name: str,
+    kind: str,
+    records: dict[str, dict[str, dict]],
+    ours: list[str],
+    paper: PaperReference | None,
+    skipped: dict[str, str] | None = None,
 ) -> list[Block]:
     """Detection or segmentation: one table per dataset (rows = methods, columns = classes), then ours
-    beside the paper (Tables 3–5)."""
+    beside the paper (Tables 3–5); each dataset the stage skipped (``skipped``: ``{dataset: why}``) with why."""
     blocks: list[Block] = [Heading(name)]
+    blocks += [Paragraph(f"Skipped {dataset}: {why}.") for dataset, why in (skipped or {}).items()]
     if not records:
-        return blocks + [
-            not_run(name.lower(), f"no metrics/{kind}/<dataset>/<method>.json; the {kind} stage has not run")
-        ]
+        if skipped is None:
+            blocks.append(
+                not_run(name.lower(), f"no metrics/{kind}/<dataset>/<method>.json; the {kind} stage has not run")
+            )
+        return blocks
     for dataset, per_method in records.items():
         frame = detect_frame(per_method) if kind == "detect" else segment_frame(per_method)
         table = Table.from_frame(frame, list(frame.columns))
@@ -275,11 +309,14 @@ def build_report(
                 "Sections whose stage has not run say so."
             ),
         ]
+        blocks += data_section(cfg, data, paper)
         blocks += run_section(cfg)
         blocks += training_section(data, figures)
         blocks += fusion_section(data, report, paper, figures, baselines)
-        blocks += downstream_section("Detection", "detect", data.detect, report.ours, paper)
-        blocks += downstream_section("Segmentation", "segment", data.segment, report.ours, paper)
+        blocks += downstream_section("Detection", "detect", data.detect, report.ours, paper, data.skipped.get("detect"))
+        blocks += downstream_section(
+            "Segmentation", "segment", data.segment, report.ours, paper, data.skipped.get("segment")
+        )
         blocks += ablation_section(root, data, paper, stamp, cfg)
         write_plot_tables(root, data, plots)
     with atomic_dir(root / FIG20) as fig20:

@@ -17,10 +17,13 @@ from occo.data.io import DataError
 from occo.metrics.suite import METRICS
 
 FUSION_DIR = Path("metrics/fusion")
+FUSION_ROWS_DIR = Path("reports/fusion")
 DETECT_DIR = Path("metrics/detect")
 SEGMENT_DIR = Path("metrics/segment")
 TRAIN_METRICS = Path("dvclive/train/metrics.json")
 TRAIN_PLOTS = Path("dvclive/train/plots/metrics")
+SKIPPED = {"detect": Path("reports/detect/skipped.json"), "segment": Path("reports/segment/skipped.json")}
+"""Where the detect and segment stages say why they skipped a dataset: ``{dataset: why}``."""
 
 
 @dataclass
@@ -28,10 +31,12 @@ class Collected:
     """Everything the report shows, keyed by dataset then method."""
 
     fusion: dict[str, pd.DataFrame] = field(default_factory=dict)
+    fusion_rows: dict[str, list[dict]] = field(default_factory=dict)  # per-image scores (method, id, metrics)
     detect: dict[str, dict[str, dict]] = field(default_factory=dict)
     segment: dict[str, dict[str, dict]] = field(default_factory=dict)
     train_summary: dict | None = None
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+    skipped: dict[str, dict[str, str]] = field(default_factory=dict)  # task -> {dataset: why the stage skipped it}
 
 
 def read_json(path: Path) -> dict:
@@ -65,6 +70,21 @@ def collect_fusion(root: Path) -> dict[str, pd.DataFrame]:
     folder = root / FUSION_DIR
     paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
     return {path.stem: fusion_frame(read_json(path), path) for path in paths}
+
+
+def collect_fusion_rows(root: Path) -> dict[str, list[dict]]:
+    """Every ``reports/fusion/<dataset>.csv`` (the evaluate stage's per-image scores) as rows, by dataset."""
+    folder = root / FUSION_ROWS_DIR
+    found = {}
+    for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
+        try:
+            frame = pd.read_csv(path, dtype={"method": str, "id": str})
+        except (OSError, ValueError) as err:
+            raise DataError(f"cannot read per-image scores {path}: {err}") from None
+        if missing := [c for c in ("method", "id", *METRICS) if c not in frame.columns]:
+            raise DataError(f"{path}: missing columns {', '.join(missing)}")
+        found[path.stem] = frame.to_dict("records")
+    return found
 
 
 def _check_downstream(doc: dict, path: Path, keys: tuple[str, ...]) -> dict:
@@ -138,7 +158,25 @@ def collect_metrics(root: Path) -> Collected:
     )
 
 
+def collect_skipped(root: Path) -> dict[str, dict[str, str]]:
+    """``{task: {dataset: why}}`` from :data:`SKIPPED` (a task whose stage has not run is absent)."""
+    found = {}
+    for task, path in SKIPPED.items():
+        if (root / path).is_file():
+            doc = read_json(root / path)
+            if not all(isinstance(v, str) for v in doc.values()):
+                raise DataError(f"{root / path}: every value must be a reason (text)")
+            found[task] = doc
+    return found
+
+
 def collect(root: Path) -> Collected:
     """Read all report inputs under the repository ``root``."""
     summary, curves = collect_training(root)
-    return replace(collect_metrics(root), train_summary=summary, curves=curves)
+    return replace(
+        collect_metrics(root),
+        fusion_rows=collect_fusion_rows(root),
+        train_summary=summary,
+        curves=curves,
+        skipped=collect_skipped(root),
+    )

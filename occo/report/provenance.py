@@ -14,12 +14,12 @@ from occo.report.render.document import yaml_scalar
 
 EXP_NAME = "DVC_EXP_NAME"  # set by `dvc exp run` for every stage command (dvc.repo.experiments.queue.base)
 
-# (param, value that means random init, what it initialises)
+# (param, whether its value means random init, what it initialises)
 RANDOM_INIT = (
-    ("masks.random_init", True, "Grounding DINO and SAM of the masks stage"),
-    ("train.vgg_random_init", True, "the VGG19 of the contrastive loss"),
-    ("detect.pretrained", False, "the YOLO detectors"),
-    ("segment.encoder_weights", None, "the DeepLabV3+ encoders"),
+    ("masks.init", lambda v: v != "pretrained", "Grounding DINO and SAM of the masks stage"),
+    ("train.vgg_random_init", lambda v: v is True, "the VGG19 of the contrastive loss"),
+    ("detect.pretrained", lambda v: v is False, "the YOLO detectors"),
+    ("segment.encoder_weights", lambda v: v is None, "the DeepLabV3+ encoders"),
 )
 
 
@@ -36,9 +36,9 @@ class Provenance:
 def random_init(cfg: Params) -> list[str]:
     """``param: value (what)`` for every model the params start from random weights."""
     return [
-        f"`{key}: {yaml_scalar(value)}` ({what})"
-        for key, value, what in RANDOM_INIT
-        if attrgetter(key)(cfg) is value  # every value is a singleton: True, False or None
+        f"`{key}: {yaml_scalar(attrgetter(key)(cfg))}` ({what})"
+        for key, is_random, what in RANDOM_INIT
+        if is_random(attrgetter(key)(cfg))
     ]
 
 

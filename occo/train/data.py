@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 GROUPS = 4
 MASK_KINDS = ("ir", "vi")
-SMALL_TRAINING_SET = 100
-"""Fewer training pairs than this get a warning: a slice (e.g. FMB's 2 pairs in ../shared), not a dataset."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +54,9 @@ def mask_dir(root: Path, dataset: str, split: str) -> Path:
 def find_training_pairs(root: Path, dataset: str, split: str) -> list[MaskedPair]:
     """Pairs of ``data/raw/<dataset>/<split>`` with their masks; a missing mask raises DataError naming it.
 
-    A dataset that was never imported, or lacks the split, raises DataError naming the param to set; a
-    set smaller than :data:`SMALL_TRAINING_SET` pairs is trained on with a warning (a smoke or CI slice).
+    A dataset that was never imported, or lacks the split, raises DataError naming the param to set. A set
+    too small to mean anything is warned about once, before any stage runs, by the inputs stage
+    (``occo.pipeline.inputs.small_data``); the run records its size (dvclive ``pairs``) and the report says it.
     """
     if not (root / "data" / "raw" / dataset).is_dir():
         raise DataError(
@@ -76,14 +75,6 @@ def find_training_pairs(root: Path, dataset: str, split: str) -> list[MaskedPair
             if not path.is_file():
                 raise DataError(f"missing {kind} mask for pair {p.id} of {dataset}/{split}: {path}")
         pairs.append(MaskedPair(p.id, p.ir, p.vi, paths["ir"], paths["vi"]))
-    if len(pairs) < SMALL_TRAINING_SET:
-        log.warning(
-            "training on %s/%s: %d pairs only (the paper trains on FMB's whole train split); "
-            "results will not be the paper's",
-            dataset,
-            split,
-            len(pairs),
-        )
     return pairs
 
 

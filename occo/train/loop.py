@@ -47,7 +47,7 @@ from occo.losses.total import needs_features
 from occo.nn import build_network, normalise_output, save_checkpoint
 from occo.nn.checkpoint import is_finite
 from occo.nn.rfn_nest import NestAutoEncoder
-from occo.pipeline.device import resolve_device
+from occo.pipeline.device import loader_workers, resolve_device
 from occo.pipeline.resume import (
     digest_files,
     digest_value,
@@ -436,14 +436,14 @@ def batch_loader(run: TrainingRun) -> DataLoader:
         run.dataset,
         batch_sampler=StepSampler(run.plan, run.step, run.total, world_size=run.world.size, rank=run.world.rank),
         collate_fn=collate_crops,
-        num_workers=train.num_workers,
+        num_workers=loader_workers(train.num_workers, "train.num_workers"),
         pin_memory=run.dev.type == "cuda",
         generator=torch.Generator().manual_seed(train.seed),  # the loader draws its base seed here, not globally
     )
 
 
 def announce(run: TrainingRun) -> None:
-    """Log what the run trains on, from which step to which, and where it writes."""
+    """Log what the run trains on, from which step to which, in which precision, and where it writes."""
     train, world = run.cfg.train, run.world
     if world.distributed:
         log.info(
@@ -487,14 +487,17 @@ def progress_bar(run: TrainingRun, loader: DataLoader) -> tqdm:
 
 
 def live_log(run: TrainingRun, state: dict[str, Any] | None) -> contextlib.AbstractContextManager:
-    """dvclive on rank 0 (the loss terms of its own batch), nothing on the others. On resuming, the rows that
-    the interrupted run logged after its checkpoint are dropped first, so no step is logged twice."""
+    """dvclive on rank 0 (the loss terms of its own batch, and ``pairs``: how many pairs the run trains on),
+    nothing on the others. On resuming, the rows that the interrupted run logged after its checkpoint are
+    dropped first, so no step is logged twice."""
     if not run.world.main:
         return contextlib.nullcontext()
     if state is not None:
         trim_live_history(run.live_dir, run.step)
         rebuild_live_summary(run.live_dir)  # DVC deleted metrics.json: a run with nothing left keeps its losses
-    return Live(dir=str(run.live_dir), resume=state is not None, save_dvc_exp=False, dvcyaml=False)
+    live = Live(dir=str(run.live_dir), resume=state is not None, save_dvc_exp=False, dvcyaml=False)
+    live.summary["pairs"] = len(run.pairs)
+    return live
 
 
 def seed_streams(run: TrainingRun, state: dict[str, Any] | None) -> None:

@@ -65,6 +65,7 @@ def test_every_field_has_a_one_line_description():
         (types.Baseline, "occo.metrics.evaluate", "BASELINES"),
         (types.Detector, "occo.masks.models", "DETECTORS"),
         (types.SamModel, "occo.masks.sam", "SAM_MODELS"),
+        (types.ModelInit, "occo.masks.models", "MODEL_INITS"),
         (types.LabelFormat, "occo.downstream.labels", "FORMATS"),
         (types.Encoder, "occo.fetch.weights", "ENCODER_WEIGHTS"),
         (types.NetworkName, "occo.nn.networks", "NETWORKS"),

@@ -619,3 +619,15 @@ def test_training_starts_from_the_weights_read_without_unpickling(
     first = "model.0.conv.weight"
     correlation = torch.corrcoef(torch.stack([trained[first].float().flatten(), state[first].float().flatten()]))
     assert correlation[0, 1] > 0.9
+
+
+def test_each_method_is_validated_once_by_us(stage: StageRun) -> None:
+    """ultralytics trains only (no validation of its own, so no best.pt and no metrics in results.csv); the one
+    validation is validate_detector's, on last.pt."""
+    for run_dir in (
+        stage.root / "models/detect/synthetic/occo",
+        stage.root / "models/detect_reference/synthetic/visible",
+    ):
+        assert (run_dir / "weights/last.pt").is_file() and not (run_dir / "weights/best.pt").exists()
+        header = (run_dir / "results.csv").read_text(encoding="utf-8").splitlines()[0]
+        assert "train/box_loss" in header and "metrics/" not in header, header

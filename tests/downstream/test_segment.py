@@ -31,10 +31,18 @@ from occo.downstream.segment.data import (
     read_label,
     read_rgb,
 )
-from occo.downstream.segment.model import build_segmenter, encoder_weights_path
-from occo.downstream.segment.scores import confusion_matrix, iou_per_class, mean_iou, metrics_record, segmentation_table
+from occo.downstream.segment.model import Autocast, build_segmenter, encoder_weights_path
+from occo.downstream.segment.scores import (
+    confusion_matrix,
+    evaluate,
+    iou_per_class,
+    mean_iou,
+    metrics_record,
+    segmentation_table,
+)
 from occo.downstream.segment.train import poly_factor, segmenter_identity
 from occo.fetch.weights import WeightsUnavailableError
+from occo.pipeline.memory import BoundedBatches
 from occo.pipeline.resume import change_reason
 from support import REPO, PicklePayload
 
@@ -448,5 +456,38 @@ def test_dataset_without_segmentation_labels_is_skipped(tmp_path: Path, caplog: 
     with caplog.at_level(logging.WARNING, logger="occo.downstream.segment"):
         assert run_segment(_params(dataset="MSRS"), tmp_path) == {}
     assert "skipping segmentation" in caplog.text and "MSRS/train/labels/seg" in caplog.text
-    for out in ("metrics/segment", "reports/segment", "models/segment", "dvclive/segment"):  # DVC needs its outs
+    for out in ("metrics/segment", "models/segment", "dvclive/segment"):  # DVC needs its outs
         assert (tmp_path / out).is_dir() and not any((tmp_path / out).iterdir())
+    skipped = json.loads((tmp_path / "reports/segment/skipped.json").read_text(encoding="utf-8"))
+    assert skipped == {"MSRS": "data/raw/MSRS has no train split (segment.train_split)"}  # the report says why
+    (tmp_path / "data/raw/MSRS/train/vi").mkdir(parents=True)
+    run_segment(_params(dataset="MSRS"), tmp_path)
+    skipped = json.loads((tmp_path / "reports/segment/skipped.json").read_text(encoding="utf-8"))
+    assert skipped == {
+        "MSRS": "no segmentation labels in its train split (segment.train_split): data/raw/MSRS/train/labels/seg "
+        "does not exist"
+    }
+
+
+def test_test_batches_fit_the_memory_budget_and_give_the_same_confusion_matrix():
+    """A loaded batch of 4 images goes through the network in slices (halved on out-of-memory): the confusion
+    matrix is the one of whole batches."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, len(CLASS_NAMES), 3, padding=1).eval()
+    seen: list[int] = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        seen.append(len(x))
+        if len(x) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return conv(x)
+
+    images = torch.rand(4, 3, 16, 16)
+    labels = torch.randint(0, len(CLASS_NAMES), (4, 16, 16))
+    loader = [(images, labels), (images[:3], labels[:3])]
+    cpu, precision = torch.device("cpu"), Autocast.choose(False, torch.device("cpu"))
+    whole = evaluate(conv, loader, cpu, precision, desc="whole")
+    bounded = BoundedBatches(4, 1 << 50, cpu, what="test", unit="image")
+    model.eval = lambda: None  # the stand-in network has no modes
+    assert torch.equal(evaluate(model, loader, cpu, precision, desc="sliced", batches=bounded), whole)
+    assert seen == [1, 3, 2, 1, 2, 1] and bounded.size == 2  # 1 measured, 3 out of memory, then 2 at a time

@@ -107,6 +107,8 @@ def test_unreachable_download_names_file_url_and_param(tmp_path, monkeypatch):
         resolve_weights("single", None, param="masks.sam_checkpoint", root=tmp_path)
     message = str(err.value)
     assert "one.pth" in message and "http://127.0.0.1:9/one.pth" in message and "masks.sam_checkpoint" in message
+    assert "masks.init: random builds the same architecture at random init" in message  # the offline way out
+    assert not (tmp_path / "models").exists()  # the folders the failed download made are gone
 
 
 def test_missing_local_copy_and_no_download(tmp_path, monkeypatch):
@@ -133,7 +135,7 @@ def test_vgg19_lives_in_torchvisions_cache_or_where_the_param_says(tmp_path, mon
     (tmp_path / "my").mkdir()
     (tmp_path / "my/vgg.pth").write_bytes(b"x")
     assert resolve_vgg19("my/vgg.pth", root=tmp_path) == tmp_path / "my/vgg.pth"
-    with pytest.raises(WeightsUnavailableError, match="train.vgg_weights"):
+    with pytest.raises(WeightsUnavailableError, match="train.vgg_weights.*train.vgg_random_init: true"):
         resolve_vgg19("my/none.pth", root=tmp_path)
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"x")  # present: used as it is, nothing downloaded

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -97,6 +99,14 @@ def test_modalities_are_keyword_only(loss):
     inputs = batch()
     with pytest.raises(TypeError):  # (fused, vi, ir, ...) in some order: a swap cannot be written silently
         loss(*inputs.values())
+
+
+def test_random_vgg_is_warned_about_once(caplog):
+    """The loss holds two VGG19 networks (RGB and grey); the param is one, so is its warning."""
+    cfg = override(load_params(REPO / "params.yaml"), {"train.vgg_random_init": True})
+    with caplog.at_level(logging.WARNING):
+        OCCOLoss.from_config(cfg)
+    assert caplog.text.count("RANDOM weights (train.vgg_random_init: true)") == 1
 
 
 def test_from_config_reads_names_and_weights():

@@ -51,7 +51,7 @@ def make_root(root: Path, n_train: int = 2, n_test: int = 1) -> Path:
 def params() -> dict:
     """The repo's `masks` params with tiny random-init models on the synthetic train split."""
     section = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["masks"]
-    section.update(random_init=True, device="cpu", datasets={"synthetic": ["train"]}, gallery=1)
+    section.update(init="tiny", device="cpu", datasets={"synthetic": ["train"]}, gallery=1)
     return section
 
 
@@ -72,7 +72,7 @@ def _check_outputs(root: Path, *, expect_boxes: bool) -> None:
             assert set(np.unique(mask).tolist()) <= {0, 255}
         record = json.loads((out / "boxes" / f"{pair.id}.json").read_text(encoding="utf-8"))
         assert record["id"] == pair.id and record["size"] == [size[1], size[0]]
-        assert record["prompt"] == Masks().prompt and record["random_init"]
+        assert record["prompt"] == Masks().prompt and record["init"] == "tiny"
         for kind in ("ir", "vi"):
             found = record[kind]
             assert len(found["boxes"]) == len(found["scores"]) == len(found["phrases"])

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import torch
 
 from occo.config import Masks
 from occo.fetch.weights import WeightsUnavailableError, weights_entry
-from occo.masks.models import DETECTORS, detector_settings
+from occo.masks.models import DETECTORS, MODEL_INITS, detector_settings
 from occo.masks.tiny import tiny_hf_grounding_dino
 
 PROMPT = Masks().prompt
@@ -62,7 +64,7 @@ def test_missing_weights_name_file_url_and_param(tmp_path, synthetic_root, stage
     root = synthetic_root(tmp_path, n_train=1, n_test=1)
     present = tmp_path / "present"
     present.mkdir()
-    params.update(detector="transformers", random_init=False, sam_checkpoint=str(present), hf_model="missing/gdino")
+    params.update(detector="transformers", init="pretrained", sam_checkpoint=str(present), hf_model="missing/gdino")
     with pytest.raises(WeightsUnavailableError) as err:
         stage.run(params, root)
     message = str(err.value)
@@ -70,3 +72,19 @@ def test_missing_weights_name_file_url_and_param(tmp_path, synthetic_root, stage
     assert str(root / "missing/gdino") in message and "masks.hf_model" in message
     assert all(url in message for url in urls) and "model.safetensors" in message
     assert not (root / "data/masks/synthetic/train/ir").exists()
+
+
+@pytest.mark.slow
+def test_random_init_builds_the_real_architectures(caplog):
+    """`masks.init: random` is the configured models at their real sizes, not the tiny ones: transformers'
+    grounding-dino-tiny architecture (Swin-T, bert-base, 900 queries) and SAM ViT-B (the smallest real SAM)."""
+    cfg = Masks(init="random", detector="transformers", sam_model="vit_b")
+    with caplog.at_level(logging.WARNING):
+        detector, masker = MODEL_INITS["random"](cfg, Path("."), torch.device("cpu"), None)
+    config = detector.model.config
+    assert (config.num_queries, config.d_model, config.encoder_layers, config.decoder_layers) == (900, 256, 6, 6)
+    assert (config.text_config.num_hidden_layers, config.text_config.hidden_size) == (12, 768)
+    assert config.backbone_config.embed_dim == 96 and config.backbone_config.depths == [2, 2, 6, 2]  # Swin-T
+    encoder = masker.sam.image_encoder
+    assert (encoder.img_size, len(encoder.blocks), encoder.patch_embed.proj.out_channels) == (1024, 12, 768)
+    assert "masks.init random" in caplog.text and "rehearsals only" in caplog.text

@@ -13,7 +13,16 @@ import torch
 from PIL import Image
 
 from occo.data import DataError, find_pairs, save_png
-from occo.metrics.evaluate import BASELINES, evaluate_pairs, fusion_table, rows_to_csv, summarise
+from occo.metrics.evaluate import (
+    BASELINES,
+    common_pairs,
+    evaluate_pairs,
+    fair_tables,
+    fusion_table,
+    rows_to_csv,
+    split_by_coverage,
+    summarise,
+)
 from occo.metrics.suite import METRICS, compute_metrics
 
 H, W = 40, 48
@@ -337,3 +346,26 @@ def test_rows_to_csv_round_trips_through_pandas():
     ]
     back = pd.read_csv(io.StringIO(rows_to_csv(rows)), dtype={"id": str})
     pd.testing.assert_frame_equal(back, pd.DataFrame(rows, columns=["method", "id", *METRICS]))
+
+
+def _rows(method: str, ids: range, value: float) -> list[dict]:
+    return [{"method": method, "id": f"{i:02d}", **{m: value + i for m in METRICS}} for i in ids]
+
+
+def test_fair_tables_compare_methods_on_the_same_pairs():
+    """TNO's situation: the baselines and OCCO on all 21 pairs, a published method on 16 of them. The first
+    table lists the complete methods over all 21; the other is named with its count, then every method is
+    compared on the 16 pairs they all have."""
+    rows = _rows("visible", range(21), 1.0) + _rows("occo", range(21), 3.0) + _rows("DenseFuse", range(5, 21), 2.0)
+    listed, left_out, pairs = split_by_coverage(summarise(rows))
+    assert (listed, left_out, pairs) == (["visible", "occo"], {"DenseFuse": 16}, 21)
+    assert len(common_pairs(rows)) == 3 * 16
+    text = fair_tables(rows, title="TNO test")
+    first, second = text.split("### Every method on the 16 pairs all of them were scored on")
+    assert "| occo | 21 |" in first and "DenseFuse |" not in first
+    assert "Left out, scored on fewer pairs than the others: DenseFuse (16 of 21 pairs)." in first
+    # on the common pairs (ids 05..20) OCCO's EN is 3 + 12.5, DenseFuse's 2 + 12.5: both over the same images
+    assert "| occo | 16 | **15.5000** |" in second and "| DenseFuse | 16 | 14.5000 |" in second
+    assert fair_tables(_rows("occo", range(3), 1.0), title="t") == fusion_table(
+        summarise(_rows("occo", range(3), 1.0)), title="t"
+    )

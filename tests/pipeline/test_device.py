@@ -1,8 +1,10 @@
 import argparse
+import logging
 
 import pytest
 import torch
 
+from occo.pipeline import device
 from occo.pipeline.device import batch_size_flag, device_flag, resolve_batch_size, resolve_device
 from occo.pipeline.flags import max_pixels_flag
 
@@ -57,3 +59,14 @@ def test_flag_types():
     ):
         with pytest.raises(argparse.ArgumentTypeError, match=f"^{value!r}: should be "):
             flag(value)
+
+
+def test_loader_workers_are_capped_at_the_usable_cpus_and_said_once(monkeypatch, caplog):
+    monkeypatch.setattr(device, "usable_cpus", lambda: 2)
+    device.loader_workers.cache_clear()
+    with caplog.at_level(logging.INFO, logger="occo.pipeline.device"):
+        assert device.loader_workers(1, "train.num_workers") == 1
+        assert device.loader_workers(4, "train.num_workers") == 2
+        assert device.loader_workers(4, "train.num_workers") == 2
+    assert caplog.text.count("train.num_workers = 4, but this process may use 2 CPUs: 2 data-loader workers") == 1
+    device.loader_workers.cache_clear()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from occo.config import validate_params
 from occo.fetch import weights
@@ -25,7 +26,7 @@ def params() -> dict:
     """The repository's params with every model random-init and only the synthetic set: nothing outside needed."""
     p = yaml.safe_load((REPO / "params.yaml").read_text())
     p["download"]["datasets"] = {}
-    p["masks"].update(random_init=True, datasets={})
+    p["masks"].update(init="tiny", datasets={})
     p["train"].update(dataset="synthetic", vgg_random_init=True)
     p["detect"].update(run=["synthetic"], pretrained=False)
     p["segment"].update(dataset="synthetic", encoder_weights=None)
@@ -61,7 +62,7 @@ def test_every_missing_input_is_listed_at_once_with_its_param(params, tmp_path: 
         "TNO": {"source": "nowhere/TNO", "split": "test", "limit": None, "optional": True},
     }
     params["train"].update(dataset="FMB", vgg_random_init=False)
-    params["masks"].update(random_init=False, datasets={"FMB": ["train"]})
+    params["masks"].update(init="pretrained", datasets={"FMB": ["train"]})
     params["fuse"]["extra_checkpoints"] = {"OCCO-public": "models/missing.pt"}
     params["segment"].update(dataset="MSRS")
     with pytest.raises(MissingInputsError) as err:
@@ -130,3 +131,40 @@ def test_registry_copy_is_recorded_without_network_and_hashed_once(params, tmp_p
     assert first["weights"] == "yolov5su" and first["path"] == "models/pretrained/yolov5su.pt"
     gather(validate_params(params), tmp_path)
     assert len(calls) == 1  # the second run took the hash from .cache/occo/hashes.json
+
+
+def test_splits_too_small_to_mean_anything_are_warned_about_once_with_the_param(params, tmp_path: Path, caplog):
+    """A 3-pair FMB folder (limit 2) to train on, a detection set without its train split, the synthetic set for
+    segmentation: one warning, a line per split, each naming the param that gives it more pairs."""
+    for kind in ("ir", "vi"):
+        (tmp_path / "FMB" / kind).mkdir(parents=True)
+        (tmp_path / "MSRS/test" / kind).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (8, 8)).save(tmp_path / "FMB" / kind / f"{i:05d}.png")
+            Image.new("L", (8, 8)).save(tmp_path / "MSRS/test" / kind / f"{i:05d}.png")
+    params["download"]["datasets"] = {
+        "FMB": {"source": "FMB", "split": "train", "limit": 2, "optional": False},
+        "MSRS": {"source": "MSRS", "split": None, "limit": None, "optional": False},
+    }
+    params["train"]["dataset"] = "FMB"
+    params["detect"]["run"] = ["MSRS"]
+    cfg = validate_params(params)
+    problems = inputs.small_data(cfg, tmp_path)
+    assert problems == [
+        "train.dataset/train.split (the fusion network's training set): FMB/train has 2 pairs (the whole split: "
+        "1,220), fewer than 100: set download.datasets.FMB.limit (now 2)",
+        "detect.datasets.MSRS.train (detection training set): MSRS/train does not exist (the source has test); its "
+        "stage skips it: set download.datasets.MSRS.source (now MSRS)",
+        "detect.datasets.MSRS.val (detection test set): MSRS/test has 3 pairs (the whole split: 361), fewer than 20: "
+        "set download.datasets.MSRS.source (now MSRS)",
+        "segment.train_split (segmentation training set): synthetic/train has 8 pairs, fewer than 100: set "
+        "download.synthetic",
+        "segment.test_split (segmentation test set): synthetic/test has 4 pairs, fewer than 20: set download.synthetic",
+    ]
+    with caplog.at_level(logging.WARNING, logger="occo.pipeline.inputs"):
+        inputs.run_inputs(cfg, tmp_path)
+    assert caplog.text.count("5 split(s) too small to mean anything") == 1
+
+
+def test_held_out_share_of_one_split():
+    assert [inputs.held_out(n, 0.2) for n in (2, 5, 4200)] == [1, 1, 840]

@@ -169,7 +169,7 @@ def test_dataset_without_any_value_gets_a_table_but_no_bars(workspace: Path, par
 
 
 def test_stamp_and_random_init_banner(workspace: Path, params: dict) -> None:
-    params["masks"]["random_init"] = True
+    params["masks"]["init"] = "tiny"
     params["detect"]["pretrained"] = False
     params["segment"]["encoder_weights"] = "imagenet"
     page = build_report(workspace, validate_params(params), env={"DVC_EXP_NAME": "smoke"}).read_text()
@@ -177,7 +177,7 @@ def test_stamp_and_random_init_banner(workspace: Path, params: dict) -> None:
     top = md[: md.index("## Run")]
     assert "Run: experiment `smoke`; git revision unknown (not a git repository)." in top
     assert (
-        "> **Warning:** random-init models in this run: `masks.random_init: true` (Grounding DINO and SAM of "
+        "> **Warning:** random-init models in this run: `masks.init: tiny` (Grounding DINO and SAM of "
         "the masks stage); `detect.pretrained: false` (the YOLO detectors)."
     ) in top
     assert page.index('<div class="banner"><strong>Warning:</strong> random-init models') < page.index("<h2>Run</h2>")
@@ -208,3 +208,69 @@ def test_headline_metrics_file(workspace: Path) -> None:
 
 def test_headline_of_an_empty_workspace_is_empty(tmp_path: Path) -> None:
     assert json.loads(write_headline(tmp_path).read_text()) == {}
+
+
+def write_json(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc), encoding="utf-8")
+
+
+def test_data_section_says_what_each_model_trained_on_and_why_a_task_was_skipped(workspace: Path, params: dict) -> None:
+    """The sample-data situation: the fusion network on FMB's 2 pairs, detection skipped on MSRS for want of a
+    train split, segmentation on the synthetic set only."""
+    params["train"]["dataset"] = "FMB"
+    write_json(workspace / "dvclive/train/metrics.json", {"train": {"total": 1.0}, "step": 3, "pairs": 2})
+    why = "data/raw/MSRS has no train split, which detect.datasets.MSRS trains on (train) or tests on (test)"
+    write_json(workspace / "reports/detect/skipped.json", {"MSRS": why})
+    write_json(workspace / "reports/segment/skipped.json", {})
+    build_report(workspace, validate_params(params))
+    md = (workspace / "reports/report.md").read_text()
+    data = md[md.index("## Data") : md.index("## Run")]
+    assert "**This run is not the paper's experiment**" in data
+    assert (
+        "- Fusion network: trained on 2 pairs of FMB/train for 3 steps. **Not the paper's experiment**: the paper "
+        "trains on FMB/train, all 1,220 of its pairs."
+    ) in data
+    assert (
+        "- Detection, synthetic: each method's model trained on 2 images of synthetic/train, tested on 2 (synthetic "
+        "is not one of the paper's detection sets)."
+    ) in data
+    assert f"- Detection, MSRS: skipped by the detect stage: {why}." in data
+    assert "- Segmentation, synthetic: each method's model trained on 2 images of synthetic/train" in data
+    detection = md[md.index("## Detection") : md.index("## Segmentation")]
+    assert f"Skipped MSRS: {why}." in detection and "has not run" not in data + detection
+
+
+def test_a_paper_sized_training_set_is_the_papers(workspace: Path, params: dict) -> None:
+    params["train"]["dataset"] = "FMB"
+    write_json(workspace / "dvclive/train/metrics.json", {"train": {"total": 1.0}, "step": 4060, "pairs": 1220})
+    build_report(workspace, validate_params(params))
+    md = (workspace / "reports/report.md").read_text()
+    assert "- Fusion network: trained on 1,220 pairs of FMB/train for 4,060 steps, the paper's training set." in md
+
+
+def test_fusion_tables_compare_methods_on_the_same_pairs(workspace: Path, params: dict) -> None:
+    """A published method with results for 2 of the 3 pairs: left out of the table (named, with its count),
+    then every method on the 2 pairs they all have, from the evaluate stage's per-image scores."""
+    rows = [("visible", i, 1.0) for i in range(3)] + [("occo", i, 3.0) for i in range(3)]
+    rows += [("DenseFuse", i, 2.0) for i in (1, 2)]
+    lines = ["method,id," + ",".join(METRICS)] + [
+        f"{m},{i:02d}," + ",".join([str(v + i)] * len(METRICS)) for m, i, v in rows
+    ]
+    (workspace / "reports/fusion").mkdir(parents=True)
+    (workspace / "reports/fusion/TNO.csv").write_text("\n".join(lines) + "\n")
+    means = {"visible": 2.0, "occo": 4.0, "DenseFuse": 3.5}
+    counts = {"visible": 3, "occo": 3, "DenseFuse": 2}
+    write_json(
+        workspace / "metrics/fusion/TNO.json",
+        {m: {**{k: v for k in METRICS}, "n": counts[m]} for m, v in means.items()},
+    )
+    params["report"]["fusion_metrics"] = ["EN"]
+    build_report(workspace, validate_params(params))
+    md = (workspace / "reports/report.md").read_text()
+    tno = md[md.index("### TNO") :]
+    table, rest = tno.split("Left out of the table above")
+    assert "| occo | 3 | **4.0000** |" in table and "DenseFuse" not in table
+    assert rest.startswith(", scored on fewer pairs than the others: `DenseFuse` (2 of 3 pairs).")
+    assert "Every method of TNO on the 2 pairs all of them were scored on." in rest
+    assert "| occo | 2 | **4.5000** |" in rest and "| DenseFuse | 2 | 3.5000 |" in rest  # ids 01, 02 for all

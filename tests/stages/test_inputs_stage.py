@@ -15,7 +15,7 @@ from support import REPO
 def _params(tmp_path: Path, **train) -> Path:
     p = yaml.safe_load((REPO / "params.yaml").read_text())
     p["download"]["datasets"] = {"FMB": {"source": "nowhere", "split": "train", "limit": None, "optional": True}}
-    p["masks"].update(random_init=True)
+    p["masks"].update(init="tiny")
     p["train"].update(vgg_random_init=True, **train)
     p["detect"].update(run=[], pretrained=False)
     p["segment"].update(dataset="synthetic", encoder_weights=None)

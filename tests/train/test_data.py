@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -131,9 +130,3 @@ def test_dataset_never_imported_names_the_param(tmp_path):
     (tmp_path / "data/raw/FMB/test").mkdir(parents=True)
     with pytest.raises(DataError, match=r"no split 'train' \(has test\): set train\.split"):
         find_training_pairs(tmp_path, "FMB", "train")
-
-
-def test_small_training_set_is_trained_on_with_a_warning(root, caplog):
-    with caplog.at_level(logging.WARNING, logger="occo.train.data"):
-        pairs = find_training_pairs(root, "synthetic", "train")
-    assert pairs and f"{len(pairs)} pairs only" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import subprocess
@@ -20,6 +21,7 @@ from occo.nn import load_model
 from occo.nn.checkpoint import CheckpointError
 from occo.pipeline.resume import digest_value
 from occo.train import loop, train
+from occo.train.data import find_training_pairs
 from support import REPO
 
 
@@ -69,6 +71,8 @@ def test_resumed_run_reaches_the_same_weights(tmp_path):
     rows = list(csv.DictReader(open(root / loop.LIVE_DIR / "plots/metrics/train/total.tsv"), delimiter="\t"))
     assert [int(r["step"]) for r in rows][-2:] == [3, 4]
     assert (root / loop.LIVE_DIR / "plots/metrics/train/lr.tsv").is_file()
+    summary = json.loads((root / loop.LIVE_DIR / "metrics.json").read_text())
+    assert summary["pairs"] == len(find_training_pairs(root, "synthetic", "train")) and summary["step"] == 4
 
 
 def test_checkpoint_of_other_params_is_not_resumed(tmp_path, caplog):

@@ -19,6 +19,7 @@ from occo.config import DetectDataset
 from occo.data.io import DataError, atomic_dir
 from occo.data.pairs import find_pairs, index_images
 from occo.downstream.labels import convert_label, read_class_names, write_yolo
+from occo.pipeline.inputs import held_out
 from occo.pipeline.sources import method_images
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def split_ids(ids: list[str], val_fraction: float, seed: int) -> tuple[list[str]
     """Partition ``ids`` into (train, val), ``round(len·val_fraction)`` (at least 1) val ids drawn by a
     seeded permutation; the same for every method. Both lists sorted."""
     ids = sorted(ids)
-    n_val = min(len(ids) - 1, max(1, round(len(ids) * val_fraction)))
+    n_val = held_out(len(ids), val_fraction)
     order = np.random.default_rng(seed).permutation(len(ids))
     val = {ids[i] for i in order[:n_val]}
     return [i for i in ids if i not in val], sorted(val)

@@ -35,6 +35,8 @@ from occo.pipeline.sources import OURS, REFERENCE, Outputs, gather_reference, pa
 
 log = logging.getLogger(__name__)
 
+SKIPPED = Path("reports/detect/skipped.json")
+"""``{dataset: why}`` for every dataset of ``detect.run`` the stage could not train on (the report says why)."""
 _OURS = Outputs(models=Path("models/detect"), metrics=Path("metrics/detect"), work=Path(".cache/occo/detect"))
 DETECT_OUTPUTS: dict[str | None, Outputs] = {
     None: _OURS,  # no part: every method, written where `ours` writes
@@ -69,7 +71,7 @@ def run_detect(
     reference ones read from ``reference/detect``. Each method's outputs — its metrics JSON, model
     folder and YOLO dataset — depend only on that method's images, the labels and ``detect`` params,
     never on which other methods ran in the same call. ``write_tables`` writes
-    ``reports/detect/<dataset>.md`` (:func:`detection_table` of the returned methods; never for
+    ``reports/detect/<dataset>.md`` (:func:`detection_table` of the returned methods) and :data:`SKIPPED` (never for
     ``reference``). Datasets not imported (no ``data/raw/<name>/<split>``) are skipped with a warning; a
     method whose metrics file exists and whose run is finished and validated with the same identity is
     not run again.
@@ -82,13 +84,20 @@ def run_detect(
     outputs = DETECT_OUTPUTS[part]
     train_cfg: TrainConfig | None = None
     all_results: dict[str, dict[str, dict[str, Any]]] = {}
+    skipped: dict[str, str] = {}
     for folder in (outputs.metrics, outputs.models, outputs.work):  # DVC's outputs, even with nothing to train
         (root / folder).mkdir(parents=True, exist_ok=True)
     for name in names:
         spec = cfg.datasets[name]
         missing = [s for s in sorted({spec.train, spec.val}) if not (root / "data/raw" / name / s).is_dir()]
         if missing:
-            log.warning("detect: skipping %s: no split %s in data/raw/%s", name, ", ".join(missing), name)
+            skipped[name] = (
+                f"data/raw/{name} has no {' and no '.join(missing)} split, which detect.datasets.{name} "
+                f"trains on ({spec.train}) or tests on ({spec.val})"
+                if (root / "data/raw" / name).is_dir()
+                else f"{name} was not imported: download.datasets.{name} is absent or its source was not found"
+            )
+            log.warning("detect: skipping %s: %s", name, skipped[name])
             continue
         train_cfg = train_cfg or train_config(cfg, root)
         results = {m: detect_method(train_cfg, name, spec, m, root, outputs) for m in trained}
@@ -99,6 +108,8 @@ def run_detect(
             write_text_atomic(root / f"reports/detect/{name}.md", title + detection_table(results, spec))
             log.info("wrote reports/detect/%s.md", name)
         all_results[name] = results
+    if write_tables and part != REFERENCE:
+        write_text_atomic(root / SKIPPED, json.dumps(skipped, indent=2, sort_keys=True) + "\n")
     return all_results
 
 

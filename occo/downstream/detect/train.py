@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -29,12 +30,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import torch
+
 from occo.config import Detect
 from occo.data.io import IMAGE_EXTS, sha256_file, write_text_atomic
 from occo.downstream.detect.data import BuiltDataset
 from occo.downstream.detect.weights import coco_network
 from occo.fetch.weights import resolve_weights
 from occo.pipeline.device import resolve_device
+from occo.pipeline.memory import fitting, measure_peak, memory_budget, retry_halving
 from occo.pipeline.resume import change_reason, digest_files
 
 log = logging.getLogger(__name__)
@@ -87,6 +91,12 @@ class TrainConfig:
     device: str  # ultralytics device string: "cpu" or a CUDA index
     amp: bool | str  # False or "bf16"
     seed: int
+    memory_budget_gb: float | str = "auto"  # of the validation (detect.memory_budget_gb); not part of the identity
+
+    @property
+    def torch_device(self) -> torch.device:
+        """:attr:`device` as a torch device."""
+        return torch.device("cpu" if self.device == "cpu" else f"cuda:{self.device}")
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed run must share with the interrupted one."""
@@ -131,6 +141,7 @@ def train_config(cfg: Detect, root: Path) -> TrainConfig:
         device="cpu" if device.type == "cpu" else str(device.index or 0),
         amp="bf16" if cfg.amp == "bf16" and device.type == "cuda" else False,
         seed=cfg.seed,
+        memory_budget_gb=cfg.memory_budget_gb,
     )
 
 
@@ -228,6 +239,29 @@ def _fresh_arguments(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     }
 
 
+def training_only_trainer() -> type:
+    """ultralytics' ``DetectionTrainer`` without validations of its own.
+
+    With ``val=False`` ultralytics still validates the last epoch and, in its final evaluation, the
+    ``best.pt`` it picked from that validation; :func:`validate_detector` then tests ``last.pt``, so each
+    method was validated three times on the test split. Here training only trains (no ``best.pt``: nothing
+    picks one) and ends by stripping the optimiser from ``last.pt``, as ultralytics' own final step does.
+    """
+    from ultralytics.models.yolo.detect import DetectionTrainer
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    class TrainingOnly(DetectionTrainer):
+        def validate(self) -> tuple[dict, None]:
+            self.best_fitness = -math.inf  # no fitness is ever measured, so no epoch is saved as best.pt
+            return {}, None
+
+        def final_eval(self) -> None:
+            if self.last.exists():
+                strip_optimizer(self.last)
+
+    return TrainingOnly
+
+
 def train_detector(cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Path:
     """Train (or resume, or reuse) the detector of one dataset × method; returns its final ``last.pt``.
 
@@ -257,7 +291,7 @@ def train_detector(cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Path:
         if cfg.weights is not None:
             how["trainer"] = pretrained_trainer(coco_network(cfg.model, cfg.weights))
     model.add_callback("on_model_save", lambda trainer: _record_checkpoint(run_dir, state, last, trainer.epoch + 1))
-    model.train(**common, **how)
+    model.train(**common, **how, trainer=training_only_trainer())
     state["finished"] = True  # ultralytics rewrote last.pt at the end (optimizer stripped): record that file
     _record_checkpoint(run_dir, state, last, cfg.epochs)
     seconds = time.perf_counter() - start
@@ -268,20 +302,50 @@ def train_detector(cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Path:
     return last
 
 
+def validation_batch(model: Any, cfg: TrainConfig) -> int:
+    """The validation batch: ``detect.batch`` images, fewer when one image's measured cost (a prediction at
+    ``imgsz``) says the batch would not fit ``detect.memory_budget_gb``."""
+    import numpy as np
+
+    device = cfg.torch_device
+    budget = memory_budget(cfg.memory_budget_gb, "detect.memory_budget_gb", device)
+    with measure_peak(device) as measured:
+        model.predict(np.zeros((cfg.imgsz, cfg.imgsz, 3), np.uint8), imgsz=cfg.imgsz, device=cfg.device, verbose=False)
+    batch = fitting(budget, measured.bytes, cfg.batch)
+    if batch < cfg.batch:
+        log.info(
+            "validation: one image needs about %.2f GB on %s, budget %.2f GB: batch %d instead of %d",
+            measured.bytes / (1 << 30),
+            device,
+            budget / (1 << 30),
+            batch,
+            cfg.batch,
+        )
+    return batch
+
+
 def validate_detector(weights: Path, cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Any:
-    """Test ``weights`` on the val split (ultralytics defaults: conf 0.001, NMS IoU 0.7); the DetMetrics."""
+    """Test ``weights`` on the val split (ultralytics defaults: conf 0.001, NMS IoU 0.7); the DetMetrics.
+
+    The batch fits ``detect.memory_budget_gb`` (:func:`validation_batch`) and is halved on out-of-memory.
+    """
     from ultralytics import YOLO
 
-    return YOLO(str(weights)).val(
-        data=str(data.data_yaml),
-        split="val",
-        imgsz=cfg.imgsz,
-        batch=cfg.batch,
-        device=cfg.device,
-        workers=cfg.workers,
-        plots=False,
-        project=str(run_dir.resolve()),
-        name="val",
-        exist_ok=True,
-        verbose=False,
-    )
+    model = YOLO(str(weights))
+
+    def run(batch: int) -> Any:
+        return model.val(
+            data=str(data.data_yaml),
+            split="val",
+            imgsz=cfg.imgsz,
+            batch=batch,
+            device=cfg.device,
+            workers=cfg.workers,
+            plots=False,
+            project=str(run_dir.resolve()),
+            name="val",
+            exist_ok=True,
+            verbose=False,
+        )
+
+    return retry_halving(run, validation_batch(model, cfg), what=f"validation of {weights}", device=cfg.torch_device)

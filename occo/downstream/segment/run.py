@@ -24,6 +24,7 @@ trains from scratch and the log names what changed (params, images or labels).
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ from occo.pipeline.sources import OURS, REFERENCE, Outputs, gather_reference, pa
 log = logging.getLogger(__name__)
 
 REPORT_DIR = Path("reports/segment")
+SKIPPED = REPORT_DIR / "skipped.json"
+"""``{dataset: why}`` when the stage could not train on ``segment.dataset`` (the report says why)."""
 _OURS = Outputs(models=Path("models/segment"), metrics=Path("metrics/segment"), work=Path("dvclive/segment"))
 SEGMENT_OUTPUTS: dict[str | None, Outputs] = {
     None: _OURS,  # no part: every method, written where `ours` writes
@@ -68,9 +71,9 @@ def run_segment(
     trains the source modalities and published methods into :data:`SEGMENT_OUTPUTS` ``reference``; ``ours``
     trains the others and returns (and writes to ``metrics/segment``) every method, the reference ones
     read from ``reference/segment``. ``write_tables`` writes ``reports/segment/<dataset>.md``
-    (:func:`segmentation_table` of the returned methods; never for ``reference``). A dataset without
-    segmentation labels in its train or test split is skipped with a warning (returns ``{}``). The
-    output folders are created either way, so DVC always finds its outputs.
+    (:func:`segmentation_table` of the returned methods) and :data:`SKIPPED` (never for ``reference``). A
+    dataset without segmentation labels in its train or test split is skipped with a warning, and why in
+    :data:`SKIPPED` (returns ``{}``). The output folders are created either way, so DVC always finds its outputs.
     """
     root = Path(root)
     (name,) = select([cfg.dataset], dataset, "segment.dataset")
@@ -78,13 +81,22 @@ def run_segment(
     outputs = SEGMENT_OUTPUTS[part]
     for folder in (outputs.metrics, outputs.models, outputs.work, *(() if part == REFERENCE else (REPORT_DIR,))):
         (root / folder).mkdir(parents=True, exist_ok=True)
+    skipped = {}
     for split in (cfg.train_split, cfg.test_split):
         if not labels_dir(root, name, split).is_dir():
-            log.warning(
-                "skipping segmentation: %s has no labels (set segment.dataset to a dataset imported with labels/seg)",
-                labels_dir(root, name, split),
+            where = labels_dir(root, name, split).relative_to(root)
+            role = "train_split" if split == cfg.train_split else "test_split"
+            skipped[name] = (
+                f"no segmentation labels in its {split} split (segment.{role}): {where} does not exist"
+                if (root / "data/raw" / name / split).is_dir()
+                else f"data/raw/{name} has no {split} split (segment.{role})"
             )
-            return {}
+            log.warning("skipping segmentation: %s; set segment.dataset to a dataset imported with labels/seg", where)
+            break
+    if write_tables and part != REFERENCE:
+        write_text_atomic(root / SKIPPED, json.dumps(skipped, indent=2, sort_keys=True) + "\n")
+    if skipped:
+        return {}
     results = {m: train_method(cfg, root, m, name, outputs) for m in part_methods(root, methods, part)}
     if part == OURS:
         results = gather_reference(root, outputs, SEGMENT_OUTPUTS[REFERENCE], name, methods, results)

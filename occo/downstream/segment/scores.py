@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from occo.downstream.segment.data import CLASS_NAMES
 from occo.downstream.segment.model import Autocast
+from occo.pipeline.memory import BoundedBatches
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int = len(CLASS_NAMES)) -> torch.Tensor:
@@ -72,15 +73,31 @@ def segmentation_table(results: Mapping[str, Mapping[str, Any]], *, title: str) 
 
 
 def evaluate(
-    model: torch.nn.Module, loader: DataLoader, device: torch.device, precision: Autocast, desc: str
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    precision: Autocast,
+    desc: str,
+    batches: BoundedBatches | None = None,
 ) -> torch.Tensor:
-    """The test set's confusion matrix, accumulated on ``device`` (argmax of the logits per pixel)."""
+    """The test set's confusion matrix, accumulated on ``device`` (argmax of the logits per pixel).
+
+    With ``batches``, each loaded batch goes through the network in slices that fit its memory budget
+    (halved and retried on out-of-memory); the predictions are the same.
+    """
     model.eval()
     conf = torch.zeros(len(CLASS_NAMES), len(CLASS_NAMES), dtype=torch.int64, device=device)
+
+    def predict(images: torch.Tensor) -> torch.Tensor:
+        with precision.autocast():
+            return model(images).argmax(1)
+
     with torch.inference_mode():
         for images, labels in tqdm(loader, desc=desc, unit="batch", dynamic_ncols=True, leave=False):
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            with precision.autocast():
-                pred = model(images).argmax(1)
-            conf += confusion_matrix(pred, labels)
+            if batches is None:
+                conf += confusion_matrix(predict(images), labels)
+                continue
+            for index, pred in batches.run(range(len(images)), lambda i, x=images: predict(x[i[0] : i[-1] + 1])):
+                conf += confusion_matrix(pred, labels[index[0] : index[-1] + 1])
     return conf

@@ -41,7 +41,8 @@ from occo.downstream.segment.data import (
 )
 from occo.downstream.segment.model import Autocast, build_segmenter, encoder_weights_path
 from occo.downstream.segment.scores import evaluate, metrics_record
-from occo.pipeline.device import resolve_device
+from occo.pipeline.device import loader_workers, resolve_device
+from occo.pipeline.memory import BoundedBatches, memory_budget
 from occo.pipeline.resume import (
     digest_files,
     digest_value,
@@ -55,7 +56,7 @@ from occo.pipeline.sources import Outputs
 
 log = logging.getLogger(__name__)
 
-SEGMENT_RESUME_INDEPENDENT = {"methods", "test_split", "num_workers", "device"}
+SEGMENT_RESUME_INDEPENDENT = {"methods", "test_split", "num_workers", "device", "memory_budget_gb"}
 """segment.* params that may change without invalidating a method's checkpoint."""
 
 
@@ -96,6 +97,7 @@ class MethodTraining:
     train_set: SegDataset
     test_loader: DataLoader
     batch_size: int
+    workers: int
     steps_per_epoch: int
     n_test: int
     identity: dict[str, str]
@@ -142,6 +144,7 @@ def _set_up(cfg: Segment, root: Path, method: str, dataset: str, outputs: Output
         remove_stale_temps(path)
     size = as_hw(cfg.size)
     test_set = SegDataset(test_samples, train=False, size=size)
+    workers = loader_workers(cfg.num_workers, "segment.num_workers")
     return MethodTraining(
         cfg=cfg,
         method=method,
@@ -155,11 +158,12 @@ def _set_up(cfg: Segment, root: Path, method: str, dataset: str, outputs: Output
         test_loader=DataLoader(
             test_set,
             batch_size=batch_size,
-            num_workers=cfg.num_workers,
+            num_workers=workers,
             collate_fn=collate_padded,
             pin_memory=device.type == "cuda",
         ),
         batch_size=batch_size,
+        workers=workers,
         steps_per_epoch=steps_per_epoch,
         n_test=len(test_samples),
         identity=segmenter_identity(cfg, method, train_samples),
@@ -228,7 +232,7 @@ def _train_epoch(t: MethodTraining, epoch: int, live: Live) -> None:
         sampler=[(epoch, int(i)) for i in order],
         batch_size=t.batch_size,
         drop_last=True,
-        num_workers=cfg.num_workers,
+        num_workers=t.workers,
         collate_fn=collate_padded,
         pin_memory=t.device.type == "cuda",
     )
@@ -245,8 +249,10 @@ def _train_epoch(t: MethodTraining, epoch: int, live: Live) -> None:
 
 
 def _test(t: MethodTraining) -> dict[str, Any]:
-    """The metrics record of the segmenter on the test split."""
-    conf = evaluate(t.model, t.test_loader, t.device, t.precision, desc=f"test {t.method}")
+    """The metrics record of the segmenter on the test split, in batches that fit ``segment.memory_budget_gb``."""
+    budget = memory_budget(t.cfg.memory_budget_gb, "segment.memory_budget_gb", t.device)
+    batches = BoundedBatches(t.batch_size, budget, t.device, what=f"test {t.method}", unit="image")
+    conf = evaluate(t.model, t.test_loader, t.device, t.precision, desc=f"test {t.method}", batches=batches)
     return metrics_record(conf, epochs=t.cfg.epochs, n_train=t.n_train, n_test=t.n_test)
 
 

@@ -49,7 +49,7 @@ MASKS_SETUP = (
     "sam_model",
     "precision",
     "import",
-    "random_init",
+    "init",
 )
 SETUP = (
     "compat",

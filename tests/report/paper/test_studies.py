@@ -26,7 +26,7 @@ DEFAULTS = {
     "ablation": {"feature_space": "occo"},
     "compat": "fixed",
     "arch": {"compat": "fixed", "spatial_enhancement": True, "cross_channel": True, "cross_attention": True},
-    "masks": {"prompt": "The scene captures a group of pedestrians or cars.", "random_init": False},
+    "masks": {"prompt": "The scene captures a group of pedestrians or cars.", "init": "pretrained"},
     "train": {"epochs": 30},
 }
 
@@ -55,7 +55,7 @@ def test_a_run_set_up_otherwise_is_a_variant_on_no_printed_row() -> None:
     """Training, masks, the authors' code, the metric convention: not the paper's settings, whatever the
     studies' params say; the run stays in its studies on no row and its variant params are named."""
     for overrides in (
-        {"train__epochs": 1, "masks__random_init": True},
+        {"train__epochs": 1, "masks__init": "tiny"},
         {"compat": "official"},
         {"loss": {"compat": "official", "cx_variant": "bounded", "distance_form": "code"}},
         {"evaluate": {"variant": "cddfuse"}},
@@ -64,9 +64,9 @@ def test_a_run_set_up_otherwise_is_a_variant_on_no_printed_row() -> None:
         assert placed(params) == [(6, None), (7, None), (8, None), (9, None)], overrides
     official = classify(with_(compat="official", omega6=100), PAPER)
     assert [(p.table.table, p.row, p.variant) for p in official] == [(7, None, ("compat",))]
-    assert variant_params(with_(train__epochs=1, masks__random_init=True), PAPER.settings) == {
+    assert variant_params(with_(train__epochs=1, masks__init="tiny"), PAPER.settings) == {
         "train.epochs": 1,
-        "masks.random_init": True,
+        "masks.init": "tiny",
     }
 
 
