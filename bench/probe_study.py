@@ -4,9 +4,10 @@ seconds, without the pipeline's cost (tests/study/test_queue.py; ``make gpu-chec
 :func:`make_probe` writes a git + DVC repository holding this checkout's params.yaml (so ``occo study`` queues
 the paper's grids in it) and a ``dvc.yaml`` whose stage ``probe`` depends on the paper's settings and runs
 ``python -m bench.probe_study``: it resolves ``auto`` through ``occo.pipeline.device``, holds that device for
-``seconds`` of ``probe.yaml`` (on CUDA: matrix products on it), and writes ``probe.json`` (device index, GPU id, start,
-end, pid, working folder), a metric that each experiment's commit carries. With ``OCCO_PROBE_FAKE_GPUS=N``
-the stage sees N fake GPUs (the device list patched), so a CPU machine shows the locks at work.
+``seconds`` of ``probe.yaml`` (on CUDA: matrix products on it), and writes ``probe.json`` (device index, GPU id,
+start, end, pid, working folder), a metric each experiment's commit carries, and ``held.txt``, an output DVC
+caches. With ``OCCO_PROBE_FAKE_GPUS=N`` the stage sees N fake GPUs (the device list patched), so a CPU machine
+shows the locks at work.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def make_probe(root: Path, seconds: float) -> Path:
     stage = {
         "cmd": "python -m bench.probe_study",
         "params": [*WATCHED, {"probe.yaml": ["seconds"]}],
+        "outs": ["held.txt"],
         "metrics": [{"probe.json": {"cache": False}}],
     }
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"probe": stage}}, sort_keys=False), encoding="utf-8")
@@ -104,6 +106,7 @@ def stage() -> None:
         "cwd": os.getcwd(),
     }
     Path("probe.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    Path("held.txt").write_text(f"{record['device']} {record['gpu']}\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -53,25 +53,31 @@ def of_row(study: Study, params: dict) -> str | None:
     return None
 
 
-def without_table(study: Study, runs: list[Run]) -> list[Block]:
-    """A study the paper prints no table for: each run on one of its rows with our means on its dataset."""
-    table = Table(columns=list(COLUMNS), label_header="Run")
+def without_table(study: Study, runs: list[Run]) -> tuple[list[Block], set[str]]:
+    """A study the paper prints no table for: each run on one of its rows with our means on its dataset; the
+    blocks and the rows some run is on."""
+    table = Table(columns=list(COLUMNS), digits=3, label_header="Run")
+    covered = set()
     for run in runs:
         if (row := of_row(study, dict(run.params))) is not None:
+            covered.add(row)
             table.rows.append(Row(f"{run.name} ({row})", {c: (run.scores or {}).get(c) for c in COLUMNS}))
     if not table.rows:
-        return [Paragraph(f"No run of this workspace is on a row of {study.name} yet.")]
-    caption = f"{study.name} ({study.section}): `{TRAINED}` in metrics/fusion/{study.dataset}.json of each run."
-    return [TableBlock(table, caption), Paragraph("The paper prints no table for this study.")]
+        return [Paragraph(f"No run of this workspace is on a row of {study.name} yet.")], covered
+    where = f" ({study.section})" if study.section else ""
+    caption = f"{study.name}{where}: `{TRAINED}` in metrics/fusion/{study.dataset}.json of each run."
+    return [TableBlock(table, caption), Paragraph("The paper prints no table for this study.")], covered
 
 
 def show_study(study: Study, paper: PaperReference, root: Path) -> str:
-    """The study's table as markdown, with the rows no experiment has yet."""
+    """The study's table as markdown, and the rows no run is on yet."""
     current, runs, notes = study_runs(root, study.dataset)
     blocks: list[Block] = [Paragraph(f"Other experiments: {note}.") for note in notes]
     table = next((t for t in paper.studies() if t.table == study.table), None)
     if table is None:
-        blocks += without_table(study, runs)
+        shown, covered = without_table(study, runs)
+        blocks += shown
+        missing = [r for r in study.rows if r.name not in covered]
     else:
         placed = [(run, p) for run in runs for p in classify(run.params, paper) if p.table is table]
         split = load_params(root / "params.yaml").evaluate.split_of(study.dataset)
@@ -79,7 +85,9 @@ def show_study(study: Study, paper: PaperReference, root: Path) -> str:
             blocks += study_table(table, placed, current, paper.settings, split)
         else:
             blocks.append(Paragraph(f"No run of this workspace sits in Table {table.table} yet."))
-    names = {run.name for run in runs}
-    if missing := [study.experiment(r) for r in study.rows if study.experiment(r) not in names]:
-        blocks.append(Paragraph(f"Not run here yet: {', '.join(missing)} (`occo study {study.name} --queue`)."))
+        covered = {p.row.row for _, p in placed if p.row is not None}
+        missing = [r for r in study.rows if r.paper_row not in covered]
+    if missing:
+        names = ", ".join(study.experiment(r) for r in missing)
+        blocks.append(Paragraph(f"No run here yet on the rows of {names} (`occo study {study.name} --queue`)."))
     return to_markdown(blocks, base=root)

@@ -131,4 +131,4 @@ def test_two_queue_workers_take_two_fake_gpus(tmp_path: Path) -> None:
     assert "Table 6: Bias of shared information" in shown
     for name, row in (("table6-w1-0", "1:0"), ("table6-w0.6-0.4", "0.6:0.4"), ("table6-w0-1", "0:1")):
         assert f"| {name} |" in shown and f"| *{row} (paper, Table 6)* |" in shown
-    assert "Not run here yet: table6-w0.5-0.5, table6-w0.4-0.6" in shown
+    assert "No run here yet on the rows of table6-w0.5-0.5, table6-w0.4-0.6 (" in shown
