@@ -90,7 +90,10 @@ def stage() -> None:
 
     fake = int(os.environ.get(FAKE, "0"))
     if fake:  # a patched device list: the claim is real; the fake cuda:N is only recorded, never used
+        import torch
+
         device.visible_gpus = lambda: [f"GPU-fake-{i}" for i in range(fake)]
+        torch.cuda.set_device = lambda index: None
     start = time.time()
     dev = device.resolve_device("auto")
     gpus = device.visible_gpus()

@@ -27,7 +27,8 @@ def auto_device() -> torch.device:
     """``'auto'``: the CPU without CUDA; with one GPU, or under torchrun (which gives each rank
     ``cuda:LOCAL_RANK``), or outside a DVC workspace, ``cuda``; with several, the GPU of their own that
     :func:`occo.pipeline.gpus.claim_gpu` gives this process through the workspace's lock files, held until
-    it exits, so the experiments of ``dvc queue start -j N`` run on N different GPUs."""
+    it exits, so the experiments of ``dvc queue start -j N`` run on N different GPUs. That GPU becomes the
+    process's current CUDA device, so libraries that place tensors on ``cuda`` without an index follow it."""
     gpus = visible_gpus()
     if not gpus:
         return torch.device("cpu")
@@ -35,6 +36,7 @@ def auto_device() -> torch.device:
     if len(gpus) == 1 or "LOCAL_RANK" in os.environ or workspace is None or os.name != "posix":
         return torch.device("cuda")
     claim = claim_gpu(gpus, workspace / LOCK_DIR)
+    torch.cuda.set_device(claim.index)
     if claim.new:
         log.info(
             "device auto: cuda:%d of %d GPUs, shared with %d other process(es) of this workspace (lock %s)",

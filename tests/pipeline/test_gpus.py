@@ -105,13 +105,15 @@ def test_auto_takes_a_gpu_of_its_own_in_a_workspace(tmp_path: Path, monkeypatch)
     copy = tmp_path / ".dvc/tmp/exps/tmp1"
     (copy / ".dvc").mkdir(parents=True)
     monkeypatch.setattr(device, "visible_gpus", lambda: ["GPU-c", "GPU-d"])
+    current = []
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     monkeypatch.setenv("DVC_ROOT", str(copy))  # a stage of a queued experiment
     other = hold(tmp_path / LOCK_DIR, ["GPU-c", "GPU-d"])
     try:
         assert taken(other)[0] == 0
         assert device.resolve_device("auto") == torch.device("cuda", 1)
-        assert holders(tmp_path / LOCK_DIR, "GPU-d") == {0: os.getpid()}
+        assert holders(tmp_path / LOCK_DIR, "GPU-d") == {0: os.getpid()} and current == [1]
         monkeypatch.setenv("LOCAL_RANK", "0")  # torchrun gives the rank its GPU
         assert device.resolve_device("auto") == torch.device("cuda")
     finally:
