@@ -1,9 +1,11 @@
 """One GPU per experiment: which of a machine's GPUs this process takes, through lock files of its workspace.
 
 ``dvc queue start -j N`` runs each queued experiment in a temporary copy of the workspace,
-``<workspace>/.dvc/tmp/exps/<tmp>/`` (DVC's ``TempDirExecutor``), with the workspace's DVC cache; the
-stages of every worker and those run in the workspace itself therefore share one folder,
-``<workspace>/.dvc/tmp/occo-gpus/`` (:data:`LOCK_DIR`, untracked like the rest of ``.dvc/tmp``). There a
+``<workspace>/.dvc/tmp/exps/<tmp>/`` (DVC's ``TempDirExecutor``), with the workspace's DVC cache, and sets
+``DVC_ROOT`` to the workspace for its stages; the stages of every worker and those run in the workspace
+itself therefore share one folder, ``<workspace>/.dvc/tmp/occo-gpus/`` (:data:`LOCK_DIR`, untracked like
+the rest of ``.dvc/tmp``), found from ``DVC_ROOT`` or, without it, from the working folder
+(:func:`workspace_of`). There a
 process takes a GPU by holding an exclusive ``flock`` on ``<gpu uuid>.<slot>.lock``: the GPU the fewest
 processes hold, the lowest index among equals, so N workers on N GPUs get one each and more workers than
 GPUs share them evenly (none waits). The file stays open, and the GPU taken, until the process exits;
