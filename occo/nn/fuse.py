@@ -27,6 +27,7 @@ from occo.nn.checkpoint import load_model
 from occo.nn.fifn.model import FIFN, fuse_y
 from occo.nn.fifn.tiling import bytes_per_pixel, core_side, fuse_y_tiled
 from occo.pipeline.device import resolve_batch_size, resolve_device
+from occo.pipeline.shard import WHOLE, Shard, ShardedStage
 from occo.pipeline.sources import FUSED
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def _check_makers(
     if replace_other:
         for path in foreign:
             log.info("%s was made by another checkpoint and is not an output of this run: deleted", path)
-            path.unlink()
+            path.unlink(missing_ok=True)  # another shard may have deleted it
         return stale
     mine = checkpoint_sha256[:12]
     if stale and not overwrite:
@@ -129,6 +130,7 @@ def fuse_folder(
     replace_other: bool = False,
     max_pixels: int | None = MAX_PIXELS,
     memory_budget_bytes: int | None = None,
+    shard: Shard = WHOLE,
 ) -> list[Path]:
     """Fuse ``pairs`` into ``<out_dir>/<id>.png`` (written atomically); returns the paths written.
 
@@ -138,17 +140,18 @@ def fuse_folder(
     DataError; images of other ids made by another checkpoint are deleted with ``replace_other``
     and otherwise raise DataError. Images over ``max_pixels`` raise DataError naming the file; a
     pair whose forward pass would need more than ``memory_budget_bytes`` (None: half of what
-    ``device`` has free) is fused in tiles.
+    ``device`` has free) is fused in tiles. ``shard`` fuses only its share of ``pairs`` (in id order);
+    the checks above still see every pair, so shards running at once agree on what to keep.
     """
     out_dir = Path(out_dir)
     device = torch.device(device)
     if memory_budget_bytes is None:
         memory_budget_bytes = memory_budget("auto", "memory budget", device)
     stale = set(_check_makers(out_dir, pairs, checkpoint_sha256, overwrite=overwrite, replace_other=replace_other))
-    todo = [p for p in pairs if overwrite or out_dir / f"{p.id}.png" in stale or not (out_dir / f"{p.id}.png").exists()]
-    if len(todo) < len(pairs):
-        skipped = len(pairs) - len(todo)
-        log.info("%s: %d of %d outputs exist (made by this checkpoint), skipped", out_dir, skipped, len(pairs))
+    share = shard.take(sorted(pairs, key=lambda p: p.id))
+    todo = [p for p in share if overwrite or out_dir / f"{p.id}.png" in stale or not (out_dir / f"{p.id}.png").exists()]
+    if len(todo) < len(share):
+        log.info("%s: %d of %d outputs exist (this checkpoint's), skipped", out_dir, len(share) - len(todo), len(share))
     per_pixel = bytes_per_pixel(model.arch)
     by_size: dict[tuple[int, int], list[Pair]] = defaultdict(list)
     for p in todo:
@@ -217,9 +220,10 @@ def fuse_splits(cfg: Fuse, index: dict[str, dict[str, int]]) -> list[tuple[str, 
     return out
 
 
-def run_fuse(cfg: Fuse, root: Path) -> list[Path]:
+def run_fuse(cfg: Fuse, root: Path, shard: Shard = WHOLE) -> list[Path]:
     """Stage `fuse`: every split of ``cfg.datasets`` with ``cfg.checkpoint`` into data/fused/occo/ and with each
-    of ``cfg.extra_checkpoints`` into data/fused/<Method>/; returns the folders written."""
+    of ``cfg.extra_checkpoints`` into data/fused/<Method>/ (``shard``'s share of each split's pairs); returns
+    the folders written."""
     index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
     device = resolve_device(cfg.device, "fuse.device")
     batch_size = resolve_batch_size(cfg.batch_size, device)
@@ -244,6 +248,12 @@ def run_fuse(cfg: Fuse, root: Path) -> list[Path]:
                 replace_other=True,
                 max_pixels=cfg.max_pixels,
                 memory_budget_bytes=budget,
+                shard=shard,
             )
             folders.append(out)
     return folders
+
+
+def fuse_stage(cfg: Fuse, root: Path) -> ShardedStage:
+    """Stage `fuse` as shards (occo/pipeline/shard.py): each fuses its share of the pairs; nothing to merge."""
+    return ShardedStage(lambda shard: run_fuse(cfg, root, shard))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 from occo.config import ParamsError, load_params
 from occo.pipeline.process import skip_final_collection
+from occo.pipeline.shard import ShardedStage, count_flag, run_sharded, shard_flag
 
 
 def run_stage(
@@ -57,3 +59,32 @@ def run_stage(
         raise SystemExit(f"{name}: {err}") from None
     # bench/pipeline.py reads this line to time each stage of a `dvc repro` / `dvc exp run`
     logging.getLogger("occo.stage").info("stage %s done in %.1f s", name, time.perf_counter() - start)
+
+
+def run_sharded_stage(
+    doc: str,
+    script: str,
+    argv: list[str] | None,
+    stage: Callable[[Any, Path, argparse.Namespace], ShardedStage],
+    *,
+    section: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """:func:`run_stage` for a stage whose pairs split over processes (occo/pipeline/shard.py): it gains
+    ``--shard i/n`` and ``--merge n``, and ``OCCO_PROCS=N`` or torchrun spread it over N processes."""
+
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--shard", type=shard_flag, help="work on shard i of n (i/n) only; --merge n joins them")
+        parser.add_argument("--merge", type=count_flag, metavar="N", help="merge the work of shards 0/N to N-1/N")
+        if add_arguments is not None:
+            add_arguments(parser)
+
+    child = [sys.executable, str(Path(script).resolve()), *(sys.argv[1:] if argv is None else argv)]
+    run_stage(
+        doc,
+        script,
+        argv,
+        lambda cfg, root, args: run_sharded(stage(cfg, root, args), shard=args.shard, merge=args.merge, child=child),
+        section=section,
+        add_arguments=arguments,
+    )
