@@ -2,7 +2,7 @@
 
 A sharded stage has two phases: ``work(shard)`` processes its share of every split (the pairs in id order,
 ``pairs[i::n]``) and writes its outputs atomically (per-pair files, or a fragment of per-pair rows under
-:data:`FRAGMENTS`); ``merge(n)``, once every shard is done, writes what needs all pairs (metrics, galleries)
+:func:`fragments_dir`); ``merge(n)``, once every shard is done, writes what needs all pairs (metrics, galleries)
 exactly as one process writes it. The process count is a runtime knob, never a param, so changing it
 re-runs nothing in DVC:
 
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PROCS_ENV = "OCCO_PROCS"
-FRAGMENTS = Path(".dvc/tmp/occo-shards")
-"""Where shards leave their per-pair rows for the merge, under the repository root (removed by the merge)."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +90,16 @@ def torchrun_shard() -> Shard | None:
     return Shard(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
 
 
+def fragments_dir(root: Path) -> Path:
+    """Where shards leave their per-pair rows for the merge: ``.dvc/tmp/occo-shards`` in a DVC workspace
+    (which DVC ignores), else ``.occo-shards``; under the root, so shards on several machines sharing it
+    meet there. The merge removes what it read."""
+    return root / (".dvc/tmp/occo-shards" if (root / ".dvc").is_dir() else ".occo-shards")
+
+
 def fragment_path(root: Path, part: str, name: str, shard: Shard) -> Path:
     """Where ``shard`` leaves its rows of ``name`` (a dataset) for the merge of stage part ``part``."""
-    return root / FRAGMENTS / part / f"{name}.{shard.index}-of-{shard.count}.csv"
+    return fragments_dir(root) / part / f"{name}.{shard.index}-of-{shard.count}.csv"
 
 
 def read_fragments(root: Path, part: str, name: str, count: int) -> list[str]:
@@ -108,9 +113,12 @@ def read_fragments(root: Path, part: str, name: str, count: int) -> list[str]:
 
 
 def remove_fragments(root: Path, part: str, name: str, count: int) -> None:
-    """Remove the fragments of ``name`` once merged."""
+    """Remove the fragments of ``name`` once merged, and the folders they leave empty."""
     for i in range(count):
         fragment_path(root, part, name, Shard(i, count)).unlink(missing_ok=True)
+    for folder in (fragments_dir(root) / part, fragments_dir(root)):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _spawn(child: list[str], count: int) -> None:

@@ -20,12 +20,12 @@ from occo.config import Arch
 from occo.data import load_array, make_synthetic, save_png
 from occo.nn import build_model, save_checkpoint
 from occo.pipeline.shard import (
-    FRAGMENTS,
     PROCS_ENV,
     WHOLE,
     Shard,
     ShardedStage,
     count_flag,
+    fragments_dir,
     procs_from_env,
     read_fragments,
     run_sharded,
@@ -145,7 +145,7 @@ def _same_outputs(one: Path, many: Path) -> None:
     expected, got = _tree(one), _tree(many)
     assert sorted(got) == sorted(expected)
     assert [name for name in expected if got[name] != expected[name]] == []
-    assert not [p for p in (many / FRAGMENTS).rglob("*") if p.is_file()]  # the merge removed the fragments
+    assert not fragments_dir(many).exists()  # the merge removed the fragments
 
 
 @pytest.mark.slow
