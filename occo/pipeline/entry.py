@@ -74,8 +74,9 @@ def run_sharded_stage(
     ``--shard i/n`` and ``--merge n``, and ``OCCO_PROCS=N`` or torchrun spread it over N processes."""
 
     def arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--shard", type=shard_flag, help="work on shard i of n (i/n) only; --merge n joins them")
-        parser.add_argument("--merge", type=count_flag, metavar="N", help="merge the work of shards 0/N to N-1/N")
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--shard", type=shard_flag, help="work on shard i of n (i/n) only; --merge n joins them")
+        group.add_argument("--merge", type=count_flag, metavar="N", help="merge the work of shards 0/N to N-1/N")
         if add_arguments is not None:
             add_arguments(parser)
 

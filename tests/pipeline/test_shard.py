@@ -86,6 +86,14 @@ def test_a_failed_shard_stops_before_the_merge(monkeypatch):
     assert calls == []
 
 
+def test_stage_flags_are_checked(tmp_path, capsys):
+    main = _stage_main("fuse")
+    for argv, words in ((["--shard", "2/2"], "0 <= i < n"), (["--shard", "0/2", "--merge", "2"], "not allowed with")):
+        with pytest.raises(SystemExit):
+            main(_args(tmp_path, *argv))
+        assert words in capsys.readouterr().err
+
+
 def test_merge_names_the_shards_that_have_not_finished(tmp_path):
     with pytest.raises(ValueError, match="shard.s. 0/2, 1/2 have not finished"):
         read_fragments(tmp_path, "ours", "synthetic", 2)
