@@ -243,7 +243,62 @@ def add_fuse(sub: argparse._SubParsersAction) -> None:
     fu.set_defaults(func=_fuse)
 
 
-COMMANDS = (add_evaluate, add_convert_checkpoint, add_fuse)
+def _study(args: argparse.Namespace) -> None:
+    from occo.pipeline.device import visible_gpus
+    from occo.report.paper.grid import load_studies
+    from occo.report.paper.reference import load_paper
+    from occo.study.queue import queue_study, run_study
+    from occo.study.show import show_study
+
+    root = Path.cwd()
+    if not (root / "dvc.yaml").is_file() or not (root / "params.yaml").is_file():
+        raise SystemExit(f"run it in the workspace (the folder with dvc.yaml and params.yaml), not {root}")
+    paper = load_paper()
+    study = load_studies().get(args.name)
+    rows = [r for r in (args.rows or "").split(",") if r]
+    if args.queue:
+        names = queue_study(study, root, rows, paper.settings)
+        print(f"{len(names)} experiment(s) of {study.name}; start them: dvc queue start -j N (N workers, a GPU each)")
+        return
+    if args.run:
+        run_study(study, root, rows, paper.settings, args.jobs or max(1, len(visible_gpus())))
+    print(show_study(study, paper, root), end="")
+
+
+def jobs_flag(value: str) -> int:
+    """argparse type of ``occo study --jobs``: a positive number of queue workers."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a positive number of queue workers")
+    return int(value)
+
+
+def add_study(sub: argparse._SubParsersAction) -> None:
+    """`occo study`: one of the paper's studies as DVC experiments."""
+    st = sub.add_parser(
+        "study",
+        help="queue, run or show one of the paper's studies (Tables 6-9, §4.5) as DVC experiments",
+        description="The studies are defined in occo/report/paper/studies.yaml (docs/experiments.md). Rows already "
+        "run from this commit, or queued, are not queued again. Without an action, --show.",
+    )
+    st.add_argument("name", help="the study: table6, table7, table8, table9, rfn_nest")
+    action = st.add_mutually_exclusive_group()
+    action.add_argument("--queue", action="store_true", help="queue one `dvc exp run` per row, named <study>-<row>")
+    action.add_argument(
+        "--run", action="store_true", help="queue, start --jobs queue workers, wait, then show the table"
+    )
+    action.add_argument("--show", action="store_true", help="ours beside the paper's table, from the experiments")
+    st.add_argument("--rows", metavar="ROW,ROW", help="only these rows (their names in the study)")
+    st.add_argument(
+        "-j",
+        "--jobs",
+        type=jobs_flag,
+        default=None,
+        help="queue workers for --run (default: one per visible GPU, 1 without CUDA); each takes its own GPU",
+    )
+    st.set_defaults(func=_study)
+
+
+COMMANDS = (add_evaluate, add_convert_checkpoint, add_fuse, add_study)
 """Each adds one subcommand (its flags and the function that runs it) to the parser."""
 
 

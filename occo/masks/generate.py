@@ -22,10 +22,13 @@ the budget holds (at most ``batch_size``); an out-of-memory error halves the bat
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,18 +108,32 @@ def pending_pairs(
     return pending
 
 
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """``folder`` (created if absent) held under an exclusive flock, so that shards of one stage prepare it once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def prepare_folder(out_dir: Path, settings: dict) -> None:
-    """Make ``out_dir`` hold outputs of ``settings`` only: outputs of other settings are removed first."""
+    """Make ``out_dir`` hold outputs of ``settings`` only: outputs of other settings are removed first (under a
+    lock, so processes sharing the folder remove them once, before any writes its masks)."""
     path = out_dir / SETTINGS_FILE
-    if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        if previous == settings:
-            return
-        changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
-        log.warning("%s: settings changed (%s); removing its previous masks", out_dir, ", ".join(changed))
-        for name in OUTPUT_DIRS:
-            shutil.rmtree(out_dir / name, ignore_errors=True)
-    write_text_atomic(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    with _locked(out_dir):
+        if path.is_file():
+            previous = json.loads(path.read_text(encoding="utf-8"))
+            if previous == settings:
+                return
+            changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
+            log.warning("%s: settings changed (%s); removing its previous masks", out_dir, ", ".join(changed))
+            for name in OUTPUT_DIRS:
+                shutil.rmtree(out_dir / name, ignore_errors=True)
+        write_text_atomic(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def as_rgb8(arr: np.ndarray) -> np.ndarray:

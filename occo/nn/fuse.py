@@ -35,6 +35,7 @@ from occo.nn.networks import Network, fuse_luminance, network
 from occo.nn.split import raw_in_parts
 from occo.pipeline.device import resolve_batch_size, resolve_device
 from occo.pipeline.memory import memory_budget
+from occo.pipeline.shard import WHOLE, Shard, ShardedStage
 from occo.pipeline.sources import FUSED, PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def _check_makers(
     if replace_other:
         for path in others:
             log.info("%s was made by another checkpoint and is not an output of this run: deleted", path)
-            path.unlink()
+            path.unlink(missing_ok=True)  # another shard may have deleted it
         return stale + found["damaged"]
     if stale and not overwrite:
         maker = png_text(stale[0], CHECKPOINT_KEY)
@@ -150,6 +151,7 @@ def fuse_folder(
     memory_budget_bytes: int | None = None,
     compat: str = "fixed",
     split_above: int | None = None,
+    shard: Shard = WHOLE,
 ) -> list[Path]:
     """Fuse ``pairs`` into ``<out_dir>/<id>.png`` (written atomically) by the test routine ``compat``
     (:data:`FUSE_ROUTINES`); returns the paths written.
@@ -161,17 +163,18 @@ def fuse_folder(
     and otherwise raise DataError. Images over ``max_pixels`` raise DataError naming the file; a
     pair whose forward pass would need more than ``memory_budget_bytes`` (None: half of what
     ``device`` has free) is fused in tiles. A pair with a side over ``split_above`` is fused in four
-    overlapping parts (occo.nn.split).
+    overlapping parts (occo.nn.split). ``shard`` fuses only its share of ``pairs`` (in id order);
+    the checks above still see every pair, so shards running at once agree on what to keep.
     """
     out_dir = Path(out_dir)
     device = torch.device(device)
     if memory_budget_bytes is None:
         memory_budget_bytes = memory_budget("auto", "memory budget", device)
     stale = set(_check_makers(out_dir, pairs, checkpoint_sha256, overwrite=overwrite, replace_other=replace_other))
-    todo = [p for p in pairs if overwrite or out_dir / f"{p.id}.png" in stale or not (out_dir / f"{p.id}.png").exists()]
-    if len(todo) < len(pairs):
-        skipped = len(pairs) - len(todo)
-        log.info("%s: %d of %d outputs exist (made by this checkpoint), skipped", out_dir, skipped, len(pairs))
+    share = shard.take(sorted(pairs, key=lambda p: p.id))
+    todo = [p for p in share if overwrite or out_dir / f"{p.id}.png" in stale or not (out_dir / f"{p.id}.png").exists()]
+    if len(todo) < len(share):
+        log.info("%s: %d of %d outputs exist (this checkpoint's), skipped", out_dir, len(share) - len(todo), len(share))
     net = network(model.arch)
     batches = _batches_by_size(todo, batch_size, memory_budget_bytes // net.bytes_per_pixel(model.arch), max_pixels)
     text = {CHECKPOINT_KEY: checkpoint_sha256}
@@ -270,9 +273,10 @@ def fuse_splits(cfg: Fuse, index: dict[str, dict[str, int]]) -> list[tuple[str, 
     return out
 
 
-def run_fuse(cfg: Fuse, root: Path) -> list[Path]:
+def run_fuse(cfg: Fuse, root: Path, shard: Shard = WHOLE) -> list[Path]:
     """Stage `fuse`: every split of ``cfg.datasets`` with ``cfg.checkpoint`` into data/fused/occo/ and with each
-    of ``cfg.extra_checkpoints`` into data/fused/<Method>/; returns the folders written."""
+    of ``cfg.extra_checkpoints`` into data/fused/<Method>/ (``shard``'s share of each split's pairs); returns
+    the folders written."""
     index = json.loads((root / "data/raw/INDEX.json").read_text(encoding="utf-8"))
     device = resolve_device(cfg.device, "fuse.device")
     batch_size = resolve_batch_size(cfg.batch_size, device)
@@ -304,6 +308,12 @@ def run_fuse(cfg: Fuse, root: Path) -> list[Path]:
                 memory_budget_bytes=budget,
                 compat=cfg.compat,
                 split_above=cfg.split_above,
+                shard=shard,
             )
             folders.append(out)
     return folders
+
+
+def fuse_stage(cfg: Fuse, root: Path) -> ShardedStage:
+    """Stage `fuse` as shards (occo/pipeline/shard.py): each fuses its share of the pairs; nothing to merge."""
+    return ShardedStage(lambda shard: run_fuse(cfg, root, shard))

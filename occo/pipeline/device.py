@@ -6,22 +6,60 @@ import argparse
 import functools
 import logging
 import os
+from pathlib import Path
 
 import torch
 
 from occo.config.types import BatchSize, Device
 from occo.pipeline.flags import schema_flag
+from occo.pipeline.gpus import LOCK_DIR, claim_gpu, workspace_of
+
+log = logging.getLogger(__name__)
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process sees, in index order, each named by its UUID; [] without CUDA."""
+    if not torch.cuda.is_available():
+        return []
+    return [str(torch.cuda.get_device_properties(i).uuid) for i in range(torch.cuda.device_count())]
+
+
+def auto_device() -> torch.device:
+    """``'auto'``: the CPU without CUDA; with one GPU, or under torchrun (which gives each rank
+    ``cuda:LOCAL_RANK``), or outside a DVC workspace, ``cuda``; with several, the GPU of their own that
+    :func:`occo.pipeline.gpus.claim_gpu` gives this process through the workspace's lock files, held until
+    it exits, so the experiments of ``dvc queue start -j N`` run on N different GPUs. That GPU becomes the
+    process's current CUDA device, so libraries that place tensors on ``cuda`` without an index follow it."""
+    gpus = visible_gpus()
+    if not gpus:
+        return torch.device("cpu")
+    workspace = workspace_of(Path(os.environ.get("DVC_ROOT") or Path.cwd()))
+    if len(gpus) == 1 or "LOCAL_RANK" in os.environ or workspace is None or os.name != "posix":
+        return torch.device("cuda")
+    claim = claim_gpu(gpus, workspace / LOCK_DIR)
+    torch.cuda.set_device(claim.index)
+    if claim.new:
+        log.info(
+            "device auto: cuda:%d of %d GPUs, shared with %d other process(es) of this workspace (lock %s)",
+            claim.index,
+            len(gpus),
+            claim.others,
+            claim.lock,
+        )
+    return torch.device("cuda", claim.index)
+
 
 log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str | torch.device, param: str = "device") -> torch.device:
-    """``'auto'`` → CUDA when available, else CPU; ``'cpu'``; ``'cuda'`` / ``'cuda:N'`` when that device
-    exists. The name is a ``Device`` of the schema (a param, or a flag parsed by :func:`device_flag`); CUDA
-    on a machine without it, or an index past its devices, is a ValueError naming ``param`` and the value."""
+    """``'auto'`` → :func:`auto_device` (CUDA when available, one GPU per process, else CPU); ``'cpu'``;
+    ``'cuda'`` / ``'cuda:N'`` when that device exists. The name is a ``Device`` of the schema (a param, or a
+    flag parsed by :func:`device_flag`); CUDA on a machine without it, or an index past its devices, is a
+    ValueError naming ``param`` and the value."""
     text = str(name)
     if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return auto_device()
     device = torch.device(text)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -66,6 +104,8 @@ def loader_workers(requested: int, param: str) -> int:
 def device_flag(value: str) -> str:
     """argparse type of ``--device``: a ``Device`` of the schema that this machine has (see resolve_device)."""
     schema_flag(Device, value, "--device")
+    if value == "auto":  # always valid; its GPU is taken when the command resolves it
+        return value
     try:
         resolve_device(value, "--device")
     except ValueError as err:

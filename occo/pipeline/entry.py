@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from occo.config import ParamsError, load_params
 from occo.pipeline.memory import peak_usage
 from occo.pipeline.process import process_seconds, skip_final_collection
+from occo.pipeline.shard import ShardedStage, count_flag, run_sharded, shard_flag
 
 
 def params_digest(path: Path) -> str | None:
@@ -82,4 +84,34 @@ def run_stage(
         time.perf_counter() - start,
         "process time unknown" if total is None else f"{total:.1f} s since the process started",
         peak_usage(),
+    )
+
+
+def run_sharded_stage(
+    doc: str,
+    script: str,
+    argv: list[str] | None,
+    stage: Callable[[Any, Path, argparse.Namespace], ShardedStage],
+    *,
+    section: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """:func:`run_stage` for a stage whose pairs split over processes (occo/pipeline/shard.py): it gains
+    ``--shard i/n`` and ``--merge n``, and ``OCCO_PROCS=N`` or torchrun spread it over N processes."""
+
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--shard", type=shard_flag, help="work on shard i of n (i/n) only; --merge n joins them")
+        group.add_argument("--merge", type=count_flag, metavar="N", help="merge the work of shards 0/N to N-1/N")
+        if add_arguments is not None:
+            add_arguments(parser)
+
+    child = [sys.executable, str(Path(script).resolve()), *(sys.argv[1:] if argv is None else argv)]
+    run_stage(
+        doc,
+        script,
+        argv,
+        lambda cfg, root, args: run_sharded(stage(cfg, root, args), shard=args.shard, merge=args.merge, child=child),
+        section=section,
+        add_arguments=arguments,
     )

@@ -2,18 +2,19 @@
 
 ``paper.yaml`` is generated from the transcription of the paper's Tables 1–9 (``tables_csv.py``); every
 value keeps its source (table, paper row). Tables 1–2 hold fusion metrics per dataset, Table 3
-segmentation IoU (%), Tables 4–5 detection AP, Tables 6–9 the ablations on FMB with the params each
-row sets.
+segmentation IoU (%), Tables 4–5 detection AP, Tables 6–9 the ablations on FMB; the params each of
+their rows sets and the paper's settings come from ``studies.yaml`` (``grid.py``), their one home.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
 from occo.data.io import DataError
+from occo.report.paper.grid import STUDIES_YAML, Studies, load_studies
 
 PAPER_YAML = Path(__file__).with_name("paper.yaml")
 KINDS = ("fusion", "detect", "segment", "ablation")
@@ -92,7 +93,7 @@ def difference(ours: dict[str, float | None], paper: dict[str, float | None]) ->
     }
 
 
-def _row(entry: object, table: int, keys: tuple[str, ...], where: str) -> PaperRow:
+def _row(entry: object, table: int, where: str) -> PaperRow:
     if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("dataset", "row", "method")):
         raise DataError(f"{where}: every row needs string 'dataset', 'row' and 'method', got {entry!r}")
     values = entry.get("values")
@@ -102,16 +103,8 @@ def _row(entry: object, table: int, keys: tuple[str, ...], where: str) -> PaperR
         or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values())
     ):
         raise DataError(f"{where}: row {entry['row']!r} needs 'values' mapping columns to numbers")
-    params = entry.get("params")
-    if keys and (not isinstance(params, dict) or not set(params) <= set(keys)):
-        raise DataError(f"{where}: ablation row {entry['row']!r} needs 'params' among {list(keys)}, got {params!r}")
     return PaperRow(
-        table,
-        entry["dataset"],
-        entry["row"],
-        entry["method"],
-        {str(k): float(v) for k, v in values.items()},
-        dict(params) if keys else None,
+        table, entry["dataset"], entry["row"], entry["method"], {str(k): float(v) for k, v in values.items()}
     )
 
 
@@ -122,9 +115,6 @@ def _table(entry: object, path: Path) -> PaperTable:
     task = entry.get("task")
     if not isinstance(task, str) or task.split(":", 1)[0] not in KINDS:
         raise DataError(f"{where}: task must be one of {', '.join(KINDS)} (ablation as ablation:<study>), got {task!r}")
-    keys = tuple(entry.get("keys") or ())
-    if (task.startswith("ablation")) != bool(keys):
-        raise DataError(f"{where}: an ablation table needs 'keys' (the params it varies), other tables none")
     rows = entry.get("rows")
     if not isinstance(rows, list) or not rows:
         raise DataError(f"{where}: needs a non-empty 'rows' list")
@@ -133,13 +123,27 @@ def _table(entry: object, path: Path) -> PaperTable:
         task,
         str(entry.get("caption") or ""),
         str(entry.get("unit") or ""),
-        keys,
-        tuple(_row(r, entry["table"], keys, where) for r in rows),
+        (),
+        tuple(_row(r, entry["table"], where) for r in rows),
     )
 
 
-def load_paper(path: str | Path = PAPER_YAML) -> PaperReference:
-    """Read and check the reference file; a malformed one raises DataError naming it."""
+def with_study(table: PaperTable, studies: Studies, where: str) -> PaperTable:
+    """An ablation table with the params its study varies (``keys``) and the params of each printed row,
+    from the studies file; DataError when the table has no study or a row no setting there."""
+    study = studies.for_table(table.table)
+    if study is None:
+        raise DataError(f"{where}: ablation table {table.table} has no study with 'table: {table.table}'")
+    by_row = {r.paper_row: r for r in study.rows if r.paper_row is not None}
+    if missing := [r.row for r in table.rows if r.row not in by_row]:
+        raise DataError(f"{where}: study {study.name} has no row with paper_row {missing} of table {table.table}")
+    rows = tuple(replace(r, params=dict(by_row[r.row].params)) for r in table.rows)
+    return replace(table, keys=study.varies, rows=rows)
+
+
+def load_paper(path: str | Path = PAPER_YAML, studies: str | Path = STUDIES_YAML) -> PaperReference:
+    """Read and check the reference file, with the settings and the ablation rows' params of the studies
+    file; a malformed one raises DataError naming it."""
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -154,11 +158,7 @@ def load_paper(path: str | Path = PAPER_YAML) -> PaperReference:
     needed = ("authors", "title", "venue", "arxiv", "doi")
     if absent := [k for k in needed if not doc["citation"].get(k)]:
         raise DataError(f"{path}: citation lacks {', '.join(absent)}")
-    settings = doc.get("settings") or {}
-    if not isinstance(settings, dict):
-        raise DataError(f"{path}: 'settings' must map param names to the paper's values")
+    grid = load_studies(studies)
     tables = tuple(_table(entry, path) for entry in doc["tables"])
-    for table in tables:
-        if unknown := [k for k in table.keys if k not in settings]:
-            raise DataError(f"{path}: table {table.table} varies {unknown}, which 'settings' does not hold")
-    return PaperReference(doc["citation"], dict(settings), tables)
+    tables = tuple(with_study(t, grid, f"{path} with {studies}") if t.kind == "ablation" else t for t in tables)
+    return PaperReference(doc["citation"], dict(grid.settings), tables)

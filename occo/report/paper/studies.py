@@ -1,6 +1,6 @@
 """Which of the paper's ablation studies (Tables 6–9) a run belongs to, judged by its params.
 
-A run's *changes* are the params of the paper's configuration (``settings`` in paper.yaml: ω1..ω6,
+A run's *changes* are the params of the paper's configuration (``settings`` in studies.yaml: ω1..ω6,
 ``ablation.feature_space``, the ``arch`` switches, ``masks.prompt``) whose value in the run differs.
 A run with no change is the paper's default and the reference row of every study (Table 6 "0.5:0.5",
 Table 7 "10", Table 8 "OCCO", Table 9 the default prompt). A run whose changes all lie among one

@@ -4,8 +4,8 @@ The CSV (``../shared/reference/occo-paper/tables.csv``, one value a row:
 ``table,dataset,task,method,cls,metric,value``) is the only source of the numbers; this module groups
 them by table, dataset and paper row, renames the rows the report names differently (OCCO → ``occo``,
 Visible → ``visible``, Infrared → ``infrared``), and adds what the CSV does not hold: each table's
-caption and unit, the paper's default settings (§4.1, §4.4.3) and the params that set each ablation
-row (Tables 6–9). Regenerate after the CSV changes::
+caption and unit (the params of the ablation rows of Tables 6–9 are in ``studies.yaml``). Regenerate after
+the CSV changes::
 
     python -m occo.report.paper.tables_csv ../shared/reference/occo-paper/tables.csv
 
@@ -41,43 +41,7 @@ CITATION = {
     "code": "https://github.com/bociic/OCCO",
 }
 
-PROMPT = "The scene captures a group of pedestrians or cars."  # §4.1 / §4.4.3, the default prompt
-SALIENT_PROMPT = "Precisely segmenting salient objects such as vehicles, pedestrians."  # §4.4.3, Table 9
-
-# The paper's configuration (§4.1 Implementation Details: ω1..ω6 = 0.5, 0.5, 0.5, 10, 1, 10; §4.4.1
-# contextual space; §4.4.2 the full Feature Interaction Fusion Block; §4.4.3 the prompt), as params; the
-# network (FIFN) and loss (Eq. 20) of Tables 1-9, so §4.5's RFN-Nest runs (Fig. 20) sit in no study.
-SETTINGS = {
-    "arch.name": "fifn",
-    "loss.terms": ["occo"],
-    "omega1": 0.5,
-    "omega2": 0.5,
-    "omega3": 0.5,
-    "omega4": 10,
-    "omega5": 1,
-    "omega6": 10,
-    "ablation.feature_space": "occo",
-    "arch.spatial_enhancement": True,
-    "arch.cross_channel": True,
-    "arch.cross_attention": True,
-    "masks.prompt": PROMPT,
-}
-
-# Table 8's rows as params (§4.4.1 Models 1–5 are ablation.feature_space model1..model5, Model-5 being
-# ω3 = 0; §4.4.2 removes one block of the FIFB: SE, CroC, CA).
-MODEL_ROWS = {
-    **{f"Model-{i}": {"ablation.feature_space": f"model{i}"} for i in range(1, 6)},
-    "w/o_SE": {"arch.spatial_enhancement": False},
-    "w/o_CroC": {"arch.cross_channel": False},
-    "w/o_CA": {"arch.cross_attention": False},
-    "OCCO": {},
-}
-PROMPT_ROWS = {
-    "all_salient_objects": {"masks.prompt": SALIENT_PROMPT},
-    "only_person_and_cars": {"masks.prompt": PROMPT},
-}
-
-# What each table is (captions abridged from the paper), its unit, and for Tables 6–9 the params it varies.
+# What each table is (captions abridged from the paper) and its unit. The params of Tables 6–9 live in studies.yaml.
 TABLES: dict[int, dict] = {
     1: {"caption": "Quantitative results of FMB and M3FD datasets", "unit": ""},
     2: {"caption": "Quantitative results of MSRS and TNO datasets", "unit": ""},
@@ -93,22 +57,13 @@ TABLES: dict[int, dict] = {
         "caption": "Quantitative detection results of M3FD (YOLOv5, 40 epochs); 'all' is over its six classes",
         "unit": "",
     },
-    6: {
-        "caption": "Bias of shared information: omega1:omega2 (FMB test set)",
-        "unit": "",
-        "keys": ["omega1", "omega2"],
-    },
-    7: {
-        "caption": "Proportion of the contextual contrastive loss: omega6 (FMB test set)",
-        "unit": "",
-        "keys": ["omega6"],
-    },
+    6: {"caption": "Bias of shared information: omega1:omega2 (FMB test set)", "unit": ""},
+    7: {"caption": "Proportion of the contextual contrastive loss: omega6 (FMB test set)", "unit": ""},
     8: {
         "caption": "Contextual space (Models 1-5, §4.4.1) and network (w/o SE / CroC / CA, §4.4.2), FMB test set",
         "unit": "",
-        "keys": ["ablation.feature_space", "arch.spatial_enhancement", "arch.cross_channel", "arch.cross_attention"],
     },
-    9: {"caption": "Text prompt of the LVM (FMB test set)", "unit": "", "keys": ["masks.prompt"]},
+    9: {"caption": "Text prompt of the LVM (FMB test set)", "unit": ""},
 }
 
 PAPER_YAML_HEADER = """\
@@ -118,22 +73,9 @@ PAPER_YAML_HEADER = """\
 # hand. Every value comes from that CSV (the paper's tables transcribed one value a row) and keeps its
 # source: `table` and the paper's `row` (the CSV's method column); `method` is the name the report uses.
 # Column keys: a metric (EN, SF, AG, CC, mIoU) or `<class>/<metric>` (IoU, AP50, AP50_95; class names as
-# printed, matched case-insensitively). `settings` is the paper's configuration (§4.1, §4.4.3) as params;
-# an ablation row's `params` are what it changes (Tables 6-9, compared by occo/report/paper/studies.py).
+# printed, matched case-insensitively). The paper's settings and the params of each row of Tables 6-9 are
+# in studies.yaml beside this file (their one home).
 """
-
-
-def row_params(table: int, row: str) -> dict[str, object]:
-    """The params that produce an ablation row of Tables 6–9 (the study's keys, as the row sets them)."""
-    if table == 6:
-        omega1, omega2 = row.split(":")
-        return {"omega1": float(omega1), "omega2": float(omega2)}
-    if table == 7:
-        return {"omega6": float(row)}
-    named = MODEL_ROWS if table == 8 else PROMPT_ROWS if table == 9 else None
-    if named is None or row not in named:
-        raise DataError(f"tables.csv: table {table} row {row!r} has no params (known: {sorted(named or {})})")
-    return dict(named[row])
 
 
 def read_tables_csv(path: Path) -> list[dict[str, str]]:
@@ -182,15 +124,13 @@ def _flow(value: object) -> str:
 
 
 def paper_document(records: Iterable[dict[str, str]]) -> str:
-    """The text of ``paper.yaml``: header, citation, settings, then each table with one row a line."""
+    """The text of ``paper.yaml``: header, citation, then each table with one row a line."""
     grouped = group_rows(records)
     if unknown := sorted(set(grouped) - set(TABLES)):
         raise DataError(f"tables.csv: tables {unknown} are not described in occo/report/paper/tables_csv.py TABLES")
     lines = [
         PAPER_YAML_HEADER,
         yaml.safe_dump({"citation": CITATION}, sort_keys=False, allow_unicode=True).rstrip(),
-        "settings:",
-        *(f"  {k}: {_flow(v)}" for k, v in SETTINGS.items()),
         "tables:",
     ]
     for table, rows in grouped.items():
@@ -201,15 +141,10 @@ def paper_document(records: Iterable[dict[str, str]]) -> str:
             f"    task: {_flow(tasks.pop())}",
             f"    caption: {_flow(meta['caption'])}",
             f"    unit: {_flow(meta['unit'])}",
+            "    rows:",
         ]
-        if "keys" in meta:
-            lines.append(f"    keys: {_flow(meta['keys'])}")
-        lines.append("    rows:")
         for row in rows:
-            entry = {k: row[k] for k in ("dataset", "row", "method")}
-            if "keys" in meta:
-                entry["params"] = row_params(table, row["row"])
-            entry["values"] = row["values"]
+            entry = {k: row[k] for k in ("dataset", "row", "method", "values")}
             lines.append(f"      - {_flow(entry)}")
     return "\n".join(lines) + "\n"
 

@@ -10,9 +10,23 @@ CITATION = {"authors": ["A"], "title": "T", "venue": "V", "arxiv": "1", "doi": "
 FUSION_ROW = {"dataset": "TNO", "row": "OCCO", "method": "occo", "values": {"EN": 7.0}}
 
 
-def write(tmp_path: Path, tables: list[dict], settings: dict | None = None) -> Path:
+STUDY = {
+    "name": "t7",
+    "table": 7,
+    "varies": ["omega6"],
+    "rows": [{"name": "w6-100", "paper_row": "100", "params": {"omega6": 100}}],
+}
+
+
+def write(tmp_path: Path, tables: list[dict]) -> Path:
     path = tmp_path / "paper.yaml"
-    path.write_text(yaml.safe_dump({"citation": CITATION, "settings": settings or {"omega6": 10}, "tables": tables}))
+    path.write_text(yaml.safe_dump({"citation": CITATION, "tables": tables}))
+    return path
+
+
+def studies(tmp_path: Path, *entries: dict, settings: dict | None = None) -> Path:
+    path = tmp_path / "studies.yaml"
+    path.write_text(yaml.safe_dump({"settings": settings or {"omega6": 10}, "studies": list(entries)}))
     return path
 
 
@@ -52,24 +66,17 @@ def test_lookup_by_kind_and_dataset(tmp_path: Path) -> None:
                 {
                     "table": 7,
                     "task": "ablation:omega6",
-                    "keys": ["omega6"],
-                    "rows": [
-                        {
-                            "dataset": "FMB",
-                            "row": "100",
-                            "method": "100",
-                            "params": {"omega6": 100},
-                            "values": {"EN": 6.8},
-                        }
-                    ],
+                    "rows": [{"dataset": "FMB", "row": "100", "method": "100", "values": {"EN": 6.8}}],
                 },
             ],
-        )
+        ),
+        studies(tmp_path, STUDY),
     )
     table = paper.find("fusion", "TNO")
     assert table.datasets == ["TNO", "FMB"] and table.methods("FMB")["occo"].values == {"EN": 6.0}
     assert paper.find("fusion", "MSRS") is None
-    assert paper.studies()[0].rows[0].params == {"omega6": 100}
+    assert paper.studies()[0].rows[0].params == {"omega6": 100} and paper.studies()[0].keys == ("omega6",)
+    assert paper.settings == {"omega6": 10}
 
 
 @pytest.mark.parametrize(
@@ -83,26 +90,28 @@ def test_lookup_by_kind_and_dataset(tmp_path: Path) -> None:
             {"table": 1, "task": "fusion", "rows": [{"dataset": "TNO", "values": {"EN": 7.0}}]},
             "string 'dataset', 'row'",
         ),
-        ({"table": 7, "task": "ablation:omega6", "rows": [FUSION_ROW]}, "needs 'keys'"),
-        (
-            {
-                "table": 7,
-                "task": "ablation:omega6",
-                "keys": ["omega6"],
-                "rows": [{**FUSION_ROW, "params": {"omega5": 1}}],
-            },
-            "params' among",
-        ),
-        (
-            {"table": 7, "task": "ablation:omega1", "keys": ["omega1"], "rows": [{**FUSION_ROW, "params": {}}]},
-            "'settings' does not hold",
-        ),
     ],
 )
 def test_malformed_reference_names_the_file(tmp_path: Path, entry: dict, message: str) -> None:
     with pytest.raises(DataError, match=message) as err:
         load_paper(write(tmp_path, [entry]))
     assert "paper.yaml" in str(err.value)
+
+
+ABLATION = {"table": 7, "task": "ablation:omega6", "rows": [{**FUSION_ROW, "dataset": "FMB", "row": "100"}]}
+
+
+@pytest.mark.parametrize(
+    "study, message",
+    [
+        ({**STUDY, "table": 6}, "ablation table 7 has no study"),
+        ({**STUDY, "rows": [{"name": "w6-1", "paper_row": "1", "params": {"omega6": 1}}]}, r"paper_row \['100'\]"),
+    ],
+)
+def test_an_ablation_table_needs_its_study(tmp_path: Path, study: dict, message: str) -> None:
+    with pytest.raises(DataError, match=message) as err:
+        load_paper(write(tmp_path, [ABLATION]), studies(tmp_path, study))
+    assert "paper.yaml" in str(err.value) and "studies.yaml" in str(err.value)
 
 
 def test_difference_is_ours_minus_paper() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from occo.data.io import DataError
 from occo.report.paper.reference import PAPER_YAML, load_paper
-from occo.report.paper.tables_csv import main, paper_document, read_tables_csv, row_params
+from occo.report.paper.tables_csv import main, paper_document, read_tables_csv
 from support import SHARED
 
 TABLES_CSV = SHARED / "reference" / "occo-paper" / "tables.csv"
@@ -40,7 +40,7 @@ def write_csv(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def test_generator_renames_methods_and_sets_ablation_params(tmp_path: Path) -> None:
+def test_generator_renames_methods_and_the_studies_give_ablation_params(tmp_path: Path) -> None:
     csv_path = write_csv(
         tmp_path,
         "1,FMB,fusion,OCCO,,EN,7.035\n4,MSRS,detect,Visible,person,AP50,0.511\n7,FMB,ablation:omega6,100,,EN,6.870\n",
@@ -54,19 +54,6 @@ def test_generator_renames_methods_and_sets_ablation_params(tmp_path: Path) -> N
     (study,) = paper.studies()
     assert study.keys == ("omega6",) and study.rows[0].params == {"omega6": 100.0}
     assert paper.settings["omega6"] == 10 and paper.settings["masks.prompt"].startswith("The scene captures")
-
-
-def test_row_params_of_the_ablation_tables() -> None:
-    assert row_params(6, "0.8:0.2") == {"omega1": 0.8, "omega2": 0.2}
-    assert row_params(7, "0.1") == {"omega6": 0.1}
-    assert row_params(8, "Model-4") == {"ablation.feature_space": "model4"}
-    assert row_params(8, "w/o_CroC") == {"arch.cross_channel": False}
-    assert row_params(8, "OCCO") == {}
-    assert row_params(9, "all_salient_objects") == {
-        "masks.prompt": "Precisely segmenting salient objects such as vehicles, pedestrians."
-    }
-    with pytest.raises(DataError, match="Model-9"):
-        row_params(8, "Model-9")
 
 
 @pytest.mark.parametrize(
