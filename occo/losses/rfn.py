@@ -18,7 +18,6 @@ how "SSIM" and the two squared distances are computed (docs/fidelity.md):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,18 +26,13 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim
 from torch import Tensor, nn
 
+from occo.losses.pixel import gaussian_window
+
 GREY = 255.0
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 """Per-scale weights of MS-SSIM (Wang, Simoncelli, Bovik 2003), finest first."""
 WINDOW = 11
 SIGMA = 1.5
-
-
-def gaussian_window(size: int, like: Tensor) -> Tensor:
-    """A normalised (1, 1, size, size) Gaussian window (σ = 1.5) in ``like``'s dtype and device."""
-    g = torch.tensor([math.exp(-((i - size // 2) ** 2) / (2 * SIGMA**2)) for i in range(size)], dtype=like.dtype)
-    g = (g / g.sum()).to(like.device)
-    return (g[:, None] @ g[None, :])[None, None]
 
 
 def authors_range(x: Tensor) -> float:
@@ -51,7 +45,7 @@ def authors_range(x: Tensor) -> float:
 def ssim_and_contrast(x: Tensor, y: Tensor, value_range: float) -> tuple[Tensor, Tensor]:
     """Mean SSIM map and mean contrast-structure term ``(2σ_xy + C2) / (σ_x² + σ_y² + C2)`` over the whole batch,
     with a Gaussian window of min(11, H, W) applied without padding (the authors' ``ssim(full=True)``)."""
-    window = gaussian_window(min(WINDOW, *x.shape[-2:]), x)
+    window = gaussian_window(min(WINDOW, *x.shape[-2:]), SIGMA).to(x)
     mu_x, mu_y = F.conv2d(x, window), F.conv2d(y, window)
     var_x = F.conv2d(x * x, window) - mu_x.pow(2)
     var_y = F.conv2d(y * y, window) - mu_y.pow(2)

@@ -162,19 +162,13 @@ def fuse_folder(
     DataError; images of other ids made by another checkpoint are deleted with ``replace_other``
     and otherwise raise DataError. Images over ``max_pixels`` raise DataError naming the file; a
     pair whose forward pass would need more than ``memory_budget_bytes`` (None: half of what
-    ``device`` has free) is fused in tiles. A pair with a side over ``split_above`` is fused in four
-    overlapping parts (occo.nn.split). ``shard`` fuses only its share of ``pairs`` (in id order);
-    the checks above still see every pair, so shards running at once agree on what to keep.
-    """
+    ``device`` has free) is fused in tiles; one with a side over ``split_above`` in four overlapping parts
+    (occo.nn.split). ``shard`` fuses its share of ``pairs`` only (:func:`_pending`)."""
     out_dir = Path(out_dir)
     device = torch.device(device)
     if memory_budget_bytes is None:
         memory_budget_bytes = memory_budget("auto", "memory budget", device)
-    stale = set(_check_makers(out_dir, pairs, checkpoint_sha256, overwrite=overwrite, replace_other=replace_other))
-    share = shard.take(sorted(pairs, key=lambda p: p.id))
-    todo = [p for p in share if overwrite or out_dir / f"{p.id}.png" in stale or not (out_dir / f"{p.id}.png").exists()]
-    if len(todo) < len(share):
-        log.info("%s: %d of %d outputs exist (this checkpoint's), skipped", out_dir, len(share) - len(todo), len(share))
+    todo = _pending(out_dir, pairs, checkpoint_sha256, overwrite=overwrite, replace_other=replace_other, shard=shard)
     net = network(model.arch)
     batches = _batches_by_size(todo, batch_size, memory_budget_bytes // net.bytes_per_pixel(model.arch), max_pixels)
     text = {CHECKPOINT_KEY: checkpoint_sha256}
@@ -203,6 +197,19 @@ def fuse_folder(
             bar.update(len(batch))
     log.info("wrote %d fused images to %s", len(written), out_dir)
     return written
+
+
+def _pending(
+    out_dir: Path, pairs: list[Pair], checkpoint_sha256: str, *, overwrite: bool, replace_other: bool, shard: Shard
+) -> list[Pair]:
+    """The pairs of ``shard``'s share (in id order) to fuse: all with ``overwrite``, else those without an output
+    of this checkpoint (the makers of every pair's output checked first, :func:`_check_makers`)."""
+    stale = set(_check_makers(out_dir, pairs, checkpoint_sha256, overwrite=overwrite, replace_other=replace_other))
+    share = shard.take(sorted(pairs, key=lambda p: p.id))
+    todo = [p for p in share if overwrite or out_dir / f"{p.id}.png" in stale or not (out_dir / f"{p.id}.png").exists()]
+    if len(todo) < len(share):
+        log.info("%s: %d of %d outputs exist (this checkpoint's), skipped", out_dir, len(share) - len(todo), len(share))
+    return todo
 
 
 def _fuse_batch(

@@ -40,7 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from occo.config import Params, as_dict
+from occo.config import Params, Train, as_dict
 from occo.data.io import CheckpointError
 from occo.losses import AutoencoderLoss, NonFiniteLossError, TermMeans, TotalLoss, build_loss
 from occo.losses.total import needs_features
@@ -304,6 +304,23 @@ def run_training(cfg: Params, root: Path, max_steps: int | None, dev: torch.devi
     return write_weights(run)
 
 
+def training_set(train: Train, root: Path) -> tuple[list[MaskedPair], CropDataset]:
+    """The training pairs (those without objects left out under the authors' routine) and their crops, as
+    ``train.compat``'s routine reads them (flips, input scaling)."""
+    routine = routine_of(train)
+    pairs = find_training_pairs(root, train.dataset, train.split)
+    pairs = pairs_with_objects(pairs) if routine.skip_maskless else pairs
+    dataset = CropDataset(
+        pairs,
+        crop=train.crop,
+        crops_per_image=train.crops_per_image,
+        flip=training_flip(train),
+        seed=train.seed,
+        scaling=routine.scaling,
+    )
+    return pairs, dataset
+
+
 def set_up(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, world: World) -> TrainingRun:
     """The data, the network (seeded by ``train.seed``; RFN-Nest's auto-encoder loaded where the run starts
     from one), the loss, Adam over what the first stage trains and this run's identity.
@@ -315,18 +332,7 @@ def set_up(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, wo
     """
     train = cfg.train
     images_per_batch = check_batch_layout(train.batch_size, train.crops_per_image)
-    routine = routine_of(train)
-    pairs = find_training_pairs(root, train.dataset, train.split)
-    pairs = pairs_with_objects(pairs) if routine.skip_maskless else pairs
-    flip = training_flip(train)
-    dataset = CropDataset(
-        pairs,
-        crop=train.crop,
-        crops_per_image=train.crops_per_image,
-        flip=flip,
-        seed=train.seed,
-        scaling=routine.scaling,
-    )
+    pairs, dataset = training_set(train, root)
     plan = BatchPlan(len(pairs), images_per_batch, train.seed)
     if plan.repeats > 1:
         log.warning("%d pairs < %d images per batch: images repeat inside a batch", len(pairs), images_per_batch)
