@@ -196,7 +196,7 @@ def _check_batch(fused: torch.Tensor, groups: int, *others: torch.Tensor, min_si
     if min_size is not None and min(fused.shape[2:]) < min_size:
         h, w = fused.shape[2:]
         raise ValueError(
-            f"loss.compat official needs images of at least {min_size}x{min_size} (relu5_4 then has 2x2 points), "
+            f"loss.compat official needs images of at least {min_size}x{min_size} (relu5_4 needs one point), "
             f"got {h}x{w}: raise train.crop"
         )
     for t in others:

@@ -33,9 +33,10 @@ from occo.losses.contextual import EPS
 
 NORMALIZE_EPS = 1e-12
 """``F.normalize``'s default ε, which the authors' cosine distance keeps (d7)."""
-MIN_SIZE = 32
-"""Smallest image side of the official objective: relu5_4 (1/16) then has 2×2 points; with one point every
-relu5_4 similarity is 1 and the term a constant."""
+MIN_SIZE = 16
+"""Smallest image side of the official objective, as of the authors' code (below it their VGG19's fourth
+max-pool has nothing to pool): relu5_4 (1/16) then has one point along that side; with one point in all,
+every relu5_4 similarity is 1 and that layer's ratio the constant 1/4."""
 
 
 def _vectors(x: torch.Tensor) -> torch.Tensor:

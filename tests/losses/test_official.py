@@ -8,9 +8,11 @@ block of ``models/train.py``'s ``train_ep`` (lines 171-191) calling their ``grad
 bundled contextual-loss package; torch 2.14.1+cu130 (CPU, float32), torchvision 0.29.1, Python 3.11.7.
 Command (a harness kept outside the repository, in /work/scratch/ref17/ on the machine that made them):
 ``python authors_side.py --vgg vgg19_random_seed0_features.pth --out authors.json --grads authors_grads.pt
---cases a b c d --check-train-ep a b``, whose only run-time patches were: ``imageio`` stubbed (their file I/O
-imports it; the loss never calls it), ``torchvision``'s ``vgg19`` returning the seeded random network below
-(their ``pretrained=True`` is a download), and their hard-coded ``cuda:1`` set to the CPU; ``--check-train-ep``
+--cases a b c d --check-train-ep a b`` (cases e and f: ``python extra_small.py`` with the same arguments and
+``--cases e f``, the same script with those two entries added to its case list), whose only run-time
+patches were: ``imageio`` stubbed (their file I/O imports it; the loss never calls it), ``torchvision``'s
+``vgg19`` returning the seeded random network below (their ``pretrained=True`` is a download), and their
+hard-coded ``cuda:1`` set to the CPU; ``--check-train-ep``
 ran their untouched ``train_ep`` on cases a and b and found its loss and gradient bitwise equal to the
 transcribed loss block. The ``fixed`` numbers are occo's default at commit cbae83c (``OCCOLoss`` on the same
 inputs), which this branch reproduces bitwise.
@@ -22,10 +24,13 @@ pixels (case d empties some regions, as real crops do); ``fused`` is already bat
 what the authors' ``train_ep`` feeds its loss. A gradient is summarised by its L2 norm, its sum and its dot
 products with 4 seeded probes.
 
-Cases: a 4 groups x 2 at 96x96 and d 4 x 2 at 64x64 with empty regions run in ``make test``; b 4 x 3 at
-64x80 and c 4 x 1 at 128x128 are slow. Tolerance: a relative 1e-4 per term (measured: 0 on every
-contrastive term, below 2e-7 on the pixel terms), with an absolute floor of 1e-4 x |contrast| on the small
-contrastive terms and 1e-4 x ‖g‖ x ‖probe‖ on the gradient's dot products (float32 noise of another BLAS).
+Cases: a 4 groups x 2 at 96x96, d 4 x 2 at 64x64 with empty regions, and the smallest sizes the authors'
+code accepts, e 4 x 2 at 24x40 (relu5_4 one row of 2 points) and f 4 x 3 at 16x16 (one point: that layer's
+ratio is a constant), run in ``make test``; b 4 x 3 at 64x80 and c 4 x 1 at 128x128 are slow. The
+``fixed`` numbers exist for a-d. Tolerance: a relative 1e-4 per term (measured: 0 on every
+contrastive term but one at 7e-8, below 3e-7 on the pixel terms), with an absolute floor of
+1e-4 x |contrast| on the small contrastive terms and 1e-4 x ‖g‖ x ‖probe‖ on the gradient's dot
+products (float32 noise of another BLAS).
 """
 
 from __future__ import annotations
@@ -138,7 +143,7 @@ def check_case(loss: OCCOLoss, name: str, expected: dict) -> None:
         )
 
 
-@pytest.mark.parametrize("name", ["a", "d"])
+@pytest.mark.parametrize("name", ["a", "d", "e", "f"])
 def test_official_equals_the_authors_objective(losses, name):
     check_case(losses["official"], name, REFERENCE["cases"][name]["authors"])
 
@@ -167,7 +172,8 @@ def test_official_gradient_of_every_term(losses):
         assert float(g.double().sum()) == pytest.approx(want["sum"], rel=RTOL, abs=RTOL * want["l2_norm"] * 96), term
 
 
-def test_official_refuses_images_below_32_pixels(losses):
-    x = make_case(4, 1, 32, 31, seed=5)
-    with pytest.raises(ValueError, match="at least 32x32.*got 32x31: raise train.crop"):
+def test_official_refuses_images_below_16_pixels(losses):
+    """Below 16 pixels the authors' VGG19 cannot pool to relu5_4 (their code raises too)."""
+    x = make_case(4, 1, 16, 15, seed=5)
+    with pytest.raises(ValueError, match="at least 16x16.*got 16x15: raise train.crop"):
         losses["official"](x["fused"], ir=x["ir"], vi=x["vi"], ir_mask=x["ir_mask"], vi_mask=x["vi_mask"])
