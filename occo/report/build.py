@@ -109,6 +109,7 @@ def run_section(cfg: Params) -> list[Block]:
         + ", ".join(
             f"`train.{k}={yaml_scalar(getattr(cfg.train, k))}`"
             for k in ("dataset", "split", "epochs", "max_steps", "batch_size", "crop", "lr", "precision")
+            + (("stage", "autoencoder_epochs") if cfg.arch.name == "rfn_nest" else ())
         ),
     ]
     return [Heading("Run"), Bullets(tuple(items))]
