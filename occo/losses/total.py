@@ -159,7 +159,7 @@ class OCCOLoss(nn.Module):
 
 
 def contrast_from_config(cfg: Params) -> ContextualContrastiveLoss:
-    """L_CCL (Eq. 5) of the params: omega1..omega3, ``loss.cx_variant``, ``loss.distance_form``,
+    """L_CCL (Eq. 5) of the params: omega1..omega3, ``loss.compat``, ``loss.cx_variant``, ``loss.distance_form``,
     ``ablation.feature_space``, ``train.vgg_weights``, ``train.vgg_random_init``."""
     return ContextualContrastiveLoss(
         omega1=cfg.omega1,
@@ -168,6 +168,7 @@ def contrast_from_config(cfg: Params) -> ContextualContrastiveLoss:
         cx_variant=cfg.loss.cx_variant,
         distance_form=cfg.loss.distance_form,
         feature_space=cfg.ablation.feature_space,
+        compat=cfg.loss.compat,
         vgg_weights=cfg.train.vgg_weights,
         vgg_random_init=cfg.train.vgg_random_init,
     )
