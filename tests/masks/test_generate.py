@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import torch
 
 from occo.data import find_pairs, load_array, save_png
 from occo.masks.detector import Detections
@@ -17,6 +18,7 @@ class _Bright:
     """A detector and SAM stand-in: one box over the whole image; its mask is where the image is bright."""
 
     calls = 0
+    device = torch.device("cpu")
 
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
         _Bright.calls += 1
