@@ -114,7 +114,7 @@ def _workspace(root: Path, *, fused: bool) -> Path:
     arch = Arch(widths=[8, 8, 8, 8], heads=[1, 1, 1, 1])
     save_checkpoint(root / "models/occo.pt", build_model(arch, seed=0).eval(), arch)
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    params["masks"].update(random_init=True, device="cpu", datasets={"synthetic": ["train"]}, gallery=2)
+    params["masks"].update(init="tiny", device="cpu", datasets={"synthetic": ["train"]}, gallery=2)
     params["fuse"].update(datasets=["synthetic/test"], device="cpu")
     params["evaluate"].update(device="cpu")
     (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")

@@ -239,8 +239,9 @@ def _fresh_arguments(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     }
 
 
-def training_only_trainer() -> type:
-    """ultralytics' ``DetectionTrainer`` without validations of its own.
+def training_only_trainer(base: type | None = None) -> type:
+    """ultralytics' ``DetectionTrainer`` (or ``base``, e.g. :func:`pretrained_trainer`'s) without validations of
+    its own.
 
     With ``val=False`` ultralytics still validates the last epoch and, in its final evaluation, the
     ``best.pt`` it picked from that validation; :func:`validate_detector` then tests ``last.pt``, so each
@@ -250,7 +251,7 @@ def training_only_trainer() -> type:
     from ultralytics.models.yolo.detect import DetectionTrainer
     from ultralytics.utils.torch_utils import strip_optimizer
 
-    class TrainingOnly(DetectionTrainer):
+    class TrainingOnly(base or DetectionTrainer):
         def validate(self) -> tuple[dict, None]:
             self.best_fitness = -math.inf  # no fitness is ever measured, so no epoch is saved as best.pt
             return {}, None
@@ -284,14 +285,13 @@ def train_detector(cfg: TrainConfig, data: BuiltDataset, run_dir: Path) -> Path:
     if reason is None:
         state, done = saved, saved["checkpoint"]["epochs"]
         log.info("%s: resuming from %s after epoch %d of %d", run_dir, last, done, cfg.epochs)
-        model, how = YOLO(str(last)), {"resume": True}
+        model, how, base = YOLO(str(last)), {"resume": True}, None
     else:
         state, done = _start_over(run_dir, reason, identity), 0
         model, how = YOLO(f"{cfg.model}.yaml"), _fresh_arguments(cfg, run_dir)
-        if cfg.weights is not None:
-            how["trainer"] = pretrained_trainer(coco_network(cfg.model, cfg.weights))
+        base = None if cfg.weights is None else pretrained_trainer(coco_network(cfg.model, cfg.weights))
     model.add_callback("on_model_save", lambda trainer: _record_checkpoint(run_dir, state, last, trainer.epoch + 1))
-    model.train(**common, **how, trainer=training_only_trainer())
+    model.train(**common, **how, trainer=training_only_trainer(base))
     state["finished"] = True  # ultralytics rewrote last.pt at the end (optimizer stripped): record that file
     _record_checkpoint(run_dir, state, last, cfg.epochs)
     seconds = time.perf_counter() - start
