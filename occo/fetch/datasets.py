@@ -62,6 +62,24 @@ class _Plan:
     provenance: tuple[tuple[Path, str], ...]  # (source file, destination relative to <name>/)
 
 
+QUEUE_COPIES = ".dvc/tmp/exps"
+"""Where DVC's queue runs each experiment, in a copy of the workspace (``<workspace>/.dvc/tmp/exps/<run>``)."""
+
+
+def source_path(source: str | Path, root: Path) -> Path:
+    """A local dataset source as an absolute path: as given when absolute, else relative to ``root``; in a copy
+    that DVC's queue runs an experiment in, a relative source the copy lacks (one beside the repository, such as
+    ``../shared``) is read relative to the workspace the experiment was queued from."""
+    path = Path(source)
+    if path.is_absolute():
+        return path
+    here = (root / path).resolve()
+    copy = root.resolve()
+    if not here.exists() and copy.parent.match(QUEUE_COPIES):
+        return (copy.parents[3] / path).resolve()
+    return here
+
+
 def registry_problem(name: str, datasets: Mapping[str, dict]) -> str | None:
     """Why dataset ``name`` cannot be downloaded from the registry's ``datasets``, or None: it is not listed
     there, or it has no direct download (the message then says where to get it by hand)."""
@@ -405,7 +423,7 @@ def split_sizes(name: str, entry: DatasetSource, root: Path) -> dict[str, int] |
         splits = registry.get(name, {}).get("splits", {})
         sizes = {s: spec["pairs"] for s, spec in splits.items() if "pairs" in spec and entry.split in (None, s)}
     else:
-        folder = (root / entry.source).resolve()
+        folder = source_path(entry.source, root)
         if not folder.is_dir():
             return None
         try:
@@ -435,7 +453,7 @@ def run_download(cfg: Download, root: Path) -> dict[str, dict[str, int]]:
     for name, entry in cfg.datasets.items():
         source: str | Path = entry.source
         if source != REGISTRY_SOURCE:
-            source = (root / source).resolve()
+            source = source_path(source, root)
             if not source.exists() and entry.optional:
                 log.warning("skipping optional dataset %s: source %s not found", name, source)
                 continue

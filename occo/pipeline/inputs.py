@@ -26,7 +26,7 @@ from typing import Any
 from occo.config import DatasetSource, Params
 from occo.config.types import VGG_LOSS_TERMS
 from occo.data.io import DataError, sha256_file, write_text_atomic
-from occo.fetch.datasets import REGISTRY_SOURCE, registry_problem, split_sizes
+from occo.fetch.datasets import REGISTRY_SOURCE, registry_problem, source_path, split_sizes
 from occo.fetch.registry import full_split, load_registry
 from occo.fetch.weights import (
     ENCODER_WEIGHTS,
@@ -307,7 +307,7 @@ def _dataset_problem(name: str, entry: DatasetSource, root: Path, datasets: Mapp
     if source == REGISTRY_SOURCE:
         problem = registry_problem(name, datasets)
         return None if problem is None else f"dataset {problem}"
-    if not _resolve(source, root).exists():
+    if not source_path(source, root).exists():
         return (
             f"dataset {name}: source {source} not found; set download.datasets.{name}.source to its folder or archive"
         )
@@ -335,7 +335,7 @@ def _dataset_inputs(cfg: Params, root: Path, cache: HashCache, manifests: Manife
                 missing.append(problem)
             continue
         if entry.source != REGISTRY_SOURCE:
-            path = _resolve(entry.source, root)
+            path = source_path(entry.source, root)
             manifests["download"][f"download.datasets.{name}.source"] = {
                 "path": _display(path, root),
                 **digest(path, cache),

@@ -9,6 +9,7 @@ in the paper's table (``occo.report.paper.studies``) and its study table renders
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from occo.config import as_dict, load_params
@@ -17,7 +18,7 @@ from occo.report.paper.comparison import study_table
 from occo.report.paper.grid import Study
 from occo.report.paper.reference import PaperReference
 from occo.report.paper.runs import Run, scores_of, sibling_runs
-from occo.report.paper.studies import classify, same, value_at
+from occo.report.paper.studies import Placement, classify, same, value_at
 from occo.report.render.document import Block, Paragraph, TableBlock, to_markdown
 from occo.report.render.tables import Row, Table
 
@@ -69,6 +70,17 @@ def without_table(study: Study, runs: list[Run]) -> tuple[list[Block], set[str]]
     return [TableBlock(table, caption), Paragraph("The paper prints no table for this study.")], covered
 
 
+def beside_its_row(study: Study, run: Run, placement: Placement) -> Placement:
+    """A variant run of a study row (set up otherwise, e.g. at smoke sizes) beside the printed row of the study row
+    it sets: the study's view compares each run with the paper's row it aims at, and still names how it differs
+    (the report keeps variants on no printed row)."""
+    name = of_row(study, dict(run.params))
+    if placement.row is not None or not placement.variant or name is None:
+        return placement
+    aimed = next(r.paper_row for r in study.rows if r.name == name)
+    return replace(placement, row=next((r for r in placement.table.rows if r.row == aimed), None))
+
+
 def show_study(study: Study, paper: PaperReference, root: Path) -> str:
     """The study's table as markdown, and the rows no run is on yet."""
     current, runs, notes = study_runs(root, study.dataset)
@@ -79,7 +91,12 @@ def show_study(study: Study, paper: PaperReference, root: Path) -> str:
         blocks += shown
         missing = [r for r in study.rows if r.name not in covered]
     else:
-        placed = [(run, p) for run in runs for p in classify(run.params, paper) if p.table is table]
+        placed = [
+            (run, beside_its_row(study, run, p))
+            for run in runs
+            for p in classify(run.params, paper)
+            if p.table is table
+        ]
         split = load_params(root / "params.yaml").evaluate.split_of(study.dataset)
         if placed:
             blocks += study_table(table, placed, current, paper.settings, split)

@@ -387,3 +387,20 @@ def test_published_results_under_a_reserved_method_name_are_refused(tmp_path, na
         import_dataset("DS", src, tmp_path / "raw", split="test", external_root=tmp_path / "ext")
     assert str(err.value).startswith(f"{src / 'fused' / name}: published results may not be named {name!r}")
     assert not (tmp_path / "ext" / name).exists()
+
+
+def test_a_queued_experiment_reads_a_relative_source_from_the_workspace_it_was_queued_from(tmp_path):
+    """DVC's queue runs an experiment in <workspace>/.dvc/tmp/exps/<run>, a copy of the workspace: a source beside
+    the repository (../shared) is not in the copy, so it is read relative to the workspace."""
+    from occo.fetch.datasets import source_path
+
+    workspace, shared = tmp_path / "repo", tmp_path / "shared" / "FMB"
+    shared.mkdir(parents=True)
+    (workspace / "data" / "FMB").mkdir(parents=True)
+    copy = workspace / ".dvc" / "tmp" / "exps" / "tmpabc"
+    (copy / "data" / "FMB").mkdir(parents=True)
+    assert source_path("../shared/FMB", workspace) == shared
+    assert source_path("../shared/FMB", copy) == shared
+    assert source_path("data/FMB", copy) == copy / "data" / "FMB"  # what the copy holds stays the copy's
+    assert source_path(shared, copy) == shared
+    assert source_path("../shared/FMB", tmp_path / "elsewhere") == tmp_path / "shared" / "FMB"

@@ -72,6 +72,18 @@ def test_a_paper_study_beside_the_paper(tmp_path: Path) -> None:
     assert "rows of table7-w6-0.1, table7-w6-1 (" in text  # the workspace is on row 10
 
 
+def test_a_variant_run_sits_beside_the_row_it_aims_at_and_says_how_it_differs(tmp_path: Path) -> None:
+    """Smoke-size runs differ from the paper's setup (a variant in the report): the study's view still sets each
+    beside the printed row of the study row it sets, and names the params it differs in."""
+    root, params = workspace(tmp_path)
+    short = params | {"omega6": 100, "train": {**params["train"], "max_steps": 10}}
+    experiment(root, "table7-w6-100", short, {"EN": 6.5, "SF": 12.0, "AG": 4.0, "CC": 0.6})
+    text = show_study(load_studies().get("table7"), load_paper(), root)
+    assert "| table7-w6-100 | 6.500 | 12.000 | 4.000 | 0.600 |\n| *100 (paper, Table 7)* |" in text
+    assert "`table7-w6-100` differs from the paper's settings in `train.max_steps=10`: a variant" in text
+    assert "rows of table7-w6-0.1, table7-w6-1, table7-w6-10 (" in text
+
+
 def test_a_study_without_a_paper_table_lists_its_runs(tmp_path: Path) -> None:
     root, params = workspace(tmp_path)
     experiment(root, "long-crops", params | {"train": {**params["train"], "crop": 128}}, {"EN": 6.0}, "MSRS")
