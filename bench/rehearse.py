@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.gpu_check.runner import OFFLINE
+
 REPO = Path(__file__).resolve().parents[1]
 RUNNING = re.compile(r"Running stage '([^']+)'")
 DONE = re.compile(
@@ -42,14 +44,6 @@ DONE = re.compile(
 )
 SHARED_DATASETS = ("TNO", "TNO42", "MSRS", "M3FD", "FMB")
 """The datasets params.yaml imports from ../shared (``download.datasets``); each is cut to 1 pair per split."""
-OFFLINE = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "YOLO_OFFLINE": "1",
-    "YOLO_AUTOINSTALL": "0",
-    "DVC_NO_ANALYTICS": "1",
-}
-"""The Makefile's offline settings."""
 
 
 def default_fuse_datasets() -> list[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -58,8 +57,8 @@ class OCCOLoss(nn.Module):
     """Pixel loss + ω6 × contextual contrastive loss (Eq. 20), per ``params.yaml``.
 
     ``forward(fused, ir=, vi=, ir_mask=, vi_mask=)`` takes (B, 1, H, W) tensors: fused output and source
-    luminances in [0, 1], binary infrared/visible object masks; B = ``groups``·n (default 12 = 4 × 3,
-    anchors and positives from the first group). It returns a dict of scalar tensors: ``ssim``,
+    luminances in [0, 1], binary infrared/visible object masks; B = 4·n, the contrastive loss's groups
+    (default 12 = 4 × 3, anchors and positives from the first group). It returns a dict of scalar tensors: ``ssim``,
     ``intensity``, ``texture``, ``pixel``, then ``unique_ir``, ``unique_vi``, ``shared_ir``,
     ``shared_vi``, ``background``, ``contrast`` and ``total`` (backpropagate ``total``). A
     contrastive term skipped for this batch (its region empty in every anchor) is absent, not 0;
@@ -73,61 +72,32 @@ class OCCOLoss(nn.Module):
     def __init__(
         self,
         *,
-        omega1: float,
-        omega2: float,
-        omega3: float,
-        omega4: float,
-        omega5: float,
+        pixel: PixelLoss,
         omega6: float,
-        cx_variant: str,
-        distance_form: str,
-        feature_space: str,
-        compat: str,
-        vgg_weights: str | Path | None,
-        vgg_random_init: bool,
-        groups: int = 4,
+        contrast: ContextualContrastiveLoss | None = None,
+        masked: MaskedIntensityLoss | None = None,
     ) -> None:
         super().__init__()
+        if (contrast is None) == (masked is None):
+            raise ValueError("OCCOLoss takes a contrastive loss (Eq. 20) or a masked intensity loss (Eq. 21), one")
         self.omega6 = omega6
-        self.pixel = PixelLoss(omega4=omega4, omega5=omega5, compat=compat)
-        self.contrast: ContextualContrastiveLoss | None = None
-        self.masked: MaskedIntensityLoss | None = None
-        if get_feature_space(feature_space).contrastive:
-            self.contrast = ContextualContrastiveLoss(
-                omega1=omega1,
-                omega2=omega2,
-                omega3=omega3,
-                cx_variant=cx_variant,
-                distance_form=distance_form,
-                feature_space=feature_space,
-                compat=compat,
-                groups=groups,
-                vgg_weights=vgg_weights,
-                vgg_random_init=vgg_random_init,
-            )
-        else:
-            self.masked = MaskedIntensityLoss(omega1=omega1, omega2=omega2)
+        self.pixel = pixel
+        self.contrast = contrast
+        self.masked = masked
 
     @classmethod
     def from_config(cls, cfg: Params) -> OCCOLoss:
-        """Built from the params: omega1..omega6, ``loss.compat``, ``loss.cx_variant``, ``loss.distance_form``,
-        ``ablation.feature_space``, ``train.vgg_weights`` and ``train.vgg_random_init`` (warned about here, once
-        for both of the loss's VGG19 networks)."""
+        """Built from the params: omega1..omega6, ``loss.compat``, ``ablation.feature_space`` and, for the
+        contrastive loss, :func:`contrast_from_config`'s (``train.vgg_random_init`` warned about here, once for
+        both of the loss's VGG19 networks)."""
         if cfg.train.vgg_random_init:
             log.warning("the VGG19 loss networks have RANDOM weights (train.vgg_random_init: true): not the paper's")
+        contrastive = get_feature_space(cfg.ablation.feature_space).contrastive
         return cls(
-            omega1=cfg.omega1,
-            omega2=cfg.omega2,
-            omega3=cfg.omega3,
-            omega4=cfg.omega4,
-            omega5=cfg.omega5,
+            pixel=PixelLoss(omega4=cfg.omega4, omega5=cfg.omega5, compat=cfg.loss.compat),
             omega6=cfg.omega6,
-            cx_variant=cfg.loss.cx_variant,
-            distance_form=cfg.loss.distance_form,
-            feature_space=cfg.ablation.feature_space,
-            compat=cfg.loss.compat,
-            vgg_weights=cfg.train.vgg_weights,
-            vgg_random_init=cfg.train.vgg_random_init,
+            contrast=contrast_from_config(cfg) if contrastive else None,
+            masked=None if contrastive else MaskedIntensityLoss(omega1=cfg.omega1, omega2=cfg.omega2),
         )
 
     def forward(
