@@ -5,6 +5,7 @@ process writes, on the synthetic set with tiny random-init models."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib.util
 import json
 import os
@@ -149,10 +150,24 @@ def _tree(root: Path) -> dict[str, bytes]:
     }
 
 
+def _differences(expected: dict[str, bytes], got: dict[str, bytes]) -> str:
+    """The files that differ, text files as a unified diff (one process first), so a failure shows its rows."""
+    out = []
+    for name in (n for n in expected if got[n] != expected[n]):
+        try:
+            lines = [data.decode("utf-8").splitlines() for data in (expected[name], got[name])]
+        except UnicodeDecodeError:
+            out.append(f"{name}: binary, {len(expected[name])} vs {len(got[name])} bytes")
+            continue
+        out += difflib.unified_diff(*lines, f"one/{name}", f"many/{name}", lineterm="", n=0)
+    return "\n".join(out)
+
+
 def _same_outputs(one: Path, many: Path) -> None:
     expected, got = _tree(one), _tree(many)
     assert sorted(got) == sorted(expected)
-    assert [name for name in expected if got[name] != expected[name]] == []
+    differences = _differences(expected, got)
+    assert not differences, differences
     assert not fragments_dir(many).exists()  # the merge removed the fragments
 
 
