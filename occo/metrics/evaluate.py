@@ -15,7 +15,6 @@ import csv
 import io
 import logging
 import math
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,7 +31,7 @@ from tqdm import tqdm
 from occo.data.io import DataError, load_array, read_size
 from occo.data.pairs import Pair, image_size, index_images, load_pair
 from occo.metrics.suite import METRICS, grey_levels, prepare_sources, score
-from occo.pipeline.device import resolve_batch_size, resolve_device
+from occo.pipeline.device import resolve_batch_size, resolve_device, usable_cpus
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,14 +62,6 @@ class _Item:
 
 MIN_SIDE = 2
 """Fewest pixels per side an image may have to be scored (a gradient needs two)."""
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _load_item(pair: Pair, folders: dict[str, dict[str, Path]], variant: str) -> _Item:
@@ -221,7 +212,7 @@ def score_pairs(
     folders = _index_methods(pairs, methods)
     dev = resolve_device(device)
     jobs = _jobs(pairs, resolve_batch_size(batch_size, dev))
-    cores = available_cores()
+    cores = usable_cpus()
     workers = cores if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers}")

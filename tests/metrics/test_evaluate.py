@@ -317,7 +317,7 @@ def test_each_image_decoded_once_and_torch_threads_share_the_cores(tmp_path, mon
         return real_score(*args, **kwargs)
 
     monkeypatch.setattr(ev, "_score_job", spying)
-    monkeypatch.setattr(ev, "available_cores", lambda: 4)
+    monkeypatch.setattr(ev, "usable_cpus", lambda: 4)
     before = torch.get_num_threads()
     methods = {"mean": None, "M1": tmp_path / "fused" / "M1", "M2": tmp_path / "fused" / "M2"}
     frame = evaluate_pairs(pairs, methods, device="cpu", workers=2)
