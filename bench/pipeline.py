@@ -44,32 +44,42 @@ def ran_stages(log: str) -> list[str]:
     return RUNNING.findall(log)
 
 
-def stage_times(log: str) -> dict[str, float]:
-    """Seconds per stage: each ``stage … done in N s`` line (occo.pipeline.entry) belongs to the stage DVC
-    started last."""
-    times: dict[str, float] = {}
-    current = None
+def stage_lines(log: str, done: re.Pattern[str] = DONE) -> list[tuple[str, re.Match[str]]]:
+    """``(stage, match)`` for every line of ``log`` that ``done`` matches (a ``stage … done in …`` line of
+    occo.pipeline.entry), in order: each belongs to the stage DVC started last."""
+    found, current = [], None
     for line in log.splitlines():
         if (m := RUNNING.search(line)) is not None:
             current = m.group(1)
-        elif (m := DONE.search(line)) is not None and current is not None:
-            times[current] = times.get(current, 0.0) + float(m.group(1))
+        elif (m := done.search(line)) is not None and current is not None:
+            found.append((current, m))
+    return found
+
+
+def stage_times(log: str) -> dict[str, float]:
+    """Seconds per stage (:func:`stage_lines`), summed over its ``done in N s`` lines."""
+    times: dict[str, float] = {}
+    for stage, m in stage_lines(log):
+        times[stage] = times.get(stage, 0.0) + float(m.group(1))
     return times
+
+
+def step(clone: Path, logs: Path, name: str, cmd: list[str], env: dict[str, str]) -> float:
+    """Run ``cmd`` in ``clone`` with its output in ``logs/<name>.log``; its wall time. Exits when it fails."""
+    start = time.perf_counter()
+    with (logs / f"{name}.log").open("w") as out:
+        code = subprocess.call(cmd, cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - start
+    print(f"bench: {' '.join(cmd)}: {seconds:.0f} s (exit {code})", file=sys.stderr)
+    if code:
+        raise SystemExit(f"bench: {name} failed; see {logs / (name + '.log')}")
+    return seconds
 
 
 def run_steps(clone: Path, logs: Path) -> dict[str, float]:
     """Run every step in ``clone``, writing ``<step>.log`` into ``logs``; returns the wall time of each."""
     env = os.environ | {"PYTHONPATH": str(clone)}
-    walls = {}
-    for name, cmd in STEPS.items():
-        start = time.perf_counter()
-        with (logs / f"{name}.log").open("w") as out:
-            code = subprocess.call(cmd, cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT)
-        walls[name] = time.perf_counter() - start
-        print(f"bench: {' '.join(cmd)}: {walls[name]:.0f} s (exit {code})", file=sys.stderr)
-        if code:
-            raise SystemExit(f"bench: {name} failed; see {logs / (name + '.log')}")
-    return walls
+    return {name: step(clone, logs, name, cmd, env) for name, cmd in STEPS.items()}
 
 
 def report(logs: Path, walls: dict[str, float] | None) -> str:

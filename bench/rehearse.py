@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.gpu_check.runner import OFFLINE
+from bench.pipeline import stage_lines
 
 REPO = Path(__file__).resolve().parents[1]
-RUNNING = re.compile(r"Running stage '([^']+)'")
 DONE = re.compile(
-    r"stage \S+ done in (?P<run>[0-9.]+) s \((?P<process>[0-9.]+) s since the process started\); "
+    r"stage \S+ done in [0-9.]+ s \((?P<process>[0-9.]+) s since the process started\); "
     r"peak RSS (?P<rss>[0-9.]+) GB, CUDA (?P<cuda>[0-9.]+) GB"
 )
 SHARED_DATASETS = ("TNO", "TNO42", "MSRS", "M3FD", "FMB")
@@ -101,22 +101,17 @@ class StageRow:
 
 
 def stage_rows(log: str) -> list[StageRow]:
-    """Every stage that finished, in order: each ``stage … done in …`` line belongs to the stage DVC started last."""
-    rows, current = [], None
-    for line in log.splitlines():
-        if (m := RUNNING.search(line)) is not None:
-            current = m.group(1)
-        elif (m := DONE.search(line)) is not None and current is not None:
-            figures = (float(m.group(k)) for k in ("process", "rss", "cuda"))
-            rows.append(StageRow(current, *figures))
-    return rows
+    """Every stage that finished, in order (:func:`bench.pipeline.stage_lines`)."""
+    return [StageRow(stage, *(float(m[k]) for k in ("process", "rss", "cuda"))) for stage, m in stage_lines(log, DONE)]
 
 
 def machine() -> str:
     """The CPU, its cores, memory and the GPU, in words."""
     import torch
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from occo.pipeline.device import usable_cpus
+
+    cpus = usable_cpus()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{platform.processor() or platform.machine()}, {cpus} usable cores, {mem:.0f} GiB RAM, {gpu}"

@@ -8,7 +8,7 @@ DVC's run cache (which would restore them instead of running them), and runs the
 It prints the wall time of each, their ratio, the CPU count and the load average sampled while each ran
 (other processes on the machine slow both).
 
-    python bench/studies.py                # about half an hour on a busy 2-core machine
+    python -m bench.studies                # about half an hour on a busy 2-core machine
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
+
+from bench.pipeline import step
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = "w1-0,w0.8-0.2,w0.2-0.8,w0-1"
@@ -51,18 +52,6 @@ class LoadSampler:
     def summary(self) -> str:
         mean = sum(self.samples) / len(self.samples)
         return f"{mean:.1f} (from {min(self.samples):.1f} to {max(self.samples):.1f})"
-
-
-def step(clone: Path, logs: Path, name: str, cmd: list[str], env: dict[str, str]) -> float:
-    """Run ``cmd`` in ``clone`` with its output in ``logs/<name>.log``; its wall time. Exits when it fails."""
-    start = time.perf_counter()
-    with (logs / f"{name}.log").open("w") as out:
-        code = subprocess.call(cmd, cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - start
-    print(f"bench: {' '.join(cmd)}: {seconds:.0f} s (exit {code})", file=sys.stderr)
-    if code:
-        raise SystemExit(f"bench: {name} failed; see {logs / (name + '.log')}")
-    return seconds
 
 
 def prepare(clone: Path, logs: Path, env: dict[str, str]) -> float:

@@ -1,4 +1,4 @@
-"""Step 8: two DVC queue workers on two GPUs, each experiment's stage on a GPU of its own through ``device: auto``.
+"""Step 9: two DVC queue workers on two GPUs, each experiment's stage on a GPU of its own through ``device: auto``.
 
 In a probe workspace (``bench/probe_study.py``: one stage that resolves ``auto`` and keeps its GPU busy with
 matrix products), ``occo study table6 --queue`` queues two rows and ``dvc queue start -j 2`` runs them. PASS
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from bench.gpu_check.context import FAIL, PASS, REPO, SKIP, Context, Row
 from bench.probe_study import make_probe, overlapping_on_one_gpu, probe_runs
 
-NAME = "8 queue: 2 workers on 2 GPUs"
+NAME = "9 queue: 2 workers on 2 GPUs"
 ROWS = ("w1-0", "w0-1")
 
 

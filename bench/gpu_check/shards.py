@@ -1,4 +1,4 @@
-"""Step 9: the fuse stage sharded over two GPUs (two torchrun ranks) writes what one process writes.
+"""Step 10: the fuse stage sharded over two GPUs (two torchrun ranks) writes what one process writes.
 
 On a synthetic test split (32 pairs at 640x480) and a random-init checkpoint of the configured network,
 ``stages/fuse.py`` runs once in one process and once under ``torchrun --standalone --nproc-per-node 2``
@@ -21,7 +21,7 @@ import yaml
 
 from bench.gpu_check.context import FAIL, PASS, REPO, SKIP, Context, Row
 
-NAME = "9 shards: fuse on 2 GPUs"
+NAME = "10 shards: fuse on 2 GPUs"
 FUSED = Path("data/fused/occo/synthetic/test")
 
 
