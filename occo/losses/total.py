@@ -88,10 +88,7 @@ class OCCOLoss(nn.Module):
     @classmethod
     def from_config(cls, cfg: Params) -> OCCOLoss:
         """Built from the params: omega1..omega6, ``loss.compat``, ``ablation.feature_space`` and, for the
-        contrastive loss, :func:`contrast_from_config`'s (``train.vgg_random_init`` warned about here, once for
-        both of the loss's VGG19 networks)."""
-        if cfg.train.vgg_random_init:
-            log.warning("the VGG19 loss networks have RANDOM weights (train.vgg_random_init: true): not the paper's")
+        contrastive loss, :func:`contrast_from_config`'s."""
         contrastive = get_feature_space(cfg.ablation.feature_space).contrastive
         return cls(
             pixel=PixelLoss(omega4=cfg.omega4, omega5=cfg.omega5, compat=cfg.loss.compat),
@@ -130,7 +127,10 @@ class OCCOLoss(nn.Module):
 
 def contrast_from_config(cfg: Params) -> ContextualContrastiveLoss:
     """L_CCL (Eq. 5) of the params: omega1..omega3, ``loss.compat``, ``loss.cx_variant``, ``loss.distance_form``,
-    ``ablation.feature_space``, ``train.vgg_weights``, ``train.vgg_random_init``."""
+    ``ablation.feature_space``, ``train.vgg_weights``, ``train.vgg_random_init`` (warned about here, once for both
+    of the loss's VGG19 networks, whichever term builds it)."""
+    if cfg.train.vgg_random_init:
+        log.warning("the VGG19 loss networks have RANDOM weights (train.vgg_random_init: true): not the paper's")
     return ContextualContrastiveLoss(
         omega1=cfg.omega1,
         omega2=cfg.omega2,
@@ -163,23 +163,21 @@ class LossTerm:
 
     ``build(cfg)``: its module, called ``module(fused, **inputs)``; ``value``: the entry of the module's output
     that enters the total; ``weight(cfg)``: its weight there; ``inputs``: the keyword inputs it takes (of
-    ``ir``, ``vi``, ``ir_mask``, ``vi_mask``, ``features``); ``masks``: it needs object masks and the batch of
-    4 groups; ``vgg``: it loads the VGG19 loss network.
+    ``ir``, ``vi``, ``ir_mask``, ``vi_mask``, ``features``); ``vgg``: it loads the VGG19 loss network.
     """
 
     build: Callable[[Params], nn.Module]
     value: str
     weight: Callable[[Params], float]
     inputs: tuple[str, ...]
-    masks: bool
     vgg: bool
 
 
 SOURCES_AND_MASKS = ("ir", "vi", "ir_mask", "vi_mask")
 LOSS_TERMS: dict[str, LossTerm] = {
-    "occo": LossTerm(lambda cfg: OCCOLoss.from_config(cfg), "total", lambda cfg: 1.0, SOURCES_AND_MASKS, True, True),
-    "rfn": LossTerm(rfn_from_config, "rfn", lambda cfg: 1.0, ("vi", "features"), False, False),
-    "ccl": LossTerm(contrast_from_config, "contrast", lambda cfg: cfg.beta, SOURCES_AND_MASKS, True, True),
+    "occo": LossTerm(lambda cfg: OCCOLoss.from_config(cfg), "total", lambda cfg: 1.0, SOURCES_AND_MASKS, True),
+    "rfn": LossTerm(rfn_from_config, "rfn", lambda cfg: 1.0, ("vi", "features"), False),
+    "ccl": LossTerm(contrast_from_config, "contrast", lambda cfg: cfg.beta, SOURCES_AND_MASKS, True),
 }
 """``loss.terms`` names -> terms (occo.config.types.LossTermName copies the keys)."""
 
@@ -187,11 +185,6 @@ LOSS_TERMS: dict[str, LossTerm] = {
 def needs_features(terms: list[str]) -> bool:
     """Whether a term compares the network's intermediate features (the network must return them)."""
     return any("features" in LOSS_TERMS[t].inputs for t in terms)
-
-
-def needs_vgg(terms: list[str]) -> bool:
-    """Whether a term loads the VGG19 loss network."""
-    return any(LOSS_TERMS[t].vgg for t in terms)
 
 
 class TotalLoss(nn.Module):
