@@ -34,14 +34,13 @@ from occo.nn.checkpoint import load_model
 from occo.nn.networks import Network, fuse_luminance, network
 from occo.nn.split import raw_in_parts
 from occo.pipeline.device import resolve_batch_size, resolve_device
-from occo.pipeline.memory import memory_budget
+from occo.pipeline.memory import GIB, memory_budget
 from occo.pipeline.shard import WHOLE, Shard, ShardedStage
 from occo.pipeline.sources import FUSED, PUBLISHED
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "occo-checkpoint-sha256"
-_GIB = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -258,11 +257,11 @@ def _raw(
         raw = net.raw_tiled(model, ir=ir, vi=vi, budget=budget, device=device, rule=rule)
     except ValueError as exc:
         raise DataError(
-            f"{pair.ir} needs about {need / _GIB:.3g} GB in one pass, over the memory budget of "
-            f"{budget / _GIB:.3g} GB; cannot fuse it in tiles: {exc}"
+            f"{pair.ir} needs about {need / GIB:.3g} GB in one pass, over the memory budget of "
+            f"{budget / GIB:.3g} GB; cannot fuse it in tiles: {exc}"
         ) from exc
     log.info(
-        "%s: about %.3g GB in one pass, over the %.3g GB budget; fused in tiles", pair.ir, need / _GIB, budget / _GIB
+        "%s: about %.3g GB in one pass, over the %.3g GB budget; fused in tiles", pair.ir, need / GIB, budget / GIB
     )
     return raw
 

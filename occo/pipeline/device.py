@@ -49,9 +49,6 @@ def auto_device() -> torch.device:
     return torch.device("cuda", claim.index)
 
 
-log = logging.getLogger(__name__)
-
-
 def resolve_device(name: str | torch.device, param: str = "device") -> torch.device:
     """``'auto'`` → :func:`auto_device` (CUDA when available, one GPU per process, else CPU); ``'cpu'``;
     ``'cuda'`` / ``'cuda:N'`` when that device exists. The name is a ``Device`` of the schema (a param, or a

@@ -32,6 +32,8 @@ from torch import Tensor
 from occo.config import Arch
 from occo.config.sections import NEST_SCALES
 from occo.data.io import CheckpointError, read_checkpoint, sha256_file
+from occo.nn.checkpoint import save_checkpoint
+from occo.nn.networks import build_network
 from occo.nn.rfn_nest.model import RFNNest
 
 AUTOENCODER_FILE = "nestfuse_gray_1e2.model"
@@ -140,7 +142,6 @@ def mapped_state(state: dict[str, Tensor], expected: dict[str, Tensor], what: st
 def autoencoder_state(path: str | Path, arch: Arch) -> dict[str, Tensor]:
     """The encoder and decoder weights of ``path``: the authors' NestFuse auto-encoder (``.model`` or its zip),
     or an occo checkpoint of an RFN-Nest with the same ``nest_widths``."""
-    from occo.nn.networks import build_network  # the network registry imports this package
 
     path = Path(path)
     expected = {k: v for k, v in build_network(arch).state_dict().items() if k.startswith(("encoder.", "decoder."))}
@@ -173,7 +174,6 @@ def published_widths(state: dict[str, Tensor]) -> list[int]:
 def published_model(autoencoder: str | Path, rfn: str | Path) -> RFNNest:
     """An RFN-Nest holding the authors' two files (each a ``.model`` or its published zip); its ``nest_widths``
     are read from the auto-encoder. CheckpointError names every key that does not map or fit."""
-    from occo.nn.networks import build_network  # the network registry imports this package
 
     ae_state = read_published(autoencoder, AUTOENCODER_FILE)
     widths = published_widths(ae_state)
@@ -198,7 +198,6 @@ def published_model(autoencoder: str | Path, rfn: str | Path) -> RFNNest:
 def convert_rfn_nest(autoencoder: str | Path, rfn: str | Path, dst: str | Path) -> Path:
     """The authors' auto-encoder and RFN files as one occo checkpoint (``arch.name: rfn_nest``), recording
     both sources' names and sha256."""
-    from occo.nn.checkpoint import save_checkpoint  # checkpoint.py builds networks through the registry
 
     model = published_model(autoencoder, rfn)
     sources = {
