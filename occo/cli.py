@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from occo.config.types import PositiveInt
 from occo.data.io import IMAGE_EXTS, MAX_PIXELS, write_text_atomic
 from occo.data.pairs import find_pairs
 from occo.metrics.evaluate import BASELINES, fusion_table, rows_to_csv, score_pairs, summarise
 from occo.metrics.suite import VARIANTS
 from occo.pipeline.device import batch_size_flag, device_flag
-from occo.pipeline.flags import max_pixels_flag, split_above_flag
+from occo.pipeline.flags import max_pixels_flag, schema_flag, split_above_flag
 from occo.pipeline.process import skip_final_collection
 
 
@@ -267,9 +268,7 @@ def _study(args: argparse.Namespace) -> None:
 
 def jobs_flag(value: str) -> int:
     """argparse type of ``occo study --jobs``: a positive number of queue workers."""
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"{value!r}: give a positive number of queue workers")
-    return int(value)
+    return schema_flag(PositiveInt, value, "--jobs")
 
 
 def add_study(sub: argparse._SubParsersAction) -> None:

@@ -34,6 +34,7 @@ from occo.data.synthetic import make_synthetic
 from occo.fetch.archive import extract, is_archive
 from occo.fetch.download import LOCAL_SOURCE_HINT, fetch, registry_checks
 from occo.fetch.registry import load_registry
+from occo.pipeline.gpus import queued_from
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,6 @@ class _Plan:
     provenance: tuple[tuple[Path, str], ...]  # (source file, destination relative to <name>/)
 
 
-QUEUE_COPIES = ".dvc/tmp/exps"
-"""Where DVC's queue runs each experiment, in a copy of the workspace (``<workspace>/.dvc/tmp/exps/<run>``)."""
-
-
 def source_path(source: str | Path, root: Path) -> Path:
     """A local dataset source as an absolute path: as given when absolute, else relative to ``root``; in a copy
     that DVC's queue runs an experiment in, a relative source the copy lacks (one beside the repository, such as
@@ -74,9 +71,9 @@ def source_path(source: str | Path, root: Path) -> Path:
     if path.is_absolute():
         return path
     here = (root / path).resolve()
-    copy = root.resolve()
-    if not here.exists() and copy.parent.match(QUEUE_COPIES):
-        return (copy.parents[3] / path).resolve()
+    workspace = queued_from(root.resolve())
+    if not here.exists() and workspace is not None:
+        return (workspace / path).resolve()
     return here
 
 

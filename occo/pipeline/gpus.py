@@ -29,14 +29,19 @@ QUEUE_COPY = (".dvc", "tmp", "exps")
 """Where DVC's queue puts its temporary copies of a workspace, under the workspace."""
 
 
+def queued_from(folder: Path) -> Path | None:
+    """The workspace ``folder`` (resolved) is a queue's temporary copy of (``<workspace>/.dvc/tmp/exps/<tmp>``), or
+    None when it is no such copy."""
+    return folder.parents[3] if folder.parts[-4:-1] == QUEUE_COPY else None
+
+
 def workspace_of(start: Path) -> Path | None:
     """The DVC workspace a process in ``start`` works for: the nearest folder at or above it holding ``.dvc``,
-    where a queue's temporary copy (``<workspace>/.dvc/tmp/exps/<tmp>``) counts as its workspace; None outside
-    a DVC repository."""
+    where a queue's temporary copy counts as its workspace (:func:`queued_from`); None outside a DVC repository."""
     start = start.resolve()
     for folder in (start, *start.parents):
         if (folder / ".dvc").is_dir():
-            return folder.parents[3] if folder.parts[-4:-1] == QUEUE_COPY else folder
+            return queued_from(folder) or folder
     return None
 
 

@@ -27,6 +27,9 @@ from typing import TypeVar
 
 import torch
 
+from occo.config.types import PositiveInt
+from occo.pipeline.flags import schema_flag
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -70,9 +73,7 @@ def shard_flag(value: str) -> Shard:
 
 def count_flag(value: str) -> int:
     """argparse type of ``--merge``: a whole number of shards, at least 1."""
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"{value!r}: a whole number of shards, at least 1")
-    return int(value)
+    return schema_flag(PositiveInt, value, "--merge")
 
 
 def procs_from_env() -> int:
