@@ -16,13 +16,18 @@ from pathlib import Path
 EXP_REF = re.compile(r"^refs/exps/([0-9a-f]{2})/([0-9a-f]{38})/(.+)$")
 
 
-def git(root: Path, *args: str) -> str | None:
-    """``git -C root <args>``'s stdout, or None when git cannot answer."""
+def _stdout(root: Path, args: tuple[str, ...], *, text: bool) -> str | bytes | None:
+    """``git -C root <args>``'s stdout (text or bytes), or None when git cannot answer."""
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=text, timeout=60, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout if done.returncode == 0 else None
+
+
+def git(root: Path, *args: str) -> str | None:
+    """``git -C root <args>``'s stdout, or None when git cannot answer."""
+    return _stdout(root, args, text=True)
 
 
 def revision(root: Path) -> str | None:
@@ -60,10 +65,4 @@ def file_at(root: Path, commit: str, path: str) -> str | None:
 
 def git_bytes(root: Path, commit: str, path: str) -> bytes | None:
     """The bytes of ``path`` (relative to ``root``) at ``commit`` (an image, say); None when it is not there."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "show", f"{commit}:./{path}"], capture_output=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout if done.returncode == 0 else None
+    return _stdout(root, ("show", f"{commit}:./{path}"), text=False)

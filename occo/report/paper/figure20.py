@@ -20,16 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image, ImageFont
 
 from occo.config import Params, as_dict
-from occo.config.load import Yaml12Loader
 from occo.data.io import DataError, load_array, save_png, write_text_atomic
 from occo.data.pairs import find_pairs
 from occo.pipeline.sources import FUSED
 from occo.report.git import experiment_refs, git_bytes, revision
 from occo.report.headline import TRAINED
+from occo.report.paper.runs import params_at
 from occo.report.paper.studies import MISSING, value_at
 from occo.report.render.document import Block, Figure, Heading, Paragraph, TableBlock
 from occo.report.render.gallery import choose_ids, grid, tile, to_rgb
@@ -112,12 +111,8 @@ def fig20_runs(root: Path, cfg: Params, name: str, headline: dict[str, float]) -
         runs.append(Fig20Run(panel, name, current, lambda p: files.get(p) or _workspace_file(root, p)))
     head, refs = revision(root), experiment_refs(root)
     for ref in [r for r in refs or [] if r.baseline == head and r.name != name]:
-        text = git_bytes(root, ref.commit, "params.yaml")
-        try:
-            params = yaml.load(text, Loader=Yaml12Loader) if text is not None else None
-        except yaml.YAMLError:
-            params = None
-        if not isinstance(params, dict):
+        params = params_at(root, ref.commit)
+        if params is None:
             notes.append(f"experiment {ref.name}: params.yaml unreadable at {ref.commit[:7]}, skipped")
             continue
         if (panel := panel_of(params)) is not None:
@@ -151,11 +146,14 @@ def write_fig20_images(root: Path, cfg: Params, out_dir: Path) -> list[Path]:
     return written
 
 
-def _run_image(run: Fig20Run, dataset: str, split: str, image_id: str) -> np.ndarray | None:
-    """A run's kept fused image of ``image_id`` when it kept that pair of ``dataset``/``split``."""
+def _keeps(run: Fig20Run, dataset: str, split: str) -> bool:
+    """Whether ``run`` kept its fused images of ``dataset``/``split`` (its ``reports/fig20/run.json``)."""
     info = run.json(f"{FIG20.as_posix()}/run.json") or {}
-    if info.get("dataset") != dataset or info.get("split") != split:
-        return None
+    return info.get("dataset") == dataset and info.get("split") == split
+
+
+def _run_image(run: Fig20Run, image_id: str) -> np.ndarray | None:
+    """A run's kept fused image of ``image_id``, if it kept one."""
     data = run.read(f"{FIG20.as_posix()}/{image_id}.png")
     if data is None:
         return None
@@ -179,12 +177,13 @@ def fig20_gallery(root: Path, cfg: Params, runs: list[Fig20Run], out_dir: Path) 
     blocks: list[Block] = [
         Paragraph(f"{where}, left to right: infrared | visible | {' | '.join(r.label for r in runs)}.")
     ]
+    keeps = [_keeps(r, gallery.dataset, gallery.split) for r in runs]
     for image_id in ids:
         images = [
             ("infrared", to_rgb(load_array(pairs[image_id].ir))),
             ("visible", to_rgb(load_array(pairs[image_id].vi))),
         ]
-        images += [(r.label, _run_image(r, gallery.dataset, gallery.split, image_id)) for r in runs]
+        images += [(r.label, _run_image(r, image_id) if keep else None) for r, keep in zip(runs, keeps)]
         height, width = images[0][1].shape[:2]
         size = (max(1, round(width * TILE_HEIGHT / height)), TILE_HEIGHT)
         path = out_dir / f"fig20_{gallery.dataset}_{gallery.split}_{image_id}.png"
@@ -208,13 +207,10 @@ def fig20_tables(runs: list[Fig20Run], datasets: list[str], columns: list[str]) 
             table = Table(columns=columns, rows=rows, info_columns=["n"], label_header="Run")
             notes = "; ".join(f"{r.label}: {trained_on(r.params)}" for r in runs)
             blocks += [Heading(f"{dataset}", 3), TableBlock(table, f"Fusion metrics on {dataset}. Trained: {notes}.")]
+    headlines = {run.label: run.json("metrics/headline.json") or {} for run in runs}
     downstream = {
-        run.label: {
-            f"{d} {name}": (run.json("metrics/headline.json") or {}).get(f"{d}.{key}")
-            for d in datasets
-            for key, name in DOWNSTREAM.items()
-        }
-        for run in runs
+        label: {f"{d} {name}": headline.get(f"{d}.{key}") for d in datasets for key, name in DOWNSTREAM.items()}
+        for label, headline in headlines.items()
     }
     present = [
         c

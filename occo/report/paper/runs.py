@@ -123,6 +123,17 @@ def scores_of(doc: dict, method: str) -> dict[str, float | None] | None:
     return {k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None for k, v in entry.items()}
 
 
+def params_at(root: Path, commit: str) -> dict | None:
+    """params.yaml at ``commit``, read as DVC reads it (YAML 1.2: ``1e-4`` is a number); None when it is absent or
+    not a mapping."""
+    text = file_at(root, commit, "params.yaml")
+    try:
+        params = yaml.load(text, Loader=Yaml12Loader) if text is not None else None
+    except yaml.YAMLError:
+        return None
+    return params if isinstance(params, dict) else None
+
+
 def sibling_runs(root: Path, dataset: str, method: str, *, exclude: str | None) -> Siblings:
     """The experiments of HEAD's baseline (``exclude``: the name of the run being reported)."""
     found = Siblings()
@@ -134,12 +145,8 @@ def sibling_runs(root: Path, dataset: str, method: str, *, exclude: str | None) 
     if not refs:
         found.notes.append(f"no other experiment of baseline {head[:7]} in this workspace's git refs")
     for ref in refs:
-        text = file_at(root, ref.commit, "params.yaml")
-        try:  # read as DVC reads it (YAML 1.2: `1e-4` is a number), as this run's params were
-            params = yaml.load(text, Loader=Yaml12Loader) if text is not None else None
-        except yaml.YAMLError:
-            params = None
-        if not isinstance(params, dict):
+        params = params_at(root, ref.commit)
+        if params is None:
             found.notes.append(f"experiment {ref.name}: params.yaml unreadable at {ref.commit[:7]}, skipped")
             log.warning("experiment %s: params.yaml unreadable at %s, skipped", ref.name, ref.commit[:7])
             continue
