@@ -11,7 +11,7 @@ from occo.config import Params, load_params, override
 from occo.losses.contextual import ContextualLoss
 from occo.losses.contrastive import ContextualContrastiveLoss
 from occo.losses.masked import MaskedIntensityLoss
-from occo.losses.total import NonFiniteLossError, OCCOLoss, total_loss
+from occo.losses.total import NonFiniteLossError, OCCOLoss, build_loss, total_loss
 from support import REPO
 
 B, H = 12, 32
@@ -106,6 +106,15 @@ def test_random_vgg_is_warned_about_once(caplog):
     cfg = override(load_params(REPO / "params.yaml"), {"train.vgg_random_init": True})
     with caplog.at_level(logging.WARNING):
         OCCOLoss.from_config(cfg)
+    assert caplog.text.count("RANDOM weights (train.vgg_random_init: true)") == 1
+
+
+def test_random_vgg_of_the_ccl_term_is_warned_about_too(caplog):
+    """RFN-Nest with the ``ccl`` term builds L_CCL without OCCOLoss: its random VGG19 is said once all the same."""
+    changes = {"arch.name": "rfn_nest", "loss.terms": ["rfn", "ccl"], "train.vgg_random_init": True}
+    cfg = override(load_params(REPO / "params.yaml"), changes)
+    with caplog.at_level(logging.WARNING):
+        build_loss(cfg)
     assert caplog.text.count("RANDOM weights (train.vgg_random_init: true)") == 1
 
 
