@@ -74,17 +74,18 @@ def colourise(y: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
     return ycbcr_to_rgb(torch.cat([y, vi[1:]])).clamp(0, 1)
 
 
-def _other_makers(out_dir: Path, pairs: list[Pair], checkpoint_sha256: str) -> dict[str, list[Path]]:
+def _other_makers(out_dir: Path, pairs: list[Pair], checkpoint_sha256: str, verify: set[Path]) -> dict[str, list[Path]]:
     """PNGs in ``out_dir`` this run may not keep: ``outputs`` of ``pairs`` made by another (or no recorded)
-    checkpoint, ``damaged`` outputs of this one (cut short: the text tag sits before the pixels, so it survives
-    a cut), and ``others``, images of other ids tagged by another checkpoint."""
+    checkpoint, ``damaged`` outputs of this one among ``verify`` (cut short: the text tag sits before the pixels,
+    so it survives a cut; reading every pixel to tell is left to the outputs this process would keep), and
+    ``others``, images of other ids tagged by another checkpoint."""
     outputs = {out_dir / f"{p.id}.png" for p in pairs}
     found: dict[str, list[Path]] = {"outputs": [], "damaged": [], "others": []}
     for path in sorted(out_dir.glob("*.png")) if out_dir.is_dir() else []:
         maker = png_text(path, CHECKPOINT_KEY)
         if path in outputs and maker != checkpoint_sha256:
             found["outputs"].append(path)
-        elif path in outputs and not png_is_whole(path):
+        elif path in verify and not png_is_whole(path):
             log.warning("%s is cut short or damaged (made by this checkpoint): fusing it again", path)
             found["damaged"].append(path)
         elif path not in outputs and maker is not None and maker != checkpoint_sha256:
@@ -93,15 +94,21 @@ def _other_makers(out_dir: Path, pairs: list[Pair], checkpoint_sha256: str) -> d
 
 
 def _check_makers(
-    out_dir: Path, pairs: list[Pair], checkpoint_sha256: str, *, overwrite: bool, replace_other: bool
+    out_dir: Path,
+    pairs: list[Pair],
+    checkpoint_sha256: str,
+    *,
+    overwrite: bool,
+    replace_other: bool,
+    verify: set[Path],
 ) -> list[Path]:
     """The outputs of ``pairs`` this run fuses again: those made by another (or an unrecorded) checkpoint, and
-    damaged ones of this checkpoint.
+    damaged ones of this checkpoint among ``verify``.
 
     Without ``replace_other`` the former raise DataError unless ``overwrite``, as do images of other ids
     made by another checkpoint (a run would leave them beside its own); with it, those are deleted.
     """
-    found = _other_makers(out_dir, pairs, checkpoint_sha256)
+    found = _other_makers(out_dir, pairs, checkpoint_sha256, verify)
     stale, others = found["outputs"], found["others"]
     if replace_other:
         for path in others:
@@ -202,9 +209,15 @@ def _pending(
     out_dir: Path, pairs: list[Pair], checkpoint_sha256: str, *, overwrite: bool, replace_other: bool, shard: Shard
 ) -> list[Pair]:
     """The pairs of ``shard``'s share (in id order) to fuse: all with ``overwrite``, else those without an output
-    of this checkpoint (the makers of every pair's output checked first, :func:`_check_makers`)."""
-    stale = set(_check_makers(out_dir, pairs, checkpoint_sha256, overwrite=overwrite, replace_other=replace_other))
+    of this checkpoint (the makers of every pair's output checked first, :func:`_check_makers`; only the share's
+    own outputs are read whole)."""
     share = shard.take(sorted(pairs, key=lambda p: p.id))
+    verify = set() if overwrite else {out_dir / f"{p.id}.png" for p in share}  # overwrite fuses them all again
+    stale = set(
+        _check_makers(
+            out_dir, pairs, checkpoint_sha256, overwrite=overwrite, replace_other=replace_other, verify=verify
+        )
+    )
     todo = [p for p in share if overwrite or out_dir / f"{p.id}.png" in stale or not (out_dir / f"{p.id}.png").exists()]
     if len(todo) < len(share):
         log.info("%s: %d of %d outputs exist (this checkpoint's), skipped", out_dir, len(share) - len(todo), len(share))
