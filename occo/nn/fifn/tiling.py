@@ -103,15 +103,19 @@ def tiles(height: int, width: int, core: int, margin: int) -> Iterator[Tile]:
             )
 
 
-def core_side(arch: Arch, budget_bytes: int) -> int:
-    """The largest core side whose window fits ``budget_bytes``; ValueError when not even the smallest does."""
-    grid, margin = _grid(arch), halo(arch)
-    window = math.isqrt(budget_bytes // bytes_per_pixel(arch))
-    side = (window - 2 * margin) // grid * grid
+def fitting_core(budget_bytes: int, *, grid: int, margin: int, per_pixel: int) -> int:
+    """The largest core side (a multiple of ``grid``) whose window, the core plus ``margin`` on each side at
+    ``per_pixel`` bytes a pixel, fits ``budget_bytes``; ValueError when not even the smallest does."""
+    side = (math.isqrt(budget_bytes // per_pixel) - 2 * margin) // grid * grid
     if side < grid:
-        need = (grid + 2 * margin) ** 2 * bytes_per_pixel(arch)
+        need = (grid + 2 * margin) ** 2 * per_pixel
         raise ValueError(f"a memory budget of {budget_bytes:,} bytes is too small: one tile needs {need:,}")
     return side
+
+
+def core_side(arch: Arch, budget_bytes: int) -> int:
+    """The largest core side whose window fits ``budget_bytes`` (:func:`fitting_core`)."""
+    return fitting_core(budget_bytes, grid=_grid(arch), margin=halo(arch), per_pixel=bytes_per_pixel(arch))
 
 
 @dataclass(frozen=True)

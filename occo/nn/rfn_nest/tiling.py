@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from occo.config import Arch
-from occo.nn.fifn.tiling import tiles
+from occo.nn.fifn.tiling import fitting_core, tiles
 from occo.nn.rfn_nest.model import STEM, RFNNest, cell_names, nest_infer
 
 NEST_MAPS_PER_CHANNEL = 2.0
@@ -56,13 +56,9 @@ def nest_halo(arch: Arch) -> int:
 
 
 def nest_core_side(arch: Arch, budget_bytes: int) -> int:
-    """The largest core side whose window fits ``budget_bytes``; ValueError when not even the smallest does."""
-    grid, margin, per_pixel = 2 ** (len(arch.nest_widths) - 1), nest_halo(arch), nest_bytes_per_pixel(arch)
-    side = (math.isqrt(budget_bytes // per_pixel) - 2 * margin) // grid * grid
-    if side < grid:
-        need = (grid + 2 * margin) ** 2 * per_pixel
-        raise ValueError(f"a memory budget of {budget_bytes:,} bytes is too small: one tile needs {need:,}")
-    return side
+    """The largest core side whose window fits ``budget_bytes`` (:func:`~occo.nn.fifn.tiling.fitting_core`)."""
+    grid = 2 ** (len(arch.nest_widths) - 1)
+    return fitting_core(budget_bytes, grid=grid, margin=nest_halo(arch), per_pixel=nest_bytes_per_pixel(arch))
 
 
 def nest_raw_tiled(model: RFNNest, *, ir: Tensor, vi: Tensor, core: int, device: torch.device) -> Tensor:
