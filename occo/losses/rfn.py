@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim
 from torch import Tensor, nn
 
+from occo.losses.finite import NonFiniteLossError, non_finite
 from occo.losses.pixel import gaussian_window
 
 GREY = 255.0
@@ -184,9 +185,11 @@ class AutoencoderLoss(nn.Module):
         with torch.autocast(device_type=output.device.type, enabled=False):
             out, target = output.float(), image.float() * GREY
             l_pixel, similarity = self.form.distance(out, target), self.form.similarity(out, target)
-        total = autoencoder_loss(l_pixel, similarity, self.lam)
-        return {
+        terms = {
             "autoencoder_pixel": l_pixel,
             "autoencoder_ssim": self.lam * (1 - similarity),
-            "autoencoder_total": total,
+            "autoencoder_total": autoencoder_loss(l_pixel, similarity, self.lam),
         }
+        if not bool(torch.isfinite(terms["autoencoder_total"])):
+            raise NonFiniteLossError(f"non-finite loss terms: {', '.join(non_finite(terms))}")
+        return terms

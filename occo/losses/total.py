@@ -23,15 +23,12 @@ from torch import nn
 
 from occo.config import Params
 from occo.losses.contrastive import ContextualContrastiveLoss, get_feature_space
+from occo.losses.finite import NonFiniteLossError, non_finite
 from occo.losses.masked import MaskedIntensityLoss
 from occo.losses.pixel import PixelLoss, pixel_loss, ssim_loss, texture_loss
 from occo.losses.rfn import RFNLoss
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """An input or a loss term holds NaN or ±inf; the message names which."""
 
 
 def total_loss(l_pixel: torch.Tensor, l_contrast: torch.Tensor, omega6: float) -> torch.Tensor:
@@ -45,12 +42,6 @@ def model4_total_loss(
     """Model-4 (§4.4.1): Eq. 19-20 with Eq. 21 in place of L_int and L_CCL,
     ``L_total = L_ssim + ω4 L_abl + ω5 L_texture``."""
     return pixel_loss(l_ssim, l_abl, l_texture, omega4, omega5)
-
-
-def _non_finite(named: Mapping[str, torch.Tensor]) -> list[str]:
-    """Names whose tensor holds NaN/inf, with a single device-to-host transfer."""
-    flags = torch.stack([torch.isfinite(t).all() for t in named.values()]).cpu().tolist()
-    return [name for name, ok in zip(named, flags) if not ok]
 
 
 class OCCOLoss(nn.Module):
@@ -101,7 +92,7 @@ class OCCOLoss(nn.Module):
         self, fused: torch.Tensor, *, ir: torch.Tensor, vi: torch.Tensor, ir_mask: torch.Tensor, vi_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         inputs = {"fused": fused, "vi": vi, "ir": ir, "ir_mask": ir_mask, "vi_mask": vi_mask}
-        if bad := _non_finite(inputs):
+        if bad := non_finite(inputs):
             raise NonFiniteLossError(f"NaN or inf in loss inputs: {', '.join(bad)}")
         if self.masked is not None:  # Model-4
             compat = self.pixel.compat
@@ -118,7 +109,7 @@ class OCCOLoss(nn.Module):
             terms.update(self.contrast(fused, ir=ir, vi=vi, ir_mask=ir_mask, vi_mask=vi_mask))
             terms["total"] = total_loss(terms["pixel"], terms["contrast"], self.omega6)
         if not bool(torch.isfinite(terms["total"])):
-            raise NonFiniteLossError(f"non-finite loss terms: {', '.join(_non_finite(terms))}")
+            raise NonFiniteLossError(f"non-finite loss terms: {', '.join(non_finite(terms))}")
         return terms
 
     def extra_repr(self) -> str:
@@ -206,7 +197,7 @@ class TotalLoss(nn.Module):
         if len(names) == 1 and LOSS_TERMS[names[0]].value == "total" and self.weights[names[0]] == 1.0:
             spec = LOSS_TERMS[names[0]]
             return self.terms[names[0]](fused, **{k: inputs[k] for k in spec.inputs})
-        if bad := _non_finite({"fused": fused, **{k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)}}):
+        if bad := non_finite({"fused": fused, **{k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)}}):
             raise NonFiniteLossError(f"NaN or inf in loss inputs: {', '.join(bad)}")
         out: dict[str, torch.Tensor] = {}
         total = None
@@ -217,7 +208,7 @@ class TotalLoss(nn.Module):
             total = weighted if total is None else total + weighted
         out["total"] = total
         if not bool(torch.isfinite(total)):
-            raise NonFiniteLossError(f"non-finite loss terms: {', '.join(_non_finite(out))}")
+            raise NonFiniteLossError(f"non-finite loss terms: {', '.join(non_finite(out))}")
         return out
 
     def extra_repr(self) -> str:

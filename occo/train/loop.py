@@ -545,10 +545,6 @@ def autoencoder_step(run: TrainingRun, batch: Tensor) -> dict[str, Tensor] | Non
     try:
         with run.autocast():
             run.terms = run.autoencoder_loss(run.forward(images).float(), images)
-        if not bool(torch.isfinite(run.terms["autoencoder_total"])):
-            raise NonFiniteLossError(
-                "non-finite auto-encoder loss: " + ", ".join(f"{k}={float(v):.4g}" for k, v in run.terms.items())
-            )
     except NonFiniteLossError as err:
         skip_batch(run, err)
         return None

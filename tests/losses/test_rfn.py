@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from occo.losses.finite import NonFiniteLossError
 from occo.losses.rfn import (
     MS_SSIM_WEIGHTS,
     AutoencoderLoss,
@@ -93,3 +94,11 @@ def test_autoencoder_loss_pixel_plus_lambda_ssim_on_the_grey_scale():
     off = AutoencoderLoss(lam=100.0)(image * 255 + 10, image)
     assert off["autoencoder_pixel"].item() == pytest.approx(100.0, rel=1e-4)  # (10 grey levels)^2
     torch.testing.assert_close(off["autoencoder_total"], off["autoencoder_pixel"] + off["autoencoder_ssim"])
+
+
+def test_a_non_finite_autoencoder_loss_raises_naming_its_terms():
+    image = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(2))
+    output = image * 255
+    output[0, 0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="non-finite loss terms: autoencoder_pixel, .*autoencoder_total"):
+        AutoencoderLoss(lam=100.0)(output, image)
