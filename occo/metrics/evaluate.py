@@ -245,6 +245,22 @@ def rows_to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     return out.getvalue()
 
 
+def parse_rows(text: str) -> list[ScoreRow]:
+    """Rows of :func:`rows_to_csv`'s CSV text (metric values as floats, empty as NaN), exactly as written;
+    DataError naming the columns it lacks."""
+    reader = csv.DictReader(io.StringIO(text))
+    if missing := [c for c in ("method", "id", *METRICS) if c not in (reader.fieldnames or ())]:
+        raise DataError(f"missing columns {', '.join(missing)}")
+    return [
+        {
+            "method": record["method"],
+            "id": record["id"],
+            **{m: float(record[m]) if record[m] else math.nan for m in METRICS},
+        }
+        for record in reader
+    ]
+
+
 def summarise(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float | None]]:
     """Mean of every metric per method, plus ``n`` (images scored), in the rows' method order.
 

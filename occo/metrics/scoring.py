@@ -10,19 +10,15 @@ method in a table compared on the same images: ``occo.metrics.evaluate.fair_tabl
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-import math
 from pathlib import Path
 
 from occo.config import Evaluate
 from occo.data.io import DataError, write_text_atomic
 from occo.data.names import check_name
 from occo.data.pairs import Pair, find_pairs
-from occo.metrics.evaluate import ScoreRow, fair_tables, rows_to_csv, score_pairs, summarise
-from occo.metrics.suite import METRICS
+from occo.metrics.evaluate import ScoreRow, fair_tables, parse_rows, rows_to_csv, score_pairs, summarise
 from occo.pipeline.shard import WHOLE, Shard, ShardedStage, fragment_path, read_fragments, remove_fragments
 from occo.pipeline.sources import FUSED, OURS, PUBLISHED, REFERENCE, method_folders
 
@@ -108,18 +104,6 @@ def run_evaluate_reference(cfg: Evaluate, root: Path) -> None:
     """Score the baselines and the published methods of every dataset into reference/fusion/ (one process)."""
     score_reference(cfg, root)
     merge_reference(cfg, root)
-
-
-def parse_rows(text: str) -> list[dict[str, object]]:
-    """Rows of :func:`rows_to_csv`'s CSV text (metric values as floats, empty as NaN), exactly as written."""
-    return [
-        {
-            "method": record["method"],
-            "id": record["id"],
-            **{m: float(record[m]) if record[m] else math.nan for m in METRICS},
-        }
-        for record in csv.DictReader(io.StringIO(text))
-    ]
 
 
 def reference_rows(root: Path, dataset: str) -> list[dict[str, object]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from occo.data.io import DataError
+from occo.metrics.evaluate import parse_rows
 from occo.metrics.suite import METRICS
 
 FUSION_DIR = Path("metrics/fusion")
@@ -78,12 +79,9 @@ def collect_fusion_rows(root: Path) -> dict[str, list[dict]]:
     found = {}
     for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
         try:
-            frame = pd.read_csv(path, dtype={"method": str, "id": str})
+            found[path.stem] = parse_rows(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise DataError(f"cannot read per-image scores {path}: {err}") from None
-        if missing := [c for c in ("method", "id", *METRICS) if c not in frame.columns]:
-            raise DataError(f"{path}: missing columns {', '.join(missing)}")
-        found[path.stem] = frame.to_dict("records")
     return found
 
 
