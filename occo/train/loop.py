@@ -291,8 +291,7 @@ def run_training(cfg: Params, root: Path, max_steps: int | None, dev: torch.devi
         window = TermMeans()  # a term skipped at some steps is averaged over the others
         bar = progress_bar(run, loader)
         for batch in bar:
-            if run.stage_at(run.step) != run.stage:
-                use_stage(run, run.stage_at(run.step))
+            follow_stage(run)
             if (terms := train_step(run, batch)) is not None:
                 window.add(terms)
             run.step += 1
@@ -372,7 +371,7 @@ def set_up(cfg: Params, root: Path, max_steps: int | None, dev: torch.device, wo
     )
     if ae_steps:  # RFN-Nest's auto-encoder stage comes first
         run.autoencoder_loss = AutoencoderLoss(lam=cfg.loss.autoencoder_lambda, form=cfg.loss.rfn_form).to(dev)
-        use_stage(run, "autoencoder")
+        follow_stage(run)
     if world.main:
         for path in (run.checkpoint, run.final):
             remove_stale_temps(path)
@@ -396,11 +395,17 @@ def resume_from_checkpoint(run: TrainingRun) -> dict[str, Any] | None:
     if state is not None:
         run.model.load_state_dict(state["state_dict"])
         run.step = run.saved_step = state["step"]
-        if run.stage_at(run.step) != run.stage:
-            use_stage(run, run.stage_at(run.step))
+        follow_stage(run)
         if state.get("stage", "fusion") == run.stage:  # at a stage's first step, its optimiser starts afresh
             run.optimizer.load_state_dict(state["optimizer"])
     return state
+
+
+def follow_stage(run: TrainingRun) -> None:
+    """Switch to the stage the current step belongs to (:meth:`TrainingRun.stage_at`) when it is not the one
+    being trained."""
+    if run.stage_at(run.step) != run.stage:
+        use_stage(run, run.stage_at(run.step))
 
 
 def use_stage(run: TrainingRun, stage: str) -> None:
